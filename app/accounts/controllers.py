@@ -1,0 +1,109 @@
+"""Login, the current staff member, platform administration and operator staff."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar import Controller, get, post
+from litestar.params import Body
+
+from app.accounts import services
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, STAFF_DEPENDENCIES
+from app.accounts.schemas import (
+    LoginIn,
+    OperatorPrincipal,
+    Principal,
+    StaffCreate,
+    StaffOut,
+    TokenOut,
+)
+from app.accounts.tables import StaffRole
+from app.catalogue.schemas import OperatorCreate, OperatorOut
+from app.catalogue.services import operators
+from app.core.errors import Forbidden, InvalidInput, NotFound, problem_responses
+from app.core.i18n import _
+from app.core.pagination import Page, PageParams
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    tags = ["Staff login"]
+
+    @post(
+        "/login",
+        summary="Log in as staff",
+        description="Exchange a staff email and password for a bearer token (JWT).",
+        responses=problem_responses(400, 401),
+        status_code=200,
+    )
+    async def login(self, data: LoginIn) -> TokenOut:
+        return await services.login(data.email, data.password)
+
+    @get(
+        "/me",
+        summary="The logged-in staff member",
+        dependencies=STAFF_DEPENDENCIES,
+        security=BEARER_SECURITY,
+        responses=problem_responses(401),
+    )
+    async def me(self, principal: Principal) -> StaffOut:
+        return await services.get_staff(principal.staff_id)
+
+
+class PlatformAdminController(Controller):
+    path = "/api/v1/admin"
+    tags = ["Platform administration"]
+    dependencies = STAFF_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @post(
+        "/operators",
+        summary="Create an operator",
+        responses=problem_responses(400, 401, 403, 409),
+    )
+    async def create_operator(self, principal: Principal, data: OperatorCreate) -> OperatorOut:
+        return await operators.create_operator_as(principal, data)
+
+    @get("/operators", summary="List operators", responses=problem_responses(400, 401, 403))
+    async def list_operators(
+        self, principal: Principal, page_params: PageParams
+    ) -> Page[OperatorOut]:
+        return await operators.list_operators(principal, page_params)
+
+    @post(
+        "/operators/{operator_id:uuid}/staff",
+        summary="Create a staff account for an operator",
+        description="Platform admins create an operator's first admin this way.",
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def create_operator_staff(
+        self, principal: Principal, operator_id: UUID, data: StaffCreate = Body()
+    ) -> StaffOut:
+        services.require_platform_admin(principal)
+        if data.role == StaffRole.platform_admin:
+            raise InvalidInput("role", _("Operator staff cannot be platform admins."))
+        if not await operators.operator_exists(operator_id):
+            raise NotFound(_("Operator not found."), code="operator_not_found")
+        return await services.create_staff(data, operator_id)
+
+
+class OperatorStaffController(Controller):
+    path = "/api/v1/operator/staff"
+    tags = ["Operator: staff"]
+    dependencies = OPERATOR_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @get("/", summary="List my operator's staff", responses=problem_responses(401, 403))
+    async def list_staff(self, operator: OperatorPrincipal) -> list[StaffOut]:
+        return await services.list_staff(operator.operator_id)
+
+    @post(
+        "/",
+        summary="Add a staff member to my operator",
+        responses=problem_responses(400, 401, 403, 409),
+    )
+    async def create_staff(self, operator: OperatorPrincipal, data: StaffCreate) -> StaffOut:
+        services.require_operator_admin(operator)
+        if data.role == StaffRole.platform_admin:
+            raise Forbidden(_("Operator staff cannot be platform admins."), code="forbidden_role")
+        return await services.create_staff(data, operator.operator_id)

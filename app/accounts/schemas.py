@@ -1,0 +1,70 @@
+"""Login and staff structures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from app.accounts.tables import StaffRole
+from app.core.schemas import Email
+
+Password = Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
+
+
+class LoginIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class TokenOut(msgspec.Struct, kw_only=True):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class StaffCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    email: Email
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+    password: Password
+    role: StaffRole = StaffRole.operator_staff
+
+
+class StaffOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    email: str
+    name: str
+    role: StaffRole
+    operator_id: UUID | None
+    is_active: bool
+    created_at: datetime
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """Who is calling: a staff member, their role and (for operator staff) their operator."""
+
+    staff_id: UUID
+    role: StaffRole
+    operator_id: UUID | None
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == StaffRole.platform_admin
+
+    @property
+    def is_operator_admin(self) -> bool:
+        return self.role == StaffRole.operator_admin
+
+
+class OperatorPrincipal(msgspec.Struct, frozen=True, kw_only=True):
+    """A staff member acting for their operator; every catalogue query is scoped by it."""
+
+    staff_id: UUID
+    role: StaffRole
+    operator_id: UUID
+
+    @property
+    def can_edit(self) -> bool:
+        return self.role == StaffRole.operator_admin

@@ -1,0 +1,111 @@
+"""create_app(): the one place where the Litestar application is assembled."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+from app.accounts.controllers import (
+    AuthController,
+    OperatorStaffController,
+    PlatformAdminController,
+)
+from app.catalogue.controllers import (
+    OperatorDepartureController,
+    OperatorProfileController,
+    OperatorRouteController,
+    OperatorVehicleController,
+    PublicDepartureController,
+    PublicRouteController,
+)
+from app.core import database
+from app.core.errors import EXCEPTION_HANDLERS
+from app.core.locale_middleware import LocaleMiddleware
+from app.core.pagination import provide_page_params
+from app.core.settings import Settings, get_settings
+from app.system.controllers import SystemController
+
+ROUTE_HANDLERS: list[Any] = [
+    SystemController,
+    AuthController,
+    PlatformAdminController,
+    OperatorStaffController,
+    OperatorProfileController,
+    OperatorRouteController,
+    OperatorVehicleController,
+    OperatorDepartureController,
+    PublicRouteController,
+    PublicDepartureController,
+]
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Tourline API",
+        version="1.0.0",
+        description=(
+            "Book seats and berths on themed tourist trains and leisure bus lines. "
+            "Errors are RFC 9457 problem details (application/problem+json) with a stable "
+            "`code`. Send `Accept-Language: zh-CN` or `en` (or `?lang=`) to choose the language."
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="Staff token from POST /api/v1/auth/login",
+                )
+            }
+        ),
+        tags=[
+            Tag(name="Public: routes", description="Themed lines tourists can browse"),
+            Tag(name="Public: departures", description="Dated runs, fares and seat maps"),
+            Tag(name="Staff login"),
+            Tag(name="Operator: routes", description="Publish themed lines"),
+            Tag(name="Operator: vehicles and seat maps"),
+            Tag(name="Operator: departures"),
+            Tag(name="Operator: profile"),
+            Tag(name="Operator: staff"),
+            Tag(name="Platform administration"),
+            Tag(name="System"),
+        ],
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    settings.check_production_safety()
+    logging.basicConfig(level=logging.INFO)
+
+    async def on_startup() -> None:
+        await database.open_database(settings)
+
+    async def on_shutdown() -> None:
+        await database.close_database()
+
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        dependencies={"page_params": Provide(provide_page_params, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[on_startup],
+        on_shutdown=[on_shutdown],
+        openapi_config=_openapi_config(),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        if settings.cors_origins
+        else None,
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+    # Wrap the whole ASGI handler so that routing errors (404, 405) are localized as well.
+    app.asgi_handler = LocaleMiddleware(app.asgi_handler)
+    return app

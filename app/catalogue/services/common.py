@@ -1,0 +1,152 @@
+"""Lookups and conversions shared by the catalogue services."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+from uuid import UUID
+
+from app.accounts.schemas import OperatorPrincipal
+from app.catalogue.tables import Departure, Operator, Route, Vehicle
+from app.core import clock
+from app.core.errors import InvalidInput, NotFound
+from app.core.i18n import _
+
+Row = dict[str, Any]
+
+
+def as_dict(value: Any) -> dict[str, Any] | None:
+    """JSON columns come back decoded from Piccolo, or as text from raw SQL."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    return cast(dict[str, Any], value)
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value)
+    return cast(list[Any], value)
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """Timestamps from raw SQL are text on SQLite and datetimes on PostgreSQL."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    moment = cast(datetime, value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def local_day_range(
+    date_from: date | None, date_to: date | None, time_zone: str
+) -> tuple[datetime | None, datetime | None]:
+    """Inclusive local dates as a half-open UTC range [start of from, end of to)."""
+    if date_from and date_to and date_to < date_from:
+        raise InvalidInput(
+            "to", _("The end of the range must not be before its start."), source="query"
+        )
+    tz = clock.zone(time_zone)
+    start = datetime.combine(date_from, time(0), tzinfo=tz).astimezone(UTC) if date_from else None
+    end = (
+        datetime.combine(date_to + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+        if date_to
+        else None
+    )
+    return start, end
+
+
+def in_zone(moment: datetime, time_zone: str) -> datetime:
+    return moment.astimezone(clock.zone(time_zone))
+
+
+def parse_clock_time(value: str | None) -> time | None:
+    if value is None:
+        return None
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def format_clock_time(value: time | None) -> str | None:
+    return value.strftime("%H:%M") if value is not None else None
+
+
+def text_dict(value: Mapping[str, str] | None) -> dict[str, str] | None:
+    return dict(value) if value is not None else None
+
+
+def require_aware(field: str, moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidInput(
+            field, _("Give the time with its UTC offset, e.g. 2026-05-16T08:30:00+08:00.")
+        )
+    return clock.to_utc(moment)
+
+
+def require_time_zone(field: str, name: str) -> str:
+    if not clock.is_valid_time_zone(name):
+        raise InvalidInput(field, _("Unknown time zone; use an IANA name such as Asia/Shanghai."))
+    return name
+
+
+async def get_operator_row(operator_id: UUID) -> Row:
+    row = (
+        await Operator.select()
+        .where(Operator.id == operator_id)
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if row is None:
+        raise NotFound(_("Operator not found."), code="operator_not_found")
+    return cast(Row, row)
+
+
+async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> Row:
+    """The route if it belongs to the caller's operator; anything else is a 404."""
+    row = (
+        await Route.select()
+        .where((Route.id == route_id) & (Route.operator == principal.operator_id))
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if row is None:
+        raise NotFound(_("Route not found."), code="route_not_found")
+    return cast(Row, row)
+
+
+async def owned_vehicle(
+    principal: OperatorPrincipal, vehicle_id: UUID, field: str | None = None
+) -> Row:
+    row = (
+        await Vehicle.select()
+        .where((Vehicle.id == vehicle_id) & (Vehicle.operator == principal.operator_id))
+        .first()
+        .run()
+    )
+    if row is None:
+        if field:
+            raise InvalidInput(field, _("No such vehicle."), code="vehicle_not_found")
+        raise NotFound(_("Vehicle not found."), code="vehicle_not_found")
+    return cast(Row, row)
+
+
+async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> Row:
+    row = (
+        await Departure.select()
+        .where((Departure.id == departure_id) & (Departure.operator == principal.operator_id))
+        .first()
+        .run()
+    )
+    if row is None:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    return cast(Row, row)

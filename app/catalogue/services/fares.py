@@ -1,0 +1,163 @@
+"""Fares: a route's default prices, overridden per departure, always in the operator's currency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from app.accounts.schemas import OperatorPrincipal
+from app.accounts.services import require_operator_admin
+from app.catalogue.schemas import FareIn, FareOut, FaresIn
+from app.catalogue.services.common import get_operator_row, owned_departure, owned_route
+from app.catalogue.tables import DepartureFare, PassengerType, RouteFare
+from app.core.database import write_transaction
+from app.core.errors import InvalidInput
+from app.core.i18n import _
+from app.core.money import Money, PriceOut
+
+FareKey = tuple[str, str]
+
+
+def _check_fares(fares: Sequence[FareIn], currency: str) -> None:
+    seen: set[FareKey] = set()
+    for index, fare in enumerate(fares):
+        key = (fare.seat_class, fare.passenger_type.value)
+        if key in seen:
+            raise InvalidInput(
+                f"fares[{index}]", _("Each seat class and passenger type may have one fare.")
+            )
+        seen.add(key)
+        if fare.currency is not None and fare.currency != currency:
+            raise InvalidInput(
+                f"fares[{index}].currency",
+                _("Prices are in the operator's currency, {currency}.").format(currency=currency),
+            )
+
+
+async def route_fares(route_ids: list[UUID]) -> dict[UUID, dict[FareKey, Money]]:
+    fares: dict[UUID, dict[FareKey, Money]] = {route_id: {} for route_id in route_ids}
+    if not route_ids:
+        return fares
+    rows = await RouteFare.select().where(RouteFare.route.is_in(route_ids)).run()
+    for row in rows:
+        fares[row["route"]][(row["seat_class"], row["passenger_type"])] = Money(
+            amount=row["amount"], currency=row["currency"]
+        )
+    return fares
+
+
+async def departure_fares(departure_ids: list[UUID]) -> dict[UUID, dict[FareKey, Money]]:
+    fares: dict[UUID, dict[FareKey, Money]] = {d: {} for d in departure_ids}
+    if not departure_ids:
+        return fares
+    rows = await DepartureFare.select().where(DepartureFare.departure.is_in(departure_ids)).run()
+    for row in rows:
+        fares[row["departure"]][(row["seat_class"], row["passenger_type"])] = Money(
+            amount=row["amount"], currency=row["currency"]
+        )
+    return fares
+
+
+async def effective_fares(
+    departures: list[tuple[UUID, UUID]],
+) -> dict[UUID, dict[FareKey, tuple[Money, str]]]:
+    """Price of each (class, passenger type) per departure, with where it comes from.
+
+    `departures` are (departure_id, route_id) pairs.
+    """
+    by_route = await route_fares(sorted({route_id for _d, route_id in departures}))
+    by_departure = await departure_fares([departure_id for departure_id, _r in departures])
+    result: dict[UUID, dict[FareKey, tuple[Money, str]]] = {}
+    for departure_id, route_id in departures:
+        merged = {key: (money, "route") for key, money in by_route[route_id].items()}
+        merged.update(
+            {key: (money, "departure") for key, money in by_departure[departure_id].items()}
+        )
+        result[departure_id] = dict(sorted(merged.items()))
+    return result
+
+
+def lowest_adult_price(
+    fares: dict[FareKey, Money], classes: set[str] | None = None
+) -> Money | None:
+    adult = [
+        money
+        for (seat_class, passenger_type), money in fares.items()
+        if passenger_type == PassengerType.adult and (classes is None or seat_class in classes)
+    ]
+    return min(adult, key=lambda money: money.amount) if adult else None
+
+
+def _fare_outs(fares: dict[FareKey, tuple[Money, str]]) -> list[FareOut]:
+    return [
+        FareOut(
+            seat_class=seat_class,
+            passenger_type=PassengerType(passenger_type),
+            price=PriceOut.of(money),
+            source="departure" if source == "departure" else "route",
+        )
+        for (seat_class, passenger_type), (money, source) in fares.items()
+    ]
+
+
+async def get_route_fares(principal: OperatorPrincipal, route_id: UUID) -> list[FareOut]:
+    await owned_route(principal, route_id)
+    fares = (await route_fares([route_id]))[route_id]
+    return _fare_outs({key: (money, "route") for key, money in sorted(fares.items())})
+
+
+async def replace_route_fares(
+    principal: OperatorPrincipal, route_id: UUID, data: FaresIn
+) -> list[FareOut]:
+    require_operator_admin(principal)
+    currency = (await get_operator_row(principal.operator_id))["currency"]
+    _check_fares(data.fares, currency)
+    async with write_transaction():
+        await owned_route(principal, route_id)
+        await RouteFare.delete().where(RouteFare.route == route_id).run()
+        if data.fares:
+            await RouteFare.insert(
+                *[
+                    RouteFare(
+                        route=route_id,
+                        seat_class=fare.seat_class,
+                        passenger_type=fare.passenger_type.value,
+                        amount=fare.amount,
+                        currency=currency,
+                    )
+                    for fare in data.fares
+                ]
+            ).run()
+    return await get_route_fares(principal, route_id)
+
+
+async def get_departure_fares(principal: OperatorPrincipal, departure_id: UUID) -> list[FareOut]:
+    row = await owned_departure(principal, departure_id)
+    fares = await effective_fares([(departure_id, row["route"])])
+    return _fare_outs(fares[departure_id])
+
+
+async def replace_departure_fares(
+    principal: OperatorPrincipal, departure_id: UUID, data: FaresIn
+) -> list[FareOut]:
+    """Set this departure's own prices; classes it does not list keep the route's fares."""
+    require_operator_admin(principal)
+    currency = (await get_operator_row(principal.operator_id))["currency"]
+    _check_fares(data.fares, currency)
+    async with write_transaction():
+        await owned_departure(principal, departure_id)
+        await DepartureFare.delete().where(DepartureFare.departure == departure_id).run()
+        if data.fares:
+            await DepartureFare.insert(
+                *[
+                    DepartureFare(
+                        departure=departure_id,
+                        seat_class=fare.seat_class,
+                        passenger_type=fare.passenger_type.value,
+                        amount=fare.amount,
+                        currency=currency,
+                    )
+                    for fare in data.fares
+                ]
+            ).run()
+    return await get_departure_fares(principal, departure_id)

@@ -1,0 +1,204 @@
+"""Catalogue tables: operators, routes, itineraries, vehicles and seat maps, departures, fares.
+
+Translatable content is stored as JSON objects keyed by locale (`{"zh_Hans": ..., "en": ...}`).
+Composite unique keys (a theme once per route, a day number once per route, a seat label once
+per vehicle, one fare per class and passenger type, one block per seat and departure) are
+unique indexes created in migrations with plain SQL, which PostgreSQL and SQLite both accept.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import (
+    JSON,
+    UUID,
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Text,
+    Time,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class RouteKind(StrEnum):
+    train = "train"
+    bus = "bus"
+
+
+class RouteStatus(StrEnum):
+    draft = "draft"
+    published = "published"
+    archived = "archived"
+
+
+class DepartureStatus(StrEnum):
+    draft = "draft"
+    published = "published"
+    closed = "closed"
+    cancelled = "cancelled"
+    departed = "departed"
+
+
+class PassengerType(StrEnum):
+    adult = "adult"
+    child = "child"
+    senior = "senior"
+
+
+class StopKind(StrEnum):
+    boarding = "boarding"
+    pickup = "pickup"
+    dropoff = "dropoff"
+
+
+class Operator(Table):
+    id = UUID(primary_key=True)
+    slug = Varchar(length=64, unique=True)
+    name = JSON()
+    contact_email = Varchar(length=254)
+    contact_phone = Varchar(length=32)
+    currency = Varchar(length=3, default="CNY")
+    time_zone = Varchar(length=64, default="Asia/Shanghai")
+    default_locale = Varchar(length=16, default="zh_Hans")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Route(Table):
+    id = UUID(primary_key=True)
+    operator = ForeignKey(Operator, on_delete=OnDelete.restrict, null=False, index=True)
+    slug = Varchar(length=80, unique=True)
+    kind = Varchar(length=16, choices=RouteKind)
+    name = JSON()
+    description = JSON()
+    duration_days = Integer(default=1)
+    meeting_point = JSON(null=True, default=None)
+    cancellation_policy = JSON()
+    status = Varchar(length=16, choices=RouteStatus, default=RouteStatus.draft, index=True)
+    # Lower-cased names and descriptions in every language, for the public text search.
+    search_text = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class RouteTheme(Table):
+    id = UUID(primary_key=True)
+    route = ForeignKey(Route, on_delete=OnDelete.cascade, null=False, index=True)
+    theme = Varchar(length=32, index=True)
+
+
+class ItineraryDay(Table):
+    id = UUID(primary_key=True)
+    route = ForeignKey(Route, on_delete=OnDelete.cascade, null=False, index=True)
+    day_number = Integer()
+    title = JSON()
+    description = JSON(null=True, default=None)
+    night_on_train = Boolean(default=False)
+
+
+class ItineraryStop(Table):
+    id = UUID(primary_key=True)
+    day = ForeignKey(ItineraryDay, on_delete=OnDelete.cascade, null=False, index=True)
+    stop_order = Integer()
+    place = JSON()
+    # Local clock times on this itinerary day; None when the stop has no fixed time.
+    arrive_time = Time(null=True, default=None)
+    depart_time = Time(null=True, default=None)
+    activities = JSON()
+    coach_transfer = Boolean(default=False)
+    notes = JSON(null=True, default=None)
+
+
+class SeasonalOffer(Table):
+    id = UUID(primary_key=True)
+    route = ForeignKey(Route, on_delete=OnDelete.cascade, null=False, index=True)
+    name = JSON()
+    description = JSON(null=True, default=None)
+    # Months of the year (1-12) in which the offer is in season.
+    months = JSON()
+
+
+class Vehicle(Table):
+    id = UUID(primary_key=True)
+    operator = ForeignKey(Operator, on_delete=OnDelete.restrict, null=False, index=True)
+    kind = Varchar(length=16, choices=RouteKind)
+    name = Varchar(length=120)
+    code = Varchar(length=32, default="")
+    description = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Seat(Table):
+    id = UUID(primary_key=True)
+    vehicle = ForeignKey(Vehicle, on_delete=OnDelete.cascade, null=False, index=True)
+    label = Varchar(length=16)
+    seat_class = Varchar(length=32)
+    position = Varchar(length=16, null=True, default=None)
+    car = Integer(null=True, default=None)
+    compartment = Integer(null=True, default=None)
+    seat_row = Integer(null=True, default=None)
+    sort_key = Integer(default=0)
+    # Set when the seat is kept for crew, guides or medical staff on every departure.
+    blocked_reason = Varchar(length=32, null=True, default=None)
+
+
+class Departure(Table):
+    id = UUID(primary_key=True)
+    operator = ForeignKey(Operator, on_delete=OnDelete.restrict, null=False, index=True)
+    route = ForeignKey(Route, on_delete=OnDelete.restrict, null=False, index=True)
+    vehicle = ForeignKey(Vehicle, on_delete=OnDelete.restrict, null=True, default=None)
+    departs_at = Timestamptz(index=True)
+    returns_at = Timestamptz()
+    time_zone = Varchar(length=64)
+    sales_open_at = Timestamptz(null=True, default=None)
+    sales_close_at = Timestamptz(null=True, default=None)
+    status = Varchar(length=16, choices=DepartureStatus, default=DepartureStatus.draft, index=True)
+    notes = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class DepartureStop(Table):
+    id = UUID(primary_key=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    stop_order = Integer()
+    kind = Varchar(length=16, choices=StopKind, default=StopKind.pickup)
+    name = JSON()
+    address = JSON(null=True, default=None)
+    at = Timestamptz()
+
+
+class DepartureSeatBlock(Table):
+    """A seat kept off sale on one departure (e.g. this run's medical staff)."""
+
+    id = UUID(primary_key=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    seat = ForeignKey(Seat, on_delete=OnDelete.cascade, null=False)
+    reason = Varchar(length=32)
+
+
+class RouteFare(Table):
+    """The default price of a seat class and passenger type on every departure of a route."""
+
+    id = UUID(primary_key=True)
+    route = ForeignKey(Route, on_delete=OnDelete.cascade, null=False, index=True)
+    seat_class = Varchar(length=32)
+    passenger_type = Varchar(length=16, choices=PassengerType)
+    amount = Integer()
+    currency = Varchar(length=3)
+
+
+class DepartureFare(Table):
+    """A departure's own price, overriding the route's fare of the same class and type."""
+
+    id = UUID(primary_key=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    seat_class = Varchar(length=32)
+    passenger_type = Varchar(length=16, choices=PassengerType)
+    amount = Integer()
+    currency = Varchar(length=3)

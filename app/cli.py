@@ -1,0 +1,220 @@
+"""The `tourline` command: serve, migrate, demo data, bootstrap accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run one async job with the database open, then close it."""
+    from app.core import database
+    from app.core.settings import get_settings
+
+    async def job() -> T:
+        await database.open_database(get_settings())
+        try:
+            return await make()
+        finally:
+            await database.close_database()
+
+    return asyncio.run(job())
+
+
+@click.group()
+def main() -> None:
+    """Tourline: themed tourist trains and leisure bus lines."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from app.core.database import migrate as run_migrations
+
+    _run(lambda: run_migrations(quiet=False))
+    click.echo("migrations applied")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option("--demo", is_flag=True, help="Load the demo data before serving.")
+def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
+    """Migrate the database, then serve the API."""
+    import uvicorn
+
+    from app.core.database import migrate as run_migrations
+
+    _run(lambda: run_migrations(quiet=True))
+    if demo:
+        from app.demo.data import load_demo
+
+        click.echo(_run(load_demo).summary())
+    click.echo(f"Tourline on http://{host}:{port}  (API docs: http://{host}:{port}/schema)")
+    uvicorn.run(
+        "app.asgi:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        workers=None if reload else workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo operators, lines and departures (idempotent)."""
+    from app.core.database import migrate as run_migrations
+    from app.demo.data import load_demo
+
+    _run(lambda: run_migrations(quiet=True))
+    click.echo(_run(load_demo).summary())
+
+
+def _password(value: str | None) -> str:
+    if value:
+        return value
+    env = os.environ.get("TOURLINE_BOOTSTRAP_PASSWORD")
+    if env:
+        return env
+    if not sys.stdin.isatty():
+        raise click.UsageError("give --password or TOURLINE_BOOTSTRAP_PASSWORD")
+    return getpass.getpass("Password (10+ characters): ")
+
+
+@main.command("create-operator")
+@click.option("--slug", required=True)
+@click.option("--name-zh", required=True, help="Name in Chinese")
+@click.option("--name-en", required=True, help="Name in English")
+@click.option("--email", required=True, help="Contact email")
+@click.option("--phone", required=True, help="Contact phone")
+@click.option("--currency", default="CNY", show_default=True)
+@click.option("--time-zone", default="Asia/Shanghai", show_default=True)
+@click.option("--admin-email", help="Also create this operator's first admin")
+@click.option("--admin-name", default="Operator admin", show_default=True)
+@click.option("--admin-password", help="Password of that admin (or TOURLINE_BOOTSTRAP_PASSWORD)")
+def create_operator(
+    slug: str,
+    name_zh: str,
+    name_en: str,
+    email: str,
+    phone: str,
+    currency: str,
+    time_zone: str,
+    admin_email: str | None,
+    admin_name: str,
+    admin_password: str | None,
+) -> None:
+    """Create an operator (and optionally its first admin login)."""
+    from app.accounts.schemas import StaffCreate
+    from app.accounts.services import create_staff
+    from app.accounts.tables import StaffRole
+    from app.catalogue.schemas import OperatorCreate
+    from app.catalogue.services.operators import create_operator as create
+    from app.core.database import migrate as run_migrations
+
+    operator_data = _validated(
+        OperatorCreate,
+        {
+            "slug": slug,
+            "name": {"zh_Hans": name_zh, "en": name_en},
+            "contact_email": email,
+            "contact_phone": phone,
+            "currency": currency,
+            "time_zone": time_zone,
+        },
+    )
+    staff_data = None
+    if admin_email:
+        staff_data = _validated(
+            StaffCreate,
+            {
+                "email": admin_email,
+                "name": admin_name,
+                "password": _password(admin_password),
+                "role": StaffRole.operator_admin.value,
+            },
+        )
+
+    async def job() -> None:
+        await run_migrations(quiet=True)
+        operator = await create(operator_data)
+        click.echo(f"operator {operator.slug} created: {operator.id}")
+        if staff_data is not None:
+            staff = await create_staff(staff_data, operator.id)
+            click.echo(f"admin {staff.email} created")
+
+    _run_domain(job)
+
+
+@main.command("create-staff")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["platform_admin", "operator_admin", "operator_staff"]),
+    default="operator_staff",
+    show_default=True,
+)
+@click.option("--operator", "operator_slug", help="Operator slug (not for platform admins)")
+@click.option("--password", help="Password (or TOURLINE_BOOTSTRAP_PASSWORD, or prompted)")
+def create_staff_command(
+    email: str, name: str, role: str, operator_slug: str | None, password: str | None
+) -> None:
+    """Create a staff login: a platform admin, or an operator's admin or staff."""
+    from app.accounts.schemas import StaffCreate
+    from app.accounts.services import create_staff
+    from app.catalogue.services.operators import find_operator_id
+    from app.core.database import migrate as run_migrations
+
+    if (role == "platform_admin") == bool(operator_slug):
+        raise click.UsageError("platform admins take no --operator; operator staff need one")
+    data = _validated(
+        StaffCreate, {"email": email, "name": name, "password": _password(password), "role": role}
+    )
+
+    async def job() -> None:
+        await run_migrations(quiet=True)
+        operator_id = None
+        if operator_slug:
+            operator_id = await find_operator_id(operator_slug)
+            if operator_id is None:
+                raise click.UsageError(f"no operator with slug {operator_slug!r}")
+        staff = await create_staff(data, operator_id)
+        click.echo(f"{staff.role.value} {staff.email} created")
+
+    _run_domain(job)
+
+
+def _validated(kind: type[T], payload: dict[str, Any]) -> T:
+    import msgspec
+
+    try:
+        return msgspec.convert(payload, kind)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _run_domain(job: Callable[[], Awaitable[None]]) -> None:
+    from app.core.errors import DomainError
+
+    try:
+        _run(job)
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+
+
+if __name__ == "__main__":
+    main()

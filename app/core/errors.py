@@ -1,0 +1,284 @@
+"""Domain errors and their one translation into RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from app.core.i18n import _
+
+logger = logging.getLogger("tourline.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(msgspec.Struct, kw_only=True):
+    field: str
+    message: str
+    source: str = "body"
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details, plus a stable machine `code` and offending `errors`."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class DomainError(Exception):
+    """A failure the client can understand; `code` is stable, messages are translated."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        errors: Sequence[FieldError] | None = None,
+    ) -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.errors = list(errors) if errors else None
+
+    def title(self) -> str:
+        return _("The request could not be processed")
+
+
+class InvalidInput(DomainError):
+    status_code = 400
+    code = "validation_error"
+
+    def __init__(self, field: str, message: str, *, source: str = "body", code: str | None = None):
+        super().__init__(
+            message, code=code, errors=[FieldError(field=field, message=message, source=source)]
+        )
+
+    def title(self) -> str:
+        return _("Some fields are invalid")
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+    def title(self) -> str:
+        return _("Not found")
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+    def title(self) -> str:
+        return _("The request conflicts with the current state")
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+    def title(self) -> str:
+        return _("Authentication required")
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+    def title(self) -> str:
+        return _("You are not allowed to do this")
+
+
+def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[Problem]:
+    problem.instance = problem.instance or request.url.path
+    headers = {}
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return Response(
+        content=problem,
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
+    return problem_response(
+        request,
+        Problem(
+            title=exc.title(),
+            status=exc.status_code,
+            code=exc.code,
+            detail=exc.detail,
+            errors=exc.errors,
+        ),
+    )
+
+
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+_AT_PATH = re.compile(r"\s+- at `\$\.?([^`]*)`$")
+
+
+def _field_of(key: str, message: str) -> tuple[str, str]:
+    """Name the offending field as a client wrote it, e.g. `days[0].title` or `status`."""
+    path = key if key not in ("", "data", "body") else ""
+    at = _AT_PATH.search(message)
+    if at:
+        path = at.group(1)
+        message = message[: at.start()]
+    named = _NAMED_FIELD.search(message)
+    if named:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return (path or "body").removeprefix("$.").removeprefix("."), message
+
+
+def _field_errors(extra: Any) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if isinstance(extra, list):
+        for item in extra:
+            if isinstance(item, dict):
+                field, message = _field_of(str(item.get("key") or ""), str(item.get("message", "")))
+                errors.append(
+                    FieldError(
+                        field=field, message=message, source=str(item.get("source") or "body")
+                    )
+                )
+    return errors
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    status = exc.status_code
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+    if isinstance(exc, ValidationException):
+        errors = _field_errors(exc.extra)
+        if errors:
+            code, title = "validation_error", _("Some fields are invalid")
+            detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        else:
+            code, title = "malformed_request", _("The request body could not be read")
+            detail = _("Send a valid JSON document.")
+    elif isinstance(exc, NotFoundException):
+        code, title = "not_found", _("Not found")
+    elif isinstance(exc, MethodNotAllowedException):
+        code, title = "method_not_allowed", _("Method not allowed")
+    elif isinstance(exc, NotAuthorizedException):
+        code, title = "unauthorized", _("Authentication required")
+    elif isinstance(exc, PermissionDeniedException):
+        code, title = "forbidden", _("You are not allowed to do this")
+    elif status == 413:
+        code, title = "payload_too_large", _("The request body is too large")
+    elif status == 415:
+        code, title = "unsupported_media_type", _("Unsupported media type")
+    elif status == 429:
+        code, title = "rate_limited", _("Too many requests")
+    elif status == 400 and str(exc.detail).startswith("JSON is malformed"):
+        code, title = "malformed_json", _("The request body could not be read")
+        detail = _("Send a valid JSON document.")
+    elif 400 <= status < 500:
+        code, title = "bad_request", _("The request could not be processed")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+    else:
+        logger.error("HTTP %s at %s: %s", status, request.url.path, exc.detail)
+        code, title = "internal_error", _("Something went wrong on our side")
+    response = problem_response(
+        request, Problem(title=title, status=status, code=code, detail=detail, errors=errors)
+    )
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # Never leak a stack trace or SQL: log it, answer a generic problem.
+    logger.exception("unhandled error at %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        Problem(
+            title=_("Something went wrong on our side"),
+            status=HTTP_500_INTERNAL_SERVER_ERROR,
+            code="internal_error",
+        ),
+    )
+
+
+def handle_integrity_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # A unique or foreign key constraint caught a race the service's own checks missed.
+    logger.warning("integrity error at %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        request,
+        Problem(
+            title=_("The request conflicts with the current state"),
+            status=409,
+            code="conflict",
+            detail=_("Someone changed the same data at the same moment; reload and try again."),
+        ),
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DomainError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    sqlite3.IntegrityError: handle_integrity_error,
+    asyncpg.exceptions.IntegrityConstraintViolationError: handle_integrity_error,
+    Exception: handle_unexpected_error,
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem responses an endpoint can give."""
+    descriptions = {
+        400: "Invalid input: the problem names the offending fields",
+        401: "Missing or invalid credentials",
+        403: "The principal's role does not allow this",
+        404: "Not found (or not yours)",
+        409: "Conflicts with the current state",
+        413: "Request body too large",
+    }
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=descriptions.get(status, "Problem"),
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
+        for status in statuses
+    }
+
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "Conflict",
+    "DomainError",
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "Problem",
+    "Unauthorized",
+]

@@ -1,0 +1,54 @@
+"""Page-number pagination with a capped page size."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+import msgspec
+from litestar.params import Parameter
+
+from app.core.errors import InvalidInput
+from app.core.i18n import _
+from app.core.settings import get_settings
+
+T = TypeVar("T")
+
+
+class PageParams(msgspec.Struct, frozen=True):
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(msgspec.Struct, Generic[T], kw_only=True):
+    items: list[T]
+    page: int
+    page_size: int
+    total: int
+
+
+def page_of(items: list[T], params: PageParams, total: int) -> Page[T]:
+    return Page(items=items, page=params.page, page_size=params.page_size, total=total)
+
+
+def provide_page_params(
+    page: Annotated[int, Parameter(query="page", description="Page number, from 1")] = 1,
+    page_size: Annotated[
+        int | None, Parameter(query="page_size", description="Items per page (capped)")
+    ] = None,
+) -> PageParams:
+    settings = get_settings()
+    if page < 1:
+        raise InvalidInput("page", _("Must be 1 or more."), source="query")
+    size = settings.default_page_size if page_size is None else page_size
+    if size < 1 or size > settings.max_page_size:
+        raise InvalidInput(
+            "page_size",
+            _("Must be between 1 and {maximum}.").format(maximum=settings.max_page_size),
+            source="query",
+            code="page_size_too_large" if size > settings.max_page_size else None,
+        )
+    return PageParams(page=page, page_size=size)

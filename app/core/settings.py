@@ -1,0 +1,134 @@
+"""Settings: one typed object read from the environment, with documented defaults.
+
+Every variable is listed in README.md. Secrets have development defaults only; with
+`TOURLINE_ENV=production` the service refuses to start while any of them is left at its
+development value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me-0123456789"
+
+
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _default_sqlite_url() -> str:
+    return f"sqlite:///{PROJECT_ROOT / 'var' / 'tourline.sqlite3'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # `development` or `production`; production refuses development secrets.
+    environment: str = "development"
+    # `sqlite:///path/to/file` (default: ./var/tourline.sqlite3) or `postgresql://...`.
+    database_url: str = field(default_factory=_default_sqlite_url)
+    # PostgreSQL connection pool bounds (ignored for SQLite).
+    database_pool_min: int = 1
+    database_pool_max: int = 10
+    # `redis://host:port/db`; empty means no Redis (the embedded default).
+    redis_url: str = ""
+    # Signs staff JWTs.
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    # Lifetime of a staff login token.
+    token_ttl_minutes: int = 12 * 60
+    # Largest request body accepted, in bytes; larger bodies get 413.
+    max_body_bytes: int = 1_000_000
+    # Largest page size a list endpoint accepts; larger values get 400.
+    max_page_size: int = 100
+    default_page_size: int = 20
+    # Locale used when the reader asks for none we have.
+    default_locale: str = "zh_Hans"
+    # Time zone of date filters that span operators (e.g. the public route search).
+    time_zone: str = "Asia/Shanghai"
+    # Origins allowed to call the API from a browser.
+    cors_origins: tuple[str, ...] = ()
+    # Log SQL statements (development aid).
+    log_sql: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        if self.uses_postgres:
+            raise ValueError("sqlite_path is only defined for SQLite database URLs")
+        raw = self.database_url.removeprefix("sqlite:///")
+        return Path(raw)
+
+    def check_production_safety(self) -> None:
+        """Refuse to run in production with development secrets or the embedded database."""
+        if not self.is_production:
+            return
+        problems = []
+        if self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("TOURLINE_SECRET_KEY must be set to a random value of 32+ characters")
+        if not self.uses_postgres:
+            problems.append("DATABASE_URL must point at PostgreSQL in production")
+        if problems:
+            raise RuntimeError("refusing to start in production: " + "; ".join(problems))
+
+
+def load_settings() -> Settings:
+    defaults = Settings()
+    database_url = _env_str("DATABASE_URL", "") or defaults.database_url
+    if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
+    return Settings(
+        environment=_env_str("TOURLINE_ENV", defaults.environment),
+        database_url=database_url,
+        database_pool_min=_env_int("DATABASE_POOL_MIN", defaults.database_pool_min),
+        database_pool_max=_env_int("DATABASE_POOL_MAX", defaults.database_pool_max),
+        redis_url=_env_str("REDIS_URL", defaults.redis_url),
+        secret_key=_env_str("TOURLINE_SECRET_KEY", defaults.secret_key),
+        token_ttl_minutes=_env_int("TOURLINE_TOKEN_TTL_MINUTES", defaults.token_ttl_minutes),
+        max_body_bytes=_env_int("TOURLINE_MAX_BODY_BYTES", defaults.max_body_bytes),
+        max_page_size=_env_int("TOURLINE_MAX_PAGE_SIZE", defaults.max_page_size),
+        default_page_size=_env_int("TOURLINE_DEFAULT_PAGE_SIZE", defaults.default_page_size),
+        default_locale=_env_str("TOURLINE_DEFAULT_LOCALE", defaults.default_locale),
+        time_zone=_env_str("TOURLINE_TIME_ZONE", defaults.time_zone),
+        cors_origins=_env_list("TOURLINE_CORS_ORIGINS", defaults.cors_origins),
+        log_sql=_env_bool("TOURLINE_LOG_SQL", defaults.log_sql),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

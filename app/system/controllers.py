@@ -1,0 +1,63 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from litestar import Controller, Response, get
+
+from app.core import database
+from app.core.settings import get_settings
+
+
+class HealthOut(msgspec.Struct, kw_only=True):
+    status: Literal["ok"]
+
+
+class ReadyOut(msgspec.Struct, kw_only=True):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]
+
+
+class SystemController(Controller):
+    tags = ["System"]
+    include_in_schema = True
+
+    @get("/health", summary="The process is alive")
+    async def health(self) -> HealthOut:
+        return HealthOut(status="ok")
+
+    @get(
+        "/ready",
+        summary="The service can serve requests",
+        description="Checks the database, and Redis when one is configured; 503 when one fails.",
+    )
+    async def ready(self) -> Response[ReadyOut]:
+        checks: dict[str, str] = {}
+        try:
+            await database.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        redis_url = get_settings().redis_url
+        if redis_url:
+            checks["redis"] = await _check_redis(redis_url)
+        ready = all(value == "ok" for value in checks.values())
+        return Response(
+            ReadyOut(status="ready" if ready else "unavailable", checks=checks),
+            status_code=200 if ready else 503,
+        )
+
+
+async def _check_redis(url: str) -> str:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+        return "ok"
+    except Exception as exc:  # any failure means not ready
+        return f"unavailable: {type(exc).__name__}"
+    finally:
+        await client.aclose()
