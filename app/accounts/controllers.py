@@ -5,7 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, get, post
-from litestar.params import Body
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from app.accounts import services
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, STAFF_DEPENDENCIES
@@ -36,7 +37,7 @@ class AuthController(Controller):
         responses=problem_responses(400, 401),
         status_code=200,
     )
-    async def login(self, data: LoginIn) -> TokenOut:
+    async def login(self, data: JSONBody[LoginIn]) -> TokenOut:
         return await services.login(data.email, data.password)
 
     @get(
@@ -46,7 +47,7 @@ class AuthController(Controller):
         security=BEARER_SECURITY,
         responses=problem_responses(401),
     )
-    async def me(self, principal: Principal) -> StaffOut:
+    async def me(self, principal: NamedDependency[Principal]) -> StaffOut:
         return await services.get_staff(principal.staff_id)
 
 
@@ -61,12 +62,14 @@ class PlatformAdminController(Controller):
         summary="Create an operator",
         responses=problem_responses(400, 401, 403, 409),
     )
-    async def create_operator(self, principal: Principal, data: OperatorCreate) -> OperatorOut:
+    async def create_operator(
+        self, principal: NamedDependency[Principal], data: JSONBody[OperatorCreate]
+    ) -> OperatorOut:
         return await operators.create_operator_as(principal, data)
 
     @get("/operators", summary="List operators", responses=problem_responses(400, 401, 403))
     async def list_operators(
-        self, principal: Principal, page_params: PageParams
+        self, principal: NamedDependency[Principal], page_params: NamedDependency[PageParams]
     ) -> Page[OperatorOut]:
         return await operators.list_operators(principal, page_params)
 
@@ -77,7 +80,10 @@ class PlatformAdminController(Controller):
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def create_operator_staff(
-        self, principal: Principal, operator_id: UUID, data: StaffCreate = Body()
+        self,
+        principal: NamedDependency[Principal],
+        operator_id: FromPath[UUID],
+        data: JSONBody[StaffCreate],
     ) -> StaffOut:
         services.require_platform_admin(principal)
         if data.role == StaffRole.platform_admin:
@@ -94,7 +100,7 @@ class OperatorStaffController(Controller):
     security = BEARER_SECURITY
 
     @get("/", summary="List my operator's staff", responses=problem_responses(401, 403))
-    async def list_staff(self, operator: OperatorPrincipal) -> list[StaffOut]:
+    async def list_staff(self, operator: NamedDependency[OperatorPrincipal]) -> list[StaffOut]:
         return await services.list_staff(operator.operator_id)
 
     @post(
@@ -102,7 +108,9 @@ class OperatorStaffController(Controller):
         summary="Add a staff member to my operator",
         responses=problem_responses(400, 401, 403, 409),
     )
-    async def create_staff(self, operator: OperatorPrincipal, data: StaffCreate) -> StaffOut:
+    async def create_staff(
+        self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[StaffCreate]
+    ) -> StaffOut:
         services.require_operator_admin(operator)
         if data.role == StaffRole.platform_admin:
             raise Forbidden(_("Operator staff cannot be platform admins."), code="forbidden_role")

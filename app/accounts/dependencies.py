@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from app.accounts.schemas import OperatorPrincipal, Principal
 from app.accounts.services import as_operator_principal, principal_from_token
@@ -25,7 +25,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return await principal_from_token(token.strip())
 
 
-async def provide_operator_principal(principal: Principal) -> OperatorPrincipal:
+async def provide_operator_principal(principal: NamedDependency[Principal]) -> OperatorPrincipal:
     return as_operator_principal(principal)
 
 

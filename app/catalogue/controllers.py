@@ -7,7 +7,8 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
@@ -50,12 +51,12 @@ from app.core.errors import problem_responses
 from app.core.pagination import Page, PageParams
 
 DateFrom = Annotated[
-    date | None, Parameter(query="from", description="First local date, inclusive (YYYY-MM-DD)")
+    date | None, QueryParameter(name="from", description="First local date, inclusive (YYYY-MM-DD)")
 ]
 DateTo = Annotated[
-    date | None, Parameter(query="to", description="Last local date, inclusive (YYYY-MM-DD)")
+    date | None, QueryParameter(name="to", description="Last local date, inclusive (YYYY-MM-DD)")
 ]
-SeatLabelPath = Annotated[str, Parameter(pattern="^[A-Z0-9][A-Z0-9-]{0,15}$", max_length=16)]
+SeatLabelPath = Annotated[str, PathParameter(pattern="^[A-Z0-9][A-Z0-9-]{0,15}$", max_length=16)]
 
 
 class _OperatorController(Controller):
@@ -68,12 +69,12 @@ class OperatorProfileController(_OperatorController):
     tags = ["Operator: profile"]
 
     @get("/", summary="My operator", responses=problem_responses(401, 403))
-    async def get_profile(self, operator: OperatorPrincipal) -> OperatorOut:
+    async def get_profile(self, operator: NamedDependency[OperatorPrincipal]) -> OperatorOut:
         return await operators.get_own_operator(operator)
 
     @patch("/", summary="Update my operator", responses=problem_responses(400, 401, 403))
     async def update_profile(
-        self, operator: OperatorPrincipal, data: OperatorUpdate
+        self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[OperatorUpdate]
     ) -> OperatorOut:
         return await operators.update_own_operator(operator, data)
 
@@ -83,20 +84,24 @@ class OperatorRouteController(_OperatorController):
     tags = ["Operator: routes"]
 
     @post("/", summary="Create a route (draft)", responses=problem_responses(400, 401, 403, 409))
-    async def create_route(self, operator: OperatorPrincipal, data: RouteCreate) -> RouteOut:
+    async def create_route(
+        self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[RouteCreate]
+    ) -> RouteOut:
         return await routes.create_route(operator, data)
 
     @get("/", summary="List my routes", responses=problem_responses(400, 401, 403))
     async def list_routes(
         self,
-        operator: OperatorPrincipal,
-        page_params: PageParams,
-        status: Annotated[RouteStatus | None, Parameter(query="status")] = None,
+        operator: NamedDependency[OperatorPrincipal],
+        page_params: NamedDependency[PageParams],
+        status: Annotated[RouteStatus | None, QueryParameter(name="status")] = None,
     ) -> Page[RouteOut]:
         return await routes.list_routes(operator, page_params, status)
 
     @get("/{route_id:uuid}", summary="Get a route", responses=problem_responses(401, 403, 404))
-    async def get_route(self, operator: OperatorPrincipal, route_id: UUID) -> RouteOut:
+    async def get_route(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> RouteOut:
         return await routes.get_route(operator, route_id)
 
     @patch(
@@ -105,7 +110,10 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def update_route(
-        self, operator: OperatorPrincipal, route_id: UUID, data: RouteUpdate
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        data: JSONBody[RouteUpdate],
     ) -> RouteOut:
         return await routes.update_route(operator, route_id, data)
 
@@ -114,7 +122,9 @@ class OperatorRouteController(_OperatorController):
         summary="Delete a draft route without departures",
         responses=problem_responses(401, 403, 404, 409),
     )
-    async def delete_route(self, operator: OperatorPrincipal, route_id: UUID) -> None:
+    async def delete_route(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> None:
         await routes.delete_route(operator, route_id)
 
     @post(
@@ -124,7 +134,9 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(401, 403, 404, 409),
         status_code=200,
     )
-    async def publish_route(self, operator: OperatorPrincipal, route_id: UUID) -> RouteOut:
+    async def publish_route(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> RouteOut:
         return await routes.change_route_status(operator, route_id, RouteStatus.published)
 
     @post(
@@ -133,7 +145,9 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(401, 403, 404, 409),
         status_code=200,
     )
-    async def unpublish_route(self, operator: OperatorPrincipal, route_id: UUID) -> RouteOut:
+    async def unpublish_route(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> RouteOut:
         return await routes.change_route_status(operator, route_id, RouteStatus.draft)
 
     @post(
@@ -142,7 +156,9 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(401, 403, 404, 409),
         status_code=200,
     )
-    async def archive_route(self, operator: OperatorPrincipal, route_id: UUID) -> RouteOut:
+    async def archive_route(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> RouteOut:
         return await routes.change_route_status(operator, route_id, RouteStatus.archived)
 
     @get(
@@ -150,7 +166,9 @@ class OperatorRouteController(_OperatorController):
         summary="Get a route's itinerary",
         responses=problem_responses(401, 403, 404),
     )
-    async def get_itinerary(self, operator: OperatorPrincipal, route_id: UUID) -> ItineraryOut:
+    async def get_itinerary(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> ItineraryOut:
         return await routes.get_itinerary(operator, route_id)
 
     @put(
@@ -160,7 +178,10 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def replace_itinerary(
-        self, operator: OperatorPrincipal, route_id: UUID, data: ItineraryIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        data: JSONBody[ItineraryIn],
     ) -> ItineraryOut:
         return await routes.replace_itinerary(operator, route_id, data)
 
@@ -169,7 +190,9 @@ class OperatorRouteController(_OperatorController):
         summary="Delete a draft route's itinerary",
         responses=problem_responses(401, 403, 404, 409),
     )
-    async def delete_itinerary(self, operator: OperatorPrincipal, route_id: UUID) -> None:
+    async def delete_itinerary(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> None:
         await routes.delete_itinerary(operator, route_id)
 
     @get(
@@ -178,7 +201,7 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(401, 403, 404),
     )
     async def list_offers(
-        self, operator: OperatorPrincipal, route_id: UUID
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
     ) -> list[SeasonalOfferOut]:
         return await routes.list_offers(operator, route_id)
 
@@ -188,7 +211,10 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def create_offer(
-        self, operator: OperatorPrincipal, route_id: UUID, data: SeasonalOfferIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        data: JSONBody[SeasonalOfferIn],
     ) -> SeasonalOfferOut:
         return await routes.create_offer(operator, route_id, data)
 
@@ -199,10 +225,10 @@ class OperatorRouteController(_OperatorController):
     )
     async def update_offer(
         self,
-        operator: OperatorPrincipal,
-        route_id: UUID,
-        offer_id: UUID,
-        data: SeasonalOfferUpdate,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        offer_id: FromPath[UUID],
+        data: JSONBody[SeasonalOfferUpdate],
     ) -> SeasonalOfferOut:
         return await routes.update_offer(operator, route_id, offer_id, data)
 
@@ -212,7 +238,10 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(401, 403, 404),
     )
     async def delete_offer(
-        self, operator: OperatorPrincipal, route_id: UUID, offer_id: UUID
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        offer_id: FromPath[UUID],
     ) -> None:
         await routes.delete_offer(operator, route_id, offer_id)
 
@@ -221,7 +250,9 @@ class OperatorRouteController(_OperatorController):
         summary="Get a route's default fares",
         responses=problem_responses(401, 403, 404),
     )
-    async def get_fares(self, operator: OperatorPrincipal, route_id: UUID) -> list[FareOut]:
+    async def get_fares(
+        self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
+    ) -> list[FareOut]:
         return await fares.get_route_fares(operator, route_id)
 
     @put(
@@ -232,7 +263,10 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def replace_fares(
-        self, operator: OperatorPrincipal, route_id: UUID, data: FaresIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        data: JSONBody[FaresIn],
     ) -> list[FareOut]:
         return await fares.replace_route_fares(operator, route_id, data)
 
@@ -244,7 +278,10 @@ class OperatorRouteController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def schedule_season(
-        self, operator: OperatorPrincipal, route_id: UUID, data: BulkScheduleIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        route_id: FromPath[UUID],
+        data: JSONBody[BulkScheduleIn],
     ) -> BulkScheduleOut:
         return await departures.schedule_season(operator, route_id, data)
 
@@ -260,12 +297,14 @@ class OperatorVehicleController(_OperatorController):
         "explicit list of `seats`.",
         responses=problem_responses(400, 401, 403),
     )
-    async def create_vehicle(self, operator: OperatorPrincipal, data: VehicleCreate) -> VehicleOut:
+    async def create_vehicle(
+        self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[VehicleCreate]
+    ) -> VehicleOut:
         return await vehicles.create_vehicle(operator, data)
 
     @get("/", summary="List my vehicles", responses=problem_responses(400, 401, 403))
     async def list_vehicles(
-        self, operator: OperatorPrincipal, page_params: PageParams
+        self, operator: NamedDependency[OperatorPrincipal], page_params: NamedDependency[PageParams]
     ) -> Page[VehicleBrief]:
         return await vehicles.list_vehicles(operator, page_params)
 
@@ -274,7 +313,9 @@ class OperatorVehicleController(_OperatorController):
         summary="Get a vehicle and its seat map",
         responses=problem_responses(401, 403, 404),
     )
-    async def get_vehicle(self, operator: OperatorPrincipal, vehicle_id: UUID) -> VehicleOut:
+    async def get_vehicle(
+        self, operator: NamedDependency[OperatorPrincipal], vehicle_id: FromPath[UUID]
+    ) -> VehicleOut:
         return await vehicles.get_vehicle(operator, vehicle_id)
 
     @patch(
@@ -283,7 +324,10 @@ class OperatorVehicleController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def update_vehicle(
-        self, operator: OperatorPrincipal, vehicle_id: UUID, data: VehicleUpdate
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        vehicle_id: FromPath[UUID],
+        data: JSONBody[VehicleUpdate],
     ) -> VehicleOut:
         return await vehicles.update_vehicle(operator, vehicle_id, data)
 
@@ -292,7 +336,9 @@ class OperatorVehicleController(_OperatorController):
         summary="Delete a vehicle no departure uses",
         responses=problem_responses(401, 403, 404, 409),
     )
-    async def delete_vehicle(self, operator: OperatorPrincipal, vehicle_id: UUID) -> None:
+    async def delete_vehicle(
+        self, operator: NamedDependency[OperatorPrincipal], vehicle_id: FromPath[UUID]
+    ) -> None:
         await vehicles.delete_vehicle(operator, vehicle_id)
 
     @put(
@@ -301,7 +347,10 @@ class OperatorVehicleController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def replace_seats(
-        self, operator: OperatorPrincipal, vehicle_id: UUID, data: SeatMapIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        vehicle_id: FromPath[UUID],
+        data: JSONBody[SeatMapIn],
     ) -> VehicleOut:
         return await vehicles.replace_seat_map(operator, vehicle_id, data)
 
@@ -312,7 +361,11 @@ class OperatorVehicleController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def block_seat(
-        self, operator: OperatorPrincipal, vehicle_id: UUID, label: SeatLabelPath, data: SeatBlockIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        vehicle_id: FromPath[UUID],
+        label: SeatLabelPath,
+        data: JSONBody[SeatBlockIn],
     ) -> SeatOut:
         return await vehicles.set_seat_block(operator, vehicle_id, label, data.reason.value)
 
@@ -323,7 +376,10 @@ class OperatorVehicleController(_OperatorController):
         status_code=200,
     )
     async def unblock_seat(
-        self, operator: OperatorPrincipal, vehicle_id: UUID, label: SeatLabelPath
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        vehicle_id: FromPath[UUID],
+        label: SeatLabelPath,
     ) -> SeatOut:
         return await vehicles.set_seat_block(operator, vehicle_id, label, None)
 
@@ -336,17 +392,17 @@ class OperatorDepartureController(_OperatorController):
         "/", summary="Create a departure (draft)", responses=problem_responses(400, 401, 403, 409)
     )
     async def create_departure(
-        self, operator: OperatorPrincipal, data: DepartureCreate
+        self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[DepartureCreate]
     ) -> DepartureOut:
         return await departures.create_departure(operator, data)
 
     @get("/", summary="List my departures", responses=problem_responses(400, 401, 403))
     async def list_departures(
         self,
-        operator: OperatorPrincipal,
-        page_params: PageParams,
-        route_id: Annotated[UUID | None, Parameter(query="route_id")] = None,
-        status: Annotated[DepartureStatus | None, Parameter(query="status")] = None,
+        operator: NamedDependency[OperatorPrincipal],
+        page_params: NamedDependency[PageParams],
+        route_id: Annotated[UUID | None, QueryParameter(name="route_id")] = None,
+        status: Annotated[DepartureStatus | None, QueryParameter(name="status")] = None,
         date_from: DateFrom = None,
         date_to: DateTo = None,
     ) -> Page[DepartureOut]:
@@ -359,7 +415,9 @@ class OperatorDepartureController(_OperatorController):
         summary="Get a departure",
         responses=problem_responses(401, 403, 404),
     )
-    async def get_departure(self, operator: OperatorPrincipal, departure_id: UUID) -> DepartureOut:
+    async def get_departure(
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
+    ) -> DepartureOut:
         return await departures.get_departure(operator, departure_id)
 
     @patch(
@@ -368,7 +426,10 @@ class OperatorDepartureController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def update_departure(
-        self, operator: OperatorPrincipal, departure_id: UUID, data: DepartureUpdate
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        data: JSONBody[DepartureUpdate],
     ) -> DepartureOut:
         return await departures.update_departure(operator, departure_id, data)
 
@@ -377,7 +438,9 @@ class OperatorDepartureController(_OperatorController):
         summary="Delete a draft departure",
         responses=problem_responses(401, 403, 404, 409),
     )
-    async def delete_departure(self, operator: OperatorPrincipal, departure_id: UUID) -> None:
+    async def delete_departure(
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
+    ) -> None:
         await departures.delete_departure(operator, departure_id)
 
     @post(
@@ -389,7 +452,7 @@ class OperatorDepartureController(_OperatorController):
         status_code=200,
     )
     async def publish_departure(
-        self, operator: OperatorPrincipal, departure_id: UUID
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
         return await departures.change_departure_status(
             operator, departure_id, DepartureStatus.published
@@ -402,7 +465,7 @@ class OperatorDepartureController(_OperatorController):
         status_code=200,
     )
     async def unpublish_departure(
-        self, operator: OperatorPrincipal, departure_id: UUID
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
         return await departures.change_departure_status(
             operator, departure_id, DepartureStatus.draft
@@ -415,7 +478,7 @@ class OperatorDepartureController(_OperatorController):
         status_code=200,
     )
     async def close_departure(
-        self, operator: OperatorPrincipal, departure_id: UUID
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
         return await departures.change_departure_status(
             operator, departure_id, DepartureStatus.closed
@@ -428,7 +491,7 @@ class OperatorDepartureController(_OperatorController):
         status_code=200,
     )
     async def reopen_departure(
-        self, operator: OperatorPrincipal, departure_id: UUID
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
         return await departures.change_departure_status(
             operator, departure_id, DepartureStatus.published
@@ -441,7 +504,7 @@ class OperatorDepartureController(_OperatorController):
         status_code=200,
     )
     async def cancel_departure(
-        self, operator: OperatorPrincipal, departure_id: UUID
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
         return await departures.change_departure_status(
             operator, departure_id, DepartureStatus.cancelled
@@ -453,7 +516,9 @@ class OperatorDepartureController(_OperatorController):
         responses=problem_responses(401, 403, 404, 409),
         status_code=200,
     )
-    async def mark_departed(self, operator: OperatorPrincipal, departure_id: UUID) -> DepartureOut:
+    async def mark_departed(
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
+    ) -> DepartureOut:
         return await departures.change_departure_status(
             operator, departure_id, DepartureStatus.departed
         )
@@ -464,7 +529,9 @@ class OperatorDepartureController(_OperatorController):
         description="The departure's own prices, or the route's where it has none.",
         responses=problem_responses(401, 403, 404),
     )
-    async def get_fares(self, operator: OperatorPrincipal, departure_id: UUID) -> list[FareOut]:
+    async def get_fares(
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
+    ) -> list[FareOut]:
         return await fares.get_departure_fares(operator, departure_id)
 
     @put(
@@ -473,7 +540,10 @@ class OperatorDepartureController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def replace_fares(
-        self, operator: OperatorPrincipal, departure_id: UUID, data: FaresIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        data: JSONBody[FaresIn],
     ) -> list[FareOut]:
         return await fares.replace_departure_fares(operator, departure_id, data)
 
@@ -483,7 +553,10 @@ class OperatorDepartureController(_OperatorController):
         responses=problem_responses(400, 401, 403, 404),
     )
     async def replace_blocks(
-        self, operator: OperatorPrincipal, departure_id: UUID, data: DepartureBlocksIn
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        data: JSONBody[DepartureBlocksIn],
     ) -> DepartureOut:
         return await departures.replace_blocks(operator, departure_id, data)
 
@@ -500,14 +573,14 @@ class PublicRouteController(Controller):
     )
     async def list_routes(
         self,
-        page_params: PageParams,
-        theme: Annotated[Theme | None, Parameter(query="theme")] = None,
-        kind: Annotated[RouteKind | None, Parameter(query="kind")] = None,
+        page_params: NamedDependency[PageParams],
+        theme: Annotated[Theme | None, QueryParameter(name="theme")] = None,
+        kind: Annotated[RouteKind | None, QueryParameter(name="kind")] = None,
         q: Annotated[
-            str | None, Parameter(query="q", max_length=100, description="Text search")
+            str | None, QueryParameter(name="q", max_length=100, description="Text search")
         ] = None,
         operator: Annotated[
-            str | None, Parameter(query="operator", max_length=64, description="Operator slug")
+            str | None, QueryParameter(name="operator", max_length=64, description="Operator slug")
         ] = None,
         date_from: DateFrom = None,
         date_to: DateTo = None,
@@ -527,7 +600,7 @@ class PublicRouteController(Controller):
         summary="A themed line with itinerary and offers",
         responses=problem_responses(404),
     )
-    async def get_route(self, slug: str) -> PublicRouteDetail:
+    async def get_route(self, slug: FromPath[str]) -> PublicRouteDetail:
         return await public.get_route(slug)
 
     @get(
@@ -537,7 +610,11 @@ class PublicRouteController(Controller):
         responses=problem_responses(400, 404),
     )
     async def list_departures(
-        self, slug: str, page_params: PageParams, date_from: DateFrom = None, date_to: DateTo = None
+        self,
+        slug: FromPath[str],
+        page_params: NamedDependency[PageParams],
+        date_from: DateFrom = None,
+        date_to: DateTo = None,
     ) -> Page[PublicDepartureSummary]:
         return await public.list_route_departures(slug, page_params, date_from, date_to)
 
@@ -551,7 +628,7 @@ class PublicDepartureController(Controller):
         summary="A departure with stops, fares and seats left",
         responses=problem_responses(404),
     )
-    async def get_departure(self, departure_id: UUID) -> PublicDepartureDetail:
+    async def get_departure(self, departure_id: FromPath[UUID]) -> PublicDepartureDetail:
         return await public.get_departure(departure_id)
 
     @get(
@@ -560,5 +637,5 @@ class PublicDepartureController(Controller):
         description="Every seat or berth with its class and whether it is free.",
         responses=problem_responses(404),
     )
-    async def get_seats(self, departure_id: UUID) -> PublicSeatMap:
+    async def get_seats(self, departure_id: FromPath[UUID]) -> PublicSeatMap:
         return await public.get_seat_map(departure_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from app.core.errors import InvalidInput
 from app.core.i18n import _
@@ -35,9 +35,9 @@ def page_of(items: list[T], params: PageParams, total: int) -> Page[T]:
 
 
 def provide_page_params(
-    page: Annotated[int, Parameter(query="page", description="Page number, from 1")] = 1,
+    page: Annotated[int, QueryParameter(name="page", description="Page number, from 1")] = 1,
     page_size: Annotated[
-        int | None, Parameter(query="page_size", description="Items per page (capped)")
+        int | None, QueryParameter(name="page_size", description="Items per page (capped)")
     ] = None,
 ) -> PageParams:
     settings = get_settings()

@@ -1,0 +1,210 @@
+"""Test set-up: real databases, migrations run once, tables emptied between tests.
+
+`TEST_DATABASE_URL` selects the database (a PostgreSQL URL in CI; unset means a fresh SQLite
+file). With pytest-xdist each worker gets a database of its own. `TEST_REDIS_URL` (default
+redis://127.0.0.1:6379/15) is used by tests that need Redis; when it is unreachable they skip,
+unless `TOURLINE_REQUIRE_SERVICES=1` (set by .ci/run) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import pytest
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+REQUIRE_SERVICES = os.environ.get("TOURLINE_REQUIRE_SERVICES") == "1"
+
+
+def _prepare_postgres(url: str) -> str:
+    """Create a fresh database for this worker next to the one named in the URL."""
+    import asyncpg
+
+    parsed = urlparse(url)
+    name = f"{parsed.path.lstrip('/') or 'test'}_tourline_{WORKER}"
+
+    async def recreate() -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+    return urlunparse(parsed._replace(path=f"/{name}"))
+
+
+def _configure_environment() -> None:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if url.startswith(("postgresql://", "postgres://")):
+        os.environ["DATABASE_URL"] = _prepare_postgres(url)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix=f"tourline-test-{WORKER}-"))
+        os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'test.sqlite3'}"
+    os.environ["TOURLINE_ENV"] = "test"
+    os.environ.setdefault("TOURLINE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+    os.environ.pop("REDIS_URL", None)
+
+
+# The app reads its settings once; set the environment before anything imports it.
+_configure_environment()
+
+import httpx  # noqa: E402
+from piccolo.table import sort_table_classes  # noqa: E402
+
+import app  # noqa: E402, F401
+from app.asgi import create_app  # noqa: E402
+from app.core import database  # noqa: E402
+from app.core.settings import get_settings  # noqa: E402
+from app.piccolo_app import APP_CONFIG  # noqa: E402
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"tourline database: {os.environ['DATABASE_URL']}"
+
+
+@pytest.fixture(scope="session")
+async def migrated_database() -> AsyncIterator[None]:
+    await database.open_database(get_settings())
+    await database.migrate()
+    yield
+    await database.close_database()
+
+
+@pytest.fixture(autouse=True)
+async def clean_tables(migrated_database: None) -> AsyncIterator[None]:
+    yield
+    tables = sort_table_classes(list(APP_CONFIG.table_classes))
+    engine = database.get_engine()
+    if database.is_sqlite():
+        for table in reversed(tables):
+            await engine.run_ddl(f'DELETE FROM "{table._meta.tablename}"')
+    else:
+        names = ", ".join(f'"{table._meta.tablename}"' for table in tables)
+        await engine.run_ddl(f"TRUNCATE {names} CASCADE")
+
+
+@pytest.fixture(scope="session")
+async def client(migrated_database: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in this event loop (the database pool is opened by `migrated_database`)."""
+    transport = httpx.ASGITransport(app=create_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis, or a skip (a failure when services are required)."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        message = f"Redis not reachable at {url}: {exc}"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if REQUIRE_SERVICES and not os.environ.get("TEST_DATABASE_URL", "").startswith("postgres"):
+        raise pytest.UsageError(
+            "TOURLINE_REQUIRE_SERVICES=1 needs TEST_DATABASE_URL=postgresql://..."
+        )
+
+
+AsyncFactory = Callable[..., Awaitable[Any]]
+
+
+class Account:
+    """A logged-in staff member as the tests see it: ids and ready-made headers."""
+
+    def __init__(self, operator_id: str | None, slug: str | None, email: str, token: str) -> None:
+        self.operator_id = operator_id
+        self.slug = slug
+        self.email = email
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+
+STAFF_PASSWORD = "correct-horse-battery"
+
+
+async def _login(client: httpx.AsyncClient, email: str) -> str:
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": STAFF_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+@pytest.fixture
+async def platform_admin(client: httpx.AsyncClient) -> Account:
+    import msgspec
+
+    from app.accounts.schemas import StaffCreate
+    from app.accounts.services import create_staff
+
+    email = "root@tourline.test"
+    await create_staff(
+        msgspec.convert(
+            {"email": email, "name": "Root", "password": STAFF_PASSWORD, "role": "platform_admin"},
+            StaffCreate,
+        ),
+        None,
+    )
+    return Account(None, None, email, await _login(client, email))
+
+
+@pytest.fixture
+def make_operator(
+    client: httpx.AsyncClient, platform_admin: Account
+) -> Callable[..., Awaitable[Account]]:
+    """Create an operator through the admin API and log in as its admin (or staff)."""
+
+    async def make(slug: str = "zz-bus", role: str = "operator_admin", **overrides: Any) -> Account:
+        existing = await client.get("/api/v1/admin/operators", headers=platform_admin.headers)
+        operator = next((o for o in existing.json()["items"] if o["slug"] == slug), None)
+        if operator is None:
+            payload = {
+                "slug": slug,
+                "name": {"zh_Hans": f"{slug} 公司", "en": f"{slug} company"},
+                "contact_email": f"contact@{slug}.test",
+                "contact_phone": "+86 371 6000 0000",
+                **overrides,
+            }
+            response = await client.post(
+                "/api/v1/admin/operators", json=payload, headers=platform_admin.headers
+            )
+            assert response.status_code == 201, response.text
+            operator = response.json()
+        email = f"{role}.{slug}@tourline.test"
+        response = await client.post(
+            f"/api/v1/admin/operators/{operator['id']}/staff",
+            json={
+                "email": email,
+                "name": f"{role} of {slug}",
+                "password": STAFF_PASSWORD,
+                "role": role,
+            },
+            headers=platform_admin.headers,
+        )
+        assert response.status_code == 201, response.text
+        return Account(operator["id"], slug, email, await _login(client, email))
+
+    return make
+
+
+@pytest.fixture
+async def operator(make_operator: Callable[..., Awaitable[Account]]) -> Account:
+    """The admin of operator zz-bus."""
+    return await make_operator("zz-bus")
