@@ -198,6 +198,45 @@ def create_staff_command(
     _run_domain(job)
 
 
+@main.command("i18n")
+@click.argument("action", type=click.Choice(["extract", "update", "compile", "all"]))
+def i18n_command(action: str) -> None:
+    """Message catalogs: extract strings, update the .po files, compile the .mo files."""
+    from babel.messages.frontend import CommandLineInterface
+
+    from app.core.i18n import DOMAIN, SUPPORTED_LOCALES
+    from app.core.settings import PROJECT_ROOT, get_settings
+
+    locales_dir = get_settings().locales_dir
+    template = str(locales_dir / f"{DOMAIN}.pot")
+
+    def babel(*args: str) -> None:
+        CommandLineInterface().run(["pybabel", *args])  # type: ignore[no-untyped-call]
+
+    steps = ["extract", "update", "compile"] if action == "all" else [action]
+    for step in steps:
+        if step == "extract":
+            babel(
+                "extract", "-F", str(PROJECT_ROOT / "babel.cfg"),
+                "-k", "_", "-k", "N_", "-k", "ngettext:1,2",
+                "--no-location", "--sort-output", "--project", "Tourline", "-o", template,
+                str(PROJECT_ROOT / "app"), str(PROJECT_ROOT / "workers"),
+            )  # fmt: skip
+        elif step == "update":
+            for locale in SUPPORTED_LOCALES:
+                po_path = locales_dir / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+                if po_path.exists():
+                    babel("update", "-D", DOMAIN, "-i", template, "-d", str(locales_dir),
+                          "-l", locale, "--no-fuzzy-matching", "--ignore-obsolete")  # fmt: skip
+                else:
+                    babel(
+                        "init", "-D", DOMAIN, "-i", template, "-d", str(locales_dir), "-l", locale
+                    )
+        else:
+            babel("compile", "-D", DOMAIN, "-d", str(locales_dir), "--statistics")
+    click.echo(f"i18n {action}: done")
+
+
 def _validated(kind: type[T], payload: dict[str, Any]) -> T:
     import msgspec
 

@@ -208,3 +208,14 @@ def make_operator(
 async def operator(make_operator: Callable[..., Awaitable[Account]]) -> Account:
     """The admin of operator zz-bus."""
     return await make_operator("zz-bus")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With required services (CI), a skipped test is a failure: nothing may go untested."""
+    if not REQUIRE_SERVICES:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        print(f"\n{skipped} test(s) skipped while TOURLINE_REQUIRE_SERVICES=1: failing the run")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

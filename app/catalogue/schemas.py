@@ -39,11 +39,12 @@ class Theme(StrEnum):
 
 
 class SeatPosition(StrEnum):
-    lower = "lower"
-    middle = "middle"
-    upper = "upper"
-    window = "window"
-    aisle = "aisle"
+    # Upper-case names: `lower` and `upper` would hide the str methods of the same name.
+    LOWER = "lower"
+    MIDDLE = "middle"
+    UPPER = "upper"
+    WINDOW = "window"
+    AISLE = "aisle"
 
 
 class BlockReason(StrEnum):

@@ -17,9 +17,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from app.core.settings import PROJECT_ROOT
+from app.core.settings import get_settings
 
-LOCALES_DIR = PROJECT_ROOT / "locales"
 DOMAIN = "messages"
 SUPPORTED_LOCALES: tuple[str, ...] = ("zh_Hans", "en")
 DEFAULT_LOCALE = "zh_Hans"
@@ -32,7 +31,7 @@ _current_locale: contextvars.ContextVar[str] = contextvars.ContextVar(
 @lru_cache(maxsize=len(SUPPORTED_LOCALES))
 def _translations(locale: str) -> gettext_module.NullTranslations:
     """Load the compiled catalog, or compile the .po in memory when no .mo was built."""
-    messages_dir = LOCALES_DIR / locale / "LC_MESSAGES"
+    messages_dir = get_settings().locales_dir / locale / "LC_MESSAGES"
     mo_path = messages_dir / f"{DOMAIN}.mo"
     po_path = messages_dir / f"{DOMAIN}.po"
     if mo_path.exists() and (

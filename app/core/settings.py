@@ -75,6 +75,8 @@ class Settings:
     time_zone: str = "Asia/Shanghai"
     # Origins allowed to call the API from a browser.
     cors_origins: tuple[str, ...] = ()
+    # Folder of the gettext catalogs (locales/<lang>/LC_MESSAGES/messages.po|mo).
+    locales_dir: Path = PROJECT_ROOT / "locales"
     # Log SQL statements (development aid).
     log_sql: bool = False
 
@@ -125,6 +127,7 @@ def load_settings() -> Settings:
         default_locale=_env_str("TOURLINE_DEFAULT_LOCALE", defaults.default_locale),
         time_zone=_env_str("TOURLINE_TIME_ZONE", defaults.time_zone),
         cors_origins=_env_list("TOURLINE_CORS_ORIGINS", defaults.cors_origins),
+        locales_dir=Path(_env_str("TOURLINE_LOCALES_DIR", str(defaults.locales_dir))),
         log_sql=_env_bool("TOURLINE_LOG_SQL", defaults.log_sql),
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any, cast, overload
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
@@ -77,10 +77,16 @@ def format_clock_time(value: time | None) -> str | None:
     return value.strftime("%H:%M") if value is not None else None
 
 
-def text_dict(value: Mapping[str, str] | None) -> dict[str, str] | None:
+def text_dict(value: Mapping[Any, str] | None) -> dict[str, str] | None:
     return dict(value) if value is not None else None
 
 
+@overload
+def require_aware(field: str, moment: datetime) -> datetime: ...
+@overload
+def require_aware(field: str, moment: None) -> None: ...
+@overload
+def require_aware(field: str, moment: datetime | None) -> datetime | None: ...
 def require_aware(field: str, moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
@@ -137,7 +143,7 @@ async def owned_vehicle(
         if field:
             raise InvalidInput(field, _("No such vehicle."), code="vehicle_not_found")
         raise NotFound(_("Vehicle not found."), code="vehicle_not_found")
-    return cast(Row, row)
+    return row
 
 
 async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> Row:
@@ -149,4 +155,4 @@ async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> R
     )
     if row is None:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    return cast(Row, row)
+    return row

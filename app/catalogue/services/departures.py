@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
@@ -163,7 +164,7 @@ async def list_departures(
     """The operator's departures, between local dates (inclusive) of the operator's zone."""
     operator = await get_operator_row(principal.operator_id)
     departs_from, departs_to = local_day_range(date_from, date_to, operator["time_zone"])
-    where = Departure.operator == principal.operator_id
+    where: Combinable = Departure.operator == principal.operator_id
     if route_id is not None:
         where = where & (Departure.route == route_id)
     if status is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
@@ -53,7 +54,7 @@ from app.core.pagination import Page, PageParams, page_of
 DEFAULT_CANCELLATION_POLICY: tuple[tuple[int, int], ...] = ((72, 100), (24, 50), (0, 0))
 
 
-def search_text(*texts: Mapping[str, str] | None, extra: Iterable[str] = ()) -> str:
+def search_text(*texts: Mapping[Any, str] | None, extra: Iterable[str] = ()) -> str:
     parts = [value for text in texts if text for value in text.values()]
     parts.extend(extra)
     return " ".join(parts).lower()
@@ -159,7 +160,7 @@ async def create_route(principal: OperatorPrincipal, data: RouteCreate) -> Route
 async def list_routes(
     principal: OperatorPrincipal, params: PageParams, status: RouteStatus | None = None
 ) -> Page[RouteOut]:
-    where = Route.operator == principal.operator_id
+    where: Combinable = Route.operator == principal.operator_id
     if status is not None:
         where = where & (Route.status == status.value)
     total = await Route.count().where(where).run()
@@ -222,7 +223,7 @@ async def update_route(principal: OperatorPrincipal, route_id: UUID, data: Route
             values[Route.cancellation_policy] = _policy(data.cancellation_policy)
         name = values.get(Route.name, as_dict(row["name"]))
         description = values.get(Route.description, as_dict(row["description"]))
-        slug = values.get(Route.slug, row["slug"])
+        slug = str(values.get(Route.slug, row["slug"]))
         values[Route.search_text] = search_text(name, description, extra=[slug])
         await Route.update(values).where(Route.id == route_id).run()
         if data.themes is not msgspec.UNSET:

@@ -32,9 +32,9 @@ from app.core.pagination import Page, PageParams, page_of
 
 # Berth positions within a compartment, in berth-number order.
 _BERTH_POSITIONS: dict[int, tuple[SeatPosition, ...]] = {
-    2: (SeatPosition.lower, SeatPosition.upper),
-    4: (SeatPosition.lower, SeatPosition.upper) * 2,
-    6: (SeatPosition.lower, SeatPosition.middle, SeatPosition.upper) * 2,
+    2: (SeatPosition.LOWER, SeatPosition.UPPER),
+    4: (SeatPosition.LOWER, SeatPosition.UPPER) * 2,
+    6: (SeatPosition.LOWER, SeatPosition.MIDDLE, SeatPosition.UPPER) * 2,
 }
 
 
@@ -82,7 +82,7 @@ def bus_seats(layout: BusLayout) -> list[SeatIn]:
                 SeatIn(
                     label=label,
                     seat_class=seat_class,
-                    position=SeatPosition.window if edge else SeatPosition.aisle,
+                    position=SeatPosition.WINDOW if edge else SeatPosition.AISLE,
                     row=row,
                 )
             )

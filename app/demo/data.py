@@ -1,0 +1,824 @@
+"""Demo data from the Zhengzhou Daily of 2026-05-11: the Y359 tourist train and three bus lines.
+
+Everything goes through the catalogue services, as an operator would enter it. Loading twice
+changes nothing: an operator that already exists is left as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+import msgspec
+
+from app.accounts.schemas import OperatorPrincipal, StaffCreate
+from app.accounts.services import create_staff
+from app.accounts.tables import Staff, StaffRole
+from app.catalogue.schemas import (
+    BulkScheduleIn,
+    DepartureBlocksIn,
+    DepartureCreate,
+    FaresIn,
+    ItineraryIn,
+    OperatorCreate,
+    RouteCreate,
+    SeasonalOfferIn,
+    VehicleCreate,
+)
+from app.catalogue.services import departures, fares, operators, routes, vehicles
+from app.catalogue.tables import DepartureStatus, RouteStatus
+from app.core import clock
+from app.core.database import write_transaction
+from app.core.settings import get_settings
+
+DEMO_PASSWORD = "tourline-demo-password"
+TZ = "Asia/Shanghai"
+T = TypeVar("T")
+
+
+@dataclass
+class DemoSummary:
+    created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"created: {item}" for item in self.created]
+        lines += [f"already there: {item}" for item in self.skipped]
+        lines.append(f"demo logins (password {DEMO_PASSWORD!r}): {', '.join(DEMO_LOGINS)}")
+        return "\n".join(lines)
+
+
+DEMO_LOGINS = ("admin@tourline.example", "ops@zy-rail.example", "ops@zz-bus.example")
+
+
+def _convert(payload: dict[str, Any], kind: type[T]) -> T:
+    return msgspec.convert(payload, kind)
+
+
+def _t(zh: str, en: str) -> dict[str, str]:
+    return {"zh_Hans": zh, "en": en}
+
+
+async def _operator_admin(slug: str, payload: dict[str, Any], email: str) -> OperatorPrincipal:
+    operator = await operators.create_operator(_convert(payload, OperatorCreate))
+    staff = await create_staff(
+        _convert(
+            {
+                "email": email,
+                "name": f"{slug} admin",
+                "password": DEMO_PASSWORD,
+                "role": "operator_admin",
+            },
+            StaffCreate,
+        ),
+        operator.id,
+    )
+    return OperatorPrincipal(
+        staff_id=staff.id, role=StaffRole.operator_admin, operator_id=operator.id
+    )
+
+
+# ---------------------------------------------------------------- the Y359 tourist train
+
+TRAIN_ITINERARY: list[
+    tuple[
+        str, str, bool, list[tuple[str, str, str | None, str | None, list[tuple[str, str]], bool]]
+    ]
+] = [
+    # (title zh, title en, night on train,
+    #  stops: (place zh, place en, arrive, depart, activities, by coach))
+    (
+        "郑州出发",
+        "Leaving Zhengzhou",
+        True,
+        [
+            (
+                "郑州站",
+                "Zhengzhou Station",
+                None,
+                "05:30",
+                [("登车、领取卧铺", "Boarding and berth allocation")],
+                False,
+            ),
+        ],
+    ),
+    (
+        "穿越河西走廊",
+        "Through the Hexi Corridor",
+        True,
+        [
+            (
+                "列车上",
+                "On board",
+                None,
+                None,
+                [("列车长讲解西北风物", "The train steward's talk on the north-west")],
+                False,
+            ),
+        ],
+    ),
+    (
+        "天山天池",
+        "Tianshan Heavenly Lake",
+        True,
+        [
+            ("乌鲁木齐站", "Ürümqi Station", "07:00", "07:40", [], True),
+            (
+                "天山天池",
+                "Tianshan Heavenly Lake",
+                "09:30",
+                "16:00",
+                [("环湖步行", "Lakeside walk")],
+                True,
+            ),
+        ],
+    ),
+    (
+        "那拉提草原",
+        "Nalati Grassland",
+        True,
+        [
+            ("那拉提站", "Nalati Station", "06:30", "07:00", [], True),
+            (
+                "那拉提草原",
+                "Nalati Grassland",
+                "08:30",
+                "17:00",
+                [("空中草原", "The sky meadow"), ("哈萨克族毡房做客", "Visiting a Kazakh yurt")],
+                True,
+            ),
+        ],
+    ),
+    (
+        "赛里木湖",
+        "Sayram Lake",
+        True,
+        [
+            ("博乐站", "Bole Station", "07:00", "07:30", [], True),
+            (
+                "赛里木湖",
+                "Sayram Lake",
+                "09:30",
+                "17:30",
+                [("湖畔骑行", "Cycling by the lake")],
+                True,
+            ),
+        ],
+    ),
+    (
+        "前往阿勒泰",
+        "On to Altay",
+        True,
+        [
+            (
+                "列车上",
+                "On board",
+                None,
+                None,
+                [("随车医生健康讲座", "Health talk by the on-board doctor")],
+                False,
+            ),
+        ],
+    ),
+    (
+        "喀纳斯",
+        "Kanas",
+        False,
+        [
+            ("北屯站", "Beitun Station", "06:00", "06:30", [], True),
+            (
+                "喀纳斯湖",
+                "Kanas Lake",
+                "11:00",
+                None,
+                [
+                    ("观鱼台", "Fish-viewing platform"),
+                    ("卧龙湾、月亮湾", "Wolong Bay and Moon Bay"),
+                ],
+                True,
+            ),
+        ],
+    ),
+    (
+        "禾木古村落",
+        "Hemu Village",
+        True,
+        [
+            (
+                "禾木古村落",
+                "Hemu Village",
+                "09:00",
+                "15:00",
+                [("图瓦人村落晨雾", "Morning mist over the Tuvan village")],
+                True,
+            ),
+            ("北屯站", "Beitun Station", "20:00", "21:00", [], True),
+        ],
+    ),
+    (
+        "南下天山",
+        "South across the Tianshan",
+        True,
+        [
+            (
+                "列车上",
+                "On board",
+                None,
+                None,
+                [("新疆民歌联欢", "Xinjiang folk song evening")],
+                False,
+            ),
+        ],
+    ),
+    (
+        "天山神秘大峡谷",
+        "Tianshan Mysterious Grand Canyon",
+        True,
+        [
+            ("库车站", "Kuqa Station", "07:30", "08:00", [], True),
+            (
+                "天山神秘大峡谷",
+                "Tianshan Mysterious Grand Canyon",
+                "09:30",
+                "15:30",
+                [("峡谷徒步", "Canyon hike")],
+                True,
+            ),
+        ],
+    ),
+    (
+        "喀什古城",
+        "Kashgar Old Town",
+        False,
+        [
+            ("喀什站", "Kashgar Station", "07:00", "07:30", [], True),
+            (
+                "喀什古城",
+                "Kashgar Old Town",
+                "09:00",
+                None,
+                [
+                    ("古城开城仪式", "Old Town opening ceremony"),
+                    ("艾提尕尔清真寺外观", "Id Kah Mosque from outside"),
+                ],
+                True,
+            ),
+        ],
+    ),
+    (
+        "慕士塔格峰",
+        "Muztagh Ata",
+        True,
+        [
+            (
+                "卡拉库里湖",
+                "Karakul Lake",
+                "11:00",
+                "15:00",
+                [("远眺慕士塔格峰", "Views of Muztagh Ata")],
+                True,
+            ),
+            ("喀什站", "Kashgar Station", "20:00", "21:00", [], True),
+        ],
+    ),
+    (
+        "东返",
+        "Heading east",
+        True,
+        [
+            ("列车上", "On board", None, None, [("旅途分享会", "Sharing the journey")], False),
+        ],
+    ),
+    (
+        "东返",
+        "Heading east",
+        True,
+        [
+            ("列车上", "On board", None, None, [], False),
+        ],
+    ),
+    (
+        "抵达郑州",
+        "Back in Zhengzhou",
+        False,
+        [
+            ("郑州站", "Zhengzhou Station", "16:00", None, [("散团", "Farewell")], False),
+        ],
+    ),
+]
+
+
+def _itinerary(days: list[Any]) -> ItineraryIn:
+    return _convert(
+        {
+            "days": [
+                {
+                    "day_number": number,
+                    "title": _t(title_zh, title_en),
+                    "night_on_train": night,
+                    "stops": [
+                        {
+                            "place": _t(place_zh, place_en),
+                            "arrive_time": arrive,
+                            "depart_time": depart,
+                            "activities": [_t(zh, en) for zh, en in activities],
+                            "coach_transfer": coach,
+                        }
+                        for place_zh, place_en, arrive, depart, activities, coach in stops
+                    ],
+                }
+                for number, (title_zh, title_en, night, stops) in enumerate(days, start=1)
+            ]
+        },
+        ItineraryIn,
+    )
+
+
+async def _load_train(summary: DemoSummary) -> None:
+    principal = await _operator_admin(
+        "zy-rail",
+        {
+            "slug": "zy-rail",
+            "name": _t("中原铁道旅游", "Zhongyuan Rail Tours"),
+            "contact_email": "service@zy-rail.example",
+            "contact_phone": "+86 371 6000 1359",
+        },
+        "ops@zy-rail.example",
+    )
+    route = await routes.create_route(
+        principal,
+        _convert(
+            {
+                "slug": "y359-henan-xinjiang",
+                "kind": "train",
+                "themes": ["sightseeing", "nature", "culture"],
+                "name": _t("中原铁道·大河之南号（Y359）", "Dahe Zhinan tourist train (Y359)"),
+                "description": _t(
+                    "15天全卧铺专列：白天游览、夜间行车，旅游大巴在各站接驳。北疆天山天池、"
+                    "那拉提草原、赛里木湖、喀纳斯、禾木古村落，南疆喀什古城、慕士塔格峰、"
+                    "天山神秘大峡谷。随车列车长、导游和医护人员全程陪同。",
+                    "A 15-day all-sleeper tourist train: sightseeing by day, travelling by "
+                    "night, with coaches meeting the train at each station. Northern Xinjiang "
+                    "(Tianshan Heavenly Lake, Nalati Grassland, Sayram Lake, Kanas, Hemu "
+                    "Village) and southern Xinjiang (Kashgar Old Town, Muztagh Ata, the "
+                    "Tianshan Mysterious Grand Canyon). A train steward, guides and medical "
+                    "staff travel with you.",
+                ),
+                "duration_days": 15,
+                "meeting_point": _t("郑州站西广场", "Zhengzhou Station, west square"),
+                "cancellation_policy": [
+                    {"hours_before": 30 * 24, "refund_percent": 100},
+                    {"hours_before": 7 * 24, "refund_percent": 70},
+                    {"hours_before": 72, "refund_percent": 30},
+                    {"hours_before": 0, "refund_percent": 0},
+                ],
+            },
+            RouteCreate,
+        ),
+    )
+    await routes.replace_itinerary(principal, route.id, _itinerary(TRAIN_ITINERARY))
+    await routes.change_route_status(principal, route.id, RouteStatus.published)
+    await routes.create_offer(
+        principal,
+        route.id,
+        _convert(
+            {
+                "name": _t("那拉提草原花期", "Nalati wildflowers"),
+                "description": _t("六七月草原野花盛开", "Meadows in flower in June and July"),
+                "months": [6, 7],
+            },
+            SeasonalOfferIn,
+        ),
+    )
+    await routes.create_offer(
+        principal,
+        route.id,
+        _convert(
+            {
+                "name": _t("喀纳斯秋色", "Kanas in autumn colours"),
+                "months": [9, 10],
+            },
+            SeasonalOfferIn,
+        ),
+    )
+    train = await vehicles.create_vehicle(
+        principal,
+        _convert(
+            {
+                "kind": "train",
+                "name": "Y359 旅游专列",
+                "code": "Y359",
+                "description": "2 soft-sleeper and 3 hard-sleeper cars",
+                "layout": {
+                    "type": "train",
+                    "cars": [
+                        {
+                            "car": 1,
+                            "seat_class": "soft_sleeper",
+                            "compartments": 9,
+                            "berths_per_compartment": 4,
+                        },
+                        {
+                            "car": 2,
+                            "seat_class": "soft_sleeper",
+                            "compartments": 9,
+                            "berths_per_compartment": 4,
+                        },
+                        {
+                            "car": 3,
+                            "seat_class": "hard_sleeper",
+                            "compartments": 11,
+                            "berths_per_compartment": 6,
+                        },
+                        {
+                            "car": 4,
+                            "seat_class": "hard_sleeper",
+                            "compartments": 11,
+                            "berths_per_compartment": 6,
+                        },
+                        {
+                            "car": 5,
+                            "seat_class": "hard_sleeper",
+                            "compartments": 11,
+                            "berths_per_compartment": 6,
+                        },
+                    ],
+                },
+            },
+            VehicleCreate,
+        ),
+    )
+    # The crew's compartment, kept on every run.
+    for label, reason in (
+        ("01-01L", "steward"),
+        ("01-02U", "steward"),
+        ("01-03L", "guide"),
+        ("01-04U", "guide"),
+    ):
+        await vehicles.set_seat_block(principal, train.id, label, reason)
+    train_fares = [
+        ("soft_sleeper", "adult", 1_598_000),
+        ("soft_sleeper", "child", 1_298_000),
+        ("soft_sleeper", "senior", 1_498_000),
+        ("hard_sleeper", "adult", 1_298_000),
+        ("hard_sleeper", "child", 998_000),
+        ("hard_sleeper", "senior", 1_198_000),
+    ]
+    await fares.replace_route_fares(
+        principal,
+        route.id,
+        _convert(
+            {
+                "fares": [
+                    {"seat_class": c, "passenger_type": t, "amount": a} for c, t, a in train_fares
+                ]
+            },
+            FaresIn,
+        ),
+    )
+    blocks = _convert(
+        {
+            "blocks": [
+                {"label": "03-01L", "reason": "medical"},
+                {"label": "03-02M", "reason": "medical"},
+            ]
+        },
+        DepartureBlocksIn,
+    )
+
+    async def train_departure(local_day: date, status: DepartureStatus) -> None:
+        departs_at = datetime.combine(
+            local_day, datetime.min.time(), tzinfo=clock.zone(TZ)
+        ).replace(hour=5, minute=30)
+        returns_at = departs_at + timedelta(days=14, hours=10, minutes=30)
+        created = await departures.create_departure(
+            principal,
+            _convert(
+                {
+                    "route_id": str(route.id),
+                    "vehicle_id": str(train.id),
+                    "departs_at": departs_at.isoformat(),
+                    "returns_at": returns_at.isoformat(),
+                    "sales_open_at": (departs_at - timedelta(days=60)).isoformat(),
+                    "sales_close_at": (departs_at - timedelta(days=2)).isoformat(),
+                    "stops": [
+                        {
+                            "kind": "boarding",
+                            "name": _t("郑州站", "Zhengzhou Station"),
+                            "address": _t("郑州站西广场集合", "Meet at the west square"),
+                            "at": (departs_at - timedelta(minutes=60)).isoformat(),
+                        }
+                    ],
+                },
+                DepartureCreate,
+            ),
+        )
+        await departures.replace_blocks(principal, created.id, blocks)
+        if status == DepartureStatus.departed:
+            # The first run left on 2026-05-10: publish it as of its sales season, then depart it.
+            with clock.frozen(departs_at - timedelta(days=30)):
+                await departures.change_departure_status(
+                    principal, created.id, DepartureStatus.published
+                )
+            await departures.change_departure_status(
+                principal, created.id, DepartureStatus.departed
+            )
+        else:
+            await departures.change_departure_status(principal, created.id, status)
+
+    await train_departure(date(2026, 5, 10), DepartureStatus.departed)
+    for next_run in _next_train_runs():
+        await train_departure(next_run, DepartureStatus.published)
+    summary.created.append("operator zy-rail with the Y359 大河之南号 tourist train")
+
+
+def _next_train_runs() -> list[date]:
+    """The next spring and autumn runs after today (second Sunday of May and of September)."""
+    today = clock.now().astimezone(clock.zone(TZ)).date()
+    runs: list[date] = []
+    year = today.year
+    while len(runs) < 2:
+        for month in (5, 9):
+            first = date(year, month, 1)
+            second_sunday = first + timedelta(days=(6 - first.weekday()) % 7 + 7)
+            if second_sunday > today + timedelta(days=7) and len(runs) < 2:
+                runs.append(second_sunday)
+        year += 1
+    return runs
+
+
+# ---------------------------------------------------------------- Zhengzhou Bus lines
+
+PICKUP_STOPS = [
+    (_t("郑州东站东广场", "Zhengzhou East Station, east square"), "07:30"),
+    (_t("二七广场", "Erqi Square"), "07:55"),
+    (_t("郑州市民中心", "Zhengzhou Civic Centre"), "08:15"),
+]
+
+
+def _summer_season() -> tuple[date, date]:
+    """The coming summer season of weekend departures (mid-May to end of August)."""
+    today = clock.now().astimezone(clock.zone(TZ)).date()
+    year = today.year if today < date(today.year, 8, 20) else today.year + 1
+    start = max(date(year, 5, 16), today + timedelta(days=2))
+    return start, date(year, 8, 30)
+
+
+BUS_LINES: list[dict[str, Any]] = [
+    {
+        "route": {
+            "slug": "caizhai-picking",
+            "kind": "bus",
+            "themes": ["picking", "family", "rural"],
+            "name": _t("采摘号", "Picking Line"),
+            "description": _t(
+                "周末采摘专线：樱桃、葡萄、桑葚，孔雀菜、冰菜、田七、紫甘蓝，还有小吊瓜。",
+                "Weekend picking bus: cherries, grapes and mulberries; peacock greens, ice "
+                "plant, tianqi and purple cabbage; and little hanging melons.",
+            ),
+            "meeting_point": PICKUP_STOPS[0][0],
+        },
+        "itinerary": [
+            (
+                "采摘一日",
+                "A day of picking",
+                False,
+                [
+                    ("郑州东站", "Zhengzhou East Station", None, "07:30", [], False),
+                    (
+                        "樱桃沟采摘园",
+                        "Cherry Valley orchards",
+                        "09:00",
+                        "11:30",
+                        [("采摘时令水果", "Pick the fruit in season")],
+                        False,
+                    ),
+                    (
+                        "蔬菜大棚",
+                        "Vegetable greenhouses",
+                        "13:30",
+                        "15:30",
+                        [
+                            (
+                                "认识并采摘孔雀菜、冰菜、田七、紫甘蓝",
+                                "Pick peacock greens, ice plant, tianqi and purple cabbage",
+                            ),
+                            ("小吊瓜长廊", "The hanging-melon arbour"),
+                        ],
+                        False,
+                    ),
+                    ("郑州东站", "Zhengzhou East Station", "17:30", None, [], False),
+                ],
+            ),
+        ],
+        "offers": [
+            (_t("樱桃", "Cherries"), [5, 6]),
+            (_t("桑葚", "Mulberries"), [5, 6]),
+            (_t("葡萄", "Grapes"), [7, 8, 9]),
+            (_t("孔雀菜", "Peacock greens"), [5, 6, 7, 8]),
+            (_t("冰菜", "Ice plant"), [5, 6, 7]),
+            (_t("田七", "Tianqi greens"), [6, 7, 8]),
+            (_t("紫甘蓝", "Purple cabbage"), [5, 6]),
+            (_t("小吊瓜", "Little hanging melons"), [6, 7, 8]),
+        ],
+        "weekdays": [6, 7],
+        "bus": "豫A·采摘号",
+    },
+    {
+        "route": {
+            "slug": "huatian-flower-fields",
+            "kind": "bus",
+            "themes": ["flower_field", "family", "nature"],
+            "name": _t("花田号", "Flower Field Line"),
+            "description": _t(
+                "周六花海专线：漫步花田，亲子寻宝，手作花环。",
+                "Saturday flower-field bus: walk the fields in bloom, a parent-child treasure "
+                "hunt and flower-crown making.",
+            ),
+            "meeting_point": PICKUP_STOPS[0][0],
+        },
+        "itinerary": [
+            (
+                "花田一日",
+                "A day in the flower fields",
+                False,
+                [
+                    ("郑州东站", "Zhengzhou East Station", None, "07:30", [], False),
+                    (
+                        "花海田园",
+                        "Flower-sea farm",
+                        "09:00",
+                        "15:30",
+                        [
+                            ("花田漫步", "Walk the flower fields"),
+                            ("亲子寻宝", "Parent-child treasure hunt"),
+                            ("手作花环", "Make a flower crown"),
+                        ],
+                        False,
+                    ),
+                    ("郑州东站", "Zhengzhou East Station", "17:30", None, [], False),
+                ],
+            ),
+        ],
+        "offers": [
+            (_t("薰衣草", "Lavender"), [6, 7]),
+            (_t("向日葵", "Sunflowers"), [7, 8]),
+        ],
+        "weekdays": [6],
+        "bus": "豫A·花田号",
+    },
+    {
+        "route": {
+            "slug": "tianyuan-farm-day",
+            "kind": "bus",
+            "themes": ["rural", "family"],
+            "name": _t("田园号", "Farm Day Line"),
+            "description": _t(
+                "周日田园专线：亲子农事体验、喂养小动物、田间寻宝。",
+                "Sunday farm bus: parent-child farm work, feeding the animals and a treasure "
+                "hunt in the fields.",
+            ),
+            "meeting_point": PICKUP_STOPS[0][0],
+        },
+        "itinerary": [
+            (
+                "田园一日",
+                "A day on the farm",
+                False,
+                [
+                    ("郑州东站", "Zhengzhou East Station", None, "07:30", [], False),
+                    (
+                        "亲子农场",
+                        "Family farm",
+                        "09:00",
+                        "15:30",
+                        [
+                            (
+                                "亲子农事：播种、浇水、拔萝卜",
+                                "Farm work together: sowing, watering, pulling radishes",
+                            ),
+                            ("田间寻宝", "Treasure hunt in the fields"),
+                            ("喂养小动物", "Feeding the animals"),
+                        ],
+                        False,
+                    ),
+                    ("郑州东站", "Zhengzhou East Station", "17:30", None, [], False),
+                ],
+            ),
+        ],
+        "offers": [(_t("甜玉米", "Sweet corn"), [7, 8])],
+        "weekdays": [7],
+        "bus": "豫A·田园号",
+    },
+]
+
+
+async def _load_buses(summary: DemoSummary) -> None:
+    principal = await _operator_admin(
+        "zz-bus",
+        {
+            "slug": "zz-bus",
+            "name": _t("郑州公交", "Zhengzhou Bus"),
+            "contact_email": "service@zz-bus.example",
+            "contact_phone": "+86 371 6000 0096",
+        },
+        "ops@zz-bus.example",
+    )
+    start, end = _summer_season()
+    for line in BUS_LINES:
+        route = await routes.create_route(principal, _convert(line["route"], RouteCreate))
+        await routes.replace_itinerary(principal, route.id, _itinerary(line["itinerary"]))
+        await routes.change_route_status(principal, route.id, RouteStatus.published)
+        for name, months in line["offers"]:
+            await routes.create_offer(
+                principal, route.id, _convert({"name": name, "months": months}, SeasonalOfferIn)
+            )
+        bus = await vehicles.create_vehicle(
+            principal,
+            _convert(
+                {
+                    "kind": "bus",
+                    "name": line["bus"],
+                    "code": line["route"]["slug"],
+                    "description": "45-seat coach",
+                    "layout": {
+                        "type": "bus",
+                        "rows": 11,
+                        "seat_letters": "ABCD",
+                        "last_row_letters": "ABCDE",
+                    },
+                },
+                VehicleCreate,
+            ),
+        )
+        await fares.replace_route_fares(
+            principal,
+            route.id,
+            _convert(
+                {
+                    "fares": [
+                        {"seat_class": "standard", "passenger_type": "adult", "amount": 6800},
+                        {"seat_class": "standard", "passenger_type": "child", "amount": 3800},
+                        {"seat_class": "standard", "passenger_type": "senior", "amount": 5800},
+                    ]
+                },
+                FaresIn,
+            ),
+        )
+        await departures.schedule_season(
+            principal,
+            route.id,
+            _convert(
+                {
+                    "vehicle_id": str(bus.id),
+                    "start_date": start.isoformat(),
+                    "end_date": end.isoformat(),
+                    "weekdays": line["weekdays"],
+                    "departure_time": "07:30",
+                    "return_time": "17:30",
+                    "stops": [{"name": name, "time": at} for name, at in PICKUP_STOPS],
+                    "sales_open_days_before": 30,
+                    "sales_close_minutes_before": 60,
+                    "publish": True,
+                },
+                BulkScheduleIn,
+            ),
+        )
+    summary.created.append("operator zz-bus with 采摘号, 花田号 and 田园号")
+
+
+async def _operator_exists(slug: str) -> bool:
+    return await operators.find_operator_id(slug) is not None
+
+
+async def load_demo() -> DemoSummary:
+    """Load the demo operators, routes, vehicles and departures, and demo logins."""
+    if get_settings().is_production:
+        raise RuntimeError("demo data (with its well-known passwords) is refused in production")
+    summary = DemoSummary()
+    if not await Staff.exists().where(Staff.email == DEMO_LOGINS[0]).run():
+        await create_staff(
+            _convert(
+                {
+                    "email": DEMO_LOGINS[0],
+                    "name": "Platform admin",
+                    "password": DEMO_PASSWORD,
+                    "role": "platform_admin",
+                },
+                StaffCreate,
+            ),
+            None,
+        )
+        summary.created.append(f"platform admin {DEMO_LOGINS[0]}")
+    for slug, loader in (("zy-rail", _load_train), ("zz-bus", _load_buses)):
+        if await _operator_exists(slug):
+            summary.skipped.append(f"operator {slug}")
+            continue
+        # One transaction per operator: a failed load leaves nothing half-written.
+        async with write_transaction():
+            await loader(summary)
+    return summary
+
+
+__all__ = ["DEMO_PASSWORD", "DemoSummary", "load_demo"]
