@@ -153,13 +153,15 @@ async def list_routes(
     total = int(count_rows[0]["n"])
     rows = await Route.raw(
         f"""
-        SELECT r.id, r.slug, r.kind, r.name, r.description, r.duration_days, r.operator,
-               (SELECT MIN(d.departs_at) FROM departure d
-                 WHERE d.route = r.id AND d.status = {{}} AND d.departs_at > {{}})
-                 AS next_departure_at
-        FROM route r
-        WHERE {where}
-        ORDER BY CASE WHEN next_departure_at IS NULL THEN 1 ELSE 0 END, next_departure_at, r.slug
+        SELECT * FROM (
+            SELECT r.id, r.slug, r.kind, r.name, r.description, r.duration_days, r.operator,
+                   (SELECT MIN(d.departs_at) FROM departure d
+                     WHERE d.route = r.id AND d.status = {{}} AND d.departs_at > {{}})
+                     AS next_departure_at
+            FROM route r
+            WHERE {where}
+        ) AS listed
+        ORDER BY CASE WHEN next_departure_at IS NULL THEN 1 ELSE 0 END, next_departure_at, slug
         LIMIT {{}} OFFSET {{}}
         """,
         DepartureStatus.published.value,
