@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None,
         request_max_body_size=settings.max_body_bytes,
+        # The settings this app was built with (e.g. /ready checks *its* Redis).
+        state=State({"settings": settings}),
         debug=False,
     )
     # Wrap the whole ASGI handler so that routing errors (404, 405) are localized as well.

@@ -494,7 +494,7 @@ class OperatorDepartureController(_OperatorController):
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
         return await departures.change_departure_status(
-            operator, departure_id, DepartureStatus.published
+            operator, departure_id, DepartureStatus.published, only_from={DepartureStatus.closed}
         )
 
     @post(

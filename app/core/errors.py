@@ -147,6 +147,9 @@ _AT_PATH = re.compile(r"\s+- at `\$\.?([^`]*)`$")
 
 def _field_of(key: str, message: str) -> tuple[str, str]:
     """Name the offending field as a client wrote it, e.g. `days[0].title` or `status`."""
+    if key == "data" and message == "'data'":
+        # Litestar's KeyError when a request that needs a body has none.
+        return "body", _("Send a JSON document in the request body.")
     path = key if key not in ("", "data", "body") else ""
     at = _AT_PATH.search(message)
     if at:
@@ -158,17 +161,31 @@ def _field_of(key: str, message: str) -> tuple[str, str]:
     return (path or "body").removeprefix("$.").removeprefix("."), message
 
 
-def _field_errors(extra: Any) -> list[FieldError]:
+def _client_name(request: Request[Any, Any, Any], key: str) -> str:
+    """A parameter's name in the request (`from`), not in the handler's signature (`date_from`)."""
+    handler = request.scope.get("route_handler")
+    signature = getattr(handler, "parsed_fn_signature", None)
+    field = signature.parameters.get(key) if signature is not None else None
+    kwarg = getattr(field, "kwarg_definition", None)
+    for alias in ("query", "header", "name"):
+        if getattr(kwarg, alias, None):
+            return str(getattr(kwarg, alias))
+    return key
+
+
+def _field_errors(request: Request[Any, Any, Any], extra: Any) -> list[FieldError]:
     errors: list[FieldError] = []
     if isinstance(extra, list):
         for item in extra:
             if isinstance(item, dict):
-                field, message = _field_of(str(item.get("key") or ""), str(item.get("message", "")))
-                errors.append(
-                    FieldError(
-                        field=field, message=message, source=str(item.get("source") or "body")
-                    )
-                )
+                source = item.get("source") or "body"
+                # Litestar's ParamType is a (str, Enum): its str() is "ParamType.QUERY".
+                source = getattr(source, "value", source)
+                key = str(item.get("key") or "")
+                if source != "body":
+                    key = _client_name(request, key)
+                field, message = _field_of(key, str(item.get("message", "")))
+                errors.append(FieldError(field=field, message=message, source=str(source)))
     return errors
 
 
@@ -177,7 +194,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     detail: str | None = None
     errors: list[FieldError] | None = None
     if isinstance(exc, ValidationException):
-        errors = _field_errors(exc.extra)
+        errors = _field_errors(request, exc.extra)
         if errors:
             code, title = "validation_error", _("Some fields are invalid")
             detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
@@ -198,7 +215,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         code, title = "unsupported_media_type", _("Unsupported media type")
     elif status == 429:
         code, title = "rate_limited", _("Too many requests")
-    elif status == 400 and str(exc.detail).startswith("JSON is malformed"):
+    elif status == 400 and str(exc.detail).startswith(
+        ("JSON is malformed", "Input data was truncated")  # msgspec: bad or cut-off JSON
+    ):
         code, title = "malformed_json", _("The request body could not be read")
         detail = _("Send a valid JSON document.")
     elif 400 <= status < 500:

@@ -77,6 +77,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # Folder of the gettext catalogs (locales/<lang>/LC_MESSAGES/messages.po|mo).
     locales_dir: Path = PROJECT_ROOT / "locales"
+    # `standard` argon2 cost, or `fast` for test suites only (refused in production).
+    password_hashing: str = "standard"
     # Log SQL statements (development aid).
     log_sql: bool = False
 
@@ -104,6 +106,8 @@ class Settings:
             problems.append("TOURLINE_SECRET_KEY must be set to a random value of 32+ characters")
         if not self.uses_postgres:
             problems.append("DATABASE_URL must point at PostgreSQL in production")
+        if self.password_hashing != "standard":
+            problems.append("TOURLINE_PASSWORD_HASHING must be standard in production")
         if problems:
             raise RuntimeError("refusing to start in production: " + "; ".join(problems))
 
@@ -128,6 +132,7 @@ def load_settings() -> Settings:
         time_zone=_env_str("TOURLINE_TIME_ZONE", defaults.time_zone),
         cors_origins=_env_list("TOURLINE_CORS_ORIGINS", defaults.cors_origins),
         locales_dir=Path(_env_str("TOURLINE_LOCALES_DIR", str(defaults.locales_dir))),
+        password_hashing=_env_str("TOURLINE_PASSWORD_HASHING", defaults.password_hashing),
         log_sql=_env_bool("TOURLINE_LOG_SQL", defaults.log_sql),
     )
 

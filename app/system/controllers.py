@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.datastructures import State
 
 from app.core import database
 from app.core.settings import get_settings
@@ -33,14 +34,15 @@ class SystemController(Controller):
         summary="The service can serve requests",
         description="Checks the database, and Redis when one is configured; 503 when one fails.",
     )
-    async def ready(self) -> Response[ReadyOut]:
+    async def ready(self, state: State) -> Response[ReadyOut]:
         checks: dict[str, str] = {}
         try:
             await database.ping()
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        redis_url = get_settings().redis_url
+        settings = state.get("settings") or get_settings()
+        redis_url = settings.redis_url
         if redis_url:
             checks["redis"] = await _check_redis(redis_url)
         ready = all(value == "ok" for value in checks.values())

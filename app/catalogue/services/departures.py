@@ -54,6 +54,8 @@ from app.core.i18n import _
 from app.core.pagination import Page, PageParams, page_of
 
 MAX_BULK_DEPARTURES = 366
+# How early before its scheduled time a departure may be marked as departed.
+DEPART_EARLY = timedelta(hours=2)
 
 _TRANSITIONS: dict[DepartureStatus, set[DepartureStatus]] = {
     DepartureStatus.draft: {DepartureStatus.published, DepartureStatus.cancelled},
@@ -124,9 +126,8 @@ async def departures_out(rows: list[Row]) -> list[DepartureOut]:
                 returns_at=in_zone(row["returns_at"], tz),
                 time_zone=tz,
                 sales_open_at=in_zone(row["sales_open_at"], tz) if row["sales_open_at"] else None,
-                sales_close_at=(
-                    in_zone(row["sales_close_at"], tz) if row["sales_close_at"] else None
-                ),
+                # No explicit close means sales close at departure.
+                sales_close_at=in_zone(row["sales_close_at"] or row["departs_at"], tz),
                 stops=[
                     DepartureStopOut(
                         kind=stop["kind"],
@@ -271,7 +272,7 @@ async def create_departure(principal: OperatorPrincipal, data: DepartureCreate) 
             returns_at=returns_at,
             time_zone=require_time_zone("time_zone", data.time_zone or operator["time_zone"]),
             sales_open_at=require_aware("sales_open_at", data.sales_open_at),
-            sales_close_at=require_aware("sales_close_at", data.sales_close_at) or departs_at,
+            sales_close_at=require_aware("sales_close_at", data.sales_close_at),
         )
         _check_schedule(schedule)
         departure = Departure(
@@ -328,6 +329,12 @@ async def update_departure(
             ),
         )
         _check_schedule(schedule)
+        if (
+            row["status"] != DepartureStatus.draft
+            and data.departs_at is not msgspec.UNSET
+            and schedule.departs_at <= clock.now()
+        ):
+            raise InvalidInput("departs_at", _("A departure on sale cannot move into the past."))
         values.update(
             {
                 Departure.departs_at: schedule.departs_at,
@@ -344,6 +351,17 @@ async def update_departure(
             await DepartureStop.delete().where(DepartureStop.departure == departure_id).run()
             if stops:
                 await DepartureStop.insert(*stops).run()
+        else:
+            # The kept stops must still fall in the (possibly moved) window.
+            earliest = schedule.departs_at - timedelta(hours=12)
+            kept = await DepartureStop.select(DepartureStop.at).where(
+                DepartureStop.departure == departure_id
+            )
+            if any(not earliest <= stop["at"] <= schedule.returns_at for stop in kept):
+                raise InvalidInput(
+                    "stops",
+                    _("A stop must fall between 12 hours before departure and the return."),
+                )
         await Departure.update(values).where(Departure.id == departure_id).run()
     return await departure_out(departure_id)
 
@@ -389,19 +407,31 @@ async def publish_problems(row: Row, route: Row) -> list[FieldError]:
 
 
 async def change_departure_status(
-    principal: OperatorPrincipal, departure_id: UUID, target: DepartureStatus
+    principal: OperatorPrincipal,
+    departure_id: UUID,
+    target: DepartureStatus,
+    only_from: set[DepartureStatus] | None = None,
 ) -> DepartureOut:
-    """The one place a departure changes status; publishing checks it can be sold."""
+    """The one place a departure changes status; publishing checks it can be sold.
+
+    `only_from` narrows the allowed starting states for actions such as reopen
+    (closed -> published), which must not publish a draft.
+    """
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_departure(principal, departure_id)
         current = DepartureStatus(row["status"])
-        if target not in _TRANSITIONS[current]:
+        if target not in _TRANSITIONS[current] or (only_from and current not in only_from):
             raise Conflict(
                 _("A {current} departure cannot become {target}.").format(
                     current=current.value, target=target.value
                 ),
                 code="illegal_transition",
+            )
+        if target == DepartureStatus.departed and clock.now() < row["departs_at"] - DEPART_EARLY:
+            raise Conflict(
+                _("A departure can be marked departed from two hours before it leaves."),
+                code="departure_not_due",
             )
         if target == DepartureStatus.published:
             route = await owned_route(principal, row["route"])
@@ -502,6 +532,12 @@ async def schedule_season(
     operator = await get_operator_row(principal.operator_id)
     time_zone = require_time_zone("time_zone", data.time_zone or operator["time_zone"])
     dates = season_dates(data)
+    if (
+        data.sales_open_days_before is not None
+        and data.sales_open_days_before * 24 * 60 <= data.sales_close_minutes_before
+    ):
+        # The same rule as _check_schedule for one departure: sales open before they close.
+        raise InvalidInput("sales_open_days_before", _("Sales must open before they close."))
     now = clock.now()
     async with write_transaction():
         route = await owned_route(principal, route_id)
