@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import QueryParameter
+from piccolo.columns import Column
+from piccolo.custom_types import Combinable
+from piccolo.table import Table
 
 from app.core.errors import InvalidInput
 from app.core.i18n import _
@@ -52,3 +56,25 @@ def provide_page_params(
             code="page_size_too_large" if size > settings.max_page_size else None,
         )
     return PageParams(page=page, page_size=size)
+
+
+async def fetch_page(
+    table: type[Table],
+    where: Combinable | None,
+    params: PageParams,
+    order_by: Sequence[tuple[Column, bool]],
+    load_json: bool = False,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of rows and the total count. `order_by` is (column, ascending) pairs;
+    end it with a unique column so that pages never overlap."""
+    count = table.count()
+    select = table.select()
+    if where is not None:
+        count = count.where(where)
+        select = select.where(where)
+    for column, ascending in order_by:
+        select = select.order_by(column, ascending=ascending)
+    rows = (
+        await select.limit(params.page_size).offset(params.offset).output(load_json=load_json).run()
+    )
+    return rows, await count.run()

@@ -51,7 +51,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _
-from app.core.pagination import Page, PageParams, page_of
+from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 MAX_BULK_DEPARTURES = 366
 # How early before its scheduled time a departure may be marked as departed.
@@ -174,14 +174,8 @@ async def list_departures(
         where = where & (Departure.departs_at >= departs_from)
     if departs_to is not None:
         where = where & (Departure.departs_at < departs_to)
-    total = await Departure.count().where(where).run()
-    rows = (
-        await Departure.select()
-        .where(where)
-        .order_by(Departure.departs_at)
-        .limit(params.page_size)
-        .offset(params.offset)
-        .run()
+    rows, total = await fetch_page(
+        Departure, where, params, [(Departure.departs_at, True), (Departure.id, True)]
     )
     return page_of(await departures_out(rows), params, total)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 from uuid import UUID
+
+from piccolo.columns import Column
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
@@ -34,28 +37,49 @@ def _check_fares(fares: Sequence[FareIn], currency: str) -> None:
             )
 
 
-async def route_fares(route_ids: list[UUID]) -> dict[UUID, dict[FareKey, Money]]:
-    fares: dict[UUID, dict[FareKey, Money]] = {route_id: {} for route_id in route_ids}
-    if not route_ids:
+FareTable = TypeVar("FareTable", RouteFare, DepartureFare)
+
+
+async def _load_fares(
+    table: type[FareTable], owner: Column, owner_ids: list[UUID]
+) -> dict[UUID, dict[FareKey, Money]]:
+    fares: dict[UUID, dict[FareKey, Money]] = {owner_id: {} for owner_id in owner_ids}
+    if not owner_ids:
         return fares
-    rows = await RouteFare.select().where(RouteFare.route.is_in(route_ids)).run()
-    for row in rows:
-        fares[row["route"]][(row["seat_class"], row["passenger_type"])] = Money(
+    for row in await table.select().where(owner.is_in(owner_ids)).run():
+        fares[row[owner._meta.name]][(row["seat_class"], row["passenger_type"])] = Money(
             amount=row["amount"], currency=row["currency"]
         )
     return fares
+
+
+async def _replace_fares(
+    table: type[FareTable], owner: Column, owner_id: UUID, fares: Sequence[FareIn], currency: str
+) -> None:
+    await table.delete().where(owner == owner_id).run()
+    if fares:
+        await table.insert(
+            *[
+                table(
+                    {
+                        owner: owner_id,
+                        table.seat_class: fare.seat_class,
+                        table.passenger_type: fare.passenger_type.value,
+                        table.amount: fare.amount,
+                        table.currency: currency,
+                    }
+                )
+                for fare in fares
+            ]
+        ).run()
+
+
+async def route_fares(route_ids: list[UUID]) -> dict[UUID, dict[FareKey, Money]]:
+    return await _load_fares(RouteFare, RouteFare.route, route_ids)
 
 
 async def departure_fares(departure_ids: list[UUID]) -> dict[UUID, dict[FareKey, Money]]:
-    fares: dict[UUID, dict[FareKey, Money]] = {d: {} for d in departure_ids}
-    if not departure_ids:
-        return fares
-    rows = await DepartureFare.select().where(DepartureFare.departure.is_in(departure_ids)).run()
-    for row in rows:
-        fares[row["departure"]][(row["seat_class"], row["passenger_type"])] = Money(
-            amount=row["amount"], currency=row["currency"]
-        )
-    return fares
+    return await _load_fares(DepartureFare, DepartureFare.departure, departure_ids)
 
 
 async def effective_fares(
@@ -114,20 +138,7 @@ async def replace_route_fares(
     _check_fares(data.fares, currency)
     async with write_transaction():
         await owned_route(principal, route_id)
-        await RouteFare.delete().where(RouteFare.route == route_id).run()
-        if data.fares:
-            await RouteFare.insert(
-                *[
-                    RouteFare(
-                        route=route_id,
-                        seat_class=fare.seat_class,
-                        passenger_type=fare.passenger_type.value,
-                        amount=fare.amount,
-                        currency=currency,
-                    )
-                    for fare in data.fares
-                ]
-            ).run()
+        await _replace_fares(RouteFare, RouteFare.route, route_id, data.fares, currency)
     return await get_route_fares(principal, route_id)
 
 
@@ -146,18 +157,7 @@ async def replace_departure_fares(
     _check_fares(data.fares, currency)
     async with write_transaction():
         await owned_departure(principal, departure_id)
-        await DepartureFare.delete().where(DepartureFare.departure == departure_id).run()
-        if data.fares:
-            await DepartureFare.insert(
-                *[
-                    DepartureFare(
-                        departure=departure_id,
-                        seat_class=fare.seat_class,
-                        passenger_type=fare.passenger_type.value,
-                        amount=fare.amount,
-                        currency=currency,
-                    )
-                    for fare in data.fares
-                ]
-            ).run()
+        await _replace_fares(
+            DepartureFare, DepartureFare.departure, departure_id, data.fares, currency
+        )
     return await get_departure_fares(principal, departure_id)

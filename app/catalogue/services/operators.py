@@ -16,7 +16,7 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput
 from app.core.i18n import _
 from app.core.money import is_known_currency
-from app.core.pagination import Page, PageParams, page_of
+from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 
 def _operator_out(row: Row) -> OperatorOut:
@@ -63,15 +63,7 @@ async def create_operator_as(principal: Principal, data: OperatorCreate) -> Oper
 
 async def list_operators(principal: Principal, params: PageParams) -> Page[OperatorOut]:
     require_platform_admin(principal)
-    total = await Operator.count().run()
-    rows = (
-        await Operator.select()
-        .order_by(Operator.slug)
-        .limit(params.page_size)
-        .offset(params.offset)
-        .output(load_json=True)
-        .run()
-    )
+    rows, total = await fetch_page(Operator, None, params, [(Operator.slug, True)], load_json=True)
     return page_of([_operator_out(row) for row in rows], params, total)
 
 

@@ -49,7 +49,7 @@ from app.core import clock
 from app.core.errors import NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
-from app.core.pagination import Page, PageParams, page_of
+from app.core.pagination import Page, PageParams, fetch_page, page_of
 from app.core.settings import get_settings
 
 # Departures the public may open by id; drafts are never visible.
@@ -341,14 +341,8 @@ async def list_route_departures(
     where = where & (Departure.departs_at >= max(departs_from or now, now))
     if departs_to is not None:
         where = where & (Departure.departs_at < departs_to)
-    total = await Departure.count().where(where).run()
-    rows = (
-        await Departure.select()
-        .where(where)
-        .order_by(Departure.departs_at)
-        .limit(params.page_size)
-        .offset(params.offset)
-        .run()
+    rows, total = await fetch_page(
+        Departure, where, params, [(Departure.departs_at, True), (Departure.id, True)]
     )
     ids = [row["id"] for row in rows]
     availability = await availability_by_departure(ids)

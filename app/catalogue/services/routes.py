@@ -47,7 +47,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _
-from app.core.pagination import Page, PageParams, page_of
+from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 # Refund tiers used when an operator gives none: full refund up to 3 days before, half up to
 # one day before, nothing after.
@@ -163,16 +163,8 @@ async def list_routes(
     where: Combinable = Route.operator == principal.operator_id
     if status is not None:
         where = where & (Route.status == status.value)
-    total = await Route.count().where(where).run()
-    rows = (
-        await Route.select()
-        .where(where)
-        .order_by(Route.created_at, ascending=False)
-        .order_by(Route.slug)
-        .limit(params.page_size)
-        .offset(params.offset)
-        .output(load_json=True)
-        .run()
+    rows, total = await fetch_page(
+        Route, where, params, [(Route.created_at, False), (Route.id, True)], load_json=True
     )
     themes = await _themes_by_route([row["id"] for row in rows])
     return page_of([_route_out(row, themes[row["id"]]) for row in rows], params, total)

@@ -28,7 +28,7 @@ from app.catalogue.tables import Departure, DepartureStatus, Seat, Vehicle
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
-from app.core.pagination import Page, PageParams, page_of
+from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 # Berth positions within a compartment, in berth-number order.
 _BERTH_POSITIONS: dict[int, tuple[SeatPosition, ...]] = {
@@ -204,14 +204,8 @@ async def create_vehicle(principal: OperatorPrincipal, data: VehicleCreate) -> V
 
 async def list_vehicles(principal: OperatorPrincipal, params: PageParams) -> Page[VehicleBrief]:
     where = Vehicle.operator == principal.operator_id
-    total = await Vehicle.count().where(where).run()
-    rows = (
-        await Vehicle.select()
-        .where(where)
-        .order_by(Vehicle.name)
-        .limit(params.page_size)
-        .offset(params.offset)
-        .run()
+    rows, total = await fetch_page(
+        Vehicle, where, params, [(Vehicle.name, True), (Vehicle.id, True)]
     )
     capacity = await capacity_by_vehicle([row["id"] for row in rows])
     items = [
