@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -61,6 +62,9 @@ def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
 
         click.echo(_run(load_demo).summary())
     click.echo(f"Tourline on http://{host}:{port}  (API docs: http://{host}:{port}/schema)")
+    # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
+    # found: make that handler exit 0 so that process managers see a clean stop, not -15.
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     uvicorn.run(
         "app.asgi:create_app",
         factory=True,

@@ -7,8 +7,11 @@ from piccolo.conf.apps import AppConfig, table_finder
 import migrations
 
 TABLE_MODULES = [
+    "app.core.tables",
     "app.catalogue.tables",
     "app.accounts.tables",
+    "app.booking.tables",
+    "app.notifications.tables",
 ]
 
 APP_CONFIG = AppConfig(

@@ -66,6 +66,8 @@ class Operator(Table):
     currency = Varchar(length=3, default="CNY")
     time_zone = Varchar(length=64, default="Asia/Shanghai")
     default_locale = Varchar(length=16, default="zh_Hans")
+    # How long an unpaid booking keeps its seats.
+    hold_minutes = Integer(default=15)
     created_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -99,3 +99,11 @@ async def migrate(quiet: bool = True) -> None:
         result = await run_forwards(app_name="all")
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}\n{output.getvalue()}")
+
+
+def for_update(query: Any) -> Any:
+    """Lock the selected rows until the transaction ends (PostgreSQL). SQLite needs no row
+    lock: a `write_transaction()` there already holds the database's single write lock."""
+    if is_sqlite():
+        return query
+    return query.lock_rows("UPDATE")

@@ -62,6 +62,7 @@ class DomainError(Exception):
     ) -> None:
         super().__init__(detail or self.code)
         self.detail = detail
+        self.headers: dict[str, str] = {}
         if code:
             self.code = code
         self.errors = list(errors) if errors else None
@@ -107,6 +108,20 @@ class Unauthorized(DomainError):
         return _("Authentication required")
 
 
+class TooManyRequests(DomainError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(
+        self, detail: str | None = None, *, code: str | None = None, retry_after: int
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.headers = {"Retry-After": str(retry_after)}
+
+    def title(self) -> str:
+        return _("Too many requests")
+
+
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
@@ -129,7 +144,7 @@ def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Respo
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Problem]:
-    return problem_response(
+    response = problem_response(
         request,
         Problem(
             title=exc.title(),
@@ -139,6 +154,8 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
             errors=exc.errors,
         ),
     )
+    response.headers.update(exc.headers)
+    return response
 
 
 _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")

@@ -117,8 +117,11 @@ def load_settings() -> Settings:
     database_url = _env_str("DATABASE_URL", "") or defaults.database_url
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
+    environment = _env_str("TOURLINE_ENV", defaults.environment)
+    if environment not in ("development", "test", "production"):
+        raise ValueError("TOURLINE_ENV must be development, test or production")
     return Settings(
-        environment=_env_str("TOURLINE_ENV", defaults.environment),
+        environment=environment,
         database_url=database_url,
         database_pool_min=_env_int("DATABASE_POOL_MIN", defaults.database_pool_min),
         database_pool_max=_env_int("DATABASE_POOL_MAX", defaults.database_pool_max),

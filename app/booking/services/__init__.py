@@ -1,0 +1,1 @@
+"""Booking rules: inventory, the booking state machine, guest access, waiting list, manifests."""

@@ -1,0 +1,656 @@
+"""Bookings: hold seats, read and change a booking as its guest, cancel, rebook, expire."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from app.booking.schemas import (
+    BookingCreate,
+    BookingCreated,
+    BookingLineOut,
+    BookingOut,
+    BookingUpdate,
+    CancellationOut,
+    ContactOut,
+    PickupOut,
+)
+from app.booking.services import inventory
+from app.booking.services.state import record_event, transition
+from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
+from app.catalogue.services.common import as_dict, as_list, in_zone
+from app.catalogue.services.fares import effective_fares
+from app.catalogue.tables import (
+    Departure,
+    DepartureStatus,
+    DepartureStop,
+    Operator,
+    PassengerType,
+    Route,
+    RouteStatus,
+)
+from app.core import clock
+from app.core.database import for_update, write_transaction
+from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.i18n import _, localize
+from app.core.money import Money, PriceOut
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CROCKFORD_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def new_reference() -> str:
+    """8 characters of Crockford base32 (40 random bits): short, unambiguous to read out."""
+    return "".join(secrets.choice(CROCKFORD) for _ in range(8))
+
+
+def normalize_reference(reference: str) -> str:
+    return reference.strip().upper().replace("-", "").translate(_CROCKFORD_ALIASES)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def booking_not_found() -> NotFound:
+    return NotFound(_("Booking not found."), code="booking_not_found")
+
+
+async def guest_booking(reference: str, token: str | None, lock: bool = False) -> dict[str, Any]:
+    """The booking if `token` is its access token; anything else is the same 404."""
+    query = Booking.select().where(Booking.reference == normalize_reference(reference)).first()
+    row = await (for_update(query) if lock else query).run()
+    expected = row["token_hash"] if row else hash_token(secrets.token_hex(16))
+    # Compare in constant time, and even when the reference is unknown.
+    matches = hmac.compare_digest(expected, hash_token(token or ""))
+    if row is None or not matches:
+        raise booking_not_found()
+    return dict(row)
+
+
+async def booking_out(booking_id: UUID) -> BookingOut:
+    booking = await Booking.select().where(Booking.id == booking_id).first().run()
+    if booking is None:
+        raise booking_not_found()
+    departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
+    assert departure is not None
+    route = (
+        await Route.select(Route.slug, Route.name, Route.operator)
+        .where(Route.id == departure["route"])
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    assert route is not None
+    operator = (
+        await Operator.select(Operator.default_locale)
+        .where(Operator.id == route["operator"])
+        .first()
+        .run()
+    )
+    fallback = operator["default_locale"] if operator else "zh_Hans"
+    tz = departure["time_zone"]
+    lines = (
+        await BookingLine.select()
+        .where(
+            (BookingLine.booking == booking_id) & (BookingLine.departure == booking["departure"])
+        )
+        .order_by(BookingLine.position)
+        .run()
+    )
+    pickup = None
+    if booking["pickup_stop"] is not None:
+        stop = (
+            await DepartureStop.select()
+            .where(DepartureStop.id == booking["pickup_stop"])
+            .first()
+            .output(load_json=True)
+            .run()
+        )
+        if stop is not None:
+            pickup = PickupOut(
+                id=stop["id"],
+                name=localize(as_dict(stop["name"]), fallback),
+                at=in_zone(stop["at"], tz),
+            )
+    currency = booking["currency"]
+
+    def price(amount: int) -> PriceOut:
+        return PriceOut.of(Money(amount=amount, currency=currency))
+
+    contact = None
+    if booking["contact_email"]:
+        contact = ContactOut(
+            name=booking["contact_name"],
+            email=booking["contact_email"],
+            phone=booking["contact_phone"],
+            locale=booking["locale"],
+        )
+    return BookingOut(
+        reference=booking["reference"],
+        status=BookingStatus(booking["status"]),
+        departure_id=departure["id"],
+        route_slug=route["slug"],
+        route_name=localize(as_dict(route["name"]), fallback),
+        departs_at=in_zone(departure["departs_at"], tz),
+        time_zone=tz,
+        expires_at=(
+            in_zone(booking["expires_at"], tz)
+            if booking["expires_at"] and booking["status"] == BookingStatus.on_hold
+            else None
+        ),
+        pickup_stop=pickup,
+        contact=contact,
+        lines=[
+            BookingLineOut(
+                position=line["position"],
+                seat_label=line["seat_label"],
+                seat_class=line["seat_class"],
+                passenger_type=PassengerType(line["passenger_type"]),
+                price=price(line["price_amount"]),
+                passenger_name=line["passenger_name"],
+                has_id_document=bool(line["id_document"]),
+                checked_in_at=in_zone(line["checked_in_at"], tz) if line["checked_in_at"] else None,
+            )
+            for line in lines
+        ],
+        total=price(booking["total_amount"]),
+        refund=price(booking["refund_amount"]) if booking["refund_amount"] else None,
+        balance_due=price(booking["balance_due"]) if booking["balance_due"] else None,
+        created_at=booking["created_at"],
+    )
+
+
+# ---------------------------------------------------------------- holding seats
+
+
+async def _sellable(departure: dict[str, Any]) -> dict[str, Any]:
+    """The departure's route if tourists may book it now; otherwise a clear 409 (or 404)."""
+    route = (
+        await Route.select()
+        .where(Route.id == departure["route"])
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if route is None or route["status"] != RouteStatus.published:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    status = departure["status"]
+    if status == DepartureStatus.draft:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    if status == DepartureStatus.cancelled:
+        raise Conflict(_("This departure has been cancelled."), code="departure_cancelled")
+    if status != DepartureStatus.published:
+        raise Conflict(_("This departure is no longer on sale."), code="sales_closed")
+    now = clock.now()
+    if departure["sales_open_at"] and now < departure["sales_open_at"]:
+        raise Conflict(
+            _("Sales open at {moment}.").format(
+                moment=in_zone(departure["sales_open_at"], departure["time_zone"]).isoformat()
+            ),
+            code="sales_not_open",
+        )
+    if now >= (departure["sales_close_at"] or departure["departs_at"]):
+        raise Conflict(_("Sales for this departure have closed."), code="sales_closed")
+    return dict(route)
+
+
+async def expire_overdue(departure_id: UUID) -> int:
+    """Expire the departure's run-out holds (inside the caller's departure lock)."""
+    overdue = await inventory.overdue_holds(departure_id)
+    for booking in overdue:
+        await transition(booking, BookingStatus.expired, actor="system", reason="hold_expired")
+    return len(overdue)
+
+
+class _Assignment(msgspec.Struct):
+    seat: inventory.FreeSeat
+    passenger_type: PassengerType
+    price: Money
+
+
+def _not_enough(free_in_class: int, seat_class: str) -> Conflict:
+    if free_in_class == 0:
+        return Conflict(
+            _("Seat class {seat_class} is sold out.").format(seat_class=seat_class),
+            code="sold_out",
+        )
+    return Conflict(
+        _("Only {count} seats of class {seat_class} are left.").format(
+            count=free_in_class, seat_class=seat_class
+        ),
+        code="not_enough_seats",
+    )
+
+
+def _price(
+    fares: dict[tuple[str, str], tuple[Money, str]],
+    seat_class: str,
+    kind: PassengerType,
+    field: str,
+) -> Money:
+    fare = fares.get((seat_class, kind.value))
+    if fare is None:
+        raise InvalidInput(
+            field,
+            _("There is no {passenger_type} fare for seat class {seat_class}.").format(
+                passenger_type=kind.value, seat_class=seat_class
+            ),
+            code="no_fare",
+        )
+    return fare[0]
+
+
+async def assign(
+    departure: dict[str, Any],
+    counts: list[tuple[str, PassengerType]] | None,
+    labels: list[tuple[str, PassengerType]] | None,
+) -> list[_Assignment]:
+    """Seats and prices for a party, under the departure's lock. Raises 409 when the
+    seats are not there; nothing is reserved until the caller inserts the lines."""
+    fares = (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
+    free = await inventory.free_seats(departure)
+    assignments: list[_Assignment] = []
+    if labels is not None:
+        by_label = {seat.label: seat for seat in free}
+        for index, (label, kind) in enumerate(labels):
+            seat = by_label.get(label)
+            if seat is None:
+                raise Conflict(
+                    _("Seat {label} is not available.").format(label=label),
+                    code="seat_unavailable",
+                    errors=[_field_error(f"seats[{index}].label", _("Not available."))],
+                )
+            price = _price(fares, seat.seat_class, kind, f"seats[{index}].passenger_type")
+            assignments.append(_Assignment(seat, kind, price))
+        return assignments
+    assert counts is not None
+    party_by_class: dict[str, list[PassengerType]] = defaultdict(list)
+    for seat_class, kind in counts:
+        party_by_class[seat_class].append(kind)
+    for seat_class, party in party_by_class.items():
+        for kind in set(party):
+            _price(fares, seat_class, kind, "counts")
+        in_class = [seat for seat in free if seat.seat_class == seat_class]
+        chosen = inventory.choose_seats(in_class, party)
+        if chosen is None:
+            raise _not_enough(len(in_class), seat_class)
+        for seat, kind in zip(chosen, party, strict=True):
+            assignments.append(_Assignment(seat, kind, _price(fares, seat_class, kind, "counts")))
+    return assignments
+
+
+def _field_error(field: str, message: str) -> Any:
+    from app.core.errors import FieldError
+
+    return FieldError(field=field, message=message)
+
+
+async def _check_pickup(departure_id: UUID, stop_id: UUID | None) -> UUID | None:
+    if stop_id is None:
+        return None
+    exists = (
+        await DepartureStop.exists()
+        .where((DepartureStop.id == stop_id) & (DepartureStop.departure == departure_id))
+        .run()
+    )
+    if not exists:
+        raise InvalidInput("pickup_stop_id", _("This departure has no such stop."))
+    return stop_id
+
+
+def _party(
+    data: BookingCreate,
+) -> tuple[list[tuple[str, PassengerType]] | None, list[tuple[str, PassengerType]] | None, int]:
+    if (data.counts is None) == (data.seats is None):
+        raise InvalidInput("counts", _("Give either counts per class or seat labels."))
+    if data.seats is not None:
+        labels = [(choice.label, choice.passenger_type) for choice in data.seats]
+        if len({label for label, _kind in labels}) != len(labels):
+            raise InvalidInput("seats", _("Each seat may be chosen once."))
+        return None, labels, len(labels)
+    assert data.counts is not None
+    counts = [(c.seat_class, c.passenger_type) for c in data.counts for _ in range(c.count)]
+    if len(counts) > 10:
+        raise InvalidInput("counts", _("At most 10 passengers per booking."))
+    return counts, None, len(counts)
+
+
+async def create_booking(
+    data: BookingCreate,
+    *,
+    channel: BookingChannel = BookingChannel.public,
+    actor: str = "guest",
+    hold_minutes: int | None = None,
+) -> BookingCreated:
+    """Hold seats for a party: all of them, or none (409)."""
+    counts, labels, size = _party(data)
+    if data.passengers is not None and len(data.passengers) > size:
+        raise InvalidInput("passengers", _("More passengers than seats."))
+    token = secrets.token_urlsafe(24)
+    async with write_transaction():
+        departure = await inventory.lock_departure(data.departure_id)
+        await _sellable(departure)
+        await expire_overdue(departure["id"])
+        pickup_stop = await _check_pickup(departure["id"], data.pickup_stop_id)
+        assignments = await assign(departure, counts, labels)
+        operator = (
+            await Operator.select(Operator.currency, Operator.hold_minutes)
+            .where(Operator.id == departure["operator"])
+            .first()
+            .run()
+        )
+        assert operator is not None
+        now = clock.now()
+        minutes = hold_minutes if hold_minutes is not None else operator["hold_minutes"]
+        expires_at = min(
+            now + _minutes(minutes), departure["sales_close_at"] or departure["departs_at"]
+        )
+        reference = new_reference()
+        while await Booking.exists().where(Booking.reference == reference).run():
+            reference = new_reference()
+        contact = data.contact
+        booking = Booking(
+            reference=reference,
+            token_hash=hash_token(token),
+            operator=departure["operator"],
+            departure=departure["id"],
+            channel=channel.value,
+            status=BookingStatus.on_hold.value,
+            expires_at=expires_at,
+            pickup_stop=pickup_stop,
+            contact_name=contact.name if contact else "",
+            contact_email=contact.email if contact else "",
+            contact_phone=contact.phone if contact else "",
+            locale=contact.locale if contact else "zh_Hans",
+            total_amount=sum(a.price.amount for a in assignments),
+            currency=operator["currency"],
+            created_at=now,
+            updated_at=now,
+        )
+        await booking.save().run()
+        passengers = data.passengers or []
+        await BookingLine.insert(
+            *[
+                BookingLine(
+                    booking=booking.id,
+                    departure=departure["id"],
+                    seat=a.seat.id,
+                    seat_label=a.seat.label,
+                    seat_class=a.seat.seat_class,
+                    passenger_type=a.passenger_type.value,
+                    price_amount=a.price.amount,
+                    currency=a.price.currency,
+                    position=index + 1,
+                    passenger_name=passengers[index].name if index < len(passengers) else "",
+                    id_document=(
+                        passengers[index].id_document or "" if index < len(passengers) else ""
+                    ),
+                    live=True,
+                )
+                for index, a in enumerate(assignments)
+            ]
+        ).run()
+        await record_event(
+            booking.id, actor, None, BookingStatus.on_hold.value, "created",
+            {"seats": [a.seat.label for a in assignments], "channel": channel.value},
+        )  # fmt: skip
+    return BookingCreated(access_token=token, booking=await booking_out(booking.id))
+
+
+def _minutes(minutes: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(minutes=minutes)
+
+
+# ---------------------------------------------------------------- guest changes
+
+
+async def get_booking(reference: str, token: str | None) -> BookingOut:
+    booking = await guest_booking(reference, token)
+    return await booking_out(booking["id"])
+
+
+async def update_booking(reference: str, token: str | None, data: BookingUpdate) -> BookingOut:
+    """Contact, passengers and pick-up stop, while the booking is on hold."""
+    async with write_transaction():
+        booking = await guest_booking(reference, token, lock=True)
+        if booking["status"] != BookingStatus.on_hold:
+            raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
+        values: dict[Any, Any] = {Booking.updated_at: clock.now()}
+        if data.contact is not msgspec.UNSET:
+            values.update(
+                {
+                    Booking.contact_name: data.contact.name,
+                    Booking.contact_email: data.contact.email,
+                    Booking.contact_phone: data.contact.phone,
+                    Booking.locale: data.contact.locale,
+                }
+            )
+        if data.pickup_stop_id is not msgspec.UNSET:
+            values[Booking.pickup_stop] = await _check_pickup(
+                booking["departure"], data.pickup_stop_id
+            )
+        if data.passengers is not msgspec.UNSET:
+            lines = (
+                await BookingLine.select(BookingLine.id)
+                .where(
+                    (BookingLine.booking == booking["id"])
+                    & (BookingLine.departure == booking["departure"])
+                )
+                .order_by(BookingLine.position)
+                .run()
+            )
+            if len(data.passengers) != len(lines):
+                raise InvalidInput(
+                    "passengers",
+                    _("Give one passenger for each of the {count} seats.").format(count=len(lines)),
+                )
+            for line, passenger in zip(lines, data.passengers, strict=True):
+                await (
+                    BookingLine.update(
+                        {
+                            BookingLine.passenger_name: passenger.name,
+                            BookingLine.id_document: passenger.id_document or "",
+                        }
+                    )
+                    .where(BookingLine.id == line["id"])
+                    .run()
+                )
+        await Booking.update(values).where(Booking.id == booking["id"]).run()
+    return await booking_out(booking["id"])
+
+
+def refund_percent(policy: list[dict[str, int]], departs_at: datetime, now: datetime) -> int:
+    """The refund of the first tier whose notice the cancellation still gives."""
+    hours_before = (departs_at - now).total_seconds() / 3600
+    for tier in sorted(policy, key=lambda t: -t["hours_before"]):
+        if hours_before >= tier["hours_before"]:
+            return int(tier["refund_percent"])
+    return 0
+
+
+async def cancel_booking(
+    booking: dict[str, Any], *, actor: str, reason: str, full_refund: bool = False
+) -> tuple[int, int]:
+    """Cancel inside the caller's transaction; returns (refund amount, percent)."""
+    departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
+    assert departure is not None
+    percent = 100
+    refund = 0
+    if booking["status"] == BookingStatus.confirmed:
+        if not full_refund:
+            if clock.now() >= departure["departs_at"]:
+                raise Conflict(
+                    _("The departure has left; the booking can no longer be cancelled."),
+                    code="departure_passed",
+                )
+            route = (
+                await Route.select(Route.cancellation_policy)
+                .where(Route.id == departure["route"])
+                .first()
+                .output(load_json=True)
+                .run()
+            )
+            assert route is not None
+            percent = refund_percent(
+                as_list(route["cancellation_policy"]), departure["departs_at"], clock.now()
+            )
+        paid = booking["total_amount"] - booking["balance_due"]
+        refund = paid * percent // 100
+    await transition(
+        booking, BookingStatus.cancelled, actor=actor, reason=reason, refund_amount=refund,
+        details={"refund_percent": percent, "refund": refund},
+    )  # fmt: skip
+    return refund, percent
+
+
+async def guest_cancel(reference: str, token: str | None, reason: str) -> CancellationOut:
+    async with write_transaction():
+        booking = await guest_booking(reference, token, lock=True)
+        refund, percent = await cancel_booking(
+            booking, actor="guest", reason=reason or "cancelled_by_guest"
+        )
+    out = await booking_out(booking["id"])
+    return CancellationOut(
+        refund=PriceOut.of(Money(amount=refund, currency=booking["currency"])),
+        refund_percent=percent,
+        booking=out,
+    )
+
+
+async def rebook(reference: str, token: str | None, departure_id: UUID) -> BookingOut:
+    """Move every passenger to another departure of the same route, atomically: the new
+    seats are taken before the old ones are released; the fare difference is owed or
+    refunded."""
+    async with write_transaction():
+        booking = await guest_booking(reference, token, lock=True)
+        if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
+            raise Conflict(_("Only a live booking can be rebooked."), code="booking_not_live")
+        if departure_id == booking["departure"]:
+            raise InvalidInput("departure_id", _("The booking is already on this departure."))
+        # Lock both departures in a fixed order so that two rebookings cannot deadlock.
+        locked = {}
+        for locked_id in sorted([booking["departure"], departure_id], key=str):
+            locked[locked_id] = await inventory.lock_departure(locked_id)
+        old, new = locked[booking["departure"]], locked[departure_id]
+        if new["route"] != old["route"]:
+            raise InvalidInput("departure_id", _("Rebooking stays on the same route."))
+        await _sellable(new)
+        await expire_overdue(new["id"])
+        old_lines = (
+            await BookingLine.select()
+            .where(
+                (BookingLine.booking == booking["id"])
+                & (BookingLine.departure == booking["departure"])
+            )
+            .order_by(BookingLine.position)
+            .run()
+        )
+        party = [(line["seat_class"], PassengerType(line["passenger_type"])) for line in old_lines]
+        assignments = await assign(new, party, None)
+        by_class: dict[str, list[_Assignment]] = defaultdict(list)
+        for a in assignments:
+            by_class[a.seat.seat_class].append(a)
+        new_lines = []
+        for line in old_lines:
+            a = next(
+                x for x in by_class[line["seat_class"]]
+                if x.passenger_type == PassengerType(line["passenger_type"])
+            )  # fmt: skip
+            by_class[line["seat_class"]].remove(a)
+            new_lines.append(
+                BookingLine(
+                    booking=booking["id"],
+                    departure=new["id"],
+                    seat=a.seat.id,
+                    seat_label=a.seat.label,
+                    seat_class=a.seat.seat_class,
+                    passenger_type=line["passenger_type"],
+                    price_amount=a.price.amount,
+                    currency=a.price.currency,
+                    position=line["position"],
+                    passenger_name=line["passenger_name"],
+                    id_document=line["id_document"],
+                    live=True,
+                )
+            )
+        await BookingLine.insert(*new_lines).run()
+        await (
+            BookingLine.delete()
+            .where((BookingLine.booking == booking["id"]) & (BookingLine.departure == old["id"]))
+            .run()
+        )
+        old_total = booking["total_amount"]
+        new_total = sum(line.price_amount for line in new_lines)
+        values: dict[Any, Any] = {
+            Booking.departure: new["id"],
+            Booking.total_amount: new_total,
+            Booking.pickup_stop: None,
+            Booking.updated_at: clock.now(),
+        }
+        difference = new_total - old_total
+        if booking["status"] == BookingStatus.confirmed and difference > 0:
+            values[Booking.balance_due] = booking["balance_due"] + difference
+        elif booking["status"] == BookingStatus.confirmed and difference < 0:
+            values[Booking.refund_amount] = booking["refund_amount"] - difference
+        await Booking.update(values).where(Booking.id == booking["id"]).run()
+        details = {
+            "from_departure": str(old["id"]),
+            "to_departure": str(new["id"]),
+            "old_total": old_total,
+            "new_total": new_total,
+            "seats": [line.seat_label for line in new_lines],
+        }
+        await record_event(
+            booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
+        )
+        if booking["status"] == BookingStatus.confirmed and difference < 0:
+            from app.notifications.services import enqueue
+
+            await enqueue(
+                "refund.requested",
+                f"refund.requested:{booking['reference']}:rebook:{new['id']}",
+                {"reference": booking["reference"], "amount": -difference,
+                 "currency": booking["currency"], "reason": "rebooked"},
+            )  # fmt: skip
+    return await booking_out(booking["id"])
+
+
+async def expire_hold(booking_id: UUID) -> bool:
+    """Expire one hold if its time has run out; False when it was already dealt with."""
+    async with write_transaction():
+        row = await for_update(Booking.select().where(Booking.id == booking_id).first()).run()
+        if row is None or row["status"] != BookingStatus.on_hold:
+            return False
+        if row["expires_at"] is None or row["expires_at"] > clock.now():
+            return False
+        await transition(dict(row), BookingStatus.expired, actor="system", reason="hold_expired")
+    return True
+
+
+async def expire_all_overdue(limit: int = 500) -> int:
+    """Safety-net sweep: expire every hold whose time has run out."""
+    rows = (
+        await Booking.select(Booking.id)
+        .where(
+            (Booking.status == BookingStatus.on_hold.value) & (Booking.expires_at <= clock.now())
+        )
+        .limit(limit)
+        .run()
+    )
+    expired = 0
+    for row in rows:
+        expired += await expire_hold(row["id"])
+    return expired

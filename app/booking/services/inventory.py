@@ -1,0 +1,148 @@
+"""Seats and berths: which are free on a departure, and which to give a party.
+
+Callers hold the departure's lock (`lock_departure`) inside a write transaction, so the
+free seats they read stay free until they commit; the partial unique index on live booking
+lines backs this up in the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from app.booking.tables import Booking, BookingLine, BookingStatus
+from app.catalogue.tables import Departure, DepartureSeatBlock, PassengerType, Seat
+from app.core import clock
+from app.core.database import for_update
+from app.core.errors import NotFound
+from app.core.i18n import _
+
+
+@dataclass(frozen=True, slots=True)
+class FreeSeat:
+    id: UUID
+    label: str
+    seat_class: str
+    position: str | None
+    car: int | None
+    compartment: int | None
+    row: int | None
+    sort_key: int
+
+    @property
+    def group(self) -> tuple[int | None, int | None, int | None]:
+        """Seats that sit together: a train compartment, or a bus row."""
+        return (self.car, self.compartment, self.row)
+
+
+async def lock_departure(departure_id: UUID) -> dict[str, Any]:
+    """Lock the departure row: bookings of one departure are assigned one at a time."""
+    row = await for_update(Departure.select().where(Departure.id == departure_id).first()).run()
+    if row is None:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    return dict(row)
+
+
+async def free_seats(departure: dict[str, Any]) -> list[FreeSeat]:
+    """Seats of the departure's vehicle that are not blocked and not held by a live line."""
+    if departure["vehicle"] is None:
+        return []
+    seats = (
+        await Seat.select()
+        .where((Seat.vehicle == departure["vehicle"]) & Seat.blocked_reason.is_null())
+        .order_by(Seat.sort_key)
+        .run()
+    )
+    blocked = {
+        row["seat"]
+        for row in await DepartureSeatBlock.select(DepartureSeatBlock.seat)
+        .where(DepartureSeatBlock.departure == departure["id"])
+        .run()
+    }
+    taken = {
+        row["seat"]
+        for row in await BookingLine.select(BookingLine.seat)
+        .where((BookingLine.departure == departure["id"]) & (BookingLine.live == True))  # noqa: E712
+        .run()
+    }
+    return [
+        FreeSeat(
+            id=seat["id"],
+            label=seat["label"],
+            seat_class=seat["seat_class"],
+            position=seat["position"],
+            car=seat["car"],
+            compartment=seat["compartment"],
+            row=seat["seat_row"],
+            sort_key=seat["sort_key"],
+        )
+        for seat in seats
+        if seat["id"] not in blocked and seat["id"] not in taken
+    ]
+
+
+async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:
+    """Holds of the departure whose time has run out but that are not expired yet."""
+    rows = (
+        await Booking.select()
+        .where(
+            (Booking.departure == departure_id)
+            & (Booking.status == BookingStatus.on_hold.value)
+            & (Booking.expires_at <= clock.now())
+        )
+        .run()
+    )
+    return [dict(row) for row in rows]
+
+
+# Who gets the lower berths first.
+_BERTH_PRIORITY = {PassengerType.senior: 0, PassengerType.child: 1, PassengerType.adult: 2}
+_POSITION_ORDER = {"lower": 0, "middle": 1, "upper": 2, "window": 0, "aisle": 1}
+
+
+def choose_seats(free: list[FreeSeat], party: list[PassengerType]) -> list[FreeSeat] | None:
+    """Seats for a party of one class, kept together where possible; None if too few.
+
+    Prefers the fullest compartment or row that still fits everyone (leaving big empty
+    ones for big parties); otherwise the tightest run of neighbouring seats.
+    Returns seats in the order of `party`, seniors and children on the lower berths.
+    """
+    size = len(party)
+    if size > len(free):
+        return None
+    by_group: dict[tuple[int | None, int | None, int | None], list[FreeSeat]] = defaultdict(list)
+    for seat in free:
+        by_group[seat.group].append(seat)
+    fitting = [seats for seats in by_group.values() if len(seats) >= size]
+    if fitting:
+        chosen = min(fitting, key=lambda seats: (len(seats), seats[0].sort_key))[:size]
+        if size < len(by_group[chosen[0].group]):
+            chosen = _best_within_group(by_group[chosen[0].group], party)
+    else:
+        ordered = sorted(free, key=lambda seat: seat.sort_key)
+        start = min(
+            range(len(ordered) - size + 1),
+            key=lambda i: (ordered[i + size - 1].sort_key - ordered[i].sort_key, i),
+        )
+        chosen = ordered[start : start + size]
+    return _seat_party(chosen, party)
+
+
+def _best_within_group(seats: list[FreeSeat], party: list[PassengerType]) -> list[FreeSeat]:
+    """Within one compartment, take lower berths first when the party has seniors or
+    children, else seats in order."""
+    if any(kind != PassengerType.adult for kind in party):
+        ranked = sorted(seats, key=lambda s: (_POSITION_ORDER.get(s.position or "", 3), s.sort_key))
+        return ranked[: len(party)]
+    return sorted(seats, key=lambda s: s.sort_key)[: len(party)]
+
+
+def _seat_party(seats: list[FreeSeat], party: list[PassengerType]) -> list[FreeSeat]:
+    by_comfort = sorted(seats, key=lambda s: (_POSITION_ORDER.get(s.position or "", 3), s.sort_key))
+    order = sorted(range(len(party)), key=lambda i: (_BERTH_PRIORITY[party[i]], i))
+    result: list[FreeSeat | None] = [None] * len(party)
+    for seat, index in zip(by_comfort, order, strict=True):
+        result[index] = seat
+    return [seat for seat in result if seat is not None]

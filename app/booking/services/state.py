@@ -1,0 +1,105 @@
+"""The one place a booking changes status: the check, the audit entry and the side effects."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
+from app.core import clock
+from app.core.errors import Conflict
+from app.core.i18n import _
+from app.notifications.services import enqueue
+
+_ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
+    BookingStatus.on_hold: {
+        BookingStatus.confirmed,
+        BookingStatus.cancelled,
+        BookingStatus.expired,
+    },
+    BookingStatus.confirmed: {BookingStatus.cancelled},
+    BookingStatus.cancelled: set(),
+    BookingStatus.expired: set(),
+}
+# Statuses whose lines hold their seats.
+LIVE_STATUSES = (BookingStatus.on_hold, BookingStatus.confirmed)
+
+
+async def record_event(
+    booking_id: UUID,
+    actor: str,
+    from_status: str | None,
+    to_status: str,
+    reason: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    await BookingEvent.insert(
+        BookingEvent(
+            booking=booking_id,
+            at=clock.now(),
+            actor=actor,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            details=details,
+        )
+    ).run()
+
+
+async def transition(
+    booking: dict[str, Any],
+    target: BookingStatus,
+    *,
+    actor: str,
+    reason: str,
+    refund_amount: int = 0,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Move `booking` (a row read inside the caller's write transaction) to `target`.
+
+    The status update is conditional on the status read, so two racing transitions (an
+    expiry and a payment, say) cannot both apply: the loser gets a 409.
+    """
+    current = BookingStatus(booking["status"])
+    if target not in _ALLOWED[current]:
+        raise Conflict(
+            _("A {current} booking cannot become {target}.").format(
+                current=current.value, target=target.value
+            ),
+            code="illegal_transition",
+        )
+    now = clock.now()
+    values: dict[Any, Any] = {Booking.status: target.value, Booking.updated_at: now}
+    if target == BookingStatus.confirmed:
+        values[Booking.confirmed_at] = now
+        values[Booking.expires_at] = None
+    if target in (BookingStatus.cancelled, BookingStatus.expired):
+        values[Booking.cancelled_at] = now
+        values[Booking.refund_amount] = booking["refund_amount"] + refund_amount
+    updated = (
+        await Booking.update(values)
+        .where((Booking.id == booking["id"]) & (Booking.status == current.value))
+        .returning(Booking.id)
+        .run()
+    )
+    if not updated:
+        raise Conflict(
+            _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
+        )
+    if target not in LIVE_STATUSES:
+        # The seats go back on sale in the same transaction.
+        await (
+            BookingLine.update({BookingLine.live: False})
+            .where(BookingLine.booking == booking["id"])
+            .run()
+        )
+    await record_event(booking["id"], actor, current.value, target.value, reason, details)
+    reference = booking["reference"]
+    payload = {"booking_id": str(booking["id"]), "reference": reference, "reason": reason}
+    await enqueue(f"booking.{target.value}", f"booking.{target.value}:{reference}", payload)
+    if refund_amount > 0:
+        await enqueue(
+            "refund.requested",
+            f"refund.requested:{reference}:{target.value}",
+            {**payload, "amount": refund_amount, "currency": booking["currency"]},
+        )

@@ -1,0 +1,122 @@
+"""Bookings, their passenger lines, audit trail, waiting list.
+
+The inventory invariant lives in the database: a partial unique index on
+booking_line (departure, seat) WHERE live, created in a migration, lets a seat belong
+to at most one live booking line per departure.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import (
+    JSON,
+    UUID,
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from app.catalogue.tables import Departure, DepartureStop, Operator, Seat
+
+
+class BookingStatus(StrEnum):
+    on_hold = "on_hold"
+    confirmed = "confirmed"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+class BookingChannel(StrEnum):
+    public = "public"
+    agency = "agency"
+    waitlist = "waitlist"
+
+
+class Booking(Table):
+    id = UUID(primary_key=True)
+    reference = Varchar(length=8, unique=True)
+    # SHA-256 of the guest access token; the token itself is shown once and never stored.
+    token_hash = Varchar(length=64)
+    operator = ForeignKey(Operator, on_delete=OnDelete.restrict, null=False, index=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.restrict, null=False, index=True)
+    channel = Varchar(length=16, choices=BookingChannel, default=BookingChannel.public)
+    status = Varchar(length=16, choices=BookingStatus, default=BookingStatus.on_hold, index=True)
+    expires_at = Timestamptz(null=True, default=None, index=True)
+    pickup_stop = ForeignKey(DepartureStop, on_delete=OnDelete.set_null, null=True, default=None)
+    contact_name = Varchar(length=120, default="")
+    contact_email = Varchar(length=254, default="")
+    contact_phone = Varchar(length=32, default="")
+    locale = Varchar(length=16, default="zh_Hans")
+    total_amount = Integer(default=0)
+    currency = Varchar(length=3)
+    # Money owed back to the tourist after a cancellation or a cheaper rebooking.
+    refund_amount = Integer(default=0)
+    # Money the tourist still owes after a dearer rebooking.
+    balance_due = Integer(default=0)
+    cancelled_at = Timestamptz(null=True, default=None)
+    confirmed_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class BookingLine(Table):
+    """One passenger: a seat or berth on the booking's departure, at a price."""
+
+    id = UUID(primary_key=True)
+    booking = ForeignKey(Booking, on_delete=OnDelete.cascade, null=False, index=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.restrict, null=False, index=True)
+    seat = ForeignKey(Seat, on_delete=OnDelete.restrict, null=False)
+    seat_label = Varchar(length=16)
+    seat_class = Varchar(length=32)
+    passenger_type = Varchar(length=16)
+    price_amount = Integer()
+    currency = Varchar(length=3)
+    position = Integer(default=0)
+    passenger_name = Varchar(length=120, default="")
+    id_document = Varchar(length=64, default="")
+    # True while the booking holds the seat (on hold or confirmed).
+    live = Boolean(default=True)
+    checked_in_at = Timestamptz(null=True, default=None)
+
+
+class BookingEvent(Table):
+    """Audit trail: who changed a booking, when, from what to what, and why."""
+
+    id = UUID(primary_key=True)
+    booking = ForeignKey(Booking, on_delete=OnDelete.cascade, null=False, index=True)
+    at = Timestamptz(default=TimestamptzNow())
+    actor = Varchar(length=80)
+    from_status = Varchar(length=16, null=True, default=None)
+    to_status = Varchar(length=16)
+    reason = Varchar(length=64)
+    details = JSON(null=True, default=None)
+
+
+class WaitlistStatus(StrEnum):
+    waiting = "waiting"
+    offered = "offered"
+    booked = "booked"
+    expired = "expired"
+    withdrawn = "withdrawn"
+
+
+class WaitlistEntry(Table):
+    id = UUID(primary_key=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    seat_class = Varchar(length=32)
+    party_size = Integer()
+    contact_name = Varchar(length=120)
+    contact_email = Varchar(length=254)
+    contact_phone = Varchar(length=32, default="")
+    locale = Varchar(length=16, default="zh_Hans")
+    status = Varchar(length=16, choices=WaitlistStatus, default=WaitlistStatus.waiting)
+    offered_booking = ForeignKey(Booking, on_delete=OnDelete.set_null, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    notes = Text(default="")
