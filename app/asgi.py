@@ -18,6 +18,11 @@ from app.accounts.controllers import (
     OperatorStaffController,
     PlatformAdminController,
 )
+from app.booking.controllers import (
+    BookingController,
+    OperatorBookingController,
+    WaitlistController,
+)
 from app.catalogue.controllers import (
     OperatorDepartureController,
     OperatorProfileController,
@@ -44,6 +49,9 @@ ROUTE_HANDLERS: list[Any] = [
     OperatorDepartureController,
     PublicRouteController,
     PublicDepartureController,
+    BookingController,
+    WaitlistController,
+    OperatorBookingController,
 ]
 
 
@@ -71,6 +79,10 @@ def _openapi_config() -> OpenAPIConfig:
         tags=[
             Tag(name="Public: routes", description="Themed lines tourists can browse"),
             Tag(name="Public: departures", description="Dated runs, fares and seat maps"),
+            Tag(
+                name="Public: bookings",
+                description="Hold seats, add details, cancel, rebook, join a waiting list",
+            ),
             Tag(name="Staff login"),
             Tag(name="Operator: routes", description="Publish themed lines"),
             Tag(name="Operator: vehicles and seat maps"),

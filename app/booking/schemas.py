@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 
 from app.booking.tables import BookingStatus, WaitlistStatus
-from app.catalogue.schemas import SeatClass, SeatLabel
+from app.catalogue.schemas import DepartureOut, SeatClass, SeatLabel
 from app.catalogue.tables import PassengerType
 from app.core.money import PriceOut
 from app.core.schemas import Email, Phone
@@ -209,6 +209,6 @@ class SalesOverview(msgspec.Struct, kw_only=True):
 
 
 class DepartureCancellationOut(msgspec.Struct, kw_only=True):
-    departure_id: UUID
+    departure: DepartureOut
     bookings_cancelled: int
     refunds_total: PriceOut

@@ -498,19 +498,6 @@ class OperatorDepartureController(_OperatorController):
         )
 
     @post(
-        "/{departure_id:uuid}/cancel",
-        summary="Cancel a departure",
-        responses=problem_responses(401, 403, 404, 409),
-        status_code=200,
-    )
-    async def cancel_departure(
-        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
-    ) -> DepartureOut:
-        return await departures.change_departure_status(
-            operator, departure_id, DepartureStatus.cancelled
-        )
-
-    @post(
         "/{departure_id:uuid}/depart",
         summary="Mark a departure as departed",
         responses=problem_responses(401, 403, 404, 409),

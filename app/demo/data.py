@@ -500,7 +500,7 @@ async def _load_train(summary: DemoSummary) -> None:
                     "vehicle_id": str(train.id),
                     "departs_at": departs_at.isoformat(),
                     "returns_at": returns_at.isoformat(),
-                    "sales_open_at": (departs_at - timedelta(days=60)).isoformat(),
+                    "sales_open_at": (departs_at - timedelta(days=240)).isoformat(),
                     "sales_close_at": (departs_at - timedelta(days=2)).isoformat(),
                     "stops": [
                         {
@@ -778,7 +778,6 @@ async def _load_buses(summary: DemoSummary) -> None:
                     "departure_time": "07:30",
                     "return_time": "17:30",
                     "stops": [{"name": name, "time": at} for name, at in PICKUP_STOPS],
-                    "sales_open_days_before": 30,
                     "sales_close_minutes_before": 60,
                     "publish": True,
                 },

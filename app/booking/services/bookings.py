@@ -66,16 +66,39 @@ def booking_not_found() -> NotFound:
     return NotFound(_("Booking not found."), code="booking_not_found")
 
 
-async def guest_booking(reference: str, token: str | None, lock: bool = False) -> dict[str, Any]:
+async def guest_booking(reference: str, token: str | None) -> dict[str, Any]:
     """The booking if `token` is its access token; anything else is the same 404."""
-    query = Booking.select().where(Booking.reference == normalize_reference(reference)).first()
-    row = await (for_update(query) if lock else query).run()
+    row = (
+        await Booking.select()
+        .where(Booking.reference == normalize_reference(reference))
+        .first()
+        .run()
+    )
     expected = row["token_hash"] if row else hash_token(secrets.token_hex(16))
     # Compare in constant time, and even when the reference is unknown.
     matches = hmac.compare_digest(expected, hash_token(token or ""))
     if row is None or not matches:
         raise booking_not_found()
     return dict(row)
+
+
+async def lock_booking(booking_id: UUID) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Lock a booking's departure, then the booking (inside a write transaction).
+
+    Every writer takes the departure first and the booking second, so two of them can
+    never wait on each other in opposite order.
+    """
+    for _attempt in range(3):
+        row = await Booking.select(Booking.departure).where(Booking.id == booking_id).first().run()
+        if row is None:
+            raise booking_not_found()
+        departure = await inventory.lock_departure(row["departure"])
+        booking = await for_update(Booking.select().where(Booking.id == booking_id).first()).run()
+        if booking is not None and booking["departure"] == departure["id"]:
+            return dict(booking), departure
+    raise Conflict(
+        _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
+    )
 
 
 async def booking_out(booking_id: UUID) -> BookingOut:
@@ -341,7 +364,9 @@ async def create_booking(
     async with write_transaction():
         departure = await inventory.lock_departure(data.departure_id)
         await _sellable(departure)
-        await expire_overdue(departure["id"])
+        if await expire_overdue(departure["id"]) and channel != BookingChannel.waitlist:
+            # Seats freed by run-out holds go to the waiting list first.
+            await seats_freed(departure)
         pickup_stop = await _check_pickup(departure["id"], data.pickup_stop_id)
         assignments = await assign(departure, counts, labels)
         operator = (
@@ -424,8 +449,9 @@ async def get_booking(reference: str, token: str | None) -> BookingOut:
 
 async def update_booking(reference: str, token: str | None, data: BookingUpdate) -> BookingOut:
     """Contact, passengers and pick-up stop, while the booking is on hold."""
+    found = await guest_booking(reference, token)
     async with write_transaction():
-        booking = await guest_booking(reference, token, lock=True)
+        booking, _departure = await lock_booking(found["id"])
         if booking["status"] != BookingStatus.on_hold:
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
         values: dict[Any, Any] = {Booking.updated_at: clock.now()}
@@ -517,11 +543,13 @@ async def cancel_booking(
 
 
 async def guest_cancel(reference: str, token: str | None, reason: str) -> CancellationOut:
+    found = await guest_booking(reference, token)
     async with write_transaction():
-        booking = await guest_booking(reference, token, lock=True)
+        booking, departure = await lock_booking(found["id"])
         refund, percent = await cancel_booking(
             booking, actor="guest", reason=reason or "cancelled_by_guest"
         )
+        await seats_freed(departure)
     out = await booking_out(booking["id"])
     return CancellationOut(
         refund=PriceOut.of(Money(amount=refund, currency=booking["currency"])),
@@ -534,16 +562,23 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
     """Move every passenger to another departure of the same route, atomically: the new
     seats are taken before the old ones are released; the fare difference is owed or
     refunded."""
+    found = await guest_booking(reference, token)
+    if departure_id == found["departure"]:
+        raise InvalidInput("departure_id", _("The booking is already on this departure."))
     async with write_transaction():
-        booking = await guest_booking(reference, token, lock=True)
+        # Lock both departures in a fixed order, then the booking, so that two rebookings
+        # (or a rebooking and a booking) can never deadlock.
+        locked = {}
+        for locked_id in sorted([found["departure"], departure_id], key=str):
+            locked[locked_id] = await inventory.lock_departure(locked_id)
+        booking = await for_update(Booking.select().where(Booking.id == found["id"]).first()).run()
+        if booking is None or booking["departure"] != found["departure"]:
+            raise Conflict(
+                _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
+            )
+        booking = dict(booking)
         if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
             raise Conflict(_("Only a live booking can be rebooked."), code="booking_not_live")
-        if departure_id == booking["departure"]:
-            raise InvalidInput("departure_id", _("The booking is already on this departure."))
-        # Lock both departures in a fixed order so that two rebookings cannot deadlock.
-        locked = {}
-        for locked_id in sorted([booking["departure"], departure_id], key=str):
-            locked[locked_id] = await inventory.lock_departure(locked_id)
         old, new = locked[booking["departure"]], locked[departure_id]
         if new["route"] != old["route"]:
             raise InvalidInput("departure_id", _("Rebooking stays on the same route."))
@@ -616,6 +651,7 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         await record_event(
             booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
         )
+        await seats_freed(old)
         if booking["status"] == BookingStatus.confirmed and difference < 0:
             from app.notifications.services import enqueue
 
@@ -631,13 +667,21 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
 async def expire_hold(booking_id: UUID) -> bool:
     """Expire one hold if its time has run out; False when it was already dealt with."""
     async with write_transaction():
-        row = await for_update(Booking.select().where(Booking.id == booking_id).first()).run()
-        if row is None or row["status"] != BookingStatus.on_hold:
+        row, departure = await lock_booking(booking_id)
+        if row["status"] != BookingStatus.on_hold:
             return False
         if row["expires_at"] is None or row["expires_at"] > clock.now():
             return False
-        await transition(dict(row), BookingStatus.expired, actor="system", reason="hold_expired")
+        await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
+        await seats_freed(departure)
     return True
+
+
+async def seats_freed(departure: dict[str, Any]) -> None:
+    """Seats came back on the (locked) departure: offer them to the waiting list."""
+    from app.booking.services.waitlist import offer_freed_seats
+
+    await offer_freed_seats(departure)
 
 
 async def expire_all_overdue(limit: int = 500) -> int:

@@ -79,6 +79,28 @@ _EDITABLE = {DepartureStatus.draft, DepartureStatus.published, DepartureStatus.c
 # ---------------------------------------------------------------- reading
 
 
+async def booked_seats(departure_id: UUID) -> set[UUID]:
+    """Seats held by a live booking line on this departure."""
+    from app.booking.tables import BookingLine
+
+    rows = (
+        await BookingLine.select(BookingLine.seat)
+        .where((BookingLine.departure == departure_id) & (BookingLine.live == True))  # noqa: E712
+        .run()
+    )
+    return {row["seat"] for row in rows}
+
+
+async def has_live_bookings(departure_id: UUID) -> bool:
+    from app.booking.tables import BookingLine
+
+    return bool(
+        await BookingLine.exists()
+        .where((BookingLine.departure == departure_id) & (BookingLine.live == True))  # noqa: E712
+        .run()
+    )
+
+
 async def departures_out(rows: list[Row]) -> list[DepartureOut]:
     ids = [row["id"] for row in rows]
     if not ids:
@@ -427,6 +449,11 @@ async def change_departure_status(
                 _("A departure can be marked departed from two hours before it leaves."),
                 code="departure_not_due",
             )
+        if target == DepartureStatus.draft and await has_live_bookings(departure_id):
+            raise Conflict(
+                _("The departure has bookings; close or cancel it instead."),
+                code="departure_has_bookings",
+            )
         if target == DepartureStatus.published:
             route = await owned_route(principal, row["route"])
             problems = await publish_problems(row, route)
@@ -467,6 +494,14 @@ async def replace_blocks(
         for index, label in enumerate(labels):
             if label not in seats:
                 raise InvalidInput(f"blocks[{index}].label", _("No such seat on this vehicle."))
+        booked = await booked_seats(departure_id)
+        for index, label in enumerate(labels):
+            if seats[label] in booked:
+                raise Conflict(
+                    _("Seat {label} is booked; it cannot be blocked.").format(label=label),
+                    code="seat_booked",
+                    errors=[FieldError(field=f"blocks[{index}].label", message=_("Booked."))],
+                )
         await DepartureSeatBlock.delete().where(DepartureSeatBlock.departure == departure_id).run()
         if data.blocks:
             await DepartureSeatBlock.insert(

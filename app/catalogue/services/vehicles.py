@@ -244,6 +244,16 @@ async def update_vehicle(
     return await vehicle_out(vehicle_id)
 
 
+async def _booked_anywhere(seat_id: UUID) -> bool:
+    from app.booking.tables import BookingLine
+
+    return bool(
+        await BookingLine.exists()
+        .where((BookingLine.seat == seat_id) & (BookingLine.live == True))  # noqa: E712
+        .run()
+    )
+
+
 async def _in_use_by_live_departure(vehicle_id: UUID) -> bool:
     live = [DepartureStatus.published.value, DepartureStatus.closed.value]
     return bool(
@@ -295,6 +305,13 @@ async def set_seat_block(
         )
         if seat is None:
             raise NotFound(_("Seat not found."), code="seat_not_found")
+        if reason is not None and await _booked_anywhere(seat["id"]):
+            raise Conflict(
+                _("Seat {label} is booked on a departure; it cannot be blocked.").format(
+                    label=label
+                ),
+                code="seat_booked",
+            )
         await Seat.update({Seat.blocked_reason: reason}).where(Seat.id == seat["id"]).run()
         seat["blocked_reason"] = reason
     return _seat_out(seat)

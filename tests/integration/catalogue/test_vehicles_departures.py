@@ -1209,11 +1209,17 @@ async def test_status_machine_draft_published_closed_reopened_cancelled(
         ("reopen", "published"),
         ("cancel", "cancelled"),
     ]:
-        assert ok(await transition(client, operator, departure_id, action))["status"] == status
+        body = ok(await transition(client, operator, departure_id, action))
+        # Cancelling answers with the departure and what happened to its bookings.
+        assert body.get("departure", body)["status"] == status
         assert (await get_departure(client, operator, departure_id))["status"] == status
 
-    for action in ("publish", "reopen", "unpublish", "close", "depart", "cancel"):
+    for action in ("publish", "reopen", "unpublish", "close", "depart"):
         problem(await transition(client, operator, departure_id, action), 409, "illegal_transition")
+    # Cancelling again is a safe retry: nothing left to cancel.
+    again = ok(await transition(client, operator, departure_id, "cancel"))
+    assert again["bookings_cancelled"] == 0
+    assert again["departure"]["status"] == "cancelled"
     problem(
         await client.patch(
             f"{DEPARTURES}/{departure_id}", json={"notes": "again"}, headers=operator.headers

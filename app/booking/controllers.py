@@ -1,0 +1,294 @@
+"""Booking HTTP API: tourists' bookings (guest token access), waiting list, operators' views."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.schemas import OperatorPrincipal
+from app.booking.schemas import (
+    BookingCreate,
+    BookingCreated,
+    BookingOut,
+    BookingUpdate,
+    CancelIn,
+    CancellationOut,
+    CheckInIn,
+    CheckInOut,
+    DepartureCancellationOut,
+    Manifest,
+    RebookIn,
+    SalesOverview,
+    WaitlistIn,
+    WaitlistOut,
+)
+from app.booking.services import bookings, operations, waitlist
+from app.core.errors import NotFound, problem_responses
+from app.core.idempotency import idempotent
+from app.core.throttle import FailureThrottle
+
+T = TypeVar("T")
+
+BookingToken = Annotated[
+    str | None,
+    HeaderParameter(
+        name="X-Booking-Token",
+        description="The access token returned when the booking was made",
+        required=False,
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="Retries with the same key and body get the first response again",
+        required=False,
+        max_length=255,
+    ),
+]
+
+# Wrong tokens per client address: 20 in 10 minutes, then 429.
+TOKEN_GUESSES = FailureThrottle(limit=20, window_seconds=600)
+
+
+async def _guarded(request: Request[Any, Any, Any], call: Callable[[], Awaitable[T]]) -> T:
+    """Run a guest call, counting failed token checks per client address."""
+    client = request.client.host if request.client else "unknown"
+    TOKEN_GUESSES.check(client)
+    try:
+        return await call()
+    except NotFound as exc:
+        if exc.code == "booking_not_found":
+            TOKEN_GUESSES.fail(client)
+        raise
+
+
+def _created(content: Any) -> Response[Any]:
+    return Response(content, status_code=201)
+
+
+def _ok(content: Any) -> Response[Any]:
+    return Response(content, status_code=200)
+
+
+class BookingController(Controller):
+    path = "/api/v1/bookings"
+    tags = ["Public: bookings"]
+
+    @post(
+        "/",
+        summary="Hold seats",
+        description="Reserve seats or berths on a departure until `expires_at`: give counts per "
+        "seat class and passenger type (seats are assigned, parties kept together) or explicit "
+        "seat labels. All seats or none: 409 `sold_out` / `not_enough_seats`. The access token "
+        "is shown only in this response.",
+        responses=problem_responses(400, 404, 409, 422),
+        status_code=201,
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[BookingCreate],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[BookingCreated]:
+        async def run() -> Response[Any]:
+            return _created(await bookings.create_booking(data))
+
+        return await idempotent(request, idempotency_key, "public:bookings", run)
+
+    @get(
+        "/{reference:str}",
+        summary="My booking",
+        description="Needs the booking's token in `X-Booking-Token`; otherwise 404.",
+        responses=problem_responses(404, 429),
+    )
+    async def read(
+        self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
+    ) -> BookingOut:
+        return await _guarded(request, lambda: bookings.get_booking(reference, token))
+
+    @patch(
+        "/{reference:str}",
+        summary="Add contact and passenger details",
+        description="While on hold. Prices, statuses and owners cannot be set (400).",
+        responses=problem_responses(400, 404, 409, 429),
+    )
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        reference: FromPath[str],
+        data: JSONBody[BookingUpdate],
+        token: BookingToken = None,
+    ) -> BookingOut:
+        return await _guarded(request, lambda: bookings.update_booking(reference, token, data))
+
+    @post(
+        "/{reference:str}/cancel",
+        summary="Cancel my booking",
+        description="Applies the route's cancellation policy and returns the refund; the seats "
+        "go back on sale at once.",
+        responses=problem_responses(400, 404, 409, 422, 429),
+        status_code=200,
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        reference: FromPath[str],
+        token: BookingToken = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[CancellationOut]:
+        body = await request.body()
+        data = CancelIn() if not body.strip() else _decode(body, CancelIn)
+
+        async def run() -> Response[Any]:
+            return _ok(await bookings.guest_cancel(reference, token, data.reason))
+
+        scope = f"booking:{bookings.normalize_reference(reference)}"
+        return await _guarded(request, lambda: idempotent(request, idempotency_key, scope, run))
+
+    @post(
+        "/{reference:str}/rebook",
+        summary="Move my booking to another departure of the same line",
+        description="Takes the new seats before releasing the old ones; the fare difference is "
+        "owed (`balance_due`) or refunded (`refund`). 409 if the new departure is full.",
+        responses=problem_responses(400, 404, 409, 422, 429),
+        status_code=200,
+    )
+    async def rebook(
+        self,
+        request: Request[Any, Any, Any],
+        reference: FromPath[str],
+        data: JSONBody[RebookIn],
+        token: BookingToken = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[BookingOut]:
+        async def run() -> Response[Any]:
+            return _ok(await bookings.rebook(reference, token, data.departure_id))
+
+        scope = f"booking:{bookings.normalize_reference(reference)}"
+        return await _guarded(request, lambda: idempotent(request, idempotency_key, scope, run))
+
+
+def _decode(body: bytes, kind: type[T]) -> T:
+    import msgspec
+    from litestar.exceptions import ValidationException
+
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(
+            extra=[{"message": str(exc), "key": "", "source": "body"}]
+        ) from exc
+    except msgspec.DecodeError as exc:
+        from litestar.exceptions import ClientException
+
+        raise ClientException("JSON is malformed") from exc
+
+
+class WaitlistController(Controller):
+    path = "/api/v1/departures"
+    tags = ["Public: bookings"]
+
+    @post(
+        "/{departure_id:uuid}/waitlist",
+        summary="Join the waiting list of a sold-out departure",
+        description="When seats free up, the first entry that fits gets a hold and a message.",
+        responses=problem_responses(400, 404, 409, 422),
+        status_code=201,
+    )
+    async def join(
+        self,
+        request: Request[Any, Any, Any],
+        departure_id: FromPath[UUID],
+        data: JSONBody[WaitlistIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[WaitlistOut]:
+        async def run() -> Response[Any]:
+            return _created(await waitlist.join(departure_id, data))
+
+        return await idempotent(request, idempotency_key, f"waitlist:{departure_id}", run)
+
+
+class OperatorBookingController(Controller):
+    path = "/api/v1/operator/departures"
+    tags = ["Operator: departures"]
+    dependencies = OPERATOR_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @get(
+        "/{departure_id:uuid}/manifest",
+        summary="Passenger manifest",
+        description="Passengers of live bookings with seats, pick-up stops, contacts and "
+        "check-in; `format=csv` for a spreadsheet; `sort=seat` (car and berth) or `pickup`.",
+        responses=problem_responses(400, 401, 403, 404),
+        media_type="application/json",
+    )
+    async def manifest(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        format: Annotated[Literal["json", "csv"], QueryParameter(name="format")] = "json",
+        sort: Annotated[Literal["seat", "pickup"], QueryParameter(name="sort")] = "seat",
+    ) -> Response[Any]:
+        data = await operations.manifest(operator, departure_id, sort)
+        if format == "csv":
+            return Response(
+                content=operations.manifest_csv(data).encode("utf-8-sig"),
+                media_type="text/csv; charset=utf-8",
+                headers={
+                    "Content-Disposition": f'attachment; filename="manifest-{departure_id}.csv"'
+                },
+            )
+        return Response(data)
+
+    @post(
+        "/{departure_id:uuid}/check-in",
+        summary="Check passengers in at boarding",
+        description="By booking reference: every passenger, or the listed seats.",
+        responses=problem_responses(400, 401, 403, 404, 409),
+        status_code=200,
+    )
+    async def check_in(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        data: JSONBody[CheckInIn],
+    ) -> CheckInOut:
+        return await operations.check_in(operator, departure_id, data)
+
+    @get(
+        "/{departure_id:uuid}/sales",
+        summary="Sales overview",
+        description="Seats sold, held and free per class, and revenue.",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def sales(
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
+    ) -> SalesOverview:
+        return await operations.sales_overview(operator, departure_id)
+
+    @post(
+        "/{departure_id:uuid}/cancel",
+        summary="Cancel a departure and all its bookings",
+        description="Every live booking is cancelled with a full refund and a notice, in one "
+        "transaction; retrying is safe.",
+        responses=problem_responses(401, 403, 404, 409, 422),
+        status_code=200,
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[DepartureCancellationOut]:
+        async def run() -> Response[Any]:
+            return _ok(await operations.cancel_departure(operator, departure_id))
+
+        return await idempotent(request, idempotency_key, f"operator:{operator.operator_id}", run)
