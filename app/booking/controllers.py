@@ -22,7 +22,6 @@ from app.booking.schemas import (
     CheckInIn,
     CheckInOut,
     DepartureCancellationOut,
-    Manifest,
     RebookIn,
     SalesOverview,
     WaitlistIn,
