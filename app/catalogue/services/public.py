@@ -451,6 +451,22 @@ async def get_departure(departure_id: UUID) -> PublicDepartureDetail:
     )
 
 
+async def taken_seats(departure_id: UUID) -> set[UUID]:
+    """Seats held by live bookings, except holds whose time has run out."""
+    rows = await Departure.raw(
+        """
+        SELECT l.seat AS seat FROM booking_line l JOIN booking b ON b.id = l.booking
+        WHERE l.departure = {} AND l.live
+          AND NOT (b.status = 'on_hold' AND b.expires_at <= {})
+        """,
+        departure_id,
+        clock.now(),
+    ).run()
+    return {
+        row["seat"] if isinstance(row["seat"], UUID) else UUID(str(row["seat"])) for row in rows
+    }
+
+
 async def get_seat_map(departure_id: UUID) -> PublicSeatMap:
     row, route = await _visible_departure(departure_id)
     seats: list[Row] = []
@@ -465,6 +481,7 @@ async def get_seat_map(departure_id: UUID) -> PublicSeatMap:
             .where(DepartureSeatBlock.departure == departure_id)
             .run()
         }
+        blocked |= await taken_seats(departure_id)
     on_sale = _on_sale(row, clock.now())
     return PublicSeatMap(
         departure_id=departure_id,
