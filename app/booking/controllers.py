@@ -68,6 +68,24 @@ async def _guarded(request: Request[Any, Any, Any], call: Callable[[], Awaitable
         raise
 
 
+async def _guest_idempotent(
+    request: Request[Any, Any, Any],
+    reference: str,
+    token: str | None,
+    key: str | None,
+    run: Callable[[], Awaitable[Response[Any]]],
+) -> Response[Any]:
+    """An idempotent guest call. The token is checked before any replay: a stored answer is
+    never shown without it, and a wrong token is always a counted failure."""
+
+    async def call() -> Response[Any]:
+        await bookings.guest_booking(reference, token)
+        scope = f"booking:{bookings.normalize_reference(reference)}"
+        return await idempotent(request, key, scope, run)
+
+    return await _guarded(request, call)
+
+
 def _created(content: Any) -> Response[Any]:
     return Response(content, status_code=201)
 
@@ -148,8 +166,7 @@ class BookingController(Controller):
         async def run() -> Response[Any]:
             return _ok(await bookings.guest_cancel(reference, token, data.reason))
 
-        scope = f"booking:{bookings.normalize_reference(reference)}"
-        return await _guarded(request, lambda: idempotent(request, idempotency_key, scope, run))
+        return await _guest_idempotent(request, reference, token, idempotency_key, run)
 
     @post(
         "/{reference:str}/rebook",
@@ -170,8 +187,7 @@ class BookingController(Controller):
         async def run() -> Response[Any]:
             return _ok(await bookings.rebook(reference, token, data.departure_id))
 
-        scope = f"booking:{bookings.normalize_reference(reference)}"
-        return await _guarded(request, lambda: idempotent(request, idempotency_key, scope, run))
+        return await _guest_idempotent(request, reference, token, idempotency_key, run)
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
@@ -290,4 +306,5 @@ class OperatorBookingController(Controller):
         async def run() -> Response[Any]:
             return _ok(await operations.cancel_departure(operator, departure_id))
 
-        return await idempotent(request, idempotency_key, f"operator:{operator.operator_id}", run)
+        scope = f"operator:{operator.operator_id}:cancel:{departure_id}"
+        return await idempotent(request, idempotency_key, scope, run)

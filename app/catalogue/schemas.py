@@ -505,6 +505,7 @@ class PublicRouteDetail(msgspec.Struct, kw_only=True):
 
 
 class PublicStop(msgspec.Struct, kw_only=True):
+    id: UUID
     kind: StopKind
     name: str
     address: str | None

@@ -41,6 +41,7 @@ from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
+from app.notifications.services import enqueue
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -442,18 +443,43 @@ def _minutes(minutes: int) -> Any:
 # ---------------------------------------------------------------- guest changes
 
 
-async def get_booking(reference: str, token: str | None) -> BookingOut:
+async def _guest_booking_now(reference: str, token: str | None) -> dict[str, Any]:
+    """`guest_booking`, expiring it first if it is a hold whose time has run out: a guest
+    never sees, changes, cancels or moves a run-out hold as if it were still held (the
+    callers re-read the booking)."""
     booking = await guest_booking(reference, token)
+    if (
+        booking["status"] == BookingStatus.on_hold
+        and booking["expires_at"] is not None
+        and booking["expires_at"] <= clock.now()
+    ):
+        await expire_hold(booking["id"])
+    return booking
+
+
+def _refuse_run_out_hold(booking: dict[str, Any]) -> None:
+    """A hold whose time has run out is as good as expired, even before the sweep."""
+    if (
+        booking["status"] == BookingStatus.on_hold
+        and booking["expires_at"] is not None
+        and booking["expires_at"] <= clock.now()
+    ):
+        raise Conflict(_("The hold has run out; book again."), code="hold_expired")
+
+
+async def get_booking(reference: str, token: str | None) -> BookingOut:
+    booking = await _guest_booking_now(reference, token)
     return await booking_out(booking["id"])
 
 
 async def update_booking(reference: str, token: str | None, data: BookingUpdate) -> BookingOut:
     """Contact, passengers and pick-up stop, while the booking is on hold."""
-    found = await guest_booking(reference, token)
+    found = await _guest_booking_now(reference, token)
     async with write_transaction():
         booking, _departure = await lock_booking(found["id"])
         if booking["status"] != BookingStatus.on_hold:
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
+        _refuse_run_out_hold(booking)
         values: dict[Any, Any] = {Booking.updated_at: clock.now()}
         if data.contact is not msgspec.UNSET:
             values.update(
@@ -508,14 +534,24 @@ def refund_percent(policy: list[dict[str, int]], departs_at: datetime, now: date
 
 
 async def cancel_booking(
-    booking: dict[str, Any], *, actor: str, reason: str, full_refund: bool = False
+    booking: dict[str, Any],
+    *,
+    actor: str,
+    reason: str,
+    full_refund: bool = False,
+    note: str = "",
 ) -> tuple[int, int]:
-    """Cancel inside the caller's transaction; returns (refund amount, percent)."""
+    """Cancel inside the caller's transaction; returns (refund amount, percent).
+
+    `reason` is a short code (the audit column holds 64 characters); a guest's own words
+    (up to 200) go in the event's details as `note`."""
     departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
     assert departure is not None
-    percent = 100
+    # Nothing was paid for a hold: nothing to refund.
+    percent = 0
     refund = 0
     if booking["status"] == BookingStatus.confirmed:
+        percent = 100
         if not full_refund:
             if clock.now() >= departure["departs_at"]:
                 raise Conflict(
@@ -535,19 +571,22 @@ async def cancel_booking(
             )
         paid = booking["total_amount"] - booking["balance_due"]
         refund = paid * percent // 100
+    details: dict[str, Any] = {"refund_percent": percent, "refund": refund}
+    if note:
+        details["note"] = note
     await transition(
         booking, BookingStatus.cancelled, actor=actor, reason=reason, refund_amount=refund,
-        details={"refund_percent": percent, "refund": refund},
+        details=details,
     )  # fmt: skip
     return refund, percent
 
 
 async def guest_cancel(reference: str, token: str | None, reason: str) -> CancellationOut:
-    found = await guest_booking(reference, token)
+    found = await _guest_booking_now(reference, token)
     async with write_transaction():
         booking, departure = await lock_booking(found["id"])
         refund, percent = await cancel_booking(
-            booking, actor="guest", reason=reason or "cancelled_by_guest"
+            booking, actor="guest", reason="cancelled_by_guest", note=reason
         )
         await seats_freed(departure)
     out = await booking_out(booking["id"])
@@ -562,7 +601,7 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
     """Move every passenger to another departure of the same route, atomically: the new
     seats are taken before the old ones are released; the fare difference is owed or
     refunded."""
-    found = await guest_booking(reference, token)
+    found = await _guest_booking_now(reference, token)
     if departure_id == found["departure"]:
         raise InvalidInput("departure_id", _("The booking is already on this departure."))
     async with write_transaction():
@@ -579,11 +618,14 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         booking = dict(booking)
         if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
             raise Conflict(_("Only a live booking can be rebooked."), code="booking_not_live")
+        _refuse_run_out_hold(booking)
         old, new = locked[booking["departure"]], locked[departure_id]
         if new["route"] != old["route"]:
             raise InvalidInput("departure_id", _("Rebooking stays on the same route."))
         await _sellable(new)
-        await expire_overdue(new["id"])
+        if await expire_overdue(new["id"]):
+            # Seats freed by run-out holds go to the waiting list first.
+            await seats_freed(new)
         old_lines = (
             await BookingLine.select()
             .where(
@@ -635,30 +677,36 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
             Booking.pickup_stop: None,
             Booking.updated_at: clock.now(),
         }
+        # A dearer departure adds to what is owed; a cheaper one first cancels what is
+        # still owed, and the rest is refunded.
         difference = new_total - old_total
-        if booking["status"] == BookingStatus.confirmed and difference > 0:
-            values[Booking.balance_due] = booking["balance_due"] + difference
-        elif booking["status"] == BookingStatus.confirmed and difference < 0:
-            values[Booking.refund_amount] = booking["refund_amount"] - difference
+        refund = 0
+        if booking["status"] == BookingStatus.confirmed:
+            if difference > 0:
+                values[Booking.balance_due] = booking["balance_due"] + difference
+            elif difference < 0:
+                forgiven = min(booking["balance_due"], -difference)
+                refund = -difference - forgiven
+                values[Booking.balance_due] = booking["balance_due"] - forgiven
+                values[Booking.refund_amount] = booking["refund_amount"] + refund
         await Booking.update(values).where(Booking.id == booking["id"]).run()
         details = {
             "from_departure": str(old["id"]),
             "to_departure": str(new["id"]),
             "old_total": old_total,
             "new_total": new_total,
+            "refund": refund,
             "seats": [line.seat_label for line in new_lines],
         }
-        await record_event(
+        event_id = await record_event(
             booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
         )
         await seats_freed(old)
-        if booking["status"] == BookingStatus.confirmed and difference < 0:
-            from app.notifications.services import enqueue
-
+        if refund > 0:
             await enqueue(
                 "refund.requested",
-                f"refund.requested:{booking['reference']}:rebook:{new['id']}",
-                {"reference": booking["reference"], "amount": -difference,
+                f"refund.requested:{booking['reference']}:rebook:{event_id}",
+                {"reference": booking["reference"], "amount": refund,
                  "currency": booking["currency"], "reason": "rebooked"},
             )  # fmt: skip
     return await booking_out(booking["id"])

@@ -24,7 +24,7 @@ from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.availability import class_counts
 from app.catalogue.services.common import as_dict, in_zone, owned_departure
 from app.catalogue.services.departures import change_departure_status, departure_out
-from app.catalogue.tables import DepartureStatus, DepartureStop, Route
+from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
 from app.core import clock
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
@@ -78,7 +78,8 @@ async def manifest(
         result.append(
             (
                 line["seat.sort_key"],
-                stop["stop_order"] if stop else 0,
+                # Passengers without a pick-up stop board at the end of the list.
+                stop["stop_order"] if stop else 10_000,
                 ManifestLine(
                     reference=booking["reference"],
                     status=BookingStatus(booking["status"]),
@@ -86,7 +87,7 @@ async def manifest(
                     seat_class=line["seat_class"],
                     car=line["seat.car"],
                     compartment=line["seat.compartment"],
-                    passenger_type=line["passenger_type"],
+                    passenger_type=PassengerType(line["passenger_type"]),
                     passenger_name=line["passenger_name"],
                     pickup_stop=localize(as_dict(stop["name"])) if stop else None,
                     pickup_at=in_zone(stop["at"], tz) if stop else None,
@@ -272,11 +273,14 @@ async def cancel_departure(
             refunds += refund
         from app.booking.tables import WaitlistEntry, WaitlistStatus
 
+        # Waiting entries, and offers whose hold was just cancelled, are withdrawn.
         await (
             WaitlistEntry.update({WaitlistEntry.status: WaitlistStatus.withdrawn.value})
             .where(
                 (WaitlistEntry.departure == departure_id)
-                & (WaitlistEntry.status == WaitlistStatus.waiting.value)
+                & WaitlistEntry.status.is_in(
+                    [WaitlistStatus.waiting.value, WaitlistStatus.offered.value]
+                )
             )
             .run()
         )

@@ -32,18 +32,18 @@ async def record_event(
     to_status: str,
     reason: str,
     details: dict[str, Any] | None = None,
-) -> None:
-    await BookingEvent.insert(
-        BookingEvent(
-            booking=booking_id,
-            at=clock.now(),
-            actor=actor,
-            from_status=from_status,
-            to_status=to_status,
-            reason=reason,
-            details=details,
-        )
-    ).run()
+) -> UUID:
+    event = BookingEvent(
+        booking=booking_id,
+        at=clock.now(),
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        details=details,
+    )
+    await BookingEvent.insert(event).run()
+    return UUID(str(event.id))
 
 
 async def transition(

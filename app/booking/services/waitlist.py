@@ -49,12 +49,14 @@ async def _entry_out(entry_id: UUID) -> WaitlistOut:
 
 async def join(departure_id: UUID, data: WaitlistIn) -> WaitlistOut:
     """Join the list; only when the class has fewer free seats than the party needs."""
-    from app.booking.services.bookings import _sellable, expire_overdue
+    from app.booking.services.bookings import _sellable, expire_overdue, seats_freed
 
     async with write_transaction():
         departure = await inventory.lock_departure(departure_id)
         await _sellable(departure)
-        await expire_overdue(departure["id"])
+        if await expire_overdue(departure["id"]):
+            # Seats of run-out holds go to the entries already waiting first.
+            await seats_freed(departure)
         free = [s for s in await inventory.free_seats(departure) if s.seat_class == data.seat_class]
         capacity = await _class_exists(departure, data.seat_class)
         if not capacity:

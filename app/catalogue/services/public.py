@@ -429,6 +429,7 @@ async def get_departure(departure_id: UUID) -> PublicDepartureDetail:
         meeting_point=localize(meeting_point, fallback) if meeting_point else None,
         stops=[
             PublicStop(
+                id=stop["id"],
                 kind=stop["kind"],
                 name=localize(as_dict(stop["name"]), fallback),
                 address=localize(as_dict(stop["address"]), fallback) if stop["address"] else None,

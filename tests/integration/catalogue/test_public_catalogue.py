@@ -617,6 +617,7 @@ async def test_departure_detail_with_stops_fares_and_seats_left(
     assert datetime.fromisoformat(body["departs_at"]) == line["first_at"]
     assert body["stops"] == [
         {
+            "id": body["stops"][0]["id"],
             "kind": "pickup",
             "name": "郑州东站",
             "address": None,
