@@ -36,6 +36,11 @@ from app.core.errors import EXCEPTION_HANDLERS
 from app.core.locale_middleware import LocaleMiddleware
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
+from app.payments.controllers import (
+    BookingPaymentController,
+    OperatorPaymentController,
+    StripeWebhookController,
+)
 from app.system.controllers import SystemController
 
 ROUTE_HANDLERS: list[Any] = [
@@ -52,6 +57,9 @@ ROUTE_HANDLERS: list[Any] = [
     BookingController,
     WaitlistController,
     OperatorBookingController,
+    BookingPaymentController,
+    StripeWebhookController,
+    OperatorPaymentController,
 ]
 
 
@@ -90,6 +98,8 @@ def _openapi_config() -> OpenAPIConfig:
             Tag(name="Operator: profile"),
             Tag(name="Operator: staff"),
             Tag(name="Platform administration"),
+            Tag(name="Operator: payments"),
+            Tag(name="Webhooks", description="Signed events from Stripe"),
             Tag(name="System"),
         ],
     )

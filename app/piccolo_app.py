@@ -12,6 +12,7 @@ TABLE_MODULES = [
     "app.accounts.tables",
     "app.booking.tables",
     "app.notifications.tables",
+    "app.payments.tables",
 ]
 
 APP_CONFIG = AppConfig(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -68,6 +68,21 @@ def _configure_environment() -> None:
     os.environ["TOURLINE_PASSWORD_HASHING"] = "fast"
     os.environ.setdefault("TOURLINE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
     os.environ.pop("REDIS_URL", None)
+    # localstripe (a fake Stripe server) is started on this port by the `stripe_server`
+    # fixture; the SDK is pointed at it.
+    port = _free_port()
+    os.environ["STRIPE_API_BASE"] = f"http://127.0.0.1:{port}"
+    os.environ["STRIPE_SECRET_KEY"] = "sk_test_tourline"
+    os.environ["STRIPE_PUBLISHABLE_KEY"] = "pk_test_tourline"
+    os.environ["STRIPE_WEBHOOK_SECRET"] = "whsec_test_tourline"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # The app reads its settings once; set the environment before anything imports it.
@@ -241,3 +256,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         print(f"\n{skipped} test(s) skipped while TOURLINE_REQUIRE_SERVICES=1: failing the run")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def stripe_server() -> Iterator[str]:
+    """localstripe on a loopback port, fresh for this test process."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx as sync_httpx
+
+    base = os.environ["STRIPE_API_BASE"]
+    port = base.rsplit(":", 1)[1]
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from localstripe.server import start; start()",
+         "--port", port, "--from-scratch"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sync_httpx.get(f"{base}/v1/customers", auth=("sk_test_tourline", ""), timeout=1)
+                break
+            except sync_httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("localstripe did not start")
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -56,7 +56,7 @@ IdempotencyKey = Annotated[
 TOKEN_GUESSES = FailureThrottle(limit=20, window_seconds=600)
 
 
-async def _guarded(request: Request[Any, Any, Any], call: Callable[[], Awaitable[T]]) -> T:
+async def guarded(request: Request[Any, Any, Any], call: Callable[[], Awaitable[T]]) -> T:
     """Run a guest call, counting failed token checks per client address."""
     client = request.client.host if request.client else "unknown"
     TOKEN_GUESSES.check(client)
@@ -83,7 +83,7 @@ async def _guest_idempotent(
         scope = f"booking:{bookings.normalize_reference(reference)}"
         return await idempotent(request, key, scope, run)
 
-    return await _guarded(request, call)
+    return await guarded(request, call)
 
 
 def _created(content: Any) -> Response[Any]:
@@ -128,7 +128,7 @@ class BookingController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
     ) -> BookingOut:
-        return await _guarded(request, lambda: bookings.get_booking(reference, token))
+        return await guarded(request, lambda: bookings.get_booking(reference, token))
 
     @patch(
         "/{reference:str}",
@@ -143,7 +143,7 @@ class BookingController(Controller):
         data: JSONBody[BookingUpdate],
         token: BookingToken = None,
     ) -> BookingOut:
-        return await _guarded(request, lambda: bookings.update_booking(reference, token, data))
+        return await guarded(request, lambda: bookings.update_booking(reference, token, data))
 
     @post(
         "/{reference:str}/cancel",

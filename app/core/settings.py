@@ -79,6 +79,14 @@ class Settings:
     locales_dir: Path = PROJECT_ROOT / "locales"
     # `standard` argon2 cost, or `fast` for test suites only (refused in production).
     password_hashing: str = "standard"
+    # Stripe: secret and publishable keys, webhook signing secret; empty means card
+    # payment is not configured. `stripe_api_base` points the SDK elsewhere (tests).
+    stripe_secret_key: str = ""
+    stripe_publishable_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    # Payment method types offered: card by default; alipay and wechat_pay can be added.
+    stripe_payment_method_types: tuple[str, ...] = ("card",)
     # Log SQL statements (development aid).
     log_sql: bool = False
 
@@ -106,6 +114,8 @@ class Settings:
             problems.append("TOURLINE_SECRET_KEY must be set to a random value of 32+ characters")
         if not self.uses_postgres:
             problems.append("DATABASE_URL must point at PostgreSQL in production")
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            problems.append("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is")
         if self.password_hashing != "standard":
             problems.append("TOURLINE_PASSWORD_HASHING must be standard in production")
         if problems:
@@ -136,6 +146,13 @@ def load_settings() -> Settings:
         cors_origins=_env_list("TOURLINE_CORS_ORIGINS", defaults.cors_origins),
         locales_dir=Path(_env_str("TOURLINE_LOCALES_DIR", str(defaults.locales_dir))),
         password_hashing=_env_str("TOURLINE_PASSWORD_HASHING", defaults.password_hashing),
+        stripe_secret_key=_env_str("STRIPE_SECRET_KEY", defaults.stripe_secret_key),
+        stripe_publishable_key=_env_str("STRIPE_PUBLISHABLE_KEY", defaults.stripe_publishable_key),
+        stripe_webhook_secret=_env_str("STRIPE_WEBHOOK_SECRET", defaults.stripe_webhook_secret),
+        stripe_api_base=_env_str("STRIPE_API_BASE", defaults.stripe_api_base),
+        stripe_payment_method_types=_env_list(
+            "STRIPE_PAYMENT_METHOD_TYPES", defaults.stripe_payment_method_types
+        ),
         log_sql=_env_bool("TOURLINE_LOG_SQL", defaults.log_sql),
     )
 

@@ -589,6 +589,7 @@ async def guest_cancel(reference: str, token: str | None, reason: str) -> Cancel
             booking, actor="guest", reason="cancelled_by_guest", note=reason
         )
         await seats_freed(departure)
+    await _settle([booking["id"]])
     out = await booking_out(booking["id"])
     return CancellationOut(
         refund=PriceOut.of(Money(amount=refund, currency=booking["currency"])),
@@ -703,12 +704,18 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         )
         await seats_freed(old)
         if refund > 0:
+            from app.payments.services import owe_refund
+
+            await owe_refund(
+                booking, refund, "rebooked", f"refund:{booking['reference']}:rebook:{event_id}"
+            )
             await enqueue(
                 "refund.requested",
                 f"refund.requested:{booking['reference']}:rebook:{event_id}",
                 {"reference": booking["reference"], "amount": refund,
                  "currency": booking["currency"], "reason": "rebooked"},
             )  # fmt: skip
+    await _settle([booking["id"]])
     return await booking_out(booking["id"])
 
 
@@ -722,7 +729,14 @@ async def expire_hold(booking_id: UUID) -> bool:
             return False
         await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
         await seats_freed(departure)
+    await _settle([booking_id])
     return True
+
+
+async def _settle(booking_ids: list[UUID]) -> None:
+    from app.payments.services import settle_after_change
+
+    await settle_after_change(booking_ids)
 
 
 async def seats_freed(departure: dict[str, Any]) -> None:
@@ -746,3 +760,51 @@ async def expire_all_overdue(limit: int = 500) -> int:
     for row in rows:
         expired += await expire_hold(row["id"])
     return expired
+
+
+async def confirm_paid(booking_id: UUID, *, actor: str) -> str:
+    """Confirm a booking whose payment succeeded (inside or outside a transaction).
+
+    Returns `confirmed`, `already_confirmed`, or `seats_gone` / `not_live` when the
+    booking cannot be honoured and the payment must go back. A hold that ran out is still
+    confirmed when all of its seats are free and the departure is on sale.
+    """
+    async with write_transaction():
+        booking, departure = await lock_booking(booking_id)
+        status = BookingStatus(booking["status"])
+        if status == BookingStatus.confirmed:
+            return "already_confirmed"
+        if status == BookingStatus.cancelled:
+            return "not_live"
+        if status == BookingStatus.on_hold and (
+            booking["expires_at"] is None or booking["expires_at"] > clock.now()
+        ):
+            await transition(booking, BookingStatus.confirmed, actor=actor, reason="paid")
+            return "confirmed"
+        if status == BookingStatus.on_hold:
+            await transition(booking, BookingStatus.expired, actor="system", reason="hold_expired")
+            booking["status"] = BookingStatus.expired.value
+        lines = (
+            await BookingLine.select(BookingLine.id, BookingLine.seat)
+            .where((BookingLine.booking == booking_id) & (BookingLine.departure == departure["id"]))
+            .run()
+        )
+        taken = (
+            await BookingLine.exists()
+            .where(
+                (BookingLine.departure == departure["id"])
+                & (BookingLine.live == True)  # noqa: E712
+                & BookingLine.seat.is_in([line["seat"] for line in lines] or [booking_id])
+            )
+            .run()
+        )
+        still_running = departure["status"] in (DepartureStatus.published, DepartureStatus.closed)
+        if taken or not lines or not still_running or clock.now() >= departure["departs_at"]:
+            return "seats_gone"
+        await (
+            BookingLine.update({BookingLine.live: True})
+            .where(BookingLine.id.is_in([line["id"] for line in lines]))
+            .run()
+        )
+        await transition(booking, BookingStatus.confirmed, actor=actor, reason="paid_after_expiry")
+        return "confirmed"

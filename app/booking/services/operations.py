@@ -284,6 +284,9 @@ async def cancel_departure(
             )
             .run()
         )
+    from app.payments.services import settle_after_change
+
+    await settle_after_change([booking["id"] for booking in live])
     from app.catalogue.services.common import get_operator_row
 
     currency = (await get_operator_row(departure["operator"]))["currency"]

@@ -19,7 +19,9 @@ _ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
     },
     BookingStatus.confirmed: {BookingStatus.cancelled},
     BookingStatus.cancelled: set(),
-    BookingStatus.expired: set(),
+    # Only through `confirm_paid`: a payment that lands after expiry while the seats are
+    # still free.
+    BookingStatus.expired: {BookingStatus.confirmed},
 }
 # Statuses whose lines hold their seats.
 LIVE_STATUSES = (BookingStatus.on_hold, BookingStatus.confirmed)
@@ -98,6 +100,10 @@ async def transition(
     payload = {"booking_id": str(booking["id"]), "reference": reference, "reason": reason}
     await enqueue(f"booking.{target.value}", f"booking.{target.value}:{reference}", payload)
     if refund_amount > 0:
+        from app.payments.services import owe_refund
+
+        refund_key = f"refund:{reference}:{target.value}"
+        await owe_refund(booking, refund_amount, reason, refund_key)
         await enqueue(
             "refund.requested",
             f"refund.requested:{reference}:{target.value}",

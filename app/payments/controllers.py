@@ -1,0 +1,96 @@
+"""Payment HTTP API: paying a booking, Stripe's webhook, operators' money views."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.schemas import OperatorPrincipal
+from app.booking.controllers import BookingToken, guarded
+from app.core.errors import problem_responses
+from app.payments import services
+from app.payments.schemas import BookingMoneyOut, PaymentStartOut, Reconciliation
+
+
+class WebhookOut(msgspec.Struct, kw_only=True):
+    received: bool
+    outcome: str
+
+
+class BookingPaymentController(Controller):
+    path = "/api/v1/bookings"
+    tags = ["Public: bookings"]
+
+    @post(
+        "/{reference:str}/payments",
+        summary="Pay for my booking",
+        description="For a booking on hold with its contact and every passenger filled in. "
+        "Creates (or reuses) a Stripe PaymentIntent for the server-computed total and returns "
+        "its `client_secret` for Stripe.js; a zero total is confirmed at once. 503 "
+        "`payments_not_configured` where card payment is not set up.",
+        responses=problem_responses(404, 409, 429, 502, 503),
+        status_code=200,
+    )
+    async def start(
+        self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
+    ) -> PaymentStartOut:
+        return await guarded(request, lambda: services.start_payment(reference, token))
+
+
+class StripeWebhookController(Controller):
+    path = "/api/v1/webhooks"
+    tags = ["Webhooks"]
+
+    @post(
+        "/stripe",
+        summary="Stripe events",
+        description="Verifies `Stripe-Signature` over the raw body (400 when it does not "
+        "match or is older than 300 s), handles each event id once, and re-fetches the "
+        "PaymentIntent from Stripe before acting.",
+        responses=problem_responses(400, 503),
+        status_code=200,
+    )
+    async def stripe(self, request: Request[Any, Any, Any]) -> WebhookOut:
+        body = await request.body()
+        outcome = await services.handle_stripe_webhook(
+            body, request.headers.get("stripe-signature")
+        )
+        return WebhookOut(received=True, outcome=outcome)
+
+
+class OperatorPaymentController(Controller):
+    path = "/api/v1/operator"
+    tags = ["Operator: payments"]
+    dependencies = OPERATOR_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @get(
+        "/bookings/{reference:str}/money",
+        summary="Payments and refunds of a booking",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def booking_money(
+        self, operator: NamedDependency[OperatorPrincipal], reference: FromPath[str]
+    ) -> BookingMoneyOut:
+        return await services.booking_money(operator, reference)
+
+    @get(
+        "/payments/reconciliation",
+        summary="Reconciliation report",
+        description="Bookings made between two local dates: what was paid and refunded, and "
+        "every booking whose money does not match its status.",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def reconciliation(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        date_from: Annotated[date | None, QueryParameter(name="from")] = None,
+        date_to: Annotated[date | None, QueryParameter(name="to")] = None,
+    ) -> Reconciliation:
+        return await services.reconciliation(operator, date_from, date_to)

@@ -1,0 +1,184 @@
+"""Payment providers: what taking and giving back money means for each way of paying.
+
+- `stripe`: cards (and Alipay / WeChat Pay) through Stripe PaymentIntents.
+- `free`: a booking whose total is zero is confirmed at once.
+- `on_account`: partner agencies are invoiced later (used by the partner API).
+
+Only the Stripe provider talks to the network; it is the one edge tests replace with
+localstripe, a fake Stripe server.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import stripe
+
+from app.core.errors import DomainError
+from app.core.i18n import _
+from app.core.settings import Settings, get_settings
+
+
+class PaymentsNotConfigured(DomainError):
+    status_code = 503
+    code = "payments_not_configured"
+
+    def title(self) -> str:
+        return _("Card payment is not configured")
+
+
+class ProviderError(DomainError):
+    status_code = 502
+    code = "payment_provider_error"
+
+    def title(self) -> str:
+        return _("The payment provider could not be reached")
+
+
+@dataclass(frozen=True, slots=True)
+class IntentState:
+    """A payment as the provider sees it now (never trusted from a webhook body)."""
+
+    provider_id: str
+    status: str
+    amount: int
+    currency: str
+    reference: str | None
+    client_secret: str | None
+    failure_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundState:
+    provider_id: str
+    status: str
+    amount: int
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def start(
+        self, amount: int, currency: str, reference: str, idempotency_key: str
+    ) -> IntentState: ...
+
+    async def fetch(self, provider_id: str) -> IntentState: ...
+
+    async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState: ...
+
+    async def fetch_refund(self, provider_id: str) -> RefundState: ...
+
+    async def cancel(self, provider_id: str) -> None: ...
+
+
+def _error_message(exc: stripe.StripeError) -> str:
+    return exc.user_message or type(exc).__name__
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.stripe_secret_key:
+            raise PaymentsNotConfigured(
+                _("This service takes no card payments yet: STRIPE_SECRET_KEY is not set.")
+            )
+        options: dict[str, Any] = {"http_client": stripe.HTTPXClient()}
+        if settings.stripe_api_base:
+            options["base_addresses"] = {"api": settings.stripe_api_base}
+        self.client = stripe.StripeClient(settings.stripe_secret_key, **options)
+        self.publishable_key = settings.stripe_publishable_key
+        self.method_types = list(settings.stripe_payment_method_types)
+
+    @staticmethod
+    def _state(intent: Any) -> IntentState:
+        data = intent.to_dict()
+        error = data.get("last_payment_error") or {}
+        return IntentState(
+            provider_id=data["id"],
+            status=data["status"],
+            amount=int(data["amount"]),
+            currency=str(data["currency"]).upper(),
+            reference=(data.get("metadata") or {}).get("booking_reference"),
+            client_secret=data.get("client_secret"),
+            failure_reason=error.get("message") if isinstance(error, dict) else None,
+        )
+
+    async def start(
+        self, amount: int, currency: str, reference: str, idempotency_key: str
+    ) -> IntentState:
+        try:
+            params: dict[str, Any] = {
+                "amount": amount,
+                "currency": currency.lower(),
+                "payment_method_types": self.method_types,
+                "metadata": {"booking_reference": reference},
+            }
+            # The SDK's typed params lag behind the API (payment_method_types is current).
+            intent = await self.client.v1.payment_intents.create_async(
+                params=cast(Any, params), options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise ProviderError(_error_message(exc)) from exc
+        return self._state(intent)
+
+    async def fetch(self, provider_id: str) -> IntentState:
+        try:
+            return self._state(await self.client.v1.payment_intents.retrieve_async(provider_id))
+        except stripe.StripeError as exc:
+            raise ProviderError(_error_message(exc)) from exc
+
+    async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState:
+        try:
+            refund = await self.client.v1.refunds.create_async(
+                params={"payment_intent": provider_id, "amount": amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise ProviderError(_error_message(exc)) from exc
+        return RefundState(provider_id=refund.id, status=refund.status or "pending", amount=amount)
+
+    async def fetch_refund(self, provider_id: str) -> RefundState:
+        try:
+            refund = await self.client.v1.refunds.retrieve_async(provider_id)
+        except stripe.StripeError as exc:
+            raise ProviderError(_error_message(exc)) from exc
+        return RefundState(
+            provider_id=refund.id, status=refund.status or "pending", amount=int(refund.amount)
+        )
+
+    async def cancel(self, provider_id: str) -> None:
+        try:
+            await self.client.v1.payment_intents.cancel_async(provider_id)
+        except stripe.StripeError as exc:
+            raise ProviderError(_error_message(exc)) from exc
+
+
+def stripe_provider() -> StripeProvider:
+    return StripeProvider(get_settings())
+
+
+def verify_stripe_event(
+    payload: bytes, signature: str | None, settings: Settings
+) -> dict[str, Any]:
+    """The event (as plain JSON) if `signature` signs `payload` with our secret within
+    300 seconds."""
+    if not settings.stripe_webhook_secret:
+        raise PaymentsNotConfigured(_("STRIPE_WEBHOOK_SECRET is not set."))
+    try:
+        stripe.Webhook.construct_event(
+            payload, signature or "", settings.stripe_webhook_secret, tolerance=300
+        )
+        event = json.loads(payload)
+        if not isinstance(event, dict) or "id" not in event or "data" not in event:
+            raise ValueError("not an event")
+        return event
+    except (stripe.SignatureVerificationError, ValueError) as exc:
+        from app.core.errors import InvalidInput
+
+        raise InvalidInput(
+            "Stripe-Signature", _("The signature does not match."), source="header",
+            code="bad_signature",
+        ) from exc  # fmt: skip
