@@ -31,11 +31,12 @@ from app.catalogue.controllers import (
     PublicDepartureController,
     PublicRouteController,
 )
-from app.core import database
+from app.core import database, jobs
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.locale_middleware import LocaleMiddleware
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
+from app.notifications.controllers import OperatorNotificationController
 from app.payments.controllers import (
     BookingPaymentController,
     OperatorPaymentController,
@@ -60,6 +61,7 @@ ROUTE_HANDLERS: list[Any] = [
     BookingPaymentController,
     StripeWebhookController,
     OperatorPaymentController,
+    OperatorNotificationController,
 ]
 
 
@@ -99,6 +101,7 @@ def _openapi_config() -> OpenAPIConfig:
             Tag(name="Operator: staff"),
             Tag(name="Platform administration"),
             Tag(name="Operator: payments"),
+            Tag(name="Operator: notifications"),
             Tag(name="Webhooks", description="Signed events from Stripe"),
             Tag(name="System"),
         ],
@@ -112,8 +115,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def on_startup() -> None:
         await database.open_database(settings)
+        await jobs.start(settings)
 
     async def on_shutdown() -> None:
+        await jobs.stop()
         await database.close_database()
 
     app = Litestar(

@@ -78,6 +78,21 @@ def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
 
 
 @main.command()
+def worker() -> None:
+    """Run the background worker (needs REDIS_URL): holds, outbox, reminders, refunds."""
+    from arq import run_worker
+
+    from app.core.settings import get_settings
+    from workers.settings import WorkerSettings
+
+    if not get_settings().redis_url:
+        raise click.UsageError(
+            "REDIS_URL is not set: without Redis, `tourline serve` runs the jobs itself"
+        )
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
+@main.command()
 def demo() -> None:
     """Load the demo operators, lines and departures (idempotent)."""
     from app.core.database import migrate as run_migrations

@@ -75,6 +75,9 @@ def _configure_environment() -> None:
     os.environ["STRIPE_SECRET_KEY"] = "sk_test_tourline"
     os.environ["STRIPE_PUBLISHABLE_KEY"] = "pk_test_tourline"
     os.environ["STRIPE_WEBHOOK_SECRET"] = "whsec_test_tourline"
+    # An aiosmtpd server (the `smtp_server` fixture) receives the mail on this port.
+    os.environ["SMTP_HOST"] = "127.0.0.1"
+    os.environ["SMTP_PORT"] = str(_free_port())
 
 
 def _free_port() -> int:
@@ -289,3 +292,51 @@ def stripe_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+class Mailbox:
+    """Messages received by the test SMTP server, parsed; `refuse` makes it answer 451."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.refuse = False
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.refuse:
+            return "451 Requested action aborted: try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        from email import message_from_bytes, policy
+
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[Any]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on the port the app is configured to use."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=int(os.environ["SMTP_PORT"]))
+    controller.start()
+    try:
+        yield mailbox
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Mailbox) -> Iterator[Mailbox]:
+    """The test SMTP server, emptied for this test."""
+    smtp_server.messages.clear()
+    smtp_server.refuse = False
+    yield smtp_server
+    smtp_server.refuse = False

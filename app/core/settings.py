@@ -87,6 +87,13 @@ class Settings:
     stripe_api_base: str = ""
     # Payment method types offered: card by default; alipay and wechat_pay can be added.
     stripe_payment_method_types: tuple[str, ...] = ("card",)
+    # Outgoing mail; an empty host means mail is only logged (development).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "Tourline <no-reply@tourline.example>"
     # Log SQL statements (development aid).
     log_sql: bool = False
 
@@ -153,6 +160,12 @@ def load_settings() -> Settings:
         stripe_payment_method_types=_env_list(
             "STRIPE_PAYMENT_METHOD_TYPES", defaults.stripe_payment_method_types
         ),
+        smtp_host=_env_str("SMTP_HOST", defaults.smtp_host),
+        smtp_port=_env_int("SMTP_PORT", defaults.smtp_port),
+        smtp_username=_env_str("SMTP_USERNAME", defaults.smtp_username),
+        smtp_password=_env_str("SMTP_PASSWORD", defaults.smtp_password),
+        smtp_starttls=_env_bool("SMTP_STARTTLS", defaults.smtp_starttls),
+        mail_from=_env_str("TOURLINE_MAIL_FROM", defaults.mail_from),
         log_sql=_env_bool("TOURLINE_LOG_SQL", defaults.log_sql),
     )
 

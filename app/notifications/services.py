@@ -1,16 +1,469 @@
-"""Writing side effects to the outbox, in the caller's transaction (the workers deliver them)."""
+"""The outbox and the notifications it turns into, delivered at least once, effective once.
+
+Side effects are written to the outbox in the transaction that causes them (`enqueue`).
+The dispatcher turns each outbox row into work: notifications to send (each with a natural
+key, so a repeat creates nothing) or a refund to retry. Notifications are claimed with a
+lease before sending, so two workers never send the same one at the same time, and one
+whose worker died is sent again when its lease runs out.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
-from app.notifications.tables import OutboxMessage
+from app.core import clock
+from app.core.database import is_sqlite
+from app.core.i18n import use_locale
+from app.core.settings import get_settings
+from app.notifications.channels import DeliveryError, send_email
+from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
+
+logger = logging.getLogger("tourline.notifications")
+
+MAX_ATTEMPTS = 6
+# How long a worker may take to send one message before another may try.
+LEASE = timedelta(minutes=2)
+# Reminders before departure.
+REMINDER_OFFSETS = {"48h": timedelta(hours=48), "3h": timedelta(hours=3)}
+# Messages to a booking's contact, by outbox kind.
+BOOKING_MESSAGES = {
+    "booking.confirmed",
+    "booking.cancelled",
+    "booking.expired",
+    "payment.refunded_late",
+}
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4, 8 ... minutes, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
 async def enqueue(kind: str, key: str, payload: dict[str, Any]) -> None:
     """Record an effect to deliver; a second message with the same natural key is a no-op."""
     await (
-        OutboxMessage.insert(OutboxMessage(kind=kind, key=key, payload=payload))
+        OutboxMessage.insert(
+            OutboxMessage(
+                kind=kind,
+                key=key,
+                payload=payload,
+                created_at=clock.now(),
+                available_at=clock.now(),
+            )
+        )
         .on_conflict(target=OutboxMessage.key, action="DO NOTHING")
         .run()
     )
+
+
+async def notify(
+    key: str,
+    kind: str,
+    recipient: str,
+    locale: str,
+    booking: UUID | None = None,
+    departure: UUID | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """Create a notification once per key (a repeat with the same key is ignored)."""
+    if not recipient:
+        return
+    await (
+        Notification.insert(
+            Notification(
+                key=key,
+                kind=kind,
+                recipient=recipient,
+                locale=locale,
+                booking=booking,
+                departure=departure,
+                payload=payload,
+                next_attempt_at=clock.now(),
+            )
+        )
+        .on_conflict(target=Notification.key, action="DO NOTHING")
+        .run()
+    )
+
+
+async def _booking_contact(reference: str) -> dict[str, Any] | None:
+    from app.booking.tables import Booking
+
+    row = (
+        await Booking.select(Booking.id, Booking.departure, Booking.contact_email, Booking.locale)
+        .where(Booking.reference == reference)
+        .first()
+        .run()
+    )
+    return dict(row) if row else None
+
+
+async def _handle_outbox(message: dict[str, Any]) -> None:
+    kind = message["kind"]
+    payload = message["payload"] if isinstance(message["payload"], dict) else {}
+    if kind in BOOKING_MESSAGES:
+        contact = await _booking_contact(str(payload.get("reference", "")))
+        if contact:
+            await notify(
+                f"{message['key']}:email", kind, contact["contact_email"], contact["locale"],
+                booking=contact["id"], departure=contact["departure"], payload=payload,
+            )  # fmt: skip
+    elif kind == "waitlist.offer":
+        contact = await _booking_contact(str(payload.get("reference", "")))
+        await notify(
+            f"{message['key']}:email", kind, str(payload.get("email", "")),
+            str(payload.get("locale", "zh_Hans")),
+            booking=contact["id"] if contact else None, payload=payload,
+        )  # fmt: skip
+    elif kind == "refund.requested":
+        from app.payments.services import settle_after_change
+
+        contact = await _booking_contact(str(payload.get("reference", "")))
+        if contact:
+            await settle_after_change([contact["id"]])
+
+
+async def dispatch_outbox(limit: int = 100) -> int:
+    """Turn due outbox rows into their effects; returns how many were handled."""
+    now = clock.now()
+    query = (
+        OutboxMessage.select()
+        .where(
+            OutboxMessage.done_at.is_null()
+            & OutboxMessage.failed_at.is_null()
+            & (OutboxMessage.available_at <= now)
+        )
+        .order_by(OutboxMessage.created_at)
+        .limit(limit)
+        .output(load_json=True)
+    )
+    if not is_sqlite():
+        query = query.lock_rows("UPDATE", skip_locked=True)
+    from app.core.database import write_transaction
+
+    handled = 0
+    async with write_transaction():
+        rows = await query.run()
+        for row in rows:
+            try:
+                await _handle_outbox(dict(row))
+            except Exception as exc:
+                attempts = row["attempts"] + 1
+                logger.warning("outbox %s failed (attempt %s): %s", row["key"], attempts, exc)
+                await (
+                    OutboxMessage.update(
+                        {
+                            OutboxMessage.attempts: attempts,
+                            OutboxMessage.last_error: f"{type(exc).__name__}: {exc}"[:2000],
+                            OutboxMessage.available_at: now + backoff(attempts),
+                            OutboxMessage.failed_at: now if attempts >= MAX_ATTEMPTS else None,
+                        }
+                    )
+                    .where(OutboxMessage.id == row["id"])
+                    .run()
+                )
+                continue
+            await (
+                OutboxMessage.update(
+                    {OutboxMessage.done_at: now, OutboxMessage.attempts: row["attempts"] + 1}
+                )
+                .where(OutboxMessage.id == row["id"])
+                .run()
+            )
+            handled += 1
+    return handled
+
+
+async def _claim(notification_id: UUID) -> bool:
+    now = clock.now()
+    claimed = (
+        await Notification.update({Notification.next_attempt_at: now + LEASE})
+        .where(
+            (Notification.id == notification_id)
+            & (Notification.status == NotificationStatus.pending.value)
+            & (Notification.next_attempt_at <= now)
+        )
+        .returning(Notification.id)
+        .run()
+    )
+    return bool(claimed)
+
+
+async def render(notification: dict[str, Any]) -> Any:
+    """The email of a notification, in its locale."""
+    from app.booking.services.bookings import booking_out
+    from app.booking.tables import Booking
+    from app.catalogue.services.common import as_dict
+    from app.catalogue.tables import Departure, Route
+    from app.core.i18n import localize
+    from app.notifications.messages import booking_email, waitlist_offer_email
+
+    payload = notification["payload"] if isinstance(notification["payload"], dict) else {}
+    with use_locale(notification["locale"]):
+        if notification["kind"] == "waitlist.offer":
+            return waitlist_offer_email(
+                notification["recipient"], str(payload.get("reference", "")),
+                str(payload.get("access_token", "")), payload.get("expires_at"),
+            )  # fmt: skip
+        booking = (
+            await Booking.select(Booking.id, Booking.departure)
+            .where(Booking.id == notification["booking"])
+            .first()
+            .run()
+        )
+        if booking is None:
+            raise DeliveryError("the booking is gone")
+        out = await booking_out(booking["id"])
+        departure = (
+            await Departure.select(Departure.returns_at, Departure.route)
+            .where(Departure.id == booking["departure"])
+            .first()
+            .run()
+        )
+        assert departure is not None
+        route = (
+            await Route.select(Route.meeting_point)
+            .where(Route.id == departure["route"])
+            .first()
+            .output(load_json=True)
+            .run()
+        )
+        meeting = as_dict(route["meeting_point"]) if route else None
+        kind = notification["kind"]
+        if kind.startswith("reminder"):
+            kind = "reminder"
+        return booking_email(
+            kind, notification["recipient"], out, departure["returns_at"],
+            localize(meeting) if meeting else None, payload,
+        )  # fmt: skip
+
+
+async def send_due_notifications(limit: int = 100) -> int:
+    """Send every due notification once; failures wait and are tried again, then fail."""
+    settings = get_settings()
+    due = (
+        await Notification.select(Notification.id)
+        .where(
+            (Notification.status == NotificationStatus.pending.value)
+            & (Notification.next_attempt_at <= clock.now())
+        )
+        .order_by(Notification.created_at)
+        .limit(limit)
+        .run()
+    )
+    sent = 0
+    for row in due:
+        if not await _claim(row["id"]):
+            continue  # Another worker has it.
+        notification = (
+            await Notification.select()
+            .where(Notification.id == row["id"])
+            .first()
+            .output(load_json=True)
+            .run()
+        )
+        assert notification is not None
+        attempts = notification["attempts"] + 1
+        try:
+            email = await render(dict(notification))
+            await send_email(settings, email)
+        except DeliveryError as exc:
+            now = clock.now()
+            failed = attempts >= MAX_ATTEMPTS
+            await (
+                Notification.update(
+                    {
+                        Notification.attempts: attempts,
+                        Notification.last_error: str(exc)[:2000],
+                        Notification.status: (
+                            NotificationStatus.failed.value
+                            if failed
+                            else NotificationStatus.pending.value
+                        ),
+                        Notification.next_attempt_at: now + backoff(attempts),
+                    }
+                )
+                .where(Notification.id == row["id"])
+                .run()
+            )
+            continue
+        await (
+            Notification.update(
+                {
+                    Notification.status: NotificationStatus.sent.value,
+                    Notification.attempts: attempts,
+                    Notification.subject: email.subject[:300],
+                    Notification.sent_at: clock.now(),
+                    Notification.last_error: "",
+                }
+            )
+            .where(Notification.id == row["id"])
+            .run()
+        )
+        sent += 1
+    return sent
+
+
+async def queue_reminders() -> int:
+    """Reminders at T-48h and T-3h for confirmed bookings, each created exactly once."""
+    from app.booking.tables import Booking, BookingStatus
+    from app.catalogue.tables import Departure, DepartureStatus
+
+    now = clock.now()
+    created = 0
+    for name, offset in REMINDER_OFFSETS.items():
+        departures = (
+            await Departure.select(Departure.id)
+            .where(
+                Departure.status.is_in(
+                    [DepartureStatus.published.value, DepartureStatus.closed.value]
+                )
+                # The 48-hour reminder is pointless once the 3-hour one is due.
+                & (
+                    Departure.departs_at
+                    > now + (REMINDER_OFFSETS["3h"] if name == "48h" else timedelta(0))
+                )
+                & (Departure.departs_at <= now + offset)
+            )
+            .run()
+        )
+        if not departures:
+            continue
+        bookings = (
+            await Booking.select(
+                Booking.id,
+                Booking.reference,
+                Booking.departure,
+                Booking.contact_email,
+                Booking.locale,
+            )
+            .where(
+                Booking.departure.is_in([d["id"] for d in departures])
+                & (Booking.status == BookingStatus.confirmed.value)
+            )
+            .run()
+        )
+        for booking in bookings:
+            before = (
+                await Notification.count()
+                .where(Notification.key == f"reminder:{name}:{booking['reference']}")
+                .run()
+            )
+            await notify(
+                f"reminder:{name}:{booking['reference']}", f"reminder.{name}",
+                booking["contact_email"], booking["locale"], booking=booking["id"],
+                departure=booking["departure"],
+            )  # fmt: skip
+            created += 1 if not before else 0
+    return created
+
+
+HEAT_DAY_CELSIUS = 35.0
+
+
+async def post_advisory(principal: Any, departure_id: UUID, data: Any) -> tuple[UUID, int]:
+    """Queue the advisory for the contact of every live booking of the departure, once."""
+    import uuid
+
+    from app.booking.tables import Booking, BookingStatus
+    from app.catalogue.services.common import owned_departure
+    from app.core.database import write_transaction
+    from app.core.errors import InvalidInput
+    from app.core.i18n import _
+
+    if data.kind == "heat" and (
+        data.max_temperature_c is None or data.max_temperature_c < HEAT_DAY_CELSIUS
+    ):
+        raise InvalidInput(
+            "max_temperature_c",
+            _("A heat day is a maximum of 35 °C or more; give the forecast maximum."),
+        )
+    advisory_id = uuid.uuid4()
+    async with write_transaction():
+        await owned_departure(principal, departure_id)
+        bookings = (
+            await Booking.select(
+                Booking.id, Booking.reference, Booking.contact_email, Booking.locale
+            )
+            .where(
+                (Booking.departure == departure_id)
+                & Booking.status.is_in([BookingStatus.confirmed.value, BookingStatus.on_hold.value])
+            )
+            .run()
+        )
+        payload = {
+            "advisory_id": str(advisory_id),
+            "advisory_kind": data.kind,
+            "message": dict(data.message),
+            "max_temperature_c": data.max_temperature_c,
+        }
+        for booking in bookings:
+            await notify(
+                f"advisory:{advisory_id}:{booking['reference']}", "advisory",
+                booking["contact_email"], booking["locale"], booking=booking["id"],
+                departure=departure_id, payload=payload,
+            )  # fmt: skip
+    return advisory_id, sum(1 for b in bookings if b["contact_email"])
+
+
+async def list_notifications(
+    principal: Any, departure_id: UUID | None = None, reference: str | None = None
+) -> list[dict[str, Any]]:
+    from app.booking.services.bookings import booking_not_found, normalize_reference
+    from app.booking.tables import Booking
+    from app.catalogue.services.common import owned_departure
+
+    if departure_id is not None:
+        await owned_departure(principal, departure_id)
+        where = Notification.departure == departure_id
+    else:
+        booking = (
+            await Booking.select(Booking.id)
+            .where(
+                (Booking.reference == normalize_reference(reference or ""))
+                & (Booking.operator == principal.operator_id)
+            )
+            .first()
+            .run()
+        )
+        if booking is None:
+            raise booking_not_found()
+        where = Notification.booking == booking["id"]
+    return [
+        dict(row)
+        for row in await Notification.select().where(where).order_by(Notification.created_at).run()
+    ]
+
+
+async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
+    """Send a notification again (a failed one, or one the tourist did not get)."""
+    from app.booking.tables import Booking
+    from app.core.errors import NotFound
+    from app.core.i18n import _
+
+    row = await Notification.select().where(Notification.id == notification_id).first().run()
+    owner = None
+    if row is not None and row["booking"] is not None:
+        owner = (
+            await Booking.select(Booking.operator).where(Booking.id == row["booking"]).first().run()
+        )
+    if row is None or owner is None or owner["operator"] != principal.operator_id:
+        raise NotFound(_("Notification not found."), code="notification_not_found")
+    await (
+        Notification.update(
+            {
+                Notification.status: NotificationStatus.pending.value,
+                Notification.attempts: 0,
+                Notification.next_attempt_at: clock.now(),
+                Notification.last_error: "",
+            }
+        )
+        .where(Notification.id == notification_id)
+        .run()
+    )
+    updated = await Notification.select().where(Notification.id == notification_id).first().run()
+    assert updated is not None
+    return dict(updated)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from piccolo.columns import JSON, UUID, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -18,3 +20,33 @@ class OutboxMessage(Table):
     attempts = Integer(default=0)
     last_error = Text(default="")
     done_at = Timestamptz(null=True, default=None)
+    # Set when the dispatcher gave up after its last attempt.
+    failed_at = Timestamptz(null=True, default=None)
+
+
+class NotificationStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+
+
+class Notification(Table):
+    """One message to one person on one channel; `key` makes it go out at most once."""
+
+    id = UUID(primary_key=True)
+    key = Varchar(length=200, unique=True)
+    kind = Varchar(length=64, index=True)
+    channel = Varchar(length=16, default="email")
+    booking = UUID(null=True, default=None, index=True)
+    departure = UUID(null=True, default=None, index=True)
+    recipient = Varchar(length=254)
+    locale = Varchar(length=16, default="zh_Hans")
+    subject = Varchar(length=300, default="")
+    # What the message needs beyond the booking (an advisory's text, an offer's token).
+    payload = JSON(null=True, default=None)
+    status = Varchar(length=16, choices=NotificationStatus, default=NotificationStatus.pending)
+    attempts = Integer(default=0)
+    last_error = Text(default="")
+    next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
+    sent_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())

@@ -244,7 +244,16 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
             outcome = await _apply_failure(intent)
         for state in refund_states:
             outcome = await _apply_refund_state(state.provider_id, state.status)
-    await execute_pending_refunds()
+    if outcome == "refunded" and intent is not None:
+        # Pay the late payment back now; the worker retries if Stripe fails.
+        payment = (
+            await Payment.select(Payment.booking)
+            .where(Payment.provider_id == intent.provider_id)
+            .first()
+            .run()
+        )
+        if payment is not None:
+            await settle_after_change([payment["booking"]])
     return outcome
 
 
@@ -277,19 +286,24 @@ async def _apply_success(intent: IntentState) -> str:
     if payment is None:
         logger.warning("payment intent %s matches no booking", intent.provider_id)
         return "unknown_payment"
-    if payment["status"] != PaymentStatus.succeeded:
-        await (
-            Payment.update(
-                {
-                    Payment.status: PaymentStatus.succeeded.value,
-                    Payment.amount: intent.amount,
-                    Payment.succeeded_at: clock.now(),
-                    Payment.updated_at: clock.now(),
-                }
-            )
-            .where(Payment.id == payment["id"])
-            .run()
+    # Conditional, so that a success heard twice (another event id, or the sync worker,
+    # even concurrently) is applied once: confirming or refunding it again would give the
+    # money back twice.
+    applied = (
+        await Payment.update(
+            {
+                Payment.status: PaymentStatus.succeeded.value,
+                Payment.amount: intent.amount,
+                Payment.succeeded_at: clock.now(),
+                Payment.updated_at: clock.now(),
+            }
         )
+        .where((Payment.id == payment["id"]) & (Payment.status != PaymentStatus.succeeded.value))
+        .returning(Payment.id)
+        .run()
+    )
+    if not applied:
+        return "already_applied"
     result = await confirm_paid(payment["booking"], actor="stripe")
     if result in ("confirmed", "already_confirmed"):
         return result

@@ -431,6 +431,11 @@ async def create_booking(
             booking.id, actor, None, BookingStatus.on_hold.value, "created",
             {"seats": [a.seat.label for a in assignments], "channel": channel.value},
         )  # fmt: skip
+    from app.core import jobs
+
+    await jobs.defer(
+        "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
+    )
     return BookingCreated(access_token=token, booking=await booking_out(booking.id))
 
 

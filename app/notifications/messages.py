@@ -1,0 +1,176 @@
+"""What each notification says, in the reader's language, with a calendar event attached."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+
+from app.booking.schemas import BookingOut
+from app.core.i18n import _, current_locale, localize
+from app.notifications.channels import Attachment, Email
+
+
+def _when(moment: datetime, time_zone: str) -> str:
+    return (
+        format_datetime(
+            moment, format="medium", tzinfo=moment.tzinfo or UTC, locale=current_locale()
+        )
+        + f" ({time_zone})"
+    )
+
+
+def _ics_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _ics_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def calendar_event(booking: BookingOut, returns_at: datetime, meeting_point: str | None) -> bytes:
+    """An iCalendar (RFC 5545) event for the trip: when, where to board, which seats."""
+    seats = ", ".join(line.seat_label for line in booking.lines)
+    where = booking.pickup_stop.name if booking.pickup_stop else (meeting_point or "")
+    start = booking.pickup_stop.at if booking.pickup_stop else booking.departs_at
+    description = "\n".join(
+        [
+            _("Booking {reference}").format(reference=booking.reference),
+            _("Seats: {seats}").format(seats=seats),
+        ]
+    )
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Tourline//Bookings//EN",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
+        "BEGIN:VEVENT",
+        f"UID:{booking.reference}@tourline",
+        f"DTSTAMP:{_ics_time(datetime.now(UTC))}",
+        f"DTSTART:{_ics_time(start)}",
+        f"DTEND:{_ics_time(returns_at)}",
+        f"SUMMARY:{_ics_text(booking.route_name)}",
+        f"LOCATION:{_ics_text(where)}",
+        f"DESCRIPTION:{_ics_text(description)}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _html(paragraphs: list[str]) -> str:
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
+    lang = current_locale().replace("_", "-")
+    return f'<!doctype html><html lang="{lang}"><body>{body}</body></html>'
+
+
+def booking_email(
+    kind: str,
+    to: str,
+    booking: BookingOut,
+    returns_at: datetime,
+    meeting_point: str | None,
+    extra: dict[str, Any],
+) -> Email:
+    """The email for a booking event; call inside `use_locale(booking's locale)`."""
+    when = _when(booking.departs_at, booking.time_zone)
+    seats = ", ".join(line.seat_label for line in booking.lines)
+    reference = booking.reference
+    greeting = _("Hello {name},").format(name=booking.contact.name if booking.contact else "")
+    attach_calendar = False
+    if kind == "booking.confirmed":
+        subject = _("Booking {reference} confirmed: {route}").format(
+            reference=reference, route=booking.route_name
+        )
+        body = [
+            _("your booking {reference} is confirmed.").format(reference=reference),
+            _("Departure: {when}").format(when=when),
+            _("Seats: {seats}").format(seats=seats),
+            _("Total paid: {amount}").format(amount=booking.total.formatted),
+        ]
+        attach_calendar = True
+    elif kind == "booking.cancelled":
+        subject = _("Booking {reference} cancelled").format(reference=reference)
+        body = [_("your booking {reference} has been cancelled.").format(reference=reference)]
+        if extra.get("reason") == "departure_cancelled":
+            body.append(_("The operator cancelled this departure; you get a full refund."))
+        if booking.refund:
+            body.append(_("Refund: {amount}").format(amount=booking.refund.formatted))
+    elif kind == "booking.expired":
+        subject = _("Your hold on {reference} has run out").format(reference=reference)
+        body = [
+            _(
+                "the seats held for booking {reference} were released: it was not paid in time."
+            ).format(reference=reference)
+        ]
+    elif kind == "reminder":
+        subject = _("Reminder: {route} departs {when}").format(route=booking.route_name, when=when)
+        body = [
+            _("your trip is coming up. Departure: {when}").format(when=when),
+            _("Seats: {seats}").format(seats=seats),
+        ]
+        if booking.pickup_stop:
+            body.append(
+                _("Board at {stop} at {time}").format(
+                    stop=booking.pickup_stop.name,
+                    time=_when(booking.pickup_stop.at, booking.time_zone),
+                )
+            )
+        elif meeting_point:
+            body.append(_("Meeting point: {place}").format(place=meeting_point))
+        attach_calendar = True
+    elif kind == "advisory":
+        subject = _("Notice about your trip {reference}").format(reference=reference)
+        message = extra.get("message")
+        body = [localize(message) if isinstance(message, dict) else str(message or "")]
+        if extra.get("advisory_kind") == "heat" and extra.get("max_temperature_c") is not None:
+            body.append(
+                _("Forecast maximum: {degrees} °C. Bring water, a hat and sun protection.").format(
+                    degrees=format_decimal(extra["max_temperature_c"], locale=current_locale())
+                )
+            )
+    elif kind == "payment.refunded_late":
+        subject = _("Payment for {reference} refunded").format(reference=reference)
+        body = [
+            _(
+                "your payment arrived after the hold on booking {reference} had run out "
+                "and its seats were taken; it has been refunded in full."
+            ).format(reference=reference)
+        ]
+    else:
+        subject = _("About your booking {reference}").format(reference=reference)
+        body = [_("There is news about your booking {reference}.").format(reference=reference)]
+    paragraphs = [greeting, *body, _("Booking reference: {reference}").format(reference=reference)]
+    attachments = []
+    if attach_calendar:
+        attachments.append(
+            Attachment(
+                filename=f"{reference}.ics",
+                content=calendar_event(booking, returns_at, meeting_point),
+                maintype="text",
+                subtype="calendar",
+            )
+        )
+    return Email(
+        to=to,
+        subject=subject,
+        text="\n\n".join(paragraphs),
+        html=_html(paragraphs),
+        attachments=attachments,
+    )
+
+
+def waitlist_offer_email(to: str, reference: str, token: str, expires_at: str | None) -> Email:
+    subject = _("Seats are free for you: booking {reference}").format(reference=reference)
+    paragraphs = [
+        _("seats you were waiting for are held for you as booking {reference}.").format(
+            reference=reference
+        ),
+        _("Access token: {token}").format(token=token),
+        _("The hold runs out at {moment}.").format(moment=expires_at or ""),
+    ]
+    return Email(to=to, subject=subject, text="\n\n".join(paragraphs), html=_html(paragraphs))

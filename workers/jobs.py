@@ -1,0 +1,40 @@
+"""Job functions: thin wrappers that call domain services (ids in, effects out)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from app.booking.services.bookings import expire_all_overdue, expire_hold
+from app.core.errors import DomainError
+from app.core.idempotency import purge_expired
+from app.core.settings import get_settings
+from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
+from app.payments.services import execute_pending_refunds, sync_open_payments
+
+logger = logging.getLogger("tourline.jobs")
+
+
+async def expire_booking(ctx: dict[str, Any], booking_id: str) -> bool:
+    """Expire one hold at its time (scheduled when the hold is made)."""
+    return await expire_hold(UUID(booking_id))
+
+
+async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
+    """Everything periodic, each step safe to repeat: expiry sweep, outbox, reminders,
+    sending, refund retries, Stripe reconciliation, old idempotency keys."""
+    done = {
+        "expired": await expire_all_overdue(),
+        "outbox": await dispatch_outbox(),
+        "reminders": await queue_reminders(),
+        "sent": await send_due_notifications(),
+        "refunds": await execute_pending_refunds(),
+        "idempotency_purged": await purge_expired(),
+    }
+    if get_settings().stripe_secret_key:
+        try:
+            done["payments_synced"] = await sync_open_payments()
+        except DomainError as exc:
+            logger.warning("stripe reconciliation skipped: %s", exc.code)
+    return done
