@@ -11,7 +11,11 @@ from app.core.errors import DomainError
 from app.core.idempotency import purge_expired
 from app.core.settings import get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
-from app.payments.services import execute_pending_refunds, sync_open_payments
+from app.payments.services import (
+    cancel_stale_intents,
+    execute_pending_refunds,
+    sync_open_payments,
+)
 
 logger = logging.getLogger("tourline.jobs")
 
@@ -34,6 +38,7 @@ async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
     }
     if get_settings().stripe_secret_key:
         try:
+            done["intents_cancelled"] = await cancel_stale_intents()
             done["payments_synced"] = await sync_open_payments()
         except DomainError as exc:
             logger.warning("stripe reconciliation skipped: %s", exc.code)

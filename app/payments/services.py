@@ -304,7 +304,13 @@ async def _apply_success(intent: IntentState) -> str:
     )
     if not applied:
         return "already_applied"
-    result = await confirm_paid(payment["booking"], actor="stripe")
+    # A payment we had cancelled (the total changed since) is outdated: never confirm with
+    # it; it goes back in full like a late one.
+    result = (
+        "outdated"
+        if payment["status"] == PaymentStatus.cancelled
+        else await confirm_paid(payment["booking"], actor="stripe")
+    )
     if result in ("confirmed", "already_confirmed"):
         return result
     # Paid, but the booking cannot be honoured (hold ran out and seats resold, or
@@ -663,3 +669,27 @@ async def settle_after_change(booking_ids: list[UUID]) -> None:
                 await cancel_open_payments(booking_id)
     except DomainError as exc:
         logger.warning("settling bookings %s deferred to the worker: %s", booking_ids, exc.code)
+
+
+async def cancel_stale_intents(limit: int = 200) -> int:
+    """Cancel open payment intents of bookings that can no longer be paid (expired or
+    cancelled elsewhere, e.g. a run-out hold expired while someone else was booking)."""
+    rows = (
+        await Payment.select(Payment.booking)
+        .where(
+            (Payment.status == PaymentStatus.requires_payment.value)
+            & Payment.booking.is_in(
+                Booking.select(Booking.id).where(
+                    Booking.status.is_in(
+                        [BookingStatus.expired.value, BookingStatus.cancelled.value]
+                    )
+                )
+            )
+        )
+        .limit(limit)
+        .run()
+    )
+    cancelled = 0
+    for booking_id in sorted({row["booking"] for row in rows}, key=str):
+        cancelled += await cancel_open_payments(booking_id)
+    return cancelled

@@ -230,7 +230,11 @@ async def _sellable(departure: dict[str, Any]) -> dict[str, Any]:
 
 
 async def expire_overdue(departure_id: UUID) -> int:
-    """Expire the departure's run-out holds (inside the caller's departure lock)."""
+    """Expire the departure's run-out holds (inside the caller's departure lock).
+
+    Their open payment intents are cancelled by the next periodic tick (`tick` settles
+    expired bookings), not here: the caller still holds the departure's lock.
+    """
     overdue = await inventory.overdue_holds(departure_id)
     for booking in overdue:
         await transition(booking, BookingStatus.expired, actor="system", reason="hold_expired")
