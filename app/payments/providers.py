@@ -29,6 +29,13 @@ class PaymentsNotConfigured(DomainError):
         return _("Card payment is not configured")
 
 
+class UnknownObject(DomainError):
+    """The provider does not know this id."""
+
+    status_code = 404
+    code = "unknown_payment_object"
+
+
 class ProviderError(DomainError):
     status_code = 502
     code = "payment_provider_error"
@@ -127,6 +134,10 @@ class StripeProvider:
     async def fetch(self, provider_id: str) -> IntentState:
         try:
             return self._state(await self.client.v1.payment_intents.retrieve_async(provider_id))
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise UnknownObject(provider_id) from exc
+            raise ProviderError(_error_message(exc)) from exc
         except stripe.StripeError as exc:
             raise ProviderError(_error_message(exc)) from exc
 
@@ -143,6 +154,10 @@ class StripeProvider:
     async def fetch_refund(self, provider_id: str) -> RefundState:
         try:
             refund = await self.client.v1.refunds.retrieve_async(provider_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                raise UnknownObject(provider_id) from exc
+            raise ProviderError(_error_message(exc)) from exc
         except stripe.StripeError as exc:
             raise ProviderError(_error_message(exc)) from exc
         return RefundState(

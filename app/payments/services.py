@@ -33,6 +33,7 @@ from app.notifications.services import enqueue
 from app.payments.providers import (
     IntentState,
     ProviderError,
+    UnknownObject,
     stripe_provider,
     verify_stripe_event,
 )
@@ -119,7 +120,16 @@ async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
             .order_by(Payment.attempt, ascending=False)
             .run()
         )
-        current = next((p for p in payments if p["status"] == PaymentStatus.requires_payment), None)
+        # A declined intent can be tried again with another card: reuse it, never open a
+        # second one beside it.
+        open_statuses = (PaymentStatus.requires_payment, PaymentStatus.failed)
+        current = next((p for p in payments if p["status"] in open_statuses), None)
+        if current is not None and current["status"] == PaymentStatus.failed:
+            await (
+                Payment.update({Payment.status: PaymentStatus.requires_payment.value})
+                .where(Payment.id == current["id"])
+                .run()
+            )
         stale = None
         if current is not None and current["amount"] != total:
             # The total changed (a rebooking): this intent must not be paid any more.
@@ -176,7 +186,9 @@ async def cancel_open_payments(booking_id: UUID) -> int:
         await Payment.select()
         .where(
             (Payment.booking == booking_id)
-            & (Payment.status == PaymentStatus.requires_payment.value)
+            & Payment.status.is_in(
+                [PaymentStatus.requires_payment.value, PaymentStatus.failed.value]
+            )
         )
         .run()
     )
@@ -220,14 +232,22 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
         return "duplicate"
     intent: IntentState | None = None
     if event_type.startswith("payment_intent.") and object_id:
-        intent = await stripe_provider().fetch(object_id)
+        try:
+            intent = await stripe_provider().fetch(object_id)
+        except UnknownObject:
+            intent = None  # Not ours (e.g. a dashboard test event): stored, nothing to do.
     refund_ids: list[str] = []
     if event_type == "charge.refunded":
         refunds = (data_object.get("refunds") or {}).get("data") or []
         refund_ids = [str(r["id"]) for r in refunds if isinstance(r, dict) and r.get("id")]
     elif event_type == "refund.updated" and object_id:
         refund_ids = [object_id]
-    refund_states = [await stripe_provider().fetch_refund(rid) for rid in refund_ids]
+    refund_states = []
+    for refund_id in refund_ids:
+        try:
+            refund_states.append(await stripe_provider().fetch_refund(refund_id))
+        except UnknownObject:
+            continue
     outcome = "ignored"
     async with write_transaction():
         claimed = await (
@@ -306,11 +326,16 @@ async def _apply_success(intent: IntentState) -> str:
         return "already_applied"
     # A payment we had cancelled (the total changed since) is outdated: never confirm with
     # it; it goes back in full like a late one.
-    result = (
-        "outdated"
-        if payment["status"] == PaymentStatus.cancelled
-        else await confirm_paid(payment["booking"], actor="stripe")
+    owed = (
+        await Booking.select(Booking.total_amount, Booking.balance_due)
+        .where(Booking.id == payment["booking"])
+        .first()
+        .run()
     )
+    outdated = payment["status"] == PaymentStatus.cancelled or (
+        owed is not None and intent.amount != owed["total_amount"] - owed["balance_due"]
+    )
+    result = "outdated" if outdated else await confirm_paid(payment["booking"], actor="stripe")
     if result in ("confirmed", "already_confirmed"):
         return result
     # Paid, but the booking cannot be honoured (hold ran out and seats resold, or
@@ -677,7 +702,7 @@ async def cancel_stale_intents(limit: int = 200) -> int:
     rows = (
         await Payment.select(Payment.booking)
         .where(
-            (Payment.status == PaymentStatus.requires_payment.value)
+            Payment.status.is_in([PaymentStatus.requires_payment.value, PaymentStatus.failed.value])
             & Payment.booking.is_in(
                 Booking.select(Booking.id).where(
                     Booking.status.is_in(
