@@ -68,6 +68,10 @@ SeatLabel = Annotated[
     str, msgspec.Meta(pattern="^[A-Z0-9][A-Z0-9-]{0,15}$", examples=["07-12L", "3C"])
 ]
 Month = Annotated[int, msgspec.Meta(ge=1, le=12)]
+ReminderHours = Annotated[
+    list[Annotated[int, msgspec.Meta(ge=1, le=336)]],
+    msgspec.Meta(max_length=5, description="Hours before departure to remind passengers"),
+]
 
 
 class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -130,6 +134,7 @@ class RouteCreate(Input, kw_only=True):
     duration_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 1
     meeting_point: ShortLocalizedText | None = None
     cancellation_policy: Annotated[list[PolicyTier], msgspec.Meta(max_length=10)] | None = None
+    reminder_hours: ReminderHours = msgspec.field(default_factory=lambda: [48, 3])
 
 
 class RouteUpdate(Input, kw_only=True):
@@ -142,6 +147,7 @@ class RouteUpdate(Input, kw_only=True):
     cancellation_policy: Annotated[list[PolicyTier], msgspec.Meta(max_length=10)] | UnsetType = (
         UNSET
     )
+    reminder_hours: ReminderHours | UnsetType = UNSET
 
 
 class PolicyTierOut(msgspec.Struct, kw_only=True):
@@ -162,6 +168,7 @@ class RouteOut(msgspec.Struct, kw_only=True):
     duration_days: int
     meeting_point: dict[str, str] | None
     cancellation_policy: list[PolicyTierOut]
+    reminder_hours: list[int]
     created_at: datetime
     updated_at: datetime
 

@@ -81,6 +81,8 @@ class Route(Table):
     duration_days = Integer(default=1)
     meeting_point = JSON(null=True, default=None)
     cancellation_policy = JSON()
+    # Hours before departure at which passengers get a reminder (default 48 and 3).
+    reminder_hours = JSON(default=[48, 3])
     status = Varchar(length=16, choices=RouteStatus, default=RouteStatus.draft, index=True)
     # Lower-cased names and descriptions in every language, for the public text search.
     search_text = Text(default="")

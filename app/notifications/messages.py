@@ -133,6 +133,27 @@ def booking_email(
                     degrees=format_decimal(extra["max_temperature_c"], locale=current_locale())
                 )
             )
+    elif kind == "payment.reminder":
+        subject = _("Pay now to keep your seats: {reference}").format(reference=reference)
+        expires = booking.expires_at
+        body = [
+            _("your seats are held until {moment}; pay before then to keep them.").format(
+                moment=_when(expires, booking.time_zone) if expires else ""
+            )
+        ]
+    elif kind == "departure.changed":
+        subject = _("Your departure has changed: {reference}").format(reference=reference)
+        body = [
+            _("the operator changed your departure. It now leaves {when}.").format(when=when),
+            _("Seats: {seats}").format(seats=seats),
+        ]
+        attach_calendar = True
+    elif kind == "feedback":
+        subject = _("How was your trip? {route}").format(route=booking.route_name)
+        body = [
+            _("thank you for travelling with us. Tell the operator how it went by replying "
+              "to this message.")
+        ]  # fmt: skip
     elif kind == "payment.refunded_late":
         subject = _("Payment for {reference} refunded").format(reference=reference)
         body = [

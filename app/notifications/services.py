@@ -26,8 +26,12 @@ logger = logging.getLogger("tourline.notifications")
 MAX_ATTEMPTS = 6
 # How long a worker may take to send one message before another may try.
 LEASE = timedelta(minutes=2)
-# Reminders before departure.
-REMINDER_OFFSETS = {"48h": timedelta(hours=48), "3h": timedelta(hours=3)}
+# Departure reminders are looked for this far ahead (routes allow up to 336 hours).
+MAX_REMINDER_AHEAD = timedelta(hours=336)
+# An unpaid hold gets a reminder this long before it runs out.
+PAYMENT_REMINDER_AHEAD = timedelta(minutes=5)
+# The feedback request goes out this long after the trip returns.
+FEEDBACK_AFTER = timedelta(hours=2)
 # Messages to a booking's contact, by outbox kind.
 BOOKING_MESSAGES = {
     "booking.confirmed",
@@ -118,6 +122,17 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
             str(payload.get("locale", "zh_Hans")),
             booking=contact["id"] if contact else None, payload=payload,
         )  # fmt: skip
+    elif kind == "departure.changed":
+        from app.booking.tables import BookingStatus
+
+        departure_id = UUID(str(payload["departure_id"]))
+        await _notify_bookings(
+            departure_id,
+            [BookingStatus.confirmed.value, BookingStatus.on_hold.value],
+            f"departure.changed:{departure_id}:{payload.get('version', '')}",
+            "departure.changed",
+            **{"changes": payload.get("changes", [])},
+        )
     elif kind == "refund.requested":
         from app.payments.services import settle_after_change
 
@@ -270,20 +285,29 @@ async def send_due_notifications(limit: int = 100) -> int:
         try:
             email = await render(dict(notification))
             await send_email(settings, email)
-        except DeliveryError as exc:
+        except Exception as exc:
+            # A refusal is tried again after the backoff. Anything else (a bug, a crash in
+            # the middle of sending) is logged and counted too, and waits at least for the
+            # lease: it neither stops the other messages nor is retried forever.
             now = clock.now()
             failed = attempts >= MAX_ATTEMPTS
+            delay = backoff(attempts)
+            error = str(exc)
+            if not isinstance(exc, DeliveryError):
+                logger.exception("notification %s failed unexpectedly", row["id"])
+                error = f"{type(exc).__name__}: {exc}"
+                delay = max(delay, LEASE)
             await (
                 Notification.update(
                     {
                         Notification.attempts: attempts,
-                        Notification.last_error: str(exc)[:2000],
+                        Notification.last_error: error[:2000],
                         Notification.status: (
                             NotificationStatus.failed.value
                             if failed
                             else NotificationStatus.pending.value
                         ),
-                        Notification.next_attempt_at: now + backoff(attempts),
+                        Notification.next_attempt_at: now + delay,
                     }
                 )
                 .where(Notification.id == row["id"])
@@ -308,56 +332,111 @@ async def send_due_notifications(limit: int = 100) -> int:
 
 
 async def queue_reminders() -> int:
-    """Reminders at T-48h and T-3h for confirmed bookings, each created exactly once."""
+    """Departure reminders (by default 48 h and 3 h before; set per route), payment
+    reminders shortly before a hold runs out, and a feedback request after the trip.
+    Each is created exactly once per booking (its key), however often this runs."""
     from app.booking.tables import Booking, BookingStatus
-    from app.catalogue.tables import Departure, DepartureStatus
+    from app.catalogue.services.common import as_list
+    from app.catalogue.tables import Departure, DepartureStatus, Route
 
     now = clock.now()
     created = 0
-    for name, offset in REMINDER_OFFSETS.items():
-        departures = (
-            await Departure.select(Departure.id)
-            .where(
-                Departure.status.is_in(
-                    [DepartureStatus.published.value, DepartureStatus.closed.value]
-                )
-                # The 48-hour reminder is pointless once the 3-hour one is due.
-                & (
-                    Departure.departs_at
-                    > now + (REMINDER_OFFSETS["3h"] if name == "48h" else timedelta(0))
-                )
-                & (Departure.departs_at <= now + offset)
-            )
-            .run()
+    departures = (
+        await Departure.select(Departure.id, Departure.departs_at, Departure.route)
+        .where(
+            Departure.status.is_in([DepartureStatus.published.value, DepartureStatus.closed.value])
+            & (Departure.departs_at > now)
+            & (Departure.departs_at <= now + MAX_REMINDER_AHEAD)
         )
-        if not departures:
+        .run()
+    )
+    hours_by_route = {
+        row["id"]: as_list(row["reminder_hours"])
+        for row in await Route.select(Route.id, Route.reminder_hours)
+        .where(Route.id.is_in(sorted({d["route"] for d in departures}, key=str) or [UUID(int=0)]))
+        .output(load_json=True)
+        .run()
+    }
+    for departure in departures:
+        # Only the latest reminder that is due: a booking made 2 h before departure gets
+        # the 3-hour reminder, not the 48-hour one as well.
+        due = [
+            hours for hours in hours_by_route.get(departure["route"], [48, 3])
+            if departure["departs_at"] <= now + timedelta(hours=hours)
+        ]  # fmt: skip
+        if not due:
             continue
-        bookings = (
-            await Booking.select(
-                Booking.id,
-                Booking.reference,
-                Booking.departure,
-                Booking.contact_email,
-                Booking.locale,
-            )
-            .where(
-                Booking.departure.is_in([d["id"] for d in departures])
-                & (Booking.status == BookingStatus.confirmed.value)
-            )
-            .run()
+        name = f"{min(due)}h"
+        created += await _notify_bookings(
+            departure["id"], [BookingStatus.confirmed.value], f"reminder:{name}", f"reminder.{name}"
         )
-        for booking in bookings:
-            before = (
-                await Notification.count()
-                .where(Notification.key == f"reminder:{name}:{booking['reference']}")
-                .run()
+    # Payment reminders: holds with a contact that run out within PAYMENT_REMINDER_AHEAD.
+    holds = (
+        await Booking.select(
+            Booking.id, Booking.reference, Booking.departure, Booking.contact_email, Booking.locale
+        )
+        .where(
+            (Booking.status == BookingStatus.on_hold.value)
+            & (Booking.expires_at > now)
+            & (Booking.expires_at <= now + PAYMENT_REMINDER_AHEAD)
+            & (Booking.contact_email != "")
+        )
+        .run()
+    )
+    for booking in holds:
+        created += await _notify_once(
+            f"payment-reminder:{booking['reference']}", "payment.reminder", booking
+        )
+    # Feedback requests: trips that came back in the last three days.
+    returned = (
+        await Departure.select(Departure.id)
+        .where(
+            Departure.status.is_in(
+                [
+                    DepartureStatus.published.value,
+                    DepartureStatus.closed.value,
+                    DepartureStatus.departed.value,
+                ]
             )
-            await notify(
-                f"reminder:{name}:{booking['reference']}", f"reminder.{name}",
-                booking["contact_email"], booking["locale"], booking=booking["id"],
-                departure=booking["departure"],
-            )  # fmt: skip
-            created += 1 if not before else 0
+            & (Departure.returns_at <= now - FEEDBACK_AFTER)
+            & (Departure.returns_at > now - timedelta(days=3))
+        )
+        .run()
+    )
+    for departure in returned:
+        created += await _notify_bookings(
+            departure["id"], [BookingStatus.confirmed.value], "feedback", "feedback"
+        )
+    return created
+
+
+async def _notify_once(key: str, kind: str, booking: dict[str, Any], **extra: Any) -> int:
+    exists = await Notification.exists().where(Notification.key == key).run()
+    await notify(
+        key, kind, booking["contact_email"], booking["locale"], booking=booking["id"],
+        departure=booking["departure"], payload=extra or None,
+    )  # fmt: skip
+    return 0 if exists or not booking["contact_email"] else 1
+
+
+async def _notify_bookings(
+    departure_id: UUID, statuses: list[str], key_prefix: str, kind: str, **extra: Any
+) -> int:
+    """One notification per booking of the departure in `statuses`, keyed per booking."""
+    from app.booking.tables import Booking
+
+    bookings = (
+        await Booking.select(
+            Booking.id, Booking.reference, Booking.departure, Booking.contact_email, Booking.locale
+        )
+        .where((Booking.departure == departure_id) & Booking.status.is_in(statuses))
+        .run()
+    )
+    created = 0
+    for booking in bookings:
+        created += await _notify_once(
+            f"{key_prefix}:{booking['reference']}", kind, booking, **extra
+        )
     return created
 
 

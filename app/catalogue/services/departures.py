@@ -379,6 +379,25 @@ async def update_departure(
                     _("A stop must fall between 12 hours before departure and the return."),
                 )
         await Departure.update(values).where(Departure.id == departure_id).run()
+        changes = [
+            name
+            for name, before, after in (
+                ("departs_at", row["departs_at"], schedule.departs_at),
+                ("returns_at", row["returns_at"], schedule.returns_at),
+            )
+            if before != after
+        ]
+        if data.stops is not msgspec.UNSET:
+            changes.append("stops")
+        if changes and await has_live_bookings(departure_id):
+            from app.notifications.services import enqueue
+
+            version = clock.now().isoformat()
+            await enqueue(
+                "departure.changed",
+                f"departure.changed:{departure_id}:{version}",
+                {"departure_id": str(departure_id), "version": version, "changes": changes},
+            )
     return await departure_out(departure_id)
 
 

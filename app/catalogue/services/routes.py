@@ -76,6 +76,12 @@ def _policy(tiers: list[PolicyTier] | None) -> list[dict[str, int]]:
     return [{"hours_before": t.hours_before, "refund_percent": t.refund_percent} for t in ordered]
 
 
+def _reminder_hours(hours: list[int]) -> list[int]:
+    if len(set(hours)) != len(hours):
+        raise InvalidInput("reminder_hours", _("Each reminder time may appear once."))
+    return sorted(hours, reverse=True)
+
+
 async def _themes_by_route(route_ids: list[UUID]) -> dict[UUID, list[str]]:
     themes: dict[UUID, list[str]] = {route_id: [] for route_id in route_ids}
     if not route_ids:
@@ -103,6 +109,7 @@ def _route_out(row: Row, themes: list[str]) -> RouteOut:
         duration_days=row["duration_days"],
         meeting_point=as_dict(row["meeting_point"]),
         cancellation_policy=[PolicyTierOut(**tier) for tier in as_list(row["cancellation_policy"])],
+        reminder_hours=as_list(row["reminder_hours"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -149,6 +156,7 @@ async def create_route(principal: OperatorPrincipal, data: RouteCreate) -> Route
             duration_days=data.duration_days,
             meeting_point=text_dict(data.meeting_point),
             cancellation_policy=policy,
+            reminder_hours=_reminder_hours(data.reminder_hours),
             status=RouteStatus.draft.value,
             search_text=search_text(data.name, data.description, extra=[data.slug]),
         )
@@ -213,6 +221,8 @@ async def update_route(principal: OperatorPrincipal, route_id: UUID, data: Route
             values[Route.meeting_point] = text_dict(data.meeting_point)
         if data.cancellation_policy is not msgspec.UNSET:
             values[Route.cancellation_policy] = _policy(data.cancellation_policy)
+        if data.reminder_hours is not msgspec.UNSET:
+            values[Route.reminder_hours] = _reminder_hours(data.reminder_hours)
         name = values.get(Route.name, as_dict(row["name"]))
         description = values.get(Route.description, as_dict(row["description"]))
         slug = str(values.get(Route.slug, row["slug"]))
