@@ -71,11 +71,12 @@ async def notify(
     booking: UUID | None = None,
     departure: UUID | None = None,
     payload: dict[str, Any] | None = None,
-) -> None:
-    """Create a notification once per key (a repeat with the same key is ignored)."""
+) -> bool:
+    """Create a notification once per key (a repeat with the same key is ignored);
+    True if this call created it."""
     if not recipient:
-        return
-    await (
+        return False
+    created = await (
         Notification.insert(
             Notification(
                 key=key,
@@ -89,8 +90,10 @@ async def notify(
             )
         )
         .on_conflict(target=Notification.key, action="DO NOTHING")
+        .returning(Notification.id)
         .run()
     )
+    return bool(created)
 
 
 async def _booking_contact(reference: str) -> dict[str, Any] | None:
@@ -411,12 +414,12 @@ async def queue_reminders() -> int:
 
 
 async def _notify_once(key: str, kind: str, booking: dict[str, Any], **extra: Any) -> int:
-    exists = await Notification.exists().where(Notification.key == key).run()
-    await notify(
+    # Counted by the insert itself, so a concurrent worker's creation is not counted twice.
+    created = await notify(
         key, kind, booking["contact_email"], booking["locale"], booking=booking["id"],
         departure=booking["departure"], payload=extra or None,
     )  # fmt: skip
-    return 0 if exists or not booking["contact_email"] else 1
+    return int(created)
 
 
 async def _notify_bookings(
