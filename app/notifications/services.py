@@ -18,7 +18,12 @@ from app.core import clock
 from app.core.database import is_sqlite
 from app.core.i18n import use_locale
 from app.core.settings import get_settings
-from app.notifications.channels import DeliveryError, send_email
+from app.notifications.channels import (
+    DeliveryError,
+    LoggingSmsProvider,
+    SmsProvider,
+    send_email,
+)
 from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
 
 logger = logging.getLogger("tourline.notifications")
@@ -39,6 +44,23 @@ BOOKING_MESSAGES = {
     "booking.expired",
     "payment.refunded_late",
 }
+
+
+class NoLongerRelevant(Exception):
+    """The message no longer applies (e.g. a reminder for a booking since cancelled)."""
+
+
+# Messages that only make sense while the booking still holds its seats.
+NEEDS_LIVE_BOOKING = {
+    "payment.reminder",
+    "advisory",
+    "departure.changed",
+}
+
+
+def sms_provider() -> SmsProvider:
+    """The SMS provider: no SMS gateway is configured yet, so the text is logged."""
+    return LoggingSmsProvider()
 
 
 def backoff(attempts: int) -> timedelta:
@@ -71,6 +93,7 @@ async def notify(
     booking: UUID | None = None,
     departure: UUID | None = None,
     payload: dict[str, Any] | None = None,
+    channel: str = "email",
 ) -> bool:
     """Create a notification once per key (a repeat with the same key is ignored);
     True if this call created it."""
@@ -81,6 +104,7 @@ async def notify(
             Notification(
                 key=key,
                 kind=kind,
+                channel=channel,
                 recipient=recipient,
                 locale=locale,
                 booking=booking,
@@ -227,13 +251,21 @@ async def render(notification: dict[str, Any]) -> Any:
                 str(payload.get("access_token", "")), payload.get("expires_at"),
             )  # fmt: skip
         booking = (
-            await Booking.select(Booking.id, Booking.departure)
+            await Booking.select(Booking.id, Booking.departure, Booking.status)
             .where(Booking.id == notification["booking"])
             .first()
             .run()
         )
         if booking is None:
-            raise DeliveryError("the booking is gone")
+            raise NoLongerRelevant("the booking is gone")
+        needs_live = notification["kind"] in NEEDS_LIVE_BOOKING or notification["kind"].startswith(
+            "reminder."
+        )
+        if needs_live and booking["status"] not in (
+            "on_hold",
+            "confirmed",
+        ):
+            raise NoLongerRelevant(f"the booking is {booking['status']}")
         out = await booking_out(booking["id"])
         departure = (
             await Departure.select(Departure.returns_at, Departure.route)
@@ -287,7 +319,25 @@ async def send_due_notifications(limit: int = 100) -> int:
         attempts = notification["attempts"] + 1
         try:
             email = await render(dict(notification))
-            await send_email(settings, email)
+            if notification["channel"] == "sms":
+                await sms_provider().send(
+                    notification["recipient"], f"{email.subject}\n{email.text}"
+                )
+            else:
+                await send_email(settings, email)
+        except NoLongerRelevant as exc:
+            await (
+                Notification.update(
+                    {
+                        Notification.attempts: attempts,
+                        Notification.status: NotificationStatus.failed.value,
+                        Notification.last_error: f"not sent: {exc}",
+                    }
+                )
+                .where(Notification.id == row["id"])
+                .run()
+            )
+            continue
         except Exception as exc:
             # A refusal is tried again after the backoff. Anything else (a bug, a crash in
             # the middle of sending) is logged and counted too, and waits at least for the
@@ -376,7 +426,12 @@ async def queue_reminders() -> int:
     # Payment reminders: holds with a contact that run out within PAYMENT_REMINDER_AHEAD.
     holds = (
         await Booking.select(
-            Booking.id, Booking.reference, Booking.departure, Booking.contact_email, Booking.locale
+            Booking.id,
+            Booking.reference,
+            Booking.departure,
+            Booking.contact_email,
+            Booking.contact_phone,
+            Booking.locale,
         )
         .where(
             (Booking.status == BookingStatus.on_hold.value)
@@ -419,6 +474,12 @@ async def _notify_once(key: str, kind: str, booking: dict[str, Any], **extra: An
         key, kind, booking["contact_email"], booking["locale"], booking=booking["id"],
         departure=booking["departure"], payload=extra or None,
     )  # fmt: skip
+    if kind.startswith("reminder") and booking.get("contact_phone"):
+        # Reminders also go by SMS: on the day, a phone is what tourists look at.
+        await notify(
+            f"{key}:sms", kind, booking["contact_phone"], booking["locale"],
+            booking=booking["id"], departure=booking["departure"], channel="sms",
+        )  # fmt: skip
     return int(created)
 
 
@@ -430,7 +491,12 @@ async def _notify_bookings(
 
     bookings = (
         await Booking.select(
-            Booking.id, Booking.reference, Booking.departure, Booking.contact_email, Booking.locale
+            Booking.id,
+            Booking.reference,
+            Booking.departure,
+            Booking.contact_email,
+            Booking.contact_phone,
+            Booking.locale,
         )
         .where((Booking.departure == departure_id) & Booking.status.is_in(statuses))
         .run()

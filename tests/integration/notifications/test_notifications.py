@@ -295,8 +295,9 @@ async def test_reminders_at_48_and_3_hours_go_out_once_even_from_concurrent_work
         assert await two_workers() == {"outbox": 0, "reminders": 0, "sent": 0}
         assert reminders() == []
 
+    # Each reminder goes by email and, as the contact has a phone, by SMS.
     with clock.frozen(departs_at - timedelta(hours=48)):
-        assert await two_workers() == {"outbox": 0, "reminders": 1, "sent": 1}
+        assert await two_workers() == {"outbox": 0, "reminders": 1, "sent": 2}
         assert len(reminders()) == 1
         assert await run_dispatcher() == {"outbox": 0, "reminders": 0, "sent": 0}
         clock.advance(timedelta(minutes=5))
@@ -308,7 +309,7 @@ async def test_reminders_at_48_and_3_hours_go_out_once_even_from_concurrent_work
     assert calendar_of(first).walk("VEVENT")[0].decoded("DTSTART") == departs_at
 
     with clock.frozen(departs_at - timedelta(hours=3)):
-        assert await two_workers() == {"outbox": 0, "reminders": 1, "sent": 1}
+        assert await two_workers() == {"outbox": 0, "reminders": 1, "sent": 2}
         assert await two_workers() == {"outbox": 0, "reminders": 0, "sent": 0}
         assert len(reminders()) == 2
     with clock.frozen(departs_at - timedelta(minutes=10)):
@@ -316,10 +317,12 @@ async def test_reminders_at_48_and_3_hours_go_out_once_even_from_concurrent_work
 
     assert len(mailbox.to(email)) == 3
     rows = await notifications_of(reference)
-    assert [(r["kind"], r["status"], r["attempts"]) for r in rows] == [
-        ("booking.confirmed", "sent", 1),
-        ("reminder.3h", "sent", 1),
-        ("reminder.48h", "sent", 1),
+    assert sorted((r["kind"], r["channel"], r["status"], r["attempts"]) for r in rows) == [
+        ("booking.confirmed", "email", "sent", 1),
+        ("reminder.3h", "email", "sent", 1),
+        ("reminder.3h", "sms", "sent", 1),
+        ("reminder.48h", "email", "sent", 1),
+        ("reminder.48h", "sms", "sent", 1),
     ]
 
 
@@ -331,14 +334,19 @@ async def test_a_booking_made_two_hours_before_departure_gets_only_the_3_hour_re
     email = "late@example.com"
     with clock.frozen(departs_at - timedelta(hours=2)):
         reference = await book(client, departure, email)
-        assert (await run_dispatcher())["sent"] == 2  # the confirmation and the reminder
+        # The confirmation, and the reminder by email and by SMS.
+        assert (await run_dispatcher())["sent"] == 3
         clock.advance(timedelta(hours=1))
         assert await run_dispatcher() == {"outbox": 0, "reminders": 0, "sent": 0}
 
     assert len(with_subject(mailbox, email, "Reminder:")) == 1
     assert len(mailbox.to(email)) == 2
-    kinds = [row["kind"] for row in await notifications_of(reference)]
-    assert kinds == ["booking.confirmed", "reminder.3h"]
+    kinds = sorted((row["kind"], row["channel"]) for row in await notifications_of(reference))
+    assert kinds == [
+        ("booking.confirmed", "email"),
+        ("reminder.3h", "email"),
+        ("reminder.3h", "sms"),
+    ]
 
 
 # ---------------------------------------------------------------- failures and resending
@@ -585,3 +593,30 @@ async def test_advisories_reach_every_live_booking_once_in_its_language(
     )
     assert response.status_code == 404, response.text
     assert len(mailbox.messages) == 4
+
+
+async def test_a_reminder_for_a_booking_cancelled_meanwhile_is_not_sent(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    departure = await bus_departure(client, operator)
+    departs_at = parse(departure["departs_at"])
+    email = "gone@example.com"
+    reference = await book(client, departure, email)
+    await run_dispatcher()  # the confirmation goes out
+    mailbox.refuse = True
+    with clock.frozen(departs_at - timedelta(hours=3)):
+        await run_dispatcher()  # the reminder is queued but the server refuses it
+        await move(reference, BookingStatus.cancelled, reason="cancelled_by_guest")
+        mailbox.refuse = False
+        clock.advance(timedelta(hours=1))
+        await run_dispatcher()
+    reminder_mail = with_subject(mailbox, email, "Reminder:")
+    assert reminder_mail == []
+    # The SMS went out before the cancellation (no SMTP involved); the refused email not after.
+    [row] = [
+        r
+        for r in await notifications_of(reference)
+        if r["kind"] == "reminder.3h" and r["channel"] == "email"
+    ]
+    assert row["status"] == NotificationStatus.failed.value
+    assert "the booking is cancelled" in row["last_error"]
