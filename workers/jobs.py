@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.services.bookings import expire_all_overdue, expire_hold
-from app.core.errors import DomainError
+from app.core.errors import DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.settings import get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
@@ -21,8 +21,13 @@ logger = logging.getLogger("tourline.jobs")
 
 
 async def expire_booking(ctx: dict[str, Any], booking_id: str) -> bool:
-    """Expire one hold at its time (scheduled when the hold is made)."""
-    return await expire_hold(UUID(booking_id))
+    """Expire one hold at its time (scheduled when the hold is made). False when there is
+    nothing to do: the hold was dealt with, or never committed (a waitlist offer is made
+    inside the transaction that freed its seats, and scheduled before that commits)."""
+    try:
+        return await expire_hold(UUID(booking_id))
+    except NotFound:
+        return False
 
 
 async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
