@@ -135,6 +135,7 @@ class RouteCreate(Input, kw_only=True):
     meeting_point: ShortLocalizedText | None = None
     cancellation_policy: Annotated[list[PolicyTier], msgspec.Meta(max_length=10)] | None = None
     reminder_hours: ReminderHours = msgspec.field(default_factory=lambda: [48, 3])
+    what_to_bring: LocalizedText | None = None
 
 
 class RouteUpdate(Input, kw_only=True):
@@ -148,6 +149,7 @@ class RouteUpdate(Input, kw_only=True):
         UNSET
     )
     reminder_hours: ReminderHours | UnsetType = UNSET
+    what_to_bring: LocalizedText | UnsetType | None = UNSET
 
 
 class PolicyTierOut(msgspec.Struct, kw_only=True):
@@ -169,6 +171,7 @@ class RouteOut(msgspec.Struct, kw_only=True):
     meeting_point: dict[str, str] | None
     cancellation_policy: list[PolicyTierOut]
     reminder_hours: list[int]
+    what_to_bring: dict[str, str] | None
     created_at: datetime
     updated_at: datetime
 
@@ -370,6 +373,7 @@ class DepartureCreate(Input, kw_only=True):
     sales_close_at: datetime | None = None
     stops: Annotated[list[DepartureStopIn], msgspec.Meta(max_length=30)] = []
     notes: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    guide_phone: Phone | None = None
 
 
 class DepartureUpdate(Input, kw_only=True):
@@ -381,6 +385,7 @@ class DepartureUpdate(Input, kw_only=True):
     sales_close_at: datetime | UnsetType | None = UNSET
     stops: Annotated[list[DepartureStopIn], msgspec.Meta(max_length=30)] | UnsetType = UNSET
     notes: Annotated[str, msgspec.Meta(max_length=2000)] | UnsetType = UNSET
+    guide_phone: Phone | UnsetType | None = UNSET
 
 
 class DepartureSeatBlockIn(Input, kw_only=True):
@@ -444,6 +449,7 @@ class DepartureOut(msgspec.Struct, kw_only=True):
     capacity_by_class: dict[str, int]
     blocked: list[DepartureSeatBlockOut]
     notes: str
+    guide_phone: str
     created_at: datetime
     updated_at: datetime
 

@@ -81,6 +81,8 @@ class Route(Table):
     duration_days = Integer(default=1)
     meeting_point = JSON(null=True, default=None)
     cancellation_policy = JSON()
+    # What passengers should bring (translated); repeated in the reminders.
+    what_to_bring = JSON(null=True, default=None)
     # Hours before departure at which passengers get a reminder (default 48 and 3).
     reminder_hours = JSON(default=[48, 3])
     status = Varchar(length=16, choices=RouteStatus, default=RouteStatus.draft, index=True)
@@ -163,6 +165,8 @@ class Departure(Table):
     sales_close_at = Timestamptz(null=True, default=None)
     status = Varchar(length=16, choices=DepartureStatus, default=DepartureStatus.draft, index=True)
     notes = Text(default="")
+    # The guide's phone for this run, given to passengers in the reminders.
+    guide_phone = Varchar(length=32, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

@@ -366,6 +366,11 @@ async def _load_train(summary: DemoSummary) -> None:
                     "staff travel with you.",
                 ),
                 "duration_days": 15,
+                "what_to_bring": _t(
+                    "身份证、常用药品、防晒用品、保暖外套（草原与高原早晚温差大）",
+                    "ID card or passport, your usual medicines, sun protection and a warm "
+                    "jacket (mornings and evenings on the grasslands and plateau are cold)",
+                ),
                 "meeting_point": _t("郑州站西广场", "Zhengzhou Station, west square"),
                 "cancellation_policy": [
                     {"hours_before": 30 * 24, "refund_percent": 100},
@@ -502,6 +507,7 @@ async def _load_train(summary: DemoSummary) -> None:
                     "returns_at": returns_at.isoformat(),
                     "sales_open_at": (departs_at - timedelta(days=240)).isoformat(),
                     "sales_close_at": (departs_at - timedelta(days=2)).isoformat(),
+                    "guide_phone": "+86 371 6000 1360",
                     "stops": [
                         {
                             "kind": "boarding",
@@ -565,6 +571,11 @@ def _summer_season() -> tuple[date, date]:
     return start, date(year, 8, 30)
 
 
+BUS_WHAT_TO_BRING = _t(
+    "遮阳帽、饮用水、便于下地的鞋子",
+    "A sun hat, drinking water and shoes you can wear in the fields",
+)
+
 BUS_LINES: list[dict[str, Any]] = [
     {
         "route": {
@@ -578,6 +589,7 @@ BUS_LINES: list[dict[str, Any]] = [
                 "plant, tianqi and purple cabbage; and little hanging melons.",
             ),
             "meeting_point": PICKUP_STOPS[0][0],
+            "what_to_bring": BUS_WHAT_TO_BRING,
         },
         "itinerary": [
             (
@@ -637,6 +649,7 @@ BUS_LINES: list[dict[str, Any]] = [
                 "hunt and flower-crown making.",
             ),
             "meeting_point": PICKUP_STOPS[0][0],
+            "what_to_bring": BUS_WHAT_TO_BRING,
         },
         "itinerary": [
             (
@@ -680,6 +693,7 @@ BUS_LINES: list[dict[str, Any]] = [
                 "hunt in the fields.",
             ),
             "meeting_point": PICKUP_STOPS[0][0],
+            "what_to_bring": BUS_WHAT_TO_BRING,
         },
         "itinerary": [
             (

@@ -122,6 +122,10 @@ def booking_email(
             )
         elif meeting_point:
             body.append(_("Meeting point: {place}").format(place=meeting_point))
+        if extra.get("what_to_bring"):
+            body.append(_("What to bring: {items}").format(items=extra["what_to_bring"]))
+        if extra.get("guide_phone"):
+            body.append(_("Your guide's phone: {phone}").format(phone=extra["guide_phone"]))
         attach_calendar = True
     elif kind == "advisory":
         subject = _("Notice about your trip {reference}").format(reference=reference)

@@ -268,14 +268,14 @@ async def render(notification: dict[str, Any]) -> Any:
             raise NoLongerRelevant(f"the booking is {booking['status']}")
         out = await booking_out(booking["id"])
         departure = (
-            await Departure.select(Departure.returns_at, Departure.route)
+            await Departure.select(Departure.returns_at, Departure.route, Departure.guide_phone)
             .where(Departure.id == booking["departure"])
             .first()
             .run()
         )
         assert departure is not None
         route = (
-            await Route.select(Route.meeting_point)
+            await Route.select(Route.meeting_point, Route.what_to_bring)
             .where(Route.id == departure["route"])
             .first()
             .output(load_json=True)
@@ -285,6 +285,12 @@ async def render(notification: dict[str, Any]) -> Any:
         kind = notification["kind"]
         if kind.startswith("reminder"):
             kind = "reminder"
+            bring = as_dict(route["what_to_bring"]) if route else None
+            payload = {
+                **payload,
+                "what_to_bring": localize(bring) if bring else None,
+                "guide_phone": departure["guide_phone"] or None,
+            }
         return booking_email(
             kind, notification["recipient"], out, departure["returns_at"],
             localize(meeting) if meeting else None, payload,

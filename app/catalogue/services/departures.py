@@ -162,6 +162,7 @@ async def departures_out(rows: list[Row]) -> list[DepartureOut]:
                 capacity_by_class=capacity[row["id"]],
                 blocked=sorted(blocks_by_departure[row["id"]], key=lambda b: b.label),
                 notes=row["notes"],
+                guide_phone=row["guide_phone"],
                 created_at=row["created_at"],
                 updated_at=row["updated_at"],
             )
@@ -302,6 +303,7 @@ async def create_departure(principal: OperatorPrincipal, data: DepartureCreate) 
             sales_close_at=schedule.sales_close_at,
             status=DepartureStatus.draft.value,
             notes=data.notes,
+            guide_phone=data.guide_phone or "",
         )
         stops = _stop_rows(departure.id, data.stops, schedule)
         await departure.save().run()
@@ -362,6 +364,8 @@ async def update_departure(
         )
         if data.notes is not msgspec.UNSET:
             values[Departure.notes] = data.notes
+        if data.guide_phone is not msgspec.UNSET:
+            values[Departure.guide_phone] = data.guide_phone or ""
         if data.stops is not msgspec.UNSET:
             stops = _stop_rows(departure_id, data.stops, schedule)
             await DepartureStop.delete().where(DepartureStop.departure == departure_id).run()

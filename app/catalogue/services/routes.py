@@ -110,6 +110,7 @@ def _route_out(row: Row, themes: list[str]) -> RouteOut:
         meeting_point=as_dict(row["meeting_point"]),
         cancellation_policy=[PolicyTierOut(**tier) for tier in as_list(row["cancellation_policy"])],
         reminder_hours=as_list(row["reminder_hours"]),
+        what_to_bring=as_dict(row["what_to_bring"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -157,6 +158,7 @@ async def create_route(principal: OperatorPrincipal, data: RouteCreate) -> Route
             meeting_point=text_dict(data.meeting_point),
             cancellation_policy=policy,
             reminder_hours=_reminder_hours(data.reminder_hours),
+            what_to_bring=text_dict(data.what_to_bring),
             status=RouteStatus.draft.value,
             search_text=search_text(data.name, data.description, extra=[data.slug]),
         )
@@ -221,6 +223,8 @@ async def update_route(principal: OperatorPrincipal, route_id: UUID, data: Route
             values[Route.meeting_point] = text_dict(data.meeting_point)
         if data.cancellation_policy is not msgspec.UNSET:
             values[Route.cancellation_policy] = _policy(data.cancellation_policy)
+        if data.what_to_bring is not msgspec.UNSET:
+            values[Route.what_to_bring] = text_dict(data.what_to_bring)
         if data.reminder_hours is not msgspec.UNSET:
             values[Route.reminder_hours] = _reminder_hours(data.reminder_hours)
         name = values.get(Route.name, as_dict(row["name"]))
