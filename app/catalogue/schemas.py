@@ -480,6 +480,7 @@ class PublicRouteSummary(msgspec.Struct, kw_only=True):
     name: str
     description: str
     duration_days: int
+    duration: str
     operator: OperatorBrief
     next_departure_at: datetime | None
     lowest_adult_price: PriceOut | None
@@ -509,6 +510,7 @@ class PublicRouteDetail(msgspec.Struct, kw_only=True):
     name: str
     description: str
     duration_days: int
+    duration: str
     meeting_point: str | None
     cancellation_policy: list[PolicyTierOut]
     operator: OperatorBrief

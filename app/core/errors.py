@@ -22,7 +22,7 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from app.core.i18n import _
+from app.core.i18n import N_, _, ngettext
 
 logger = logging.getLogger("tourline.errors")
 
@@ -175,7 +175,70 @@ def _field_of(key: str, message: str) -> tuple[str, str]:
     named = _NAMED_FIELD.search(message)
     if named:
         path = f"{path}.{named.group(1)}" if path else named.group(1)
-    return (path or "body").removeprefix("$.").removeprefix("."), message
+    return (path or "body").removeprefix("$.").removeprefix("."), translate_validation(message)
+
+
+_TYPE_NAMES = {
+    "int": N_("a whole number"),
+    "float": N_("a number"),
+    "str": N_("text"),
+    "bool": N_("true or false"),
+    "object": N_("an object"),
+    "array": N_("a list"),
+    "null": N_("null"),
+}
+
+
+def _type_name(name: str) -> str:
+    return _(_TYPE_NAMES[name]) if name in _TYPE_NAMES else name
+
+
+def translate_validation(message: str) -> str:
+    """msgspec's validation messages, in the reader's language (the common ones)."""
+    message = message.strip()
+    if match := re.fullmatch(r"Expected `(\w+)`(?: \| `\w+`)*, got `(\w+)`", message):
+        return _("Expected {expected}, got {actual}.").format(
+            expected=_type_name(match.group(1)), actual=_type_name(match.group(2))
+        )
+    if message.startswith("Object missing required field"):
+        return _("This field is required.")
+    if message.startswith("Object contains unknown field"):
+        return _("This field is not allowed here.")
+    if match := re.fullmatch(r"Expected `str` of length >= (\d+)", message):
+        count = int(match.group(1))
+        return ngettext(
+            "Must be at least {count} character.", "Must be at least {count} characters.", count
+        ).format(count=count)
+    if match := re.fullmatch(r"Expected `str` of length <= (\d+)", message):
+        count = int(match.group(1))
+        return ngettext(
+            "Must be at most {count} character.", "Must be at most {count} characters.", count
+        ).format(count=count)
+    if match := re.fullmatch(r"Expected `(?:array|object)` of length >= (\d+)", message):
+        count = int(match.group(1))
+        return ngettext(
+            "Give at least {count} item.", "Give at least {count} items.", count
+        ).format(count=count)
+    if match := re.fullmatch(r"Expected `(?:array|object)` of length <= (\d+)", message):
+        count = int(match.group(1))
+        return ngettext("Give at most {count} item.", "Give at most {count} items.", count).format(
+            count=count
+        )
+    if match := re.fullmatch(r"Expected `(?:int|float)` >= (\S+)", message):
+        return _("Must be {minimum} or more.").format(minimum=match.group(1))
+    if match := re.fullmatch(r"Expected `(?:int|float)` <= (\S+)", message):
+        return _("Must be {maximum} or less.").format(maximum=match.group(1))
+    if message.startswith("Expected `str` matching regex"):
+        return _("This has the wrong format.")
+    if message.startswith("Invalid enum value"):
+        return _("This is not one of the allowed values.")
+    if message.startswith("Invalid RFC3339 encoded datetime"):
+        return _("Give a date and time with its offset, e.g. 2026-05-16T08:30:00+08:00.")
+    if message.startswith("Invalid RFC3339 encoded date"):
+        return _("Give a date as YYYY-MM-DD.")
+    if message.startswith("Invalid UUID"):
+        return _("This is not a valid id.")
+    return message
 
 
 def _client_name(request: Request[Any, Any, Any], key: str) -> str:

@@ -9,6 +9,7 @@ from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.core import clock
 from app.core.errors import Conflict
 from app.core.i18n import _
+from app.core.labels import status_label
 from app.notifications.services import enqueue
 
 _ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
@@ -66,7 +67,7 @@ async def transition(
     if target not in _ALLOWED[current]:
         raise Conflict(
             _("A {current} booking cannot become {target}.").format(
-                current=current.value, target=target.value
+                current=status_label(current.value), target=status_label(target.value)
             ),
             code="illegal_transition",
         )

@@ -51,6 +51,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _
+from app.core.labels import status_label
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 MAX_BULK_DEPARTURES = 366
@@ -320,7 +321,9 @@ async def update_departure(
         row = await owned_departure(principal, departure_id)
         if DepartureStatus(row["status"]) not in _EDITABLE:
             raise Conflict(
-                _("A {status} departure cannot be changed.").format(status=row["status"]),
+                _("A {status} departure cannot be changed.").format(
+                    status=status_label(row["status"])
+                ),
                 code="departure_not_editable",
             )
         route = await owned_route(principal, row["route"])
@@ -463,7 +466,7 @@ async def change_departure_status(
         if target not in _TRANSITIONS[current] or (only_from and current not in only_from):
             raise Conflict(
                 _("A {current} departure cannot become {target}.").format(
-                    current=current.value, target=target.value
+                    current=status_label(current.value), target=status_label(target.value)
                 ),
                 code="illegal_transition",
             )

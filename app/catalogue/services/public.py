@@ -48,6 +48,7 @@ from app.catalogue.tables import (
 from app.core import clock
 from app.core.errors import NotFound
 from app.core.i18n import _, localize
+from app.core.labels import duration_label
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 from app.core.settings import get_settings
@@ -191,6 +192,7 @@ async def list_routes(
                 name=localize(as_dict(row["name"]), fallback),
                 description=localize(as_dict(row["description"]), fallback),
                 duration_days=int(row["duration_days"]),
+                duration=duration_label(int(row["duration_days"])),
                 operator=_operator_brief(operator),
                 next_departure_at=(
                     in_zone(next_departure, operator["time_zone"]) if next_departure else None
@@ -290,6 +292,7 @@ async def get_route(slug: str) -> PublicRouteDetail:
         name=localize(as_dict(row["name"]), fallback),
         description=localize(as_dict(row["description"]), fallback),
         duration_days=row["duration_days"],
+        duration=duration_label(row["duration_days"]),
         meeting_point=localize(meeting_point, fallback) if meeting_point else None,
         cancellation_policy=[PolicyTierOut(**tier) for tier in as_list(row["cancellation_policy"])],
         operator=_operator_brief(operator),

@@ -47,6 +47,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _
+from app.core.labels import status_label
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 # Refund tiers used when an operator gives none: full refund up to 3 days before, half up to
@@ -270,7 +271,7 @@ async def change_route_status(
         if target not in _ROUTE_TRANSITIONS[current]:
             raise Conflict(
                 _("A {current} route cannot become {target}.").format(
-                    current=current.value, target=target.value
+                    current=status_label(current.value), target=status_label(target.value)
                 ),
                 code="illegal_transition",
             )

@@ -1,0 +1,26 @@
+"""Status names as readers see them, translated (the API's own values stay English)."""
+
+from __future__ import annotations
+
+from app.core.i18n import N_, _, ngettext
+
+_STATUS_LABELS = {
+    "draft": N_("draft"),
+    "published": N_("published"),
+    "archived": N_("archived"),
+    "closed": N_("closed"),
+    "cancelled": N_("cancelled"),
+    "departed": N_("departed"),
+    "on_hold": N_("on hold"),
+    "confirmed": N_("confirmed"),
+    "expired": N_("expired"),
+}
+
+
+def status_label(value: str) -> str:
+    return _(_STATUS_LABELS[value]) if value in _STATUS_LABELS else value
+
+
+def duration_label(days: int) -> str:
+    """ "15 days" / "15天", with the language's plural rules."""
+    return ngettext("{count} day", "{count} days", days).format(count=days)
