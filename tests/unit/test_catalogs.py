@@ -38,7 +38,8 @@ def test_catalog_translates_every_message_of_the_template(locale: str) -> None:
             continue
         assert not message.fuzzy, f"fuzzy in {locale}: {message.id!r}"
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        assert strings and all(strings), f"untranslated in {locale}: {message.id!r}"
+        assert strings, f"untranslated in {locale}: {message.id!r}"
+        assert all(strings), f"untranslated in {locale}: {message.id!r}"
         source = message.id if isinstance(message.id, str) else message.id[0]
         for string in strings:
             assert set(PLACEHOLDER.findall(string)) == set(PLACEHOLDER.findall(source)), (
