@@ -538,6 +538,8 @@ class PublicDepartureSummary(msgspec.Struct, kw_only=True):
     route_slug: str
     status: DepartureStatus
     departs_at: datetime
+    # The departure time written out for the reader, in the departure's time zone.
+    departs_at_text: str
     returns_at: datetime
     time_zone: str
     on_sale: bool
@@ -560,6 +562,7 @@ class PublicDepartureDetail(msgspec.Struct, kw_only=True):
     kind: RouteKind
     status: DepartureStatus
     departs_at: datetime
+    departs_at_text: str
     returns_at: datetime
     time_zone: str
     sales_open_at: datetime | None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from app.core.i18n import N_, _, ngettext
+from datetime import datetime
+
+from babel.dates import format_date, format_time
+
+from app.core.i18n import N_, _, current_locale, ngettext
 
 _STATUS_LABELS = {
     "draft": N_("draft"),
@@ -24,3 +28,11 @@ def status_label(value: str) -> str:
 def duration_label(days: int) -> str:
     """ "15 days" / "15天", with the language's plural rules."""
     return ngettext("{count} day", "{count} days", days).format(count=days)
+
+
+def datetime_text(moment: datetime) -> str:
+    """A moment written for the reader in its own time zone: "2027年5月16日 07:30" /
+    "May 16, 2027 7:30 AM"."""
+    locale = current_locale()
+    day = format_date(moment, "long", locale=locale)
+    return f"{day} {format_time(moment, 'short', locale=locale)}"

@@ -48,7 +48,7 @@ from app.catalogue.tables import (
 from app.core import clock
 from app.core.errors import NotFound
 from app.core.i18n import _, localize
-from app.core.labels import duration_label
+from app.core.labels import datetime_text, duration_label
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 from app.core.settings import get_settings
@@ -367,6 +367,7 @@ async def list_route_departures(
                 route_slug=route["slug"],
                 status=DepartureStatus(row["status"]),
                 departs_at=departs_local,
+                departs_at_text=datetime_text(departs_local),
                 returns_at=in_zone(row["returns_at"], tz),
                 time_zone=tz,
                 on_sale=_on_sale(row, now),
@@ -424,6 +425,7 @@ async def get_departure(departure_id: UUID) -> PublicDepartureDetail:
         kind=RouteKind(route["kind"]),
         status=DepartureStatus(row["status"]),
         departs_at=departs_local,
+        departs_at_text=datetime_text(departs_local),
         returns_at=in_zone(row["returns_at"], tz),
         time_zone=tz,
         sales_open_at=in_zone(row["sales_open_at"], tz) if row["sales_open_at"] else None,

@@ -54,3 +54,20 @@ async def test_illegal_transitions_name_statuses_in_the_readers_language(
     assert english.json()["code"] == chinese.json()["code"] == "illegal_transition"
     assert english.json()["detail"] == "A published route cannot become published."
     assert chinese.json()["detail"] == "线路状态不能从 已发布 变为 已发布。"
+
+
+async def test_departure_times_are_written_out_for_the_reader(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    from tests.factories import published_bus_departure
+
+    _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    url = f"/api/v1/departures/{departure['id']}"
+    english = (await client.get(url, headers={"Accept-Language": "en"})).json()
+    chinese = (await client.get(url, headers={"Accept-Language": "zh-CN"})).json()
+    # 08:00 in the departure's own zone (Asia/Shanghai), whatever the server's zone.
+    assert english["departs_at_text"].replace("\u202f", " ").endswith("8:00 AM")
+    assert chinese["departs_at_text"].endswith(" 08:00")
+    assert "年" in chinese["departs_at_text"]
+    listing = (await client.get("/api/v1/routes/picking-line/departures?lang=en")).json()
+    assert listing["items"][0]["departs_at_text"] == english["departs_at_text"]
