@@ -55,7 +55,9 @@ def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
     import uvicorn
 
     from app.core.database import migrate as run_migrations
+    from app.core.i18n import compile_catalogs
 
+    compile_catalogs()
     _run(lambda: run_migrations(quiet=True))
     if demo:
         from app.demo.data import load_demo

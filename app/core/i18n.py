@@ -51,6 +51,29 @@ def _translations(locale: str) -> gettext_module.NullTranslations:
     return gettext_module.NullTranslations()
 
 
+def compile_catalogs() -> list[str]:
+    """Write each catalog's .mo next to its .po when missing or older (skipped when the
+    folder is read-only: the .po is then compiled in memory at first use)."""
+    written = []
+    for locale in SUPPORTED_LOCALES:
+        messages_dir = get_settings().locales_dir / locale / "LC_MESSAGES"
+        po_path, mo_path = messages_dir / f"{DOMAIN}.po", messages_dir / f"{DOMAIN}.mo"
+        if not po_path.exists():
+            continue
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as po_file:
+            catalog = read_po(po_file, locale=locale)
+        try:
+            with mo_path.open("wb") as mo_file:
+                write_mo(mo_file, catalog)
+        except OSError:
+            continue
+        written.append(locale)
+    _translations.cache_clear()
+    return written
+
+
 def current_locale() -> str:
     return _current_locale.get()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
@@ -73,3 +74,22 @@ def test_status_names_and_validation_messages_are_translated() -> None:
         assert translate_validation("Expected `int` >= 1") == "Must be 1 or more."
         # Messages we do not know pass through unchanged.
         assert translate_validation("Something new") == "Something new"
+
+
+def test_compile_catalogs_writes_mo_files_that_translate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import shutil
+
+    from app.core import i18n
+
+    shutil.copytree(get_settings().locales_dir, tmp_path / "locales")
+    settings = dataclasses.replace(get_settings(), locales_dir=tmp_path / "locales")
+    monkeypatch.setattr(i18n, "get_settings", lambda: settings)
+    assert sorted(i18n.compile_catalogs()) == sorted(SUPPORTED_LOCALES)
+    assert (tmp_path / "locales" / "zh_Hans" / "LC_MESSAGES" / "messages.mo").stat().st_size > 0
+    assert i18n.compile_catalogs() == []  # up to date: nothing rewritten
+    with use_locale("zh_Hans"):
+        assert i18n.gettext("Not found") == "未找到"
+    i18n._translations.cache_clear()
