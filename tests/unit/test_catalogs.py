@@ -84,7 +84,9 @@ def test_compile_catalogs_writes_mo_files_that_translate(
 
     from app.core import i18n
 
-    shutil.copytree(get_settings().locales_dir, tmp_path / "locales")
+    shutil.copytree(
+        get_settings().locales_dir, tmp_path / "locales", ignore=shutil.ignore_patterns("*.mo")
+    )
     settings = dataclasses.replace(get_settings(), locales_dir=tmp_path / "locales")
     monkeypatch.setattr(i18n, "get_settings", lambda: settings)
     assert sorted(i18n.compile_catalogs()) == sorted(SUPPORTED_LOCALES)
