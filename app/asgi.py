@@ -37,6 +37,7 @@ from app.core.locale_middleware import LocaleMiddleware
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
 from app.notifications.controllers import OperatorNotificationController
+from app.partners.controllers import OperatorAgencyController, octo_router
 from app.payments.controllers import (
     BookingPaymentController,
     OperatorPaymentController,
@@ -62,6 +63,8 @@ ROUTE_HANDLERS: list[Any] = [
     StripeWebhookController,
     OperatorPaymentController,
     OperatorNotificationController,
+    OperatorAgencyController,
+    octo_router,
 ]
 
 
@@ -78,12 +81,17 @@ def _openapi_config() -> OpenAPIConfig:
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(
             security_schemes={
+                "PartnerKey": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="A partner agency's API key (operators create them)",
+                ),
                 "BearerToken": SecurityScheme(
                     type="http",
                     scheme="bearer",
                     bearer_format="JWT",
                     description="Staff token from POST /api/v1/auth/login",
-                )
+                ),
             }
         ),
         tags=[
@@ -102,6 +110,8 @@ def _openapi_config() -> OpenAPIConfig:
             Tag(name="Platform administration"),
             Tag(name="Operator: payments"),
             Tag(name="Operator: notifications"),
+            Tag(name="Operator: partner agencies"),
+            Tag(name="Partners: OCTO", description="OCTO-compatible API for reselling agencies"),
             Tag(name="Webhooks", description="Signed events from Stripe"),
             Tag(name="System"),
         ],

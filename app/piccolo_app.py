@@ -13,6 +13,7 @@ TABLE_MODULES = [
     "app.booking.tables",
     "app.notifications.tables",
     "app.payments.tables",
+    "app.partners.tables",
 ]
 
 APP_CONFIG = AppConfig(

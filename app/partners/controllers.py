@@ -1,0 +1,246 @@
+"""Partner HTTP API: operators manage agencies and keys; agencies call the OCTO API."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, Router, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.schemas import OperatorPrincipal
+from app.core.errors import problem_responses
+from app.partners import octo, services
+from app.partners.schemas import (
+    AgencyCreate,
+    AgencyOut,
+    AgencyPrincipal,
+    AgencyUpdate,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+)
+
+
+class OctoErrorOut(msgspec.Struct, kw_only=True):
+    """OCTO's error body (not problem+json: partners' OCTO clients expect this shape)."""
+
+    error: str
+    errorMessage: str
+
+
+def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=OctoErrorOut,
+            description="OCTO error: INVALID_PRODUCT_ID, INVALID_OPTION_ID, "
+            "INVALID_AVAILABILITY_ID, BAD_REQUEST, UNAUTHORIZED ...",
+        )
+        for status in statuses
+    }
+
+
+# Capabilities of the OCTO specification this API implements.
+SUPPORTED_CAPABILITIES = ("octo/content", "octo/pricing", "octo/pickups")
+
+
+class OperatorAgencyController(Controller):
+    path = "/api/v1/operator/agencies"
+    tags = ["Operator: partner agencies"]
+    dependencies = OPERATOR_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @post("/", summary="Sign a contract with an agency", responses=problem_responses(400, 401, 403))
+    async def create(
+        self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[AgencyCreate]
+    ) -> AgencyOut:
+        return await services.create_agency(operator, data)
+
+    @get("/", summary="My agencies", responses=problem_responses(401, 403))
+    async def list_agencies(self, operator: NamedDependency[OperatorPrincipal]) -> list[AgencyOut]:
+        return await services.list_agencies(operator)
+
+    @get(
+        "/{agency_id:uuid}",
+        summary="An agency and its contract",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def get_agency(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> AgencyOut:
+        return await services.get_agency(operator, agency_id)
+
+    @patch(
+        "/{agency_id:uuid}",
+        summary="Change an agency's contract",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def update(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        data: JSONBody[AgencyUpdate],
+    ) -> AgencyOut:
+        return await services.update_agency(operator, agency_id, data)
+
+    @post(
+        "/{agency_id:uuid}/keys",
+        summary="Create an API key",
+        description="The key is in this response only; it is stored as a hash.",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def create_key(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        data: JSONBody[ApiKeyCreate],
+    ) -> ApiKeyCreated:
+        return await services.create_key(operator, agency_id, data.name)
+
+    @get(
+        "/{agency_id:uuid}/keys",
+        summary="An agency's API keys",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def list_keys(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> list[ApiKeyOut]:
+        return await services.list_keys(operator, agency_id)
+
+    @post(
+        "/{agency_id:uuid}/keys/{key_id:uuid}/rotate",
+        summary="Replace an API key",
+        description="A new key is returned and the old one stops working at once.",
+        responses=problem_responses(401, 403, 404),
+        status_code=200,
+    )
+    async def rotate_key(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        key_id: FromPath[UUID],
+    ) -> ApiKeyCreated:
+        return await services.rotate_key(operator, agency_id, key_id)
+
+    @delete(
+        "/{agency_id:uuid}/keys/{key_id:uuid}",
+        summary="Revoke an API key",
+        responses=problem_responses(401, 403, 404),
+        status_code=200,
+    )
+    async def revoke_key(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        key_id: FromPath[UUID],
+    ) -> ApiKeyOut:
+        return await services.revoke_key(operator, agency_id, key_id)
+
+
+# ---------------------------------------------------------------- OCTO
+
+
+async def provide_agency(request: Request[Any, Any, Any]) -> AgencyPrincipal:
+    scheme, _sep, key = request.headers.get("authorization", "").partition(" ")
+    principal = await services.agency_for_key(key.strip()) if scheme.lower() == "bearer" else None
+    if principal is None:
+        raise octo.OctoError("UNAUTHORIZED", "The API key is missing or invalid", status=401)
+    return principal
+
+
+def _capabilities(request: Request[Any, Any, Any]) -> list[str]:
+    requested = request.headers.get("octo-capabilities", "")
+    return [c.strip() for c in requested.split(",") if c.strip() in SUPPORTED_CAPABILITIES]
+
+
+def _octo(request: Request[Any, Any, Any], content: Any, status: int = 200) -> Response[Any]:
+    return Response(
+        content,
+        status_code=status,
+        headers={"Octo-Capabilities": ", ".join(_capabilities(request))},
+    )
+
+
+def octo_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, octo.OctoError):
+        error = exc
+    elif isinstance(exc, ValidationException):
+        error = octo.OctoError("BAD_REQUEST", "The request body is invalid")
+    elif isinstance(exc, HTTPException) and exc.status_code < 500:
+        error = octo.OctoError("BAD_REQUEST", str(exc.detail), status=exc.status_code)
+    else:
+        error = octo.OctoError("INTERNAL_SERVER_ERROR", "Something went wrong", status=500)
+    return _octo(request, error.body(), error.status)
+
+
+async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except Exception:  # malformed JSON is an OCTO bad request
+        raise octo.OctoError("BAD_REQUEST", "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise octo.OctoError("BAD_REQUEST", "The request body must be an object")
+    return body
+
+
+class OctoController(Controller):
+    tags = ["Partners: OCTO"]
+
+    @get("/supplier", summary="The supplier (operator)", responses=octo_responses(400, 401))
+    async def supplier(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo.supplier(agency))
+
+    @get("/products", summary="Products the agency may sell", responses=octo_responses(400, 401))
+    async def products(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        content = "octo/content" in _capabilities(request)
+        return _octo(request, await octo.products(agency, content))
+
+    @get("/products/{product_id:str}", summary="A product", responses=octo_responses(400, 401))
+    async def product(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        product_id: FromPath[str],
+    ) -> Response[Any]:
+        content = "octo/content" in _capabilities(request)
+        return _octo(request, await octo.product(agency, product_id, content))
+
+    @post(
+        "/availability/calendar",
+        summary="Availability per day",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def calendar(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo.calendar(agency, await _body(request)))
+
+    @post(
+        "/availability",
+        summary="Departures with vacancies",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def availability(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo.availability(agency, await _body(request)))
+
+
+octo_router = Router(
+    path="/octo",
+    route_handlers=[OctoController],
+    dependencies={"agency": Provide(provide_agency)},
+    exception_handlers={Exception: octo_error},
+    security=[{"PartnerKey": []}],
+)
