@@ -62,6 +62,11 @@ class Booking(Table):
     balance_due = Integer(default=0)
     cancelled_at = Timestamptz(null=True, default=None)
     confirmed_at = Timestamptz(null=True, default=None)
+    # For bookings made by a partner agency: which one, its booking uuid (unique per
+    # agency, an index in migrations) and its own reference.
+    agency = UUID(null=True, default=None, index=True)
+    partner_uuid = Varchar(length=64, null=True, default=None)
+    reseller_reference = Varchar(length=64, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -14,8 +15,8 @@ from litestar.params import FromPath, JSONBody
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
-from app.core.errors import problem_responses
-from app.partners import octo, services
+from app.core.errors import DomainError, problem_responses
+from app.partners import octo, octo_bookings, services
 from app.partners.schemas import (
     AgencyCreate,
     AgencyOut,
@@ -44,6 +45,8 @@ def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
         for status in statuses
     }
 
+
+logger = logging.getLogger("tourline.octo")
 
 # Capabilities of the OCTO specification this API implements.
 SUPPORTED_CAPABILITIES = ("octo/content", "octo/pricing", "octo/pickups")
@@ -169,11 +172,15 @@ def _octo(request: Request[Any, Any, Any], content: Any, status: int = 200) -> R
 def octo_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, octo.OctoError):
         error = exc
+    elif isinstance(exc, DomainError):
+        # Booking rules (sold out, sales closed ...) as OCTO bad requests, with our detail.
+        error = octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code), code=exc.code)
     elif isinstance(exc, ValidationException):
         error = octo.OctoError("BAD_REQUEST", "The request body is invalid")
     elif isinstance(exc, HTTPException) and exc.status_code < 500:
         error = octo.OctoError("BAD_REQUEST", str(exc.detail), status=exc.status_code)
     else:
+        logger.exception("unhandled error at %s %s", request.method, request.url.path)
         error = octo.OctoError("INTERNAL_SERVER_ERROR", "Something went wrong", status=500)
     return _octo(request, error.body(), error.status)
 
@@ -237,10 +244,98 @@ class OctoController(Controller):
         return _octo(request, await octo.availability(agency, await _body(request)))
 
 
+class OctoBookingController(Controller):
+    path = "/bookings"
+    tags = ["Partners: OCTO"]
+
+    @post(
+        "/",
+        summary="Hold seats (ON_HOLD)",
+        description="Idempotent by the partner's `uuid`: the same uuid returns the same booking.",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def hold(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.hold(agency, await _body(request)))
+
+    @get(
+        "/",
+        summary="Find bookings (at least one filter)",
+        responses=octo_responses(400, 401),
+    )
+    async def search(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        query = {key: str(value) for key, value in request.query_params.items()}
+        return _octo(request, await octo_bookings.search(agency, query))
+
+    @get("/{uuid:str}", summary="A booking", responses=octo_responses(400, 401))
+    async def get_booking(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.get(agency, uuid))
+
+    @post(
+        "/{uuid:str}/extend",
+        summary="Extend a hold",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def extend(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.extend(agency, uuid, await _body(request)))
+
+    @post(
+        "/{uuid:str}/confirm",
+        summary="Confirm on account",
+        description="Within the agency's credit limit.",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.confirm(agency, uuid, await _body(request)))
+
+    @post(
+        "/{uuid:str}/cancel",
+        summary="Cancel (before the contract's cut-off)",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        body = await request.body()
+        data = await _body(request) if body.strip() else {}
+        return _octo(request, await octo_bookings.cancel(agency, uuid, data))
+
+
 octo_router = Router(
     path="/octo",
-    route_handlers=[OctoController],
+    route_handlers=[OctoController, OctoBookingController],
     dependencies={"agency": Provide(provide_agency)},
-    exception_handlers={Exception: octo_error},
+    # Every layer's handler for a class wins over the app's: list the app's classes too.
+    exception_handlers={
+        Exception: octo_error,
+        HTTPException: octo_error,
+        DomainError: octo_error,
+        octo.OctoError: octo_error,
+    },
     security=[{"PartnerKey": []}],
 )

@@ -43,7 +43,7 @@ class OctoError(Exception):
         return {"error": self.error, "errorMessage": self.message, **self.extra}
 
 
-async def _agency(principal: AgencyPrincipal) -> dict[str, Any]:
+async def agency_row(principal: AgencyPrincipal) -> dict[str, Any]:
     row = (
         await Agency.select()
         .where(Agency.id == principal.agency_id)
@@ -56,7 +56,7 @@ async def _agency(principal: AgencyPrincipal) -> dict[str, Any]:
 
 
 async def _routes(principal: AgencyPrincipal) -> list[dict[str, Any]]:
-    agency = await _agency(principal)
+    agency = await agency_row(principal)
     query = Route.select().where(
         (Route.operator == principal.operator_id) & (Route.status == RouteStatus.published.value)
     )
@@ -66,7 +66,7 @@ async def _routes(principal: AgencyPrincipal) -> list[dict[str, Any]]:
     return [dict(r) for r in await query.order_by(Route.slug).output(load_json=True).run()]
 
 
-async def _route(principal: AgencyPrincipal, product_id: str) -> dict[str, Any]:
+async def route_of(principal: AgencyPrincipal, product_id: str) -> dict[str, Any]:
     for route in await _routes(principal):
         if str(route["id"]) == product_id:
             return route
@@ -92,6 +92,33 @@ async def _classes(route: dict[str, Any]) -> list[str]:
         .run()
     )
     return sorted({row["seat_class"] for row in rows})
+
+
+async def check_option(route: dict[str, Any], option_id: str) -> None:
+    if option_id not in await _classes(route):
+        raise OctoError(
+            "INVALID_OPTION_ID", "The option ID was invalid or missing", optionId=option_id
+        )
+
+
+async def departure_of(route: dict[str, Any], availability_id: str) -> UUID:
+    """The departure behind an availability id, if it belongs to the product."""
+    try:
+        departure_id = UUID(availability_id)
+    except ValueError:
+        departure_id = None
+    found = (
+        departure_id is not None
+        and await Departure.exists()
+        .where((Departure.id == departure_id) & (Departure.route == route["id"]))
+        .run()
+    )
+    if not found or departure_id is None:
+        raise OctoError(
+            "INVALID_AVAILABILITY_ID", "The availability ID was invalid",
+            availabilityId=availability_id,
+        )  # fmt: skip
+    return departure_id
 
 
 async def supplier(principal: AgencyPrincipal) -> dict[str, Any]:
@@ -179,7 +206,7 @@ async def products(principal: AgencyPrincipal, content: bool) -> list[dict[str, 
 
 async def product(principal: AgencyPrincipal, product_id: str, content: bool) -> dict[str, Any]:
     operator = await get_operator_row(principal.operator_id)
-    return await _product(await _route(principal, product_id), operator, content)
+    return await _product(await route_of(principal, product_id), operator, content)
 
 
 def _parse_date(value: Any, field: str) -> date:
@@ -203,7 +230,7 @@ def _status(departure: dict[str, Any], capacity: int, vacancies: int, now: datet
 
 async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list[dict[str, Any]]:
     """Departures of a product and option in a local date range, or by availability ids."""
-    route = await _route(principal, str(body.get("productId", "")))
+    route = await route_of(principal, str(body.get("productId", "")))
     option_id = str(body.get("optionId", ""))
     if option_id not in await _classes(route):
         raise OctoError(
@@ -248,7 +275,7 @@ async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list
             )
         )
     departures = [dict(d) for d in await query.order_by(Departure.departs_at).run()]
-    commission_bp = (await _agency(principal))["commission_bp"]
+    commission_bp = (await agency_row(principal))["commission_bp"]
     counts = await class_counts([d["id"] for d in departures])
     fares = await effective_fares([(d["id"], d["route"]) for d in departures])
     now = clock.now()

@@ -360,6 +360,8 @@ async def create_booking(
     channel: BookingChannel = BookingChannel.public,
     actor: str = "guest",
     hold_minutes: int | None = None,
+    agency_id: UUID | None = None,
+    partner_uuid: str | None = None,
 ) -> BookingCreated:
     """Hold seats for a party: all of them, or none (409)."""
     counts, labels, size = _party(data)
@@ -405,6 +407,8 @@ async def create_booking(
             locale=contact.locale if contact else "zh_Hans",
             total_amount=sum(a.price.amount for a in assignments),
             currency=operator["currency"],
+            agency=agency_id,
+            partner_uuid=partner_uuid,
             created_at=now,
             updated_at=now,
         )

@@ -1,0 +1,373 @@
+"""OCTO bookings: hold (idempotent by the partner's uuid), extend, confirm on account,
+cancel within the contract's cut-off, read and search. One booking state machine for
+every channel: these call the booking services, never the tables' statuses directly."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from app.booking.schemas import MAX_PARTY, BookingCreate
+from app.booking.services.bookings import cancel_booking, create_booking, lock_booking
+from app.booking.services.state import transition
+from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
+from app.catalogue.services.common import in_zone
+from app.catalogue.tables import Departure
+from app.core import clock
+from app.core.database import write_transaction
+from app.core.errors import DomainError
+from app.partners import octo
+from app.partners.schemas import AgencyPrincipal
+from app.payments.tables import Payment, PaymentStatus
+
+OCTO_STATUS = {
+    BookingStatus.on_hold: "ON_HOLD",
+    BookingStatus.confirmed: "CONFIRMED",
+    BookingStatus.cancelled: "CANCELLED",
+    BookingStatus.expired: "EXPIRED",
+}
+DEFAULT_HOLD_MINUTES = 30
+MAX_HOLD_MINUTES = 24 * 60
+
+
+def _utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(clock.zone("UTC")).isoformat().replace("+00:00", "Z")
+
+
+def _invalid_booking(uuid: str) -> octo.OctoError:
+    return octo.OctoError("INVALID_BOOKING_UUID", "The booking UUID was invalid", uuid=uuid)
+
+
+async def _row(principal: AgencyPrincipal, uuid: str) -> dict[str, Any]:
+    row = (
+        await Booking.select()
+        .where((Booking.agency == principal.agency_id) & (Booking.partner_uuid == uuid))
+        .first()
+        .run()
+    )
+    if row is None:
+        raise _invalid_booking(uuid)
+    return dict(row)
+
+
+async def booking_object(row: dict[str, Any]) -> dict[str, Any]:
+    """An OCTO Booking with every field the specification requires, in every status."""
+    departure = await Departure.select().where(Departure.id == row["departure"]).first().run()
+    assert departure is not None
+    lines = (
+        await BookingLine.select()
+        .where((BookingLine.booking == row["id"]) & (BookingLine.departure == row["departure"]))
+        .order_by(BookingLine.position)
+        .run()
+    )
+    status = BookingStatus(row["status"])
+    tz = departure["time_zone"]
+    cancelled = status == BookingStatus.cancelled
+    seat_class = lines[0]["seat_class"] if lines else ""
+    first, _sep, last = row["contact_name"].partition(" ")
+    contact = {
+        "fullName": row["contact_name"] or None,
+        "firstName": first or None,
+        "lastName": last or None,
+        "emailAddress": row["contact_email"] or None,
+        "phoneNumber": row["contact_phone"] or None,
+        "locales": [row["locale"].replace("_", "-")],
+        "postalCode": None,
+        "country": None,
+        "notes": None,
+    }
+    return {
+        "id": str(row["id"]),
+        "uuid": row["partner_uuid"],
+        "testMode": False,
+        "resellerReference": row["reseller_reference"] or None,
+        "supplierReference": row["reference"],
+        "status": OCTO_STATUS[status],
+        "utcCreatedAt": _utc(row["created_at"]),
+        "utcUpdatedAt": _utc(row["updated_at"]),
+        "utcExpiresAt": _utc(row["expires_at"]) if status == BookingStatus.on_hold else None,
+        "utcRedeemedAt": None,
+        "utcConfirmedAt": _utc(row["confirmed_at"]) if status == BookingStatus.confirmed else None,
+        "productId": str(departure["route"]),
+        "optionId": seat_class,
+        "cancellable": status in (BookingStatus.on_hold, BookingStatus.confirmed),
+        "cancellation": {
+            "refund": "FULL"
+            if row["refund_amount"] >= row["total_amount"]
+            else ("PARTIAL" if row["refund_amount"] else "NONE"),
+            "reason": None,
+            "utcCancelledAt": _utc(row["cancelled_at"]),
+        }
+        if cancelled
+        else None,
+        "freesale": False,
+        "availabilityId": str(departure["id"]),
+        "availability": {
+            "id": str(departure["id"]),
+            "localDateTimeStart": in_zone(departure["departs_at"], tz).isoformat(),
+            "localDateTimeEnd": in_zone(departure["returns_at"], tz).isoformat(),
+            "allDay": False,
+            "openingHours": [],
+        },
+        "contact": contact,
+        "notes": None,
+        "deliveryMethods": ["VOUCHER"],
+        "voucher": None,
+        "unitItems": [
+            {
+                "uuid": f"{row['partner_uuid']}-{line['position']}",
+                "resellerReference": None,
+                "supplierReference": line["seat_label"],
+                "unitId": line["passenger_type"],
+                "status": OCTO_STATUS[status],
+                "utcRedeemedAt": _utc(line["checked_in_at"]),
+                "contact": {"fullName": line["passenger_name"] or None},
+                "ticket": None,
+            }
+            for line in lines
+        ],
+        "pricing": {
+            "original": row["total_amount"],
+            "retail": row["total_amount"],
+            "currency": row["currency"],
+            "currencyPrecision": 2,
+        },
+    }
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    return isinstance(exc, (sqlite3.IntegrityError, asyncpg.exceptions.UniqueViolationError))
+
+
+async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, Any]:
+    """Hold seats; the same `uuid` again returns the same booking (idempotent)."""
+    uuid = str(body.get("uuid") or "")
+    if not uuid or len(uuid) > 64:
+        raise octo.OctoError("BAD_REQUEST", "uuid is required (at most 64 characters)")
+    existing = (
+        await Booking.select()
+        .where((Booking.agency == principal.agency_id) & (Booking.partner_uuid == uuid))
+        .first()
+        .run()
+    )
+    if existing is not None:
+        return await booking_object(dict(existing))
+    route = await octo.route_of(principal, str(body.get("productId", "")))
+    option_id = str(body.get("optionId", ""))
+    await octo.check_option(route, option_id)
+    departure_id = await octo.departure_of(route, str(body.get("availabilityId", "")))
+    items = body.get("unitItems")
+    if not isinstance(items, list) or not items:
+        raise octo.OctoError("BAD_REQUEST", "unitItems must list at least one unit")
+    counts: dict[str, int] = {}
+    for item in items:
+        unit_id = str(item.get("unitId", "")) if isinstance(item, dict) else ""
+        if unit_id not in ("adult", "child", "senior"):
+            raise octo.OctoError("INVALID_UNIT_ID", "The unit ID was invalid", unitId=unit_id)
+        counts[unit_id] = counts.get(unit_id, 0) + 1
+    if sum(counts.values()) > MAX_PARTY:
+        raise octo.OctoError("BAD_REQUEST", f"At most {MAX_PARTY} units per booking")
+    minutes = body.get("expirationMinutes", DEFAULT_HOLD_MINUTES)
+    if not isinstance(minutes, int) or not 1 <= minutes <= MAX_HOLD_MINUTES:
+        raise octo.OctoError("BAD_REQUEST", f"expirationMinutes must be 1 to {MAX_HOLD_MINUTES}")
+    request = msgspec.convert(
+        {
+            "departure_id": str(departure_id),
+            "counts": [
+                {"seat_class": option_id, "passenger_type": kind, "count": n}
+                for kind, n in counts.items()
+            ],
+        },
+        BookingCreate,
+    )
+    try:
+        created = await create_booking(
+            request, channel=BookingChannel.agency, actor=f"agency:{principal.agency_id}",
+            hold_minutes=minutes, agency_id=principal.agency_id, partner_uuid=uuid,
+        )  # fmt: skip
+    except Exception as exc:
+        if not _is_unique_violation(exc):
+            raise
+        # The same uuid sent twice at once: the other request made the booking.
+        return await booking_object(await _row(principal, uuid))
+    row = await Booking.select().where(Booking.reference == created.booking.reference).first().run()
+    assert row is not None
+    if body.get("resellerReference"):
+        await (
+            Booking.update({Booking.reseller_reference: str(body["resellerReference"])[:64]})
+            .where(Booking.id == row["id"])
+            .run()
+        )
+    return await booking_object(await _row(principal, uuid))
+
+
+async def extend(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
+    await _row(principal, uuid)
+    minutes = body.get("expirationMinutes", DEFAULT_HOLD_MINUTES)
+    if not isinstance(minutes, int) or not 1 <= minutes <= MAX_HOLD_MINUTES:
+        raise octo.OctoError("BAD_REQUEST", f"expirationMinutes must be 1 to {MAX_HOLD_MINUTES}")
+    found = await _row(principal, uuid)
+    async with write_transaction():
+        booking, departure = await lock_booking(found["id"])
+        if booking["status"] != BookingStatus.on_hold or booking["expires_at"] <= clock.now():
+            raise octo.OctoError("BAD_REQUEST", "Only a booking on hold can be extended")
+        closes = departure["sales_close_at"] or departure["departs_at"]
+        expires_at = min(clock.now() + timedelta(minutes=minutes), closes)
+        await (
+            Booking.update({Booking.expires_at: expires_at, Booking.updated_at: clock.now()})
+            .where(Booking.id == booking["id"])
+            .run()
+        )
+    return await booking_object(await _row(principal, uuid))
+
+
+async def _credit_used(agency_id: UUID) -> int:
+    rows = (
+        await Booking.select(Booking.total_amount, Booking.refund_amount)
+        .where((Booking.agency == agency_id) & (Booking.status == BookingStatus.confirmed.value))
+        .run()
+    )
+    return sum(r["total_amount"] - r["refund_amount"] for r in rows)
+
+
+async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Confirm on account, within the agency's credit limit."""
+    found = await _row(principal, uuid)
+    given = body.get("contact")
+    contact: dict[str, Any] = given if isinstance(given, dict) else {}
+    name = str(contact.get("fullName") or " ".join(
+        str(contact.get(k) or "") for k in ("firstName", "lastName")
+    ).strip())  # fmt: skip
+    email = str(contact.get("emailAddress") or "")
+    if not name or not email:
+        raise octo.OctoError(
+            "BAD_REQUEST", "contact.fullName and contact.emailAddress are required"
+        )
+    agency = await octo.agency_row(principal)
+    if agency["payment_terms"] != "on_account":
+        raise octo.OctoError("BAD_REQUEST", "This agency prepays: confirm through card payment")
+    async with write_transaction():
+        booking, _departure = await lock_booking(found["id"])
+        if booking["status"] == BookingStatus.confirmed:
+            return await booking_object(booking)
+        if booking["status"] != BookingStatus.on_hold or booking["expires_at"] <= clock.now():
+            raise octo.OctoError("BAD_REQUEST", "Only a booking on hold can be confirmed")
+        used = await _credit_used(principal.agency_id)
+        if used + booking["total_amount"] > agency["credit_limit"]:
+            raise octo.OctoError(
+                "BAD_REQUEST",
+                f"The credit limit would be exceeded: {used} of {agency['credit_limit']} used",
+            )
+        locale = (contact.get("locales") or ["zh-Hans"])[0]
+        await (
+            Booking.update(
+                {
+                    Booking.contact_name: name[:120],
+                    Booking.contact_email: email[:254],
+                    Booking.contact_phone: str(contact.get("phoneNumber") or "")[:32],
+                    Booking.locale: "en" if str(locale).lower().startswith("en") else "zh_Hans",
+                    Booking.reseller_reference: str(
+                        body.get("resellerReference") or booking["reseller_reference"]
+                    )[:64],
+                }
+            )
+            .where(Booking.id == booking["id"])
+            .run()
+        )
+        await (
+            BookingLine.update({BookingLine.passenger_name: name[:120]})
+            .where((BookingLine.booking == booking["id"]) & (BookingLine.passenger_name == ""))
+            .run()
+        )
+        await Payment.insert(
+            Payment(
+                booking=booking["id"],
+                provider="on_account",
+                amount=booking["total_amount"],
+                currency=booking["currency"],
+                status=PaymentStatus.succeeded.value,
+                succeeded_at=clock.now(),
+            )
+        ).run()
+        await transition(
+            booking,
+            BookingStatus.confirmed,
+            actor=f"agency:{principal.agency_id}",
+            reason="on_account",
+        )
+    return await booking_object(await _row(principal, uuid))
+
+
+async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Cancel a hold, or a confirmed booking before the contract's cut-off (full refund)."""
+    found = await _row(principal, uuid)
+    agency = await octo.agency_row(principal)
+    async with write_transaction():
+        booking, departure = await lock_booking(found["id"])
+        if booking["status"] == BookingStatus.cancelled:
+            return await booking_object(booking)
+        if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
+            raise octo.OctoError("BAD_REQUEST", "This booking can no longer be cancelled")
+        cutoff = departure["departs_at"] - timedelta(hours=agency["cancellation_cutoff_hours"])
+        if booking["status"] == BookingStatus.confirmed and clock.now() > cutoff:
+            raise octo.OctoError("BAD_REQUEST", "The cancellation cut-off has passed")
+        try:
+            await cancel_booking(
+                booking, actor=f"agency:{principal.agency_id}", reason="cancelled_by_agency",
+                full_refund=True,
+            )  # fmt: skip
+        except DomainError as exc:
+            raise octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code)) from exc
+    from app.payments.services import settle_after_change
+
+    await settle_after_change([found["id"]])
+    return await booking_object(await _row(principal, uuid))
+
+
+async def get(principal: AgencyPrincipal, uuid: str) -> dict[str, Any]:
+    return await booking_object(await _row(principal, uuid))
+
+
+async def search(principal: AgencyPrincipal, query: dict[str, str]) -> list[dict[str, Any]]:
+    """GET /octo/bookings: at least one filter, as OCTO requires."""
+    filters = {k: v for k, v in query.items() if v}
+    known = {"resellerReference", "supplierReference", "localDate", "localDateStart",
+             "localDateEnd", "productId", "optionId"}  # fmt: skip
+    if not filters.keys() & known:
+        raise octo.OctoError("BAD_REQUEST", "Give at least one filter")
+    select = Booking.select().where(Booking.agency == principal.agency_id)
+    if "resellerReference" in filters:
+        select = select.where(Booking.reseller_reference == filters["resellerReference"])
+    if "supplierReference" in filters:
+        select = select.where(Booking.reference == filters["supplierReference"].upper())
+    rows = [dict(r) for r in await select.order_by(Booking.created_at).run()]
+    result = []
+    for row in rows:
+        item = await booking_object(row)
+        local_day = item["availability"]["localDateTimeStart"][:10]
+        if "productId" in filters and item["productId"] != filters["productId"]:
+            continue
+        if "optionId" in filters and item["optionId"] != filters["optionId"]:
+            continue
+        if "localDate" in filters and local_day != filters["localDate"]:
+            continue
+        try:
+            if "localDateStart" in filters and date.fromisoformat(local_day) < date.fromisoformat(
+                filters["localDateStart"]
+            ):
+                continue
+            if "localDateEnd" in filters and date.fromisoformat(local_day) > date.fromisoformat(
+                filters["localDateEnd"]
+            ):
+                continue
+        except ValueError:
+            raise octo.OctoError("BAD_REQUEST", "Dates must be YYYY-MM-DD") from None
+        result.append(item)
+    return result
