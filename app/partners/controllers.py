@@ -49,7 +49,7 @@ def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
 logger = logging.getLogger("tourline.octo")
 
 # Capabilities of the OCTO specification this API implements.
-SUPPORTED_CAPABILITIES = ("octo/content", "octo/pricing", "octo/pickups")
+SUPPORTED_CAPABILITIES = ("octo/content", "octo/pricing")
 
 
 class OperatorAgencyController(Controller):

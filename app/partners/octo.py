@@ -200,8 +200,11 @@ async def _product(
 
 
 async def products(principal: AgencyPrincipal, content: bool) -> list[dict[str, Any]]:
+    """Sellable products: OCTO requires at least one option, so a route without any
+    departure with seats yet is not listed."""
     operator = await get_operator_row(principal.operator_id)
-    return [await _product(route, operator, content) for route in await _routes(principal)]
+    listed = [await _product(route, operator, content) for route in await _routes(principal)]
+    return [product for product in listed if product["options"]]
 
 
 async def product(principal: AgencyPrincipal, product_id: str, content: bool) -> dict[str, Any]:
@@ -248,6 +251,7 @@ async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list
             ]
         )
     )
+    local_days: tuple[date, date] | None = None
     ids = body.get("availabilityIds")
     if ids:
         if not isinstance(ids, list):
@@ -267,14 +271,26 @@ async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list
         end = _parse_date(body.get("localDateEnd"), "localDateEnd")
         if end < start:
             raise OctoError("BAD_REQUEST", "localDateEnd must not be before localDateStart")
+        local_days = (start, end)
+        # Widened by the most two zones' offsets differ (26 h): a departure's local date is
+        # in its own zone (as localDateTimeStart is), kept or not below.
         query = query.where(
-            (Departure.departs_at >= datetime.combine(start, datetime.min.time(), tzinfo=tz))
+            (
+                Departure.departs_at
+                >= datetime.combine(start - timedelta(days=2), datetime.min.time(), tzinfo=tz)
+            )
             & (
                 Departure.departs_at
-                < datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+                < datetime.combine(end + timedelta(days=3), datetime.min.time(), tzinfo=tz)
             )
         )
     departures = [dict(d) for d in await query.order_by(Departure.departs_at).run()]
+    if local_days is not None:
+        departures = [
+            d
+            for d in departures
+            if local_days[0] <= in_zone(d["departs_at"], d["time_zone"]).date() <= local_days[1]
+        ]
     commission_bp = (await agency_row(principal))["commission_bp"]
     counts = await class_counts([d["id"] for d in departures])
     fares = await effective_fares([(d["id"], d["route"]) for d in departures])
