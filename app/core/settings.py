@@ -87,6 +87,8 @@ class Settings:
     stripe_api_base: str = ""
     # Payment method types offered: card by default; alipay and wechat_pay can be added.
     stripe_payment_method_types: tuple[str, ...] = ("card",)
+    # Requests per minute a partner API key may make (shared across processes via Redis).
+    partner_rate_limit: int = 120
     # Outgoing mail; an empty host means mail is only logged (development).
     smtp_host: str = ""
     smtp_port: int = 25
@@ -160,6 +162,7 @@ def load_settings() -> Settings:
         stripe_payment_method_types=_env_list(
             "STRIPE_PAYMENT_METHOD_TYPES", defaults.stripe_payment_method_types
         ),
+        partner_rate_limit=_env_int("TOURLINE_PARTNER_RATE_LIMIT", defaults.partner_rate_limit),
         smtp_host=_env_str("SMTP_HOST", defaults.smtp_host),
         smtp_port=_env_int("SMTP_PORT", defaults.smtp_port),
         smtp_username=_env_str("SMTP_USERNAME", defaults.smtp_username),

@@ -15,7 +15,9 @@ from litestar.params import FromPath, JSONBody
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
+from app.core import ratelimit
 from app.core.errors import DomainError, problem_responses
+from app.core.settings import get_settings
 from app.partners import octo, octo_bookings, services
 from app.partners.schemas import (
     AgencyCreate,
@@ -153,6 +155,17 @@ async def provide_agency(request: Request[Any, Any, Any]) -> AgencyPrincipal:
     principal = await services.agency_for_key(key.strip()) if scheme.lower() == "bearer" else None
     if principal is None:
         raise octo.OctoError("UNAUTHORIZED", "The API key is missing or invalid", status=401)
+    settings = request.app.state.get("settings") or get_settings()
+    verdict = await ratelimit.hit(
+        settings.redis_url, f"partner-key:{principal.api_key_id}", settings.partner_rate_limit
+    )
+    if not verdict.allowed:
+        raise octo.OctoError(
+            "TOO_MANY_REQUESTS",
+            "Too many requests for this API key; slow down",
+            status=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
     return principal
 
 
@@ -182,7 +195,9 @@ def octo_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     else:
         logger.exception("unhandled error at %s %s", request.method, request.url.path)
         error = octo.OctoError("INTERNAL_SERVER_ERROR", "Something went wrong", status=500)
-    return _octo(request, error.body(), error.status)
+    response = _octo(request, error.body(), error.status)
+    response.headers.update(error.headers)
+    return response
 
 
 async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -32,11 +32,19 @@ LIMITED_SHARE = 0.2
 class OctoError(Exception):
     """An OCTO error body: {"error": CODE, "errorMessage": ...} with extra ids."""
 
-    def __init__(self, error: str, message: str, status: int = 400, **extra: Any) -> None:
+    def __init__(
+        self,
+        error: str,
+        message: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.message = message
         self.status = status
+        self.headers = headers or {}
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
