@@ -20,6 +20,7 @@ from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.catalogue.tables import Operator
 from app.core import clock
 from app.core.database import write_transaction
+from tests.assertions import fields, ok, problem
 from tests.conftest import STAFF_PASSWORD, Account
 from tests.factories import (
     create_departure,
@@ -57,26 +58,6 @@ def fresh_token_guesses() -> Iterator[None]:
     controllers.TOKEN_GUESSES.reset()
     yield
     controllers.TOKEN_GUESSES.reset()
-
-
-def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with this status (and code); return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    return [error["field"] for error in body.get("errors") or []]
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def parse(moment: str) -> datetime:

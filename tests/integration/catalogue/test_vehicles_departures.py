@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.core import clock
+from tests.assertions import fields, ok, problem
 from tests.conftest import STAFF_PASSWORD, Account
 from tests.factories import (
     BUS_LAYOUT,
@@ -31,26 +32,6 @@ STOP_NAME = {"zh_Hans": "郑州东站", "en": "Zhengzhou East Station"}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """Assert an RFC 9457 problem with this status (and code); return its body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    if code is not None:
-        assert body["code"] == code, body
-    return body
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    return [error["field"] for error in body.get("errors") or []]
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 async def relogin(client: httpx.AsyncClient, account: Account) -> Account:

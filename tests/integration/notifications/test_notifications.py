@@ -28,6 +28,7 @@ from app.notifications.services import (
     send_due_notifications,
 )
 from app.notifications.tables import Notification, NotificationStatus
+from tests.assertions import ok
 from tests.conftest import Account, Mailbox
 from tests.factories import create_route, create_vehicle, in_days, set_route_fares
 
@@ -44,11 +45,6 @@ CONTACTS = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def parse(moment: str) -> datetime:

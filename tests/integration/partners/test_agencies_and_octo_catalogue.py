@@ -15,6 +15,7 @@ import pytest
 
 from app.core import clock
 from app.partners.tables import Agency, ApiKey
+from tests.assertions import fields, ok
 from tests.conftest import Account
 from tests.factories import (
     create_departure,
@@ -59,11 +60,6 @@ MakeOperator = Callable[..., Awaitable[Account]]
 # ---------------------------------------------------------------- helpers
 
 
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
 def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
     """An RFC 9457 problem (the operator API's errors) with this status and code."""
     assert response.status_code == status, response.text
@@ -73,10 +69,6 @@ def problem(response: httpx.Response, status: int, code: str | None = None) -> d
     if code is not None:
         assert body["code"] == code, body
     return body
-
-
-def fields(body: dict[str, Any]) -> list[str]:
-    return [error["field"] for error in body.get("errors") or []]
 
 
 def octo_error(response: httpx.Response, error: str, status: int = 400) -> dict[str, Any]:

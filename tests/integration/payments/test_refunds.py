@@ -24,6 +24,7 @@ from app.core.database import write_transaction
 from app.payments import providers
 from app.payments.services import execute_pending_refunds, money_of, money_problem, owe_refund
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
+from tests.assertions import ok
 from tests.conftest import Account
 from tests.factories import create_departure, create_route, create_vehicle, in_days
 
@@ -58,11 +59,6 @@ def stripe_api(stripe_server: str) -> stripe.StripeClient:
         base_addresses={"api": stripe_server},
         http_client=stripe.HTTPXClient(),
     )
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:

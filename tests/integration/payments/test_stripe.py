@@ -27,6 +27,7 @@ from app.core import clock
 from app.core.settings import get_settings
 from app.notifications.tables import OutboxMessage
 from app.payments.tables import Payment, Refund, StripeEvent
+from tests.assertions import ok
 from tests.conftest import Account
 from tests.factories import create_departure, create_route, create_vehicle, in_days
 
@@ -60,11 +61,6 @@ def browser(stripe_server: str) -> stripe.StripeClient:
     return stripe.StripeClient(
         SECRET_KEY, base_addresses={"api": stripe_server}, http_client=stripe.HTTPXClient()
     )
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
