@@ -29,6 +29,11 @@ UNIT_TYPES = {
 LIMITED_SHARE = 0.2
 
 
+def utc_text(moment: datetime) -> str:
+    """A moment as OCTO writes UTC times: ISO 8601 ending in Z."""
+    return moment.astimezone(clock.zone("UTC")).isoformat().replace("+00:00", "Z")
+
+
 class OctoError(Exception):
     """An OCTO error body: {"error": CODE, "errorMessage": ...} with extra ids."""
 
@@ -322,10 +327,7 @@ async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list
             "vacancies": vacancies,
             "capacity": in_class.capacity,
             "maxUnits": min(10, vacancies),
-            "utcCutoffAt": (departure["sales_close_at"] or departure["departs_at"])
-            .astimezone(clock.zone("UTC"))
-            .isoformat()
-            .replace("+00:00", "Z"),
+            "utcCutoffAt": utc_text(departure["sales_close_at"] or departure["departs_at"]),
             "openingHours": [],
         }
         prices = fares[departure["id"]]

@@ -36,9 +36,7 @@ MAX_HOLD_MINUTES = 24 * 60
 
 
 def _utc(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(clock.zone("UTC")).isoformat().replace("+00:00", "Z")
+    return octo.utc_text(moment) if moment is not None else None
 
 
 def _invalid_booking(uuid: str) -> octo.OctoError:

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -38,7 +38,7 @@ from app.catalogue.tables import (
 )
 from app.core import clock
 from app.core.database import for_update, write_transaction
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.notifications.services import enqueue
@@ -297,7 +297,7 @@ async def assign(
                 raise Conflict(
                     _("Seat {label} is not available.").format(label=label),
                     code="seat_unavailable",
-                    errors=[_field_error(f"seats[{index}].label", _("Not available."))],
+                    errors=[FieldError(field=f"seats[{index}].label", message=_("Not available."))],
                 )
             price = _price(fares, seat.seat_class, kind, f"seats[{index}].passenger_type")
             assignments.append(_Assignment(seat, kind, price))
@@ -316,12 +316,6 @@ async def assign(
         for seat, kind in zip(chosen, party, strict=True):
             assignments.append(_Assignment(seat, kind, _price(fares, seat_class, kind, "counts")))
     return assignments
-
-
-def _field_error(field: str, message: str) -> Any:
-    from app.core.errors import FieldError
-
-    return FieldError(field=field, message=message)
 
 
 async def _check_pickup(departure_id: UUID, stop_id: UUID | None) -> UUID | None:
@@ -386,7 +380,7 @@ async def create_booking(
         now = clock.now()
         minutes = hold_minutes if hold_minutes is not None else operator["hold_minutes"]
         expires_at = min(
-            now + _minutes(minutes), departure["sales_close_at"] or departure["departs_at"]
+            now + timedelta(minutes=minutes), departure["sales_close_at"] or departure["departs_at"]
         )
         reference = new_reference()
         while await Booking.exists().where(Booking.reference == reference).run():
@@ -445,12 +439,6 @@ async def create_booking(
         "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
     )
     return BookingCreated(access_token=token, booking=await booking_out(booking.id))
-
-
-def _minutes(minutes: int) -> Any:
-    from datetime import timedelta
-
-    return timedelta(minutes=minutes)
 
 
 # ---------------------------------------------------------------- guest changes

@@ -31,7 +31,7 @@ from app.catalogue.services.common import (
     local_day_range,
 )
 from app.catalogue.services.fares import effective_fares, lowest_adult_price, route_fares
-from app.catalogue.services.routes import itinerary_of, offers_of
+from app.catalogue.services.routes import itinerary_of, offers_of, themes_by_route
 from app.catalogue.tables import (
     Departure,
     DepartureSeatBlock,
@@ -42,7 +42,6 @@ from app.catalogue.tables import (
     Route,
     RouteKind,
     RouteStatus,
-    RouteTheme,
     Seat,
 )
 from app.core import clock
@@ -177,7 +176,7 @@ async def list_routes(
             row["operator"] = UUID(str(row["operator"]))
     route_ids = [row["id"] for row in rows]
     operators = await _operators(sorted({row["operator"] for row in rows}))
-    themes = await _themes(route_ids)
+    themes = await themes_by_route(route_ids)
     prices = await _lowest_adult_prices(route_ids, now)
     items = []
     for row in rows:
@@ -203,19 +202,6 @@ async def list_routes(
             )
         )
     return page_of(items, params, total)
-
-
-async def _themes(route_ids: list[UUID]) -> dict[UUID, list[str]]:
-    themes: dict[UUID, list[str]] = {route_id: [] for route_id in route_ids}
-    if route_ids:
-        for row in (
-            await RouteTheme.select(RouteTheme.route, RouteTheme.theme)
-            .where(RouteTheme.route.is_in(route_ids))
-            .order_by(RouteTheme.theme)
-            .run()
-        ):
-            themes[row["route"]].append(row["theme"])
-    return themes
 
 
 async def _lowest_adult_prices(route_ids: list[UUID], now: datetime) -> dict[UUID, Money]:
@@ -288,7 +274,7 @@ async def get_route(slug: str) -> PublicRouteDetail:
     return PublicRouteDetail(
         slug=row["slug"],
         kind=RouteKind(row["kind"]),
-        themes=(await _themes([row["id"]]))[row["id"]],
+        themes=(await themes_by_route([row["id"]]))[row["id"]],
         name=localize(as_dict(row["name"]), fallback),
         description=localize(as_dict(row["description"]), fallback),
         duration_days=row["duration_days"],

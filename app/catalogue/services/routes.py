@@ -83,7 +83,7 @@ def _reminder_hours(hours: list[int]) -> list[int]:
     return sorted(hours, reverse=True)
 
 
-async def _themes_by_route(route_ids: list[UUID]) -> dict[UUID, list[str]]:
+async def themes_by_route(route_ids: list[UUID]) -> dict[UUID, list[str]]:
     themes: dict[UUID, list[str]] = {route_id: [] for route_id in route_ids}
     if not route_ids:
         return themes
@@ -121,7 +121,7 @@ async def route_out(route_id: UUID) -> RouteOut:
     row = await Route.select().where(Route.id == route_id).first().output(load_json=True).run()
     if row is None:
         raise NotFound(_("Route not found."), code="route_not_found")
-    themes = await _themes_by_route([route_id])
+    themes = await themes_by_route([route_id])
     return _route_out(row, themes[route_id])
 
 
@@ -177,7 +177,7 @@ async def list_routes(
     rows, total = await fetch_page(
         Route, where, params, [(Route.created_at, False), (Route.id, True)], load_json=True
     )
-    themes = await _themes_by_route([row["id"] for row in rows])
+    themes = await themes_by_route([row["id"] for row in rows])
     return page_of([_route_out(row, themes[row["id"]]) for row in rows], params, total)
 
 
