@@ -37,7 +37,11 @@ from app.core.locale_middleware import LocaleMiddleware
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
 from app.notifications.controllers import OperatorNotificationController
-from app.partners.controllers import OperatorAgencyController, octo_router
+from app.partners.controllers import (
+    OperatorAgencyBookingController,
+    OperatorAgencyController,
+    octo_router,
+)
 from app.payments.controllers import (
     BookingPaymentController,
     OperatorPaymentController,
@@ -64,6 +68,7 @@ ROUTE_HANDLERS: list[Any] = [
     OperatorPaymentController,
     OperatorNotificationController,
     OperatorAgencyController,
+    OperatorAgencyBookingController,
     octo_router,
 ]
 

@@ -11,6 +11,8 @@ from app.core.errors import DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.settings import get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
+from app.partners.allotments import release_due_allotments
+from app.partners.webhooks import deliver_due_webhooks
 from app.payments.services import (
     cancel_stale_intents,
     execute_pending_refunds,
@@ -32,7 +34,8 @@ async def expire_booking(ctx: dict[str, Any], booking_id: str) -> bool:
 
 async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
     """Everything periodic, each step safe to repeat: expiry sweep, outbox, reminders,
-    sending, refund retries, Stripe reconciliation, old idempotency keys."""
+    sending, refund retries, old idempotency keys, allotment releases, partner webhooks,
+    Stripe reconciliation."""
     done = {
         "expired": await expire_all_overdue(),
         "outbox": await dispatch_outbox(),
@@ -40,6 +43,8 @@ async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
         "sent": await send_due_notifications(),
         "refunds": await execute_pending_refunds(),
         "idempotency_purged": await purge_expired(),
+        "allotments_released": await release_due_allotments(),
+        "webhooks_delivered": await deliver_due_webhooks(),
     }
     if get_settings().stripe_secret_key:
         try:

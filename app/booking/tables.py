@@ -67,6 +67,9 @@ class Booking(Table):
     agency = UUID(null=True, default=None, index=True)
     partner_uuid = Varchar(length=64, null=True, default=None)
     reseller_reference = Varchar(length=64, default="")
+    # Agency bookings: the retail price of the seats; `total_amount` is then the net the
+    # agency owes (retail less commission, or the contract's net rates).
+    retail_amount = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
@@ -83,6 +86,8 @@ class BookingLine(Table):
     passenger_type = Varchar(length=16)
     price_amount = Integer()
     currency = Varchar(length=3)
+    # Agency bookings: the retail price; `price_amount` is then the agency's net price.
+    retail_amount = Integer(null=True, default=None)
     position = Integer(default=0)
     passenger_name = Varchar(length=120, default="")
     id_document = Varchar(length=64, default="")

@@ -46,6 +46,15 @@ BOOKING_MESSAGES = {
 }
 
 
+PARTNER_BOOKING_EVENTS = {
+    "booking.confirmed",
+    "booking.cancelled",
+    "booking.expired",
+    "booking.changed",
+}
+PARTNER_DEPARTURE_EVENTS = {"departure.changed", "departure.cancelled"}
+
+
 class NoLongerRelevant(Exception):
     """The message no longer applies (e.g. a reminder for a booking since cancelled)."""
 
@@ -166,6 +175,18 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
         contact = await _booking_contact(str(payload.get("reference", "")))
         if contact:
             await settle_after_change([contact["id"]])
+    # Partner agencies hear about their bookings and the departures they booked on.
+    if kind in PARTNER_BOOKING_EVENTS:
+        from app.partners.webhooks import booking_event
+
+        await booking_event(kind, message["key"], str(payload.get("reference", "")))
+    elif kind in PARTNER_DEPARTURE_EVENTS:
+        from app.partners.webhooks import departure_event
+
+        await departure_event(
+            kind, message["key"], UUID(str(payload["departure_id"])),
+            {"changes": payload.get("changes", [])},
+        )  # fmt: skip
 
 
 async def dispatch_outbox(limit: int = 100) -> int:

@@ -3,31 +3,47 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import date
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, Router, delete, get, patch, post
+from litestar import Controller, Request, Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
+from app.booking.tables import BookingStatus
 from app.core import ratelimit
 from app.core.errors import DomainError, problem_responses
+from app.core.i18n import SUPPORTED_LOCALES, content_language
+from app.core.pagination import Page, PageParams
 from app.core.settings import get_settings
-from app.partners import octo, octo_bookings, services
+from app.partners import allotments, octo, octo_bookings, reports, services, webhooks
 from app.partners.schemas import (
+    AgencyBookingOut,
     AgencyCreate,
     AgencyOut,
     AgencyPrincipal,
     AgencyUpdate,
+    AllotmentCreate,
+    AllotmentOut,
+    AllotmentUpdate,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    CreditOut,
+    NetRateOut,
+    NetRatesIn,
+    SettlementIn,
+    SettlementOut,
+    WebhookDeliveryOut,
+    WebhookSecretOut,
 )
+from app.partners.tables import WebhookStatus
 
 
 class OctoErrorOut(msgspec.Struct, kw_only=True):
@@ -51,7 +67,7 @@ def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
 logger = logging.getLogger("tourline.octo")
 
 # Capabilities of the OCTO specification this API implements.
-SUPPORTED_CAPABILITIES = ("octo/content", "octo/pricing")
+SUPPORTED_CAPABILITIES = ("octo/content", "octo/pickups", "octo/pricing")
 
 
 class OperatorAgencyController(Controller):
@@ -146,6 +162,223 @@ class OperatorAgencyController(Controller):
     ) -> ApiKeyOut:
         return await services.revoke_key(operator, agency_id, key_id)
 
+    @get(
+        "/{agency_id:uuid}/webhook-secret",
+        summary="The webhook signing secret",
+        description="Hand it to the agency: it verifies the `Tourline-Signature` header.",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def get_webhook_secret(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> WebhookSecretOut:
+        return WebhookSecretOut(
+            webhook_secret=await services.webhook_secret(operator, agency_id, rotate=False)
+        )
+
+    @post(
+        "/{agency_id:uuid}/webhook-secret/rotate",
+        summary="Replace the webhook signing secret",
+        description="Events sent from now on are signed with the new secret.",
+        responses=problem_responses(401, 403, 404),
+        status_code=200,
+    )
+    async def rotate_webhook_secret(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> WebhookSecretOut:
+        return WebhookSecretOut(
+            webhook_secret=await services.webhook_secret(operator, agency_id, rotate=True)
+        )
+
+    @get(
+        "/{agency_id:uuid}/net-rates",
+        summary="The agency's net rates",
+        description="Fares without a net rate cost the agency the retail price less commission.",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def list_net_rates(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> list[NetRateOut]:
+        return await services.list_net_rates(operator, agency_id)
+
+    @put(
+        "/{agency_id:uuid}/net-rates",
+        summary="Replace the agency's net rates",
+        description="Bookings already made keep their prices.",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def replace_net_rates(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        data: JSONBody[NetRatesIn],
+    ) -> list[NetRateOut]:
+        return await services.replace_net_rates(operator, agency_id, data)
+
+    @post(
+        "/{agency_id:uuid}/allotments",
+        summary="Keep seats of a class on a departure for the agency",
+        description="Until `release_at` (default: three days before departure) only this "
+        "agency may book them; then the unused seats return to general sale.",
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def create_allotment(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        data: JSONBody[AllotmentCreate],
+    ) -> AllotmentOut:
+        return await allotments.create_allotment(operator, agency_id, data)
+
+    @get(
+        "/{agency_id:uuid}/allotments",
+        summary="The agency's allotments, with seats used",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def list_allotments(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> list[AllotmentOut]:
+        return await allotments.list_allotments(operator, agency_id)
+
+    @patch(
+        "/{agency_id:uuid}/allotments/{allotment_id:uuid}",
+        summary="Change a running allotment",
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def update_allotment(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        allotment_id: FromPath[UUID],
+        data: JSONBody[AllotmentUpdate],
+    ) -> AllotmentOut:
+        return await allotments.update_allotment(operator, agency_id, allotment_id, data)
+
+    @delete(
+        "/{agency_id:uuid}/allotments/{allotment_id:uuid}",
+        summary="End an allotment now",
+        description="Its unused seats return to general sale at once.",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def delete_allotment(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        allotment_id: FromPath[UUID],
+    ) -> None:
+        await allotments.delete_allotment(operator, agency_id, allotment_id)
+
+    @post(
+        "/{agency_id:uuid}/settlements",
+        summary="Record money received from the agency",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def record_settlement(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        data: JSONBody[SettlementIn],
+    ) -> SettlementOut:
+        return await services.record_settlement(operator, agency_id, data)
+
+    @get(
+        "/{agency_id:uuid}/settlements",
+        summary="Money received from the agency",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def list_settlements(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> list[SettlementOut]:
+        return await services.list_settlements(operator, agency_id)
+
+    @get(
+        "/{agency_id:uuid}/credit",
+        summary="Credit used against the limit",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def credit(
+        self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
+    ) -> CreditOut:
+        return await services.agency_credit(operator, agency_id)
+
+    @get(
+        "/{agency_id:uuid}/statement",
+        summary="Statement for a period",
+        description="Bookings confirmed between `start` and `end` (local dates): gross, "
+        "commission, net, refunds, net owed; settlements received; credit used. "
+        "`format=csv` for a spreadsheet.",
+        responses=problem_responses(400, 401, 403, 404),
+        media_type="application/json",
+    )
+    async def statement(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        start: Annotated[date, QueryParameter(name="start")],
+        end: Annotated[date, QueryParameter(name="end")],
+        format: Annotated[Literal["json", "csv"], QueryParameter(name="format")] = "json",
+    ) -> Response[Any]:
+        data = await reports.statement(operator, agency_id, start, end)
+        if format == "csv":
+            filename = f"statement-{start.isoformat()}-{end.isoformat()}.csv"
+            return Response(
+                content=reports.statement_csv(data).encode("utf-8-sig"),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            )
+        return Response(data)
+
+    @get(
+        "/{agency_id:uuid}/webhooks",
+        summary="Webhook events sent to the agency, with every attempt",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def list_webhooks(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        page_params: NamedDependency[PageParams],
+        status: Annotated[WebhookStatus | None, QueryParameter(name="status")] = None,
+    ) -> Page[WebhookDeliveryOut]:
+        return await webhooks.list_deliveries(operator, agency_id, status, page_params)
+
+    @post(
+        "/{agency_id:uuid}/webhooks/{event_id:uuid}/retry",
+        summary="Send a failed or disabled event again",
+        responses=problem_responses(401, 403, 404, 409),
+        status_code=200,
+    )
+    async def retry_webhook(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        agency_id: FromPath[UUID],
+        event_id: FromPath[UUID],
+    ) -> WebhookDeliveryOut:
+        return await webhooks.retry_delivery(operator, agency_id, event_id)
+
+
+class OperatorAgencyBookingController(Controller):
+    path = "/api/v1/operator/agency-bookings"
+    tags = ["Operator: partner agencies"]
+    dependencies = OPERATOR_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @get(
+        "/",
+        summary="Bookings made by agencies on my departures",
+        responses=problem_responses(400, 401, 403, 404),
+    )
+    async def list_bookings(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        page_params: NamedDependency[PageParams],
+        agency_id: Annotated[UUID | None, QueryParameter(name="agency_id")] = None,
+        departure_id: Annotated[UUID | None, QueryParameter(name="departure_id")] = None,
+        status: Annotated[BookingStatus | None, QueryParameter(name="status")] = None,
+    ) -> Page[AgencyBookingOut]:
+        return await reports.agency_bookings(
+            operator, page_params, agency_id=agency_id, departure_id=departure_id, status=status
+        )
+
 
 # ---------------------------------------------------------------- OCTO
 
@@ -178,7 +411,11 @@ def _octo(request: Request[Any, Any, Any], content: Any, status: int = 200) -> R
     return Response(
         content,
         status_code=status,
-        headers={"Octo-Capabilities": ", ".join(_capabilities(request))},
+        headers={
+            "Octo-Capabilities": ", ".join(_capabilities(request)),
+            # octo/content: the languages content can be asked for with Accept-Language.
+            "Available-Languages": ", ".join(content_language(lc) for lc in SUPPORTED_LOCALES),
+        },
     )
 
 
@@ -223,8 +460,7 @@ class OctoController(Controller):
     async def products(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
-        content = "octo/content" in _capabilities(request)
-        return _octo(request, await octo.products(agency, content))
+        return _octo(request, await octo.products(agency, _capabilities(request)))
 
     @get("/products/{product_id:str}", summary="A product", responses=octo_responses(400, 401))
     async def product(
@@ -233,8 +469,7 @@ class OctoController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         product_id: FromPath[str],
     ) -> Response[Any]:
-        content = "octo/content" in _capabilities(request)
-        return _octo(request, await octo.product(agency, product_id, content))
+        return _octo(request, await octo.product(agency, product_id, _capabilities(request)))
 
     @post(
         "/availability/calendar",
@@ -245,7 +480,9 @@ class OctoController(Controller):
     async def calendar(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
-        return _octo(request, await octo.calendar(agency, await _body(request)))
+        return _octo(
+            request, await octo.calendar(agency, await _body(request), _capabilities(request))
+        )
 
     @post(
         "/availability",
@@ -256,7 +493,9 @@ class OctoController(Controller):
     async def availability(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
-        return _octo(request, await octo.availability(agency, await _body(request)))
+        return _octo(
+            request, await octo.availability(agency, await _body(request), _capabilities(request))
+        )
 
 
 class OctoBookingController(Controller):
@@ -323,6 +562,23 @@ class OctoBookingController(Controller):
         uuid: FromPath[str],
     ) -> Response[Any]:
         return _octo(request, await octo_bookings.confirm(agency, uuid, await _body(request)))
+
+    @post(
+        "/{uuid:str}/payment",
+        summary="Pay a hold by card (prepaying agencies)",
+        description="Not in OCTO. Sets the contact as confirm does and returns a Stripe "
+        "PaymentIntent `clientSecret` for the net amount; the booking is confirmed when "
+        "Stripe reports the payment (a `booking.confirmed` webhook follows).",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def pay(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.pay(agency, uuid, await _body(request)))
 
     @post(
         "/{uuid:str}/cancel",

@@ -7,18 +7,33 @@ visible; anything else is an OCTO error as if it did not exist.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from app.catalogue.services.availability import class_counts
+from babel.numbers import get_currency_precision
+
+from app.catalogue.services.availability import class_counts, running_allotments
 from app.catalogue.services.common import as_dict, as_list, get_operator_row, in_zone
 from app.catalogue.services.fares import effective_fares
-from app.catalogue.tables import Departure, DepartureStatus, PassengerType, Route, RouteStatus, Seat
+from app.catalogue.tables import (
+    Departure,
+    DepartureStatus,
+    DepartureStop,
+    PassengerType,
+    Route,
+    RouteStatus,
+    Seat,
+    StopKind,
+)
 from app.core import clock
 from app.core.i18n import localize
+from app.partners.pricing import agency_pricing
 from app.partners.schemas import AgencyPrincipal
-from app.partners.tables import Agency
+from app.partners.tables import Agency, Allotment
 
 UNIT_TYPES = {
     PassengerType.adult: "ADULT",
@@ -150,10 +165,96 @@ async def supplier(principal: AgencyPrincipal) -> dict[str, Any]:
     }
 
 
+def pickup_location_id(stop_name: Any) -> str:
+    """A pick-up point's id, the same on every departure that stops there (stops are
+    stored per departure): derived from its name."""
+    digest = hashlib.sha1(json.dumps(as_dict(stop_name), sort_keys=True).encode()).hexdigest()
+    return f"pickup-{digest[:12]}"
+
+
+def pickup_location(stop: dict[str, Any], fallback: str) -> dict[str, Any]:
+    address = localize(as_dict(stop["address"]), fallback) if stop["address"] else None
+    return {
+        "id": pickup_location_id(stop["name"]),
+        "title": localize(as_dict(stop["name"]), fallback),
+        "shortDescription": address,
+        "place": {
+            "latitude": None,
+            "longitude": None,
+            "postalAddress": {"streetAddress": address} if address else None,
+        },
+    }
+
+
+async def _pickup_stops(route: dict[str, Any]) -> list[dict[str, Any]]:
+    """Pick-up stops of the route's departures still to come, one per place."""
+    departures = [
+        row["id"]
+        for row in await Departure.select(Departure.id)
+        .where(
+            (Departure.route == route["id"])
+            & (Departure.departs_at > clock.now())
+            & (Departure.status == DepartureStatus.published.value)
+        )
+        .run()
+    ]
+    if not departures:
+        return []
+    stops = (
+        await DepartureStop.select()
+        .where(
+            DepartureStop.departure.is_in(departures)
+            & (DepartureStop.kind == StopKind.pickup.value)
+        )
+        .order_by(DepartureStop.stop_order)
+        .output(load_json=True)
+        .run()
+    )
+    unique: dict[str, dict[str, Any]] = {}
+    for stop in stops:
+        unique.setdefault(pickup_location_id(stop["name"]), dict(stop))
+    return list(unique.values())
+
+
+async def departure_pickup(departure_id: UUID, location_id: str) -> dict[str, Any] | None:
+    """The departure's stop at a pick-up location, if it stops there."""
+    stops = (
+        await DepartureStop.select()
+        .where(
+            (DepartureStop.departure == departure_id)
+            & (DepartureStop.kind == StopKind.pickup.value)
+        )
+        .output(load_json=True)
+        .run()
+    )
+    return next((dict(s) for s in stops if pickup_location_id(s["name"]) == location_id), None)
+
+
+def pricing(retail: int, net: int, currency: str, unit_id: str | None = None) -> dict[str, Any]:
+    """An OCTO Pricing object (minor units); with `unitId` for per-unit pricing."""
+    item: dict[str, Any] = {"unitId": unit_id} if unit_id is not None else {}
+    item.update(
+        {
+            "original": retail,
+            "retail": retail,
+            "net": net,
+            "currency": currency,
+            "currencyPrecision": get_currency_precision(currency),
+            "includedTaxes": [],
+        }
+    )
+    return item
+
+
 async def _product(
-    route: dict[str, Any], operator: dict[str, Any], content: bool
+    route: dict[str, Any], operator: dict[str, Any], capabilities: Collection[str]
 ) -> dict[str, Any]:
     fallback = operator["default_locale"]
+    pickups = (
+        [pickup_location(stop, fallback) for stop in await _pickup_stops(route)]
+        if "octo/pickups" in capabilities
+        else []
+    )
     options = []
     for index, seat_class in enumerate(await _classes(route)):
         options.append(
@@ -189,6 +290,15 @@ async def _product(
                 ],
             }
         )
+        if "octo/pickups" in capabilities:
+            options[-1].update(
+                {
+                    "pickupAvailable": bool(pickups),
+                    "pickupRequired": False,
+                    "pickupLocations": pickups,
+                    "pickupAreas": [],
+                }
+            )
     product: dict[str, Any] = {
         "id": str(route["id"]),
         "internalName": localize(as_dict(route["name"]), fallback),
@@ -205,24 +315,49 @@ async def _product(
         "redemptionMethod": "DIGITAL",
         "options": options,
     }
-    if content:
-        product["title"] = localize(as_dict(route["name"]), fallback)
-        product["description"] = localize(as_dict(route["description"]), fallback)
-        product["durationDays"] = route["duration_days"]
+    if "octo/pricing" in capabilities:
+        product["defaultCurrency"] = operator["currency"]
+        product["availableCurrencies"] = [operator["currency"]]
+        product["pricingPer"] = "UNIT"
+    if "octo/content" in capabilities:
+        title = localize(as_dict(route["name"]), fallback)
+        description = localize(as_dict(route["description"]), fallback)
+        product.update(
+            {
+                "title": title,
+                "shortDescription": description.split("\n", 1)[0][:200] or None,
+                "description": description or None,
+                "features": [],
+                "faqs": [],
+                "media": [],
+                "locations": [],
+                "categoryLabels": [],
+                "durationMinutesFrom": route["duration_days"] * 24 * 60,
+                "durationMinutesTo": None,
+                "commentary": [],
+                "durationDays": route["duration_days"],
+            }
+        )
+        for option in product["options"]:
+            option.update({"title": option["id"], "shortDescription": None, "description": None})
     return product
 
 
-async def products(principal: AgencyPrincipal, content: bool) -> list[dict[str, Any]]:
+async def products(
+    principal: AgencyPrincipal, capabilities: Collection[str]
+) -> list[dict[str, Any]]:
     """Sellable products: OCTO requires at least one option, so a route without any
     departure with seats yet is not listed."""
     operator = await get_operator_row(principal.operator_id)
-    listed = [await _product(route, operator, content) for route in await _routes(principal)]
+    listed = [await _product(route, operator, capabilities) for route in await _routes(principal)]
     return [product for product in listed if product["options"]]
 
 
-async def product(principal: AgencyPrincipal, product_id: str, content: bool) -> dict[str, Any]:
+async def product(
+    principal: AgencyPrincipal, product_id: str, capabilities: Collection[str]
+) -> dict[str, Any]:
     operator = await get_operator_row(principal.operator_id)
-    return await _product(await route_of(principal, product_id), operator, content)
+    return await _product(await route_of(principal, product_id), operator, capabilities)
 
 
 def _parse_date(value: Any, field: str) -> date:
@@ -244,8 +379,29 @@ def _status(departure: dict[str, Any], capacity: int, vacancies: int, now: datet
     return "AVAILABLE"
 
 
-async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Departures of a product and option in a local date range, or by availability ids."""
+def _requested_units(body: dict[str, Any]) -> dict[str, int]:
+    units = body.get("units")
+    if units is None:
+        return {}
+    if not isinstance(units, list):
+        raise OctoError("BAD_REQUEST", "units must be a list of {id, quantity}")
+    wanted: dict[str, int] = {}
+    for unit in units:
+        unit_id = str(unit.get("id", "")) if isinstance(unit, dict) else ""
+        quantity = unit.get("quantity", 0) if isinstance(unit, dict) else 0
+        if unit_id not in {kind.value for kind in PassengerType}:
+            raise OctoError("INVALID_UNIT_ID", "The unit ID was invalid", unitId=unit_id)
+        if not isinstance(quantity, int) or quantity < 0:
+            raise OctoError("BAD_REQUEST", "units[].quantity must be a whole number")
+        wanted[unit_id] = wanted.get(unit_id, 0) + quantity
+    return wanted
+
+
+async def availability(
+    principal: AgencyPrincipal, body: dict[str, Any], capabilities: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Departures of a product and option in a local date range, or by availability ids:
+    vacancies as this agency sees them (its own allotment included, others' not)."""
     route = await route_of(principal, str(body.get("productId", "")))
     option_id = str(body.get("optionId", ""))
     if option_id not in await _classes(route):
@@ -304,9 +460,18 @@ async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list
             for d in departures
             if local_days[0] <= in_zone(d["departs_at"], d["time_zone"]).date() <= local_days[1]
         ]
-    commission_bp = (await agency_row(principal))["commission_bp"]
-    counts = await class_counts([d["id"] for d in departures])
+    wanted = _requested_units(body)
+    pickup_id = body.get("pickupLocationId")
+    if pickup_id is not None and not isinstance(pickup_id, str):
+        raise OctoError("BAD_REQUEST", "pickupLocationId must be a string")
+    agency_prices = await agency_pricing(principal.agency_id, route["id"])
+    counts = await class_counts([d["id"] for d in departures], principal.agency_id)
     fares = await effective_fares([(d["id"], d["route"]) for d in departures])
+    allotments = {
+        use.departure_id: use
+        for use in await running_allotments([d["id"] for d in departures])
+        if use.agency_id == principal.agency_id and use.seat_class == option_id
+    }
     now = clock.now()
     result = []
     for departure in departures:
@@ -330,31 +495,64 @@ async def availability(principal: AgencyPrincipal, body: dict[str, Any]) -> list
             "utcCutoffAt": utc_text(departure["sales_close_at"] or departure["departs_at"]),
             "openingHours": [],
         }
-        prices = fares[departure["id"]]
-        item["unitPricingFrom"] = [
-            {
-                "unitId": kind,
-                "original": money.amount,
-                "retail": money.amount,
-                # What the agency owes: the retail price less its commission.
-                "net": money.amount - money.amount * commission_bp // 10_000,
-                "currency": money.currency,
-                "currencyPrecision": 2,
+        if "octo/pricing" in capabilities:
+            unit_prices = [
+                pricing(
+                    money.amount,
+                    agency_prices.net(option_id, kind, money.amount),
+                    money.currency,
+                    unit_id=kind,
+                )
+                for (seat_class, kind), (money, _source) in fares[departure["id"]].items()
+                if seat_class == option_id
+            ]
+            item["unitPricing"] = unit_prices
+            by_unit = {price["unitId"]: price for price in unit_prices}
+            chosen = wanted or ({"adult": 1} if "adult" in by_unit else {})
+            if unit_prices and all(unit in by_unit for unit in chosen):
+                item["pricing"] = pricing(
+                    sum(by_unit[unit]["retail"] * n for unit, n in chosen.items()),
+                    sum(by_unit[unit]["net"] * n for unit, n in chosen.items()),
+                    unit_prices[0]["currency"],
+                )
+        if pickup_id:
+            stop = await departure_pickup(departure["id"], pickup_id)
+            at = in_zone(stop["at"], departure["time_zone"]).isoformat() if stop else None
+            item["localPickupDateTimeStart"] = at
+            item["localPickupDateTimeEnd"] = at
+        own = allotments.get(departure["id"])
+        if own is not None:
+            # Not in OCTO: the seats kept for this agency, and until when.
+            item["allotment"] = {
+                "seats": own.seats,
+                "used": own.used,
+                "unused": own.unused,
+                "utcReleaseAt": utc_text(await _release_at(own.id)),
             }
-            for (seat_class, kind), (money, _source) in prices.items()
-            if seat_class == option_id
-        ]
         result.append(item)
     return result
 
 
-async def calendar(principal: AgencyPrincipal, body: dict[str, Any]) -> list[dict[str, Any]]:
+async def _release_at(allotment_id: UUID) -> datetime:
+    row = (
+        await Allotment.select(Allotment.release_at)
+        .where(Allotment.id == allotment_id)
+        .first()
+        .run()
+    )
+    assert row is not None
+    return row["release_at"]  # type: ignore[no-any-return]
+
+
+async def calendar(
+    principal: AgencyPrincipal, body: dict[str, Any], capabilities: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """Per local date: the best status of that day's departures and their vacancies."""
     start = _parse_date(body.get("localDateStart"), "localDateStart")
     end = _parse_date(body.get("localDateEnd"), "localDateEnd")
     if end < start or (end - start).days > 366:
         raise OctoError("BAD_REQUEST", "Give a range of at most 366 days, end not before start")
-    slots = await availability(principal, body)
+    slots = await availability(principal, body, capabilities)
     by_day: dict[str, list[dict[str, Any]]] = {}
     for slot in slots:
         by_day.setdefault(slot["localDateTimeStart"][:10], []).append(slot)
@@ -365,15 +563,22 @@ async def calendar(principal: AgencyPrincipal, body: dict[str, Any]) -> list[dic
         key = day.isoformat()
         today = by_day.get(key, [])
         status = min((s["status"] for s in today), key=order.index) if today else "CLOSED"
-        days.append(
-            {
-                "localDate": key,
-                "available": status in ("AVAILABLE", "LIMITED"),
-                "status": status,
-                "vacancies": sum(s["vacancies"] for s in today),
-                "capacity": sum(s["capacity"] for s in today),
-                "openingHours": [],
-            }
-        )
+        entry: dict[str, Any] = {
+            "localDate": key,
+            "available": status in ("AVAILABLE", "LIMITED"),
+            "status": status,
+            "vacancies": sum(s["vacancies"] for s in today),
+            "capacity": sum(s["capacity"] for s in today),
+            "openingHours": [],
+        }
+        if "octo/pricing" in capabilities:
+            cheapest: dict[str, dict[str, Any]] = {}
+            for slot in today:
+                for price in slot.get("unitPricing", []):
+                    best = cheapest.get(price["unitId"])
+                    if best is None or price["retail"] < best["retail"]:
+                        cheapest[price["unitId"]] = price
+            entry["unitPricingFrom"] = list(cheapest.values())
+        days.append(entry)
         day += timedelta(days=1)
     return days

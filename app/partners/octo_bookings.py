@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 from datetime import date, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -17,12 +16,15 @@ from app.booking.services.bookings import cancel_booking, create_booking, lock_b
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
 from app.catalogue.services.common import in_zone
-from app.catalogue.tables import Departure
+from app.catalogue.tables import Departure, DepartureStop
 from app.core import clock
-from app.core.database import write_transaction
+from app.core.database import for_update, write_transaction
 from app.core.errors import DomainError
 from app.partners import octo
 from app.partners.schemas import AgencyPrincipal
+from app.partners.services import credit_used
+from app.partners.tables import Agency, PaymentTerms
+from app.payments.services import pay_booking, settle_after_change
 from app.payments.tables import Payment, PaymentStatus
 
 OCTO_STATUS = {
@@ -67,6 +69,17 @@ async def booking_object(row: dict[str, Any]) -> dict[str, Any]:
     )
     status = BookingStatus(row["status"])
     tz = departure["time_zone"]
+    stop = (
+        await DepartureStop.select()
+        .where(DepartureStop.id == row["pickup_stop"])
+        .first()
+        .output(load_json=True)
+        .run()
+        if row["pickup_stop"]
+        else None
+    )
+    pickup_at = in_zone(stop["at"], tz).isoformat() if stop else None
+    currency = row["currency"]
     cancelled = status == BookingStatus.cancelled
     seat_class = lines[0]["seat_class"] if lines else ""
     first, _sep, last = row["contact_name"].partition(" ")
@@ -128,16 +141,29 @@ async def booking_object(row: dict[str, Any]) -> dict[str, Any]:
                 "utcRedeemedAt": _utc(line["checked_in_at"]),
                 "contact": {"fullName": line["passenger_name"] or None},
                 "ticket": None,
+                "pricing": octo.pricing(
+                    _retail(line["retail_amount"], line["price_amount"]),
+                    line["price_amount"],
+                    currency,
+                ),
             }
             for line in lines
         ],
-        "pricing": {
-            "original": row["total_amount"],
-            "retail": row["total_amount"],
-            "currency": row["currency"],
-            "currencyPrecision": 2,
-        },
+        # The retail price of the seats, and the net the agency owes for them.
+        "pricing": octo.pricing(
+            _retail(row["retail_amount"], row["total_amount"]), row["total_amount"], currency
+        ),
+        "pickupRequested": stop is not None,
+        "pickupLocationId": octo.pickup_location_id(stop["name"]) if stop else None,
+        "pickupLocation": octo.pickup_location(stop, "zh_Hans") if stop else None,
+        "pickupNotes": None,
+        "localPickupDateTimeStart": pickup_at,
+        "localPickupDateTimeEnd": pickup_at,
     }
+
+
+def _retail(retail: int | None, charged: int) -> int:
+    return retail if retail is not None else charged
 
 
 def _is_unique_violation(exc: BaseException) -> bool:
@@ -175,9 +201,21 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
     minutes = body.get("expirationMinutes", DEFAULT_HOLD_MINUTES)
     if not isinstance(minutes, int) or not 1 <= minutes <= MAX_HOLD_MINUTES:
         raise octo.OctoError("BAD_REQUEST", f"expirationMinutes must be 1 to {MAX_HOLD_MINUTES}")
+    pickup_stop = None
+    if body.get("pickupRequested") or body.get("pickupLocationId"):
+        location = str(body.get("pickupLocationId") or "")
+        stop = await octo.departure_pickup(departure_id, location) if location else None
+        if stop is None:
+            raise octo.OctoError(
+                "BAD_REQUEST",
+                "pickupLocationId must be one of this availability's pickup locations",
+                pickupLocationId=location,
+            )
+        pickup_stop = str(stop["id"])
     request = msgspec.convert(
         {
             "departure_id": str(departure_id),
+            "pickup_stop_id": pickup_stop,
             "counts": [
                 {"seat_class": option_id, "passenger_type": kind, "count": n}
                 for kind, n in counts.items()
@@ -226,18 +264,8 @@ async def extend(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) ->
     return await booking_object(await _row(principal, uuid))
 
 
-async def _credit_used(agency_id: UUID) -> int:
-    rows = (
-        await Booking.select(Booking.total_amount, Booking.refund_amount)
-        .where((Booking.agency == agency_id) & (Booking.status == BookingStatus.confirmed.value))
-        .run()
-    )
-    return sum(r["total_amount"] - r["refund_amount"] for r in rows)
-
-
-async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Confirm on account, within the agency's credit limit."""
-    found = await _row(principal, uuid)
+def _contact(body: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The lead contact of a confirm (or payment) request: (contact, name, email)."""
     given = body.get("contact")
     contact: dict[str, Any] = given if isinstance(given, dict) else {}
     name = str(contact.get("fullName") or " ".join(
@@ -248,42 +276,94 @@ async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -
         raise octo.OctoError(
             "BAD_REQUEST", "contact.fullName and contact.emailAddress are required"
         )
+    return contact, name, email
+
+
+def _unit_names(body: dict[str, Any]) -> list[str]:
+    """Each unit item's traveller name, in order ("" where none was given)."""
+    items = body.get("unitItems")
+    names = []
+    for item in items if isinstance(items, list) else []:
+        person = item.get("contact") if isinstance(item, dict) else None
+        person = person if isinstance(person, dict) else {}
+        names.append(str(person.get("fullName") or " ".join(
+            str(person.get(k) or "") for k in ("firstName", "lastName")
+        ).strip())[:120])  # fmt: skip
+    return names
+
+
+async def _save_contact(booking: dict[str, Any], body: dict[str, Any]) -> None:
+    """Store the lead contact and the travellers' names (the lead's where none given)."""
+    contact, name, email = _contact(body)
+    locale = (contact.get("locales") or ["zh-Hans"])[0]
+    await (
+        Booking.update(
+            {
+                Booking.contact_name: name[:120],
+                Booking.contact_email: email[:254],
+                Booking.contact_phone: str(contact.get("phoneNumber") or "")[:32],
+                Booking.locale: "en" if str(locale).lower().startswith("en") else "zh_Hans",
+                Booking.reseller_reference: str(
+                    body.get("resellerReference") or booking["reseller_reference"]
+                )[:64],
+                Booking.updated_at: clock.now(),
+            }
+        )
+        .where(Booking.id == booking["id"])
+        .run()
+    )
+    lines = (
+        await BookingLine.select(BookingLine.id, BookingLine.passenger_name)
+        .where(
+            (BookingLine.booking == booking["id"]) & (BookingLine.departure == booking["departure"])
+        )
+        .order_by(BookingLine.position)
+        .run()
+    )
+    names = _unit_names(body)
+    for index, line in enumerate(lines):
+        given = names[index] if index < len(names) else ""
+        traveller = given or line["passenger_name"] or name[:120]
+        if traveller != line["passenger_name"]:
+            await (
+                BookingLine.update({BookingLine.passenger_name: traveller})
+                .where(BookingLine.id == line["id"])
+                .run()
+            )
+
+
+def _holding(booking: dict[str, Any], action: str) -> None:
+    if booking["status"] != BookingStatus.on_hold or booking["expires_at"] <= clock.now():
+        raise octo.OctoError("BAD_REQUEST", f"Only a booking on hold can be {action}")
+
+
+async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Confirm on account, within the agency's credit limit. A prepaying agency's booking
+    is confirmed by its card payment (`pay`); confirming it then records the contact."""
+    found = await _row(principal, uuid)
+    _contact(body)
     agency = await octo.agency_row(principal)
-    if agency["payment_terms"] != "on_account":
-        raise octo.OctoError("BAD_REQUEST", "This agency prepays: confirm through card payment")
     async with write_transaction():
         booking, _departure = await lock_booking(found["id"])
         if booking["status"] == BookingStatus.confirmed:
             return await booking_object(booking)
-        if booking["status"] != BookingStatus.on_hold or booking["expires_at"] <= clock.now():
-            raise octo.OctoError("BAD_REQUEST", "Only a booking on hold can be confirmed")
-        used = await _credit_used(principal.agency_id)
+        _holding(booking, "confirmed")
+        if agency["payment_terms"] != PaymentTerms.on_account:
+            raise octo.OctoError(
+                "BAD_REQUEST",
+                "This agency prepays: pay the hold by card (POST /octo/bookings/{uuid}/payment)",
+            )
+        # The agency's row is locked so that two confirms cannot both fit the credit left.
+        await for_update(Agency.select(Agency.id).where(Agency.id == principal.agency_id)).run()
+        used = await credit_used(principal.agency_id)
         if used + booking["total_amount"] > agency["credit_limit"]:
             raise octo.OctoError(
                 "BAD_REQUEST",
-                f"The credit limit would be exceeded: {used} of {agency['credit_limit']} used",
+                f"The credit limit would be exceeded: {used} of {agency['credit_limit']} used, "
+                f"this booking needs {booking['total_amount']}",
+                code="credit_limit_exceeded",
             )
-        locale = (contact.get("locales") or ["zh-Hans"])[0]
-        await (
-            Booking.update(
-                {
-                    Booking.contact_name: name[:120],
-                    Booking.contact_email: email[:254],
-                    Booking.contact_phone: str(contact.get("phoneNumber") or "")[:32],
-                    Booking.locale: "en" if str(locale).lower().startswith("en") else "zh_Hans",
-                    Booking.reseller_reference: str(
-                        body.get("resellerReference") or booking["reseller_reference"]
-                    )[:64],
-                }
-            )
-            .where(Booking.id == booking["id"])
-            .run()
-        )
-        await (
-            BookingLine.update({BookingLine.passenger_name: name[:120]})
-            .where((BookingLine.booking == booking["id"]) & (BookingLine.passenger_name == ""))
-            .run()
-        )
+        await _save_contact(booking, body)
         await Payment.insert(
             Payment(
                 booking=booking["id"],
@@ -301,6 +381,35 @@ async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -
             reason="on_account",
         )
     return await booking_object(await _row(principal, uuid))
+
+
+async def pay(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A prepaying agency pays its hold by card: the contact is stored and a Stripe
+    PaymentIntent for the net amount is made (or reused); Stripe's webhook confirms."""
+    found = await _row(principal, uuid)
+    _contact(body)
+    agency = await octo.agency_row(principal)
+    if agency["payment_terms"] != PaymentTerms.prepay:
+        raise octo.OctoError("BAD_REQUEST", "This agency is on account: confirm the booking")
+    async with write_transaction():
+        booking, _departure = await lock_booking(found["id"])
+        _holding(booking, "paid")
+        await _save_contact(booking, body)
+    try:
+        started = await pay_booking(found["id"], actor=f"agency:{principal.agency_id}")
+    except DomainError as exc:
+        raise octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code), code=exc.code) from exc
+    return {
+        "booking": await booking_object(await _row(principal, uuid)),
+        "payment": {
+            "provider": started.provider,
+            "status": started.status,
+            "amount": started.amount.amount,
+            "currency": started.amount.currency,
+            "clientSecret": started.client_secret,
+            "publishableKey": started.publishable_key,
+        },
+    }
 
 
 async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -323,8 +432,6 @@ async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) ->
             )  # fmt: skip
         except DomainError as exc:
             raise octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code)) from exc
-    from app.payments.services import settle_after_change
-
     await settle_after_change([found["id"]])
     return await booking_object(await _row(principal, uuid))
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from app.catalogue.tables import PassengerType
+from app.core.money import PriceOut
 from app.core.schemas import Email
-from app.partners.tables import AgencyStatus, PaymentTerms
+from app.partners.tables import AgencyStatus, PaymentTerms, WebhookStatus
 
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="1000 = 10 %")]
 Url = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=500)]
@@ -50,6 +52,8 @@ class AgencyOut(msgspec.Struct, kw_only=True):
     allowed_routes: list[UUID]
     cancellation_cutoff_hours: int
     webhook_url: str | None
+    # Set when the endpoint answered 410 Gone; setting webhook_url again re-enables it.
+    webhook_disabled_at: datetime | None
     created_at: datetime
 
 
@@ -77,3 +81,165 @@ class AgencyPrincipal(msgspec.Struct, frozen=True, kw_only=True):
     agency_id: UUID
     operator_id: UUID
     api_key_id: UUID
+
+
+SeatClass = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+Amount = Annotated[int, msgspec.Meta(ge=0, le=10**9, description="minor units")]
+
+
+class NetRateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    route_id: UUID
+    seat_class: SeatClass
+    passenger_type: PassengerType
+    amount: Amount
+
+
+class NetRatesIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The agency's whole net-rate sheet; fares not listed fall back to commission."""
+
+    rates: Annotated[list[NetRateIn], msgspec.Meta(max_length=500)]
+
+
+class NetRateOut(msgspec.Struct, kw_only=True):
+    route_id: UUID
+    seat_class: str
+    passenger_type: PassengerType
+    net: PriceOut
+
+
+class AllotmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    departure_id: UUID
+    seat_class: SeatClass
+    seats: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    # Default: three days before departure.
+    release_at: datetime | None = None
+
+
+class AllotmentUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    seats: Annotated[int, msgspec.Meta(ge=1, le=1000)] | UnsetType = UNSET
+    release_at: datetime | UnsetType = UNSET
+
+
+class AllotmentOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    agency_id: UUID
+    departure_id: UUID
+    departs_at: datetime
+    seat_class: str
+    seats: int
+    # Seats of the class the agency holds or has sold on the departure.
+    used: int
+    # Still kept for the agency (0 once released).
+    unused: int
+    release_at: datetime
+    released_at: datetime | None
+    released_seats: int
+
+
+class SettlementIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    received_on: date
+    reference: Annotated[str, msgspec.Meta(max_length=80)] = ""
+
+
+class SettlementOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    amount: PriceOut
+    received_on: date
+    reference: str
+    recorded_by: str
+    created_at: datetime
+
+
+class CreditOut(msgspec.Struct, kw_only=True):
+    """On-account position: what the agency owes now against its limit."""
+
+    limit: PriceOut
+    used: PriceOut
+    available: PriceOut
+
+
+class StatementLine(msgspec.Struct, kw_only=True):
+    reference: str
+    partner_uuid: str | None
+    reseller_reference: str
+    status: str
+    departure_id: UUID
+    departs_at: datetime
+    seats: int
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+    gross: int
+    commission: int
+    net: int
+    refunded: int
+    net_owed: int
+
+
+class StatementTotals(msgspec.Struct, kw_only=True):
+    bookings: int
+    seats: int
+    gross: PriceOut
+    commission: PriceOut
+    net: PriceOut
+    refunded: PriceOut
+    net_owed: PriceOut
+    settled: PriceOut
+
+
+class StatementOut(msgspec.Struct, kw_only=True):
+    agency_id: UUID
+    agency_name: str
+    period_start: date
+    period_end: date
+    currency: str
+    totals: StatementTotals
+    credit: CreditOut
+    lines: list[StatementLine]
+
+
+class WebhookAttemptOut(msgspec.Struct, kw_only=True):
+    at: datetime
+    url: str
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+class WebhookDeliveryOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    event_type: str
+    status: WebhookStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None
+    body: str
+    attempt_log: list[WebhookAttemptOut]
+
+
+class AgencyBookingOut(msgspec.Struct, kw_only=True):
+    """An agency's booking as its operator sees it."""
+
+    reference: str
+    agency_id: UUID
+    agency_name: str
+    partner_uuid: str | None
+    reseller_reference: str
+    status: str
+    departure_id: UUID
+    departs_at: datetime
+    seats: list[str]
+    contact_name: str
+    retail: PriceOut
+    net: PriceOut
+    refunded: PriceOut
+    created_at: datetime
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class WebhookSecretOut(msgspec.Struct, kw_only=True):
+    webhook_secret: str

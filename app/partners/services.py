@@ -12,11 +12,13 @@ import msgspec
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.tables import Route
+from app.catalogue.services.common import get_operator_row
+from app.catalogue.tables import PassengerType, Route
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import InvalidInput, NotFound
 from app.core.i18n import _
+from app.core.money import Money, PriceOut
 from app.partners.schemas import (
     AgencyCreate,
     AgencyOut,
@@ -24,8 +26,14 @@ from app.partners.schemas import (
     AgencyUpdate,
     ApiKeyCreated,
     ApiKeyOut,
+    CreditOut,
+    NetRateOut,
+    NetRatesIn,
+    SettlementIn,
+    SettlementOut,
 )
-from app.partners.tables import Agency, AgencyStatus, ApiKey
+from app.partners.tables import Agency, AgencyStatus, ApiKey, NetRate, Settlement
+from app.payments.tables import Payment, Refund
 
 KEY_PREFIX = "tl_"
 
@@ -41,11 +49,12 @@ def _agency_out(row: dict[str, Any]) -> AgencyOut:
         payment_terms=row["payment_terms"], credit_limit=row["credit_limit"],
         allowed_routes=[UUID(str(r)) for r in row["allowed_routes"] or []],
         cancellation_cutoff_hours=row["cancellation_cutoff_hours"],
-        webhook_url=row["webhook_url"] or None, created_at=row["created_at"],
+        webhook_url=row["webhook_url"] or None, webhook_disabled_at=row["webhook_disabled_at"],
+        created_at=row["created_at"],
     )  # fmt: skip
 
 
-async def _owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[str, Any]:
+async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[str, Any]:
     row = (
         await Agency.select()
         .where((Agency.id == agency_id) & (Agency.operator == principal.operator_id))
@@ -58,7 +67,11 @@ async def _owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[s
     return dict(row)
 
 
-async def _check_routes(principal: OperatorPrincipal, route_ids: list[UUID]) -> list[str]:
+async def _check_routes(
+    principal: OperatorPrincipal, route_ids: list[UUID], field: str = "allowed_routes[{}]"
+) -> list[str]:
+    """The ids as stored, if the operator owns every route; else a 400 naming the first
+    unknown one."""
     if not route_ids:
         return []
     owned = {
@@ -69,7 +82,7 @@ async def _check_routes(principal: OperatorPrincipal, route_ids: list[UUID]) -> 
     }
     for index, route_id in enumerate(route_ids):
         if route_id not in owned:
-            raise InvalidInput(f"allowed_routes[{index}]", _("No such route."))
+            raise InvalidInput(field.format(index), _("No such route."))
     return [str(route_id) for route_id in route_ids]
 
 
@@ -85,7 +98,7 @@ async def create_agency(principal: OperatorPrincipal, data: AgencyCreate) -> Age
         created_at=clock.now(),
     )  # fmt: skip
     await agency.save().run()
-    return _agency_out(await _owned_agency(principal, agency.id))
+    return _agency_out(await owned_agency(principal, agency.id))
 
 
 async def list_agencies(principal: OperatorPrincipal) -> list[AgencyOut]:
@@ -100,7 +113,7 @@ async def list_agencies(principal: OperatorPrincipal) -> list[AgencyOut]:
 
 
 async def get_agency(principal: OperatorPrincipal, agency_id: UUID) -> AgencyOut:
-    return _agency_out(await _owned_agency(principal, agency_id))
+    return _agency_out(await owned_agency(principal, agency_id))
 
 
 async def update_agency(
@@ -120,9 +133,11 @@ async def update_agency(
     if data.allowed_routes is not msgspec.UNSET:
         values[Agency.allowed_routes] = await _check_routes(principal, data.allowed_routes)
     if data.webhook_url is not msgspec.UNSET:
+        # Setting the URL again (after a 410 Gone, say) turns deliveries back on.
         values[Agency.webhook_url] = data.webhook_url or ""
+        values[Agency.webhook_disabled_at] = None
     async with write_transaction():
-        await _owned_agency(principal, agency_id)
+        await owned_agency(principal, agency_id)
         if values:
             await Agency.update(values).where(Agency.id == agency_id).run()
     return await get_agency(principal, agency_id)
@@ -148,12 +163,12 @@ async def _new_key(agency_id: UUID, name: str) -> ApiKeyCreated:
 
 async def create_key(principal: OperatorPrincipal, agency_id: UUID, name: str) -> ApiKeyCreated:
     require_operator_admin(principal)
-    await _owned_agency(principal, agency_id)
+    await owned_agency(principal, agency_id)
     return await _new_key(agency_id, name)
 
 
 async def list_keys(principal: OperatorPrincipal, agency_id: UUID) -> list[ApiKeyOut]:
-    await _owned_agency(principal, agency_id)
+    await owned_agency(principal, agency_id)
     rows = await ApiKey.select().where(ApiKey.agency == agency_id).order_by(ApiKey.created_at).run()
     return [_key_out(row) for row in rows]
 
@@ -172,7 +187,7 @@ async def _owned_key(agency_id: UUID, key_id: UUID) -> dict[str, Any]:
 
 async def revoke_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID) -> ApiKeyOut:
     require_operator_admin(principal)
-    await _owned_agency(principal, agency_id)
+    await owned_agency(principal, agency_id)
     row = await _owned_key(agency_id, key_id)
     if row["revoked_at"] is None:
         await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id).run()
@@ -183,7 +198,7 @@ async def rotate_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID
     """A new key in place of this one, which stops working at once."""
     require_operator_admin(principal)
     async with write_transaction():
-        await _owned_agency(principal, agency_id)
+        await owned_agency(principal, agency_id)
         row = await _owned_key(agency_id, key_id)
         await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id).run()
         return await _new_key(agency_id, row["name"])
@@ -211,3 +226,165 @@ async def agency_for_key(key: str) -> AgencyPrincipal | None:
     return AgencyPrincipal(
         agency_id=row["agency"], operator_id=agency["operator"], api_key_id=row["id"]
     )
+
+
+async def webhook_secret(principal: OperatorPrincipal, agency_id: UUID, rotate: bool) -> str:
+    """The secret the agency verifies webhook signatures with (admins only)."""
+    require_operator_admin(principal)
+    async with write_transaction():
+        agency = await owned_agency(principal, agency_id)
+        if not rotate:
+            return str(agency["webhook_secret"])
+        secret = secrets.token_hex(32)
+        await Agency.update({Agency.webhook_secret: secret}).where(Agency.id == agency_id).run()
+        return secret
+
+
+# ---------------------------------------------------------------- net rates
+
+
+async def _currency(operator_id: UUID) -> str:
+    return str((await get_operator_row(operator_id))["currency"])
+
+
+async def list_net_rates(principal: OperatorPrincipal, agency_id: UUID) -> list[NetRateOut]:
+    await owned_agency(principal, agency_id)
+    currency = await _currency(principal.operator_id)
+    rows = (
+        await NetRate.select()
+        .where(NetRate.agency == agency_id)
+        .order_by(NetRate.route)
+        .order_by(NetRate.seat_class)
+        .order_by(NetRate.passenger_type)
+        .run()
+    )
+    return [
+        NetRateOut(
+            route_id=row["route"],
+            seat_class=row["seat_class"],
+            passenger_type=PassengerType(row["passenger_type"]),
+            net=PriceOut.of(Money(amount=row["amount"], currency=currency)),
+        )
+        for row in rows
+    ]
+
+
+async def replace_net_rates(
+    principal: OperatorPrincipal, agency_id: UUID, data: NetRatesIn
+) -> list[NetRateOut]:
+    """Replace the agency's net-rate sheet as a whole (an empty list: commission only).
+    Bookings already made keep the prices they were made at."""
+    require_operator_admin(principal)
+    seen: set[tuple[UUID, str, str]] = set()
+    for index, rate in enumerate(data.rates):
+        fare = (rate.route_id, rate.seat_class, rate.passenger_type.value)
+        if fare in seen:
+            raise InvalidInput(f"rates[{index}]", _("This fare is listed twice."))
+        seen.add(fare)
+    await _check_routes(
+        principal, [rate.route_id for rate in data.rates], field="rates[{}].route_id"
+    )
+    async with write_transaction():
+        await owned_agency(principal, agency_id)
+        await NetRate.delete().where(NetRate.agency == agency_id).run()
+        if data.rates:
+            await NetRate.insert(
+                *[
+                    NetRate(
+                        agency=agency_id,
+                        route=rate.route_id,
+                        seat_class=rate.seat_class,
+                        passenger_type=rate.passenger_type.value,
+                        amount=rate.amount,
+                    )
+                    for rate in data.rates
+                ]
+            ).run()
+    return await list_net_rates(principal, agency_id)
+
+
+# ---------------------------------------------------------------- on account
+
+
+async def credit_used(agency_id: UUID) -> int:
+    """What the agency owes now: taken on account, less refunds and settlements."""
+    charged: list[dict[str, Any]] = await Payment.raw(
+        """
+        SELECT COALESCE(SUM(p.amount), 0) AS amount FROM payment p
+        JOIN booking b ON b.id = p.booking
+        WHERE b.agency = {} AND p.provider = 'on_account' AND p.status = 'succeeded'
+        """,
+        agency_id,
+    ).run()
+    refunded: list[dict[str, Any]] = await Refund.raw(
+        """
+        SELECT COALESCE(SUM(r.amount), 0) AS amount FROM refund r
+        JOIN booking b ON b.id = r.booking
+        WHERE b.agency = {} AND r.provider = 'on_account' AND r.status != 'failed'
+        """,
+        agency_id,
+    ).run()
+    settled = sum(
+        int(row["amount"])
+        for row in await Settlement.select(Settlement.amount)
+        .where(Settlement.agency == agency_id)
+        .run()
+    )
+    return int(charged[0]["amount"]) - int(refunded[0]["amount"]) - settled
+
+
+async def credit(agency: dict[str, Any], currency: str) -> CreditOut:
+    used = await credit_used(agency["id"])
+
+    def price(amount: int) -> PriceOut:
+        return PriceOut.of(Money(amount=amount, currency=currency))
+
+    return CreditOut(
+        limit=price(agency["credit_limit"]),
+        used=price(used),
+        available=price(max(0, agency["credit_limit"] - used)),
+    )
+
+
+def _settlement_out(row: dict[str, Any], currency: str) -> SettlementOut:
+    return SettlementOut(
+        id=row["id"], amount=PriceOut.of(Money(amount=row["amount"], currency=currency)),
+        received_on=row["received_on"], reference=row["reference"],
+        recorded_by=row["recorded_by"], created_at=row["created_at"],
+    )  # fmt: skip
+
+
+async def record_settlement(
+    principal: OperatorPrincipal, agency_id: UUID, data: SettlementIn
+) -> SettlementOut:
+    """Money received from the agency: it lowers what the agency owes on account."""
+    require_operator_admin(principal)
+    currency = await _currency(principal.operator_id)
+    async with write_transaction():
+        await owned_agency(principal, agency_id)
+        row = Settlement(
+            agency=agency_id, amount=data.amount, currency=currency,
+            received_on=data.received_on, reference=data.reference,
+            recorded_by=f"staff:{principal.staff_id}", created_at=clock.now(),
+        )  # fmt: skip
+        await row.save().run()
+    stored = await Settlement.select().where(Settlement.id == row.id).first().run()
+    assert stored is not None
+    return _settlement_out(dict(stored), currency)
+
+
+async def list_settlements(principal: OperatorPrincipal, agency_id: UUID) -> list[SettlementOut]:
+    await owned_agency(principal, agency_id)
+    currency = await _currency(principal.operator_id)
+    rows = (
+        await Settlement.select()
+        .where(Settlement.agency == agency_id)
+        .order_by(Settlement.received_on, ascending=False)
+        .run()
+    )
+    return [_settlement_out(dict(row), currency) for row in rows]
+
+
+async def agency_credit(principal: OperatorPrincipal, agency_id: UUID) -> CreditOut:
+    agency = await owned_agency(principal, agency_id)
+    return await credit(agency, await _currency(principal.operator_id))

@@ -7,16 +7,18 @@ from enum import StrEnum
 from piccolo.columns import (
     JSON,
     UUID,
+    Date,
     ForeignKey,
     Integer,
     OnDelete,
+    Text,
     Timestamptz,
     Varchar,
 )
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from app.catalogue.tables import Operator
+from app.catalogue.tables import Departure, Operator, Route
 
 
 class PaymentTerms(StrEnum):
@@ -48,6 +50,8 @@ class Agency(Table):
     cancellation_cutoff_hours = Integer(default=24)
     webhook_url = Varchar(length=500, default="")
     webhook_secret = Varchar(length=64, default="")
+    # Set when the agency's endpoint answered 410 Gone; cleared when the URL is changed.
+    webhook_disabled_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -62,3 +66,88 @@ class ApiKey(Table):
     created_at = Timestamptz(default=TimestamptzNow())
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+
+
+class NetRate(Table):
+    """A contract's net price for one fare of one route: what the agency owes per unit,
+    in place of the retail price less commission. Unique per (agency, route, seat class,
+    passenger type), an index in migrations."""
+
+    id = UUID(primary_key=True)
+    agency = ForeignKey(Agency, on_delete=OnDelete.cascade, null=False, index=True)
+    route = ForeignKey(Route, on_delete=OnDelete.cascade, null=False)
+    seat_class = Varchar(length=32)
+    passenger_type = Varchar(length=16)
+    amount = Integer()
+
+
+class Allotment(Table):
+    """Seats of a class on a departure that only one agency may book, until `release_at`.
+
+    Counted, not pinned to seats: while it runs, everybody else sees `seats` minus what
+    the agency has booked in that class as taken. Unique per (agency, departure, seat
+    class), an index in migrations."""
+
+    id = UUID(primary_key=True)
+    agency = ForeignKey(Agency, on_delete=OnDelete.cascade, null=False, index=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    seat_class = Varchar(length=32)
+    seats = Integer()
+    release_at = Timestamptz(index=True)
+    # Set once by the release job; the unused seats it gave back to general sale.
+    released_at = Timestamptz(null=True, default=None)
+    released_seats = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Settlement(Table):
+    """Money an agency paid the operator against its account."""
+
+    id = UUID(primary_key=True)
+    agency = ForeignKey(Agency, on_delete=OnDelete.restrict, null=False, index=True)
+    amount = Integer()
+    currency = Varchar(length=3)
+    received_on = Date()
+    reference = Varchar(length=80, default="")
+    recorded_by = Varchar(length=80)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class WebhookStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    # Gave up after retrying for three days.
+    failed = "failed"
+    # The endpoint answered 410 Gone, or was disabled before this was sent.
+    disabled = "disabled"
+
+
+class WebhookDelivery(Table):
+    """One event for one agency. Its id is the event id the agency sees; `key` (the
+    event's natural key) makes each event go out at most once; the body is fixed when the
+    event is made, so every retry sends the same bytes."""
+
+    id = UUID(primary_key=True)
+    agency = ForeignKey(Agency, on_delete=OnDelete.cascade, null=False, index=True)
+    key = Varchar(length=200, unique=True)
+    event_type = Varchar(length=64)
+    body = Text()
+    status = Varchar(length=16, choices=WebhookStatus, default=WebhookStatus.pending, index=True)
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
+    last_status_code = Integer(null=True, default=None)
+    last_error = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    delivered_at = Timestamptz(null=True, default=None)
+
+
+class WebhookAttempt(Table):
+    """Every try to deliver a webhook: when, what came back, how long it took."""
+
+    id = UUID(primary_key=True)
+    delivery = ForeignKey(WebhookDelivery, on_delete=OnDelete.cascade, null=False, index=True)
+    at = Timestamptz(default=TimestamptzNow())
+    url = Varchar(length=500)
+    status_code = Integer(null=True, default=None)
+    error = Text(default="")
+    duration_ms = Integer(default=0)

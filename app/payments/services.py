@@ -81,11 +81,17 @@ async def _details_missing(booking: dict[str, Any]) -> list[FieldError]:
 
 
 async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
-    """Create, or reuse, the payment of a complete booking on hold."""
+    """Create, or reuse, the payment of a complete booking on hold (a guest's)."""
     found = await guest_booking(reference, token)
+    return await pay_booking(found["id"], actor="guest")
+
+
+async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
+    """Create, or reuse, the card payment of a complete booking on hold; a booking that
+    costs nothing is confirmed at once."""
     settings = get_settings()
     async with write_transaction():
-        booking, _departure = await lock_booking(found["id"])
+        booking, _departure = await lock_booking(booking_id)
         if booking["status"] == BookingStatus.confirmed:
             raise Conflict(_("This booking is already paid."), code="already_paid")
         if booking["status"] != BookingStatus.on_hold or (
@@ -111,7 +117,7 @@ async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
                     succeeded_at=clock.now(),
                 )
             ).run()
-            await transition(booking, BookingStatus.confirmed, actor="guest", reason="free")
+            await transition(booking, BookingStatus.confirmed, actor=actor, reason="free")
             return PaymentStartOut(provider="free", status="confirmed", amount=_price(0, currency))
         provider = stripe_provider()
         payments = (

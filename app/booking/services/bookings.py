@@ -42,6 +42,7 @@ from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.notifications.services import enqueue
+from app.partners.pricing import agency_pricing
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_ALIASES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -283,11 +284,12 @@ async def assign(
     departure: dict[str, Any],
     counts: list[tuple[str, PassengerType]] | None,
     labels: list[tuple[str, PassengerType]] | None,
+    agency_id: UUID | None = None,
 ) -> list[_Assignment]:
-    """Seats and prices for a party, under the departure's lock. Raises 409 when the
-    seats are not there; nothing is reserved until the caller inserts the lines."""
+    """Seats and retail prices for a party, under the departure's lock. Raises 409 when
+    the seats are not there; nothing is reserved until the caller inserts the lines."""
     fares = (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
-    free = await inventory.free_seats(departure)
+    free = await inventory.free_seats(departure, agency_id)
     assignments: list[_Assignment] = []
     if labels is not None:
         by_label = {seat.label: seat for seat in free}
@@ -369,7 +371,15 @@ async def create_booking(
             # Seats freed by run-out holds go to the waiting list first.
             await seats_freed(departure)
         pickup_stop = await _check_pickup(departure["id"], data.pickup_stop_id)
-        assignments = await assign(departure, counts, labels)
+        assignments = await assign(departure, counts, labels, agency_id)
+        # What the booker pays per seat: the retail price, or an agency's net price.
+        pricing = await agency_pricing(agency_id, departure["route"]) if agency_id else None
+        prices = [
+            pricing.net(a.seat.seat_class, a.passenger_type.value, a.price.amount)
+            if pricing
+            else a.price.amount
+            for a in assignments
+        ]
         operator = (
             await Operator.select(Operator.currency, Operator.hold_minutes)
             .where(Operator.id == departure["operator"])
@@ -399,7 +409,8 @@ async def create_booking(
             contact_email=contact.email if contact else "",
             contact_phone=contact.phone if contact else "",
             locale=contact.locale if contact else "zh_Hans",
-            total_amount=sum(a.price.amount for a in assignments),
+            total_amount=sum(prices),
+            retail_amount=sum(a.price.amount for a in assignments) if pricing else None,
             currency=operator["currency"],
             agency=agency_id,
             partner_uuid=partner_uuid,
@@ -417,7 +428,8 @@ async def create_booking(
                     seat_label=a.seat.label,
                     seat_class=a.seat.seat_class,
                     passenger_type=a.passenger_type.value,
-                    price_amount=a.price.amount,
+                    price_amount=prices[index],
+                    retail_amount=a.price.amount if pricing else None,
                     currency=a.price.currency,
                     position=index + 1,
                     passenger_name=passengers[index].name if index < len(passengers) else "",
@@ -702,6 +714,11 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         }
         event_id = await record_event(
             booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
+        )
+        await enqueue(
+            "booking.changed",
+            f"booking.changed:{booking['reference']}:{event_id}",
+            {"reference": booking["reference"], "reason": "rebooked"},
         )
         await seats_freed(old)
         if refund > 0:

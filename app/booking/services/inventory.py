@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.tables import Booking, BookingLine, BookingStatus
+from app.catalogue.services.availability import allotment_holdback
 from app.catalogue.tables import Departure, DepartureSeatBlock, PassengerType, Seat
 from app.core import clock
 from app.core.database import for_update
@@ -45,8 +46,9 @@ async def lock_departure(departure_id: UUID) -> dict[str, Any]:
     return dict(row)
 
 
-async def free_seats(departure: dict[str, Any]) -> list[FreeSeat]:
-    """Seats of the departure's vehicle that are not blocked and not held by a live line."""
+async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -> list[FreeSeat]:
+    """Seats of the departure's vehicle that are not blocked and not held by a live line,
+    less what other agencies' running allotments keep (the last seats of each class)."""
     if departure["vehicle"] is None:
         return []
     seats = (
@@ -67,7 +69,7 @@ async def free_seats(departure: dict[str, Any]) -> list[FreeSeat]:
         .where((BookingLine.departure == departure["id"]) & (BookingLine.live == True))  # noqa: E712
         .run()
     }
-    return [
+    free = [
         FreeSeat(
             id=seat["id"],
             label=seat["label"],
@@ -81,6 +83,12 @@ async def free_seats(departure: dict[str, Any]) -> list[FreeSeat]:
         for seat in seats
         if seat["id"] not in blocked and seat["id"] not in taken
     ]
+    kept = (await allotment_holdback([departure["id"]], agency_id))[departure["id"]]
+    for seat_class, count in kept.items():
+        in_class = [seat for seat in free if seat.seat_class == seat_class]
+        dropped = {seat.id for seat in in_class[len(in_class) - min(count, len(in_class)) :]}
+        free = [seat for seat in free if seat.id not in dropped]
+    return free
 
 
 async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:

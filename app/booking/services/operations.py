@@ -30,6 +30,7 @@ from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
+from app.notifications.services import enqueue
 
 LIVE = [status.value for status in LIVE_STATUSES]
 
@@ -189,11 +190,16 @@ async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: Check
                 .where(BookingLine.id.is_in([line["id"] for line in boarding]))
                 .run()
             )
-            await record_event(
+            event_id = await record_event(
                 booking["id"], f"staff:{principal.staff_id}", booking["status"],
                 booking["status"], "checked_in",
                 {"seats": [line["seat_label"] for line in boarding]},
             )  # fmt: skip
+            await enqueue(
+                "booking.changed",
+                f"booking.changed:{booking['reference']}:{event_id}",
+                {"reference": booking["reference"], "reason": "checked_in"},
+            )
     return CheckInOut(
         reference=booking["reference"],
         checked_in=[line["seat_label"] for line in boarding],
@@ -271,6 +277,11 @@ async def cancel_departure(
             )  # fmt: skip
             cancelled += 1
             refunds += refund
+        await enqueue(
+            "departure.cancelled",
+            f"departure.cancelled:{departure_id}",
+            {"departure_id": str(departure_id)},
+        )
         from app.booking.tables import WaitlistEntry, WaitlistStatus
 
         # Waiting entries, and offers whose hold was just cancelled, are withdrawn.

@@ -3,6 +3,9 @@
 A seat is taken while a live booking line holds it, except when that booking is a hold
 whose time has run out: those seats count as free at once, even before the expiry job
 releases them (the booking engine expires such holds before it assigns seats).
+
+A running agency allotment keeps its unused seats from everybody but that agency: they
+count as taken for the others until the allotment's release time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from app.catalogue.schemas import ClassAvailability
 from app.catalogue.services.common import Row
 from app.catalogue.tables import Departure
 from app.core import clock
+from app.partners.tables import Allotment
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,14 +25,104 @@ class ClassCounts:
     capacity: int
     held: int
     sold: int
+    # Unused seats of other agencies' running allotments.
+    allotted: int = 0
 
     @property
     def free(self) -> int:
-        return self.capacity - self.held - self.sold
+        return max(0, self.capacity - self.held - self.sold - self.allotted)
 
 
-async def class_counts(departure_ids: list[UUID]) -> dict[UUID, dict[str, ClassCounts]]:
-    """Per departure and seat class: seats on sale, seats held, seats sold."""
+@dataclass(frozen=True, slots=True)
+class AllotmentUse:
+    id: UUID
+    departure_id: UUID
+    seat_class: str
+    agency_id: UUID
+    seats: int
+    # Seats of the class the agency holds or has sold on the departure.
+    used: int
+
+    @property
+    def unused(self) -> int:
+        return max(0, self.seats - self.used)
+
+
+def _uuid(value: object) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+# Seats of an allotment's class its agency holds (unexpired) or has sold on the departure.
+_ALLOTMENT_USED = """
+    (SELECT COUNT(*) FROM booking_line l JOIN booking b ON b.id = l.booking
+     WHERE l.departure = a.departure AND l.seat_class = a.seat_class AND l.live
+       AND b.agency = a.agency
+       AND (b.status = 'confirmed' OR (b.status = 'on_hold' AND b.expires_at > {})))
+"""
+
+
+async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
+    """Allotments of these departures not released yet and before their release time."""
+    if not departure_ids:
+        return []
+    now = clock.now()
+    placeholders = ", ".join("{}" for _ in departure_ids)
+    rows: list[Row] = await Allotment.raw(
+        f"""
+        SELECT a.id AS id, a.departure AS departure_id, a.seat_class AS seat_class,
+               a.agency AS agency_id, a.seats AS seats, {_ALLOTMENT_USED} AS used
+        FROM allotment a
+        WHERE a.departure IN ({placeholders}) AND a.released_at IS NULL AND a.release_at > {{}}
+        """,
+        now,
+        *departure_ids,
+        now,
+    ).run()
+    return [
+        AllotmentUse(
+            id=_uuid(row["id"]),
+            departure_id=_uuid(row["departure_id"]),
+            seat_class=row["seat_class"],
+            agency_id=_uuid(row["agency_id"]),
+            seats=int(row["seats"]),
+            used=int(row["used"] or 0),
+        )
+        for row in rows
+    ]
+
+
+async def used_by_allotments(allotment_ids: list[UUID]) -> dict[UUID, int]:
+    """Per allotment: the seats of its class its agency holds or has sold right now."""
+    if not allotment_ids:
+        return {}
+    placeholders = ", ".join("{}" for _ in allotment_ids)
+    rows: list[Row] = await Allotment.raw(
+        f"SELECT a.id AS id, {_ALLOTMENT_USED} AS used FROM allotment a "
+        f"WHERE a.id IN ({placeholders})",
+        clock.now(),
+        *allotment_ids,
+    ).run()
+    return {_uuid(row["id"]): int(row["used"] or 0) for row in rows}
+
+
+async def allotment_holdback(
+    departure_ids: list[UUID], agency_id: UUID | None = None
+) -> dict[UUID, dict[str, int]]:
+    """Per departure and class: seats running allotments keep from `agency_id` (from
+    everybody when None), i.e. the unused seats of every other agency's allotment."""
+    kept: dict[UUID, dict[str, int]] = {d: {} for d in departure_ids}
+    for use in await running_allotments(departure_ids):
+        if use.agency_id != agency_id:
+            by_class = kept[use.departure_id]
+            by_class[use.seat_class] = by_class.get(use.seat_class, 0) + use.unused
+    return kept
+
+
+async def class_counts(
+    departure_ids: list[UUID], agency_id: UUID | None = None
+) -> dict[UUID, dict[str, ClassCounts]]:
+    """Per departure and seat class: seats on sale, held, sold and kept by allotments
+    (of agencies other than `agency_id`)."""
     counts: dict[UUID, dict[str, ClassCounts]] = {d: {} for d in departure_ids}
     if not departure_ids:
         return counts
@@ -53,13 +147,13 @@ async def class_counts(departure_ids: list[UUID]) -> dict[UUID, dict[str, ClassC
         clock.now(),
         *departure_ids,
     ).run()
+    holdback = await allotment_holdback(departure_ids, agency_id)
     for row in rows:
-        departure_id = row["departure_id"]
-        if not isinstance(departure_id, UUID):
-            departure_id = UUID(str(departure_id))
+        departure_id = _uuid(row["departure_id"])
         counts[departure_id][row["seat_class"]] = ClassCounts(
-            capacity=int(row["seats"]), held=int(row["held"] or 0), sold=int(row["sold"] or 0)
-        )
+            capacity=int(row["seats"]), held=int(row["held"] or 0), sold=int(row["sold"] or 0),
+            allotted=holdback[departure_id].get(row["seat_class"], 0),
+        )  # fmt: skip
     return {d: dict(sorted(classes.items())) for d, classes in counts.items()}
 
 

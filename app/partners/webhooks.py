@@ -1,0 +1,366 @@
+"""Signed webhooks to agencies: booking confirmed / cancelled / expired / changed,
+departure changed / cancelled, allotment released.
+
+An event is written as a `WebhookDelivery` row in the transaction that causes it (or by
+the outbox dispatcher for booking and departure events), with its JSON body fixed then.
+`deliver_due_webhooks` posts due rows with a lease (two workers never post the same one at
+once), logs every attempt, retries with growing pauses for up to three days, and stops
+for good on 410 Gone, which also disables the agency's endpoint until its URL is set again.
+
+Signature (documented for agencies in the README): header
+`Tourline-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+from piccolo.custom_types import Combinable
+
+from app.accounts.schemas import OperatorPrincipal
+from app.booking.tables import Booking, BookingStatus
+from app.catalogue.services.common import in_zone
+from app.catalogue.tables import Departure
+from app.core import clock
+from app.core.errors import Conflict, NotFound
+from app.core.i18n import _
+from app.core.pagination import Page, PageParams, fetch_page, page_of
+from app.partners.octo import utc_text
+from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
+from app.partners.services import owned_agency
+from app.partners.tables import Agency, WebhookAttempt, WebhookDelivery, WebhookStatus
+
+logger = logging.getLogger("tourline.webhooks")
+
+SIGNATURE_HEADER = "Tourline-Signature"
+# Deliveries are retried until this long after the event; then they fail.
+RETRY_WINDOW = timedelta(days=3)
+# Pauses after the 1st, 2nd ... failed attempt; the last one repeats.
+RETRY_PAUSES = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440)]
+LEASE = timedelta(minutes=2)
+TIMEOUT_SECONDS = 10.0
+
+
+def sign(secret: str, timestamp: int, body: str) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, body: str, timestamp: int | None = None) -> str:
+    moment = int(time.time()) if timestamp is None else timestamp
+    return f"t={moment},v1={sign(secret, moment, body)}"
+
+
+def retry_pause(attempts: int) -> timedelta:
+    return RETRY_PAUSES[min(attempts, len(RETRY_PAUSES)) - 1]
+
+
+async def queue_event(agency_id: UUID, event_type: str, key: str, data: dict[str, Any]) -> bool:
+    """Record an event for an agency, once per `key`; True if this call recorded it.
+    Nothing is recorded for an agency without a webhook URL; an event for a disabled
+    endpoint is recorded as `disabled` (visible to the operator, not sent)."""
+    agency = (
+        await Agency.select(Agency.webhook_url, Agency.webhook_disabled_at)
+        .where(Agency.id == agency_id)
+        .first()
+        .run()
+    )
+    if agency is None or not agency["webhook_url"]:
+        return False
+    now = clock.now()
+    event_id = uuid.uuid4()
+    body = json.dumps(
+        {"id": str(event_id), "type": event_type, "utcCreatedAt": utc_text(now), "data": data},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    disabled = agency["webhook_disabled_at"] is not None
+    created = await (
+        WebhookDelivery.insert(
+            WebhookDelivery(
+                id=event_id,
+                agency=agency_id,
+                key=key,
+                event_type=event_type,
+                body=body,
+                status=(WebhookStatus.disabled if disabled else WebhookStatus.pending).value,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        .on_conflict(target=WebhookDelivery.key, action="DO NOTHING")
+        .returning(WebhookDelivery.id)
+        .run()
+    )
+    return bool(created)
+
+
+async def booking_event(kind: str, key: str, reference: str) -> bool:
+    """The agency's event for a change of one of its bookings (from the outbox)."""
+    from app.partners.octo_bookings import booking_object
+
+    row = await Booking.select().where(Booking.reference == reference).first().run()
+    if row is None or row["agency"] is None:
+        return False
+    booking = await booking_object(dict(row))
+    return await queue_event(row["agency"], kind, f"webhook:{key}", {"booking": booking})
+
+
+async def departure_event(kind: str, key: str, departure_id: UUID, details: dict[str, Any]) -> int:
+    """A departure changed or was cancelled: tell each agency with bookings on it."""
+    departure = await Departure.select().where(Departure.id == departure_id).first().run()
+    if departure is None:
+        return 0
+    rows = (
+        await Booking.select(Booking.agency, Booking.partner_uuid)
+        .where(
+            (Booking.departure == departure_id)
+            & Booking.agency.is_not_null()
+            & Booking.status.is_in(
+                [
+                    BookingStatus.on_hold.value,
+                    BookingStatus.confirmed.value,
+                    BookingStatus.cancelled.value,
+                ]
+            )
+        )
+        .run()
+    )
+    uuids: dict[UUID, list[str]] = {}
+    for row in rows:
+        uuids.setdefault(UUID(str(row["agency"])), []).append(str(row["partner_uuid"]))
+    tz = departure["time_zone"]
+    queued = 0
+    for agency_id, booking_uuids in uuids.items():
+        data = {
+            "availabilityId": str(departure_id),
+            "productId": str(departure["route"]),
+            "status": departure["status"].upper(),
+            "localDateTimeStart": in_zone(departure["departs_at"], tz).isoformat(),
+            "localDateTimeEnd": in_zone(departure["returns_at"], tz).isoformat(),
+            "bookingUuids": sorted(booking_uuids),
+            **details,
+        }
+        queued += await queue_event(agency_id, kind, f"webhook:{key}:{agency_id}", data)
+    return queued
+
+
+async def _claim(delivery_id: UUID, now: datetime) -> bool:
+    claimed = (
+        await WebhookDelivery.update({WebhookDelivery.next_attempt_at: now + LEASE})
+        .where(
+            (WebhookDelivery.id == delivery_id)
+            & (WebhookDelivery.status == WebhookStatus.pending.value)
+            & (WebhookDelivery.next_attempt_at <= now)
+        )
+        .returning(WebhookDelivery.id)
+        .run()
+    )
+    return bool(claimed)
+
+
+async def _post(url: str, secret: str, delivery: dict[str, Any]) -> tuple[int | None, str, int]:
+    """POST the body; (status code or None, error text, milliseconds)."""
+    body: str = delivery["body"]
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Tourline-Webhooks/1",
+        SIGNATURE_HEADER: signature_header(secret, body),
+        "Tourline-Event-Id": str(delivery["id"]),
+        "Tourline-Event-Type": delivery["event_type"],
+    }
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = await client.post(url, content=body.encode(), headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:500], int((time.monotonic() - started) * 1000)
+    elapsed = int((time.monotonic() - started) * 1000)
+    error = "" if response.is_success else response.text[:500]
+    return response.status_code, error, elapsed
+
+
+async def _disable_endpoint(agency_id: UUID, now: datetime) -> None:
+    await (
+        Agency.update({Agency.webhook_disabled_at: now})
+        .where((Agency.id == agency_id) & Agency.webhook_disabled_at.is_null())
+        .run()
+    )
+    await (
+        WebhookDelivery.update({WebhookDelivery.status: WebhookStatus.disabled.value})
+        .where(
+            (WebhookDelivery.agency == agency_id)
+            & (WebhookDelivery.status == WebhookStatus.pending.value)
+        )
+        .run()
+    )
+
+
+async def deliver_due_webhooks(limit: int = 100) -> int:
+    """Post every due delivery once; returns how many the agencies accepted."""
+    due = (
+        await WebhookDelivery.select(WebhookDelivery.id)
+        .where(
+            (WebhookDelivery.status == WebhookStatus.pending.value)
+            & (WebhookDelivery.next_attempt_at <= clock.now())
+        )
+        .order_by(WebhookDelivery.created_at)
+        .limit(limit)
+        .run()
+    )
+    delivered = 0
+    for row in due:
+        if not await _claim(row["id"], clock.now()):
+            continue  # Another worker has it.
+        delivery = (
+            await WebhookDelivery.select().where(WebhookDelivery.id == row["id"]).first().run()
+        )
+        assert delivery is not None
+        agency = (
+            await Agency.select(
+                Agency.webhook_url, Agency.webhook_secret, Agency.webhook_disabled_at
+            )
+            .where(Agency.id == delivery["agency"])
+            .first()
+            .run()
+        )
+        now = clock.now()
+        if agency is None or not agency["webhook_url"] or agency["webhook_disabled_at"]:
+            await (
+                WebhookDelivery.update({WebhookDelivery.status: WebhookStatus.disabled.value})
+                .where(WebhookDelivery.id == row["id"])
+                .run()
+            )
+            continue
+        code, error, elapsed = await _post(
+            agency["webhook_url"], agency["webhook_secret"], delivery
+        )
+        now = clock.now()
+        attempts = delivery["attempts"] + 1
+        await WebhookAttempt.insert(
+            WebhookAttempt(
+                delivery=row["id"],
+                at=now,
+                url=agency["webhook_url"],
+                status_code=code,
+                error=error,
+                duration_ms=elapsed,
+            )
+        ).run()
+        values: dict[Any, Any] = {
+            WebhookDelivery.attempts: attempts,
+            WebhookDelivery.last_status_code: code,
+            WebhookDelivery.last_error: error,
+        }
+        if code is not None and 200 <= code < 300:
+            values[WebhookDelivery.status] = WebhookStatus.delivered.value
+            values[WebhookDelivery.delivered_at] = now
+            delivered += 1
+        elif code == 410:
+            logger.warning("agency %s answered 410 Gone: webhooks disabled", delivery["agency"])
+            values[WebhookDelivery.status] = WebhookStatus.disabled.value
+            await _disable_endpoint(delivery["agency"], now)
+        else:
+            retry_at = now + retry_pause(attempts)
+            if retry_at - delivery["created_at"] > RETRY_WINDOW:
+                values[WebhookDelivery.status] = WebhookStatus.failed.value
+            else:
+                values[WebhookDelivery.next_attempt_at] = retry_at
+        await WebhookDelivery.update(values).where(WebhookDelivery.id == row["id"]).run()
+    return delivered
+
+
+# ---------------------------------------------------------------- operator view
+
+
+def _delivery_out(row: dict[str, Any], attempts: list[dict[str, Any]]) -> WebhookDeliveryOut:
+    return WebhookDeliveryOut(
+        id=row["id"], event_type=row["event_type"], status=WebhookStatus(row["status"]),
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"] if row["status"] == WebhookStatus.pending else None,
+        last_status_code=row["last_status_code"], last_error=row["last_error"],
+        created_at=row["created_at"], delivered_at=row["delivered_at"], body=row["body"],
+        attempt_log=[
+            WebhookAttemptOut(
+                at=a["at"], url=a["url"], status_code=a["status_code"], error=a["error"],
+                duration_ms=a["duration_ms"],
+            )
+            for a in attempts
+        ],
+    )  # fmt: skip
+
+
+async def list_deliveries(
+    principal: OperatorPrincipal, agency_id: UUID, status: WebhookStatus | None, params: PageParams
+) -> Page[WebhookDeliveryOut]:
+    """The agency's webhook events, newest first, each with every attempt made."""
+    await owned_agency(principal, agency_id)
+    where: Combinable = WebhookDelivery.agency == agency_id
+    if status is not None:
+        where = where & (WebhookDelivery.status == status.value)
+    rows, total = await fetch_page(
+        WebhookDelivery, where, params,
+        [(WebhookDelivery.created_at, False), (WebhookDelivery.id, False)],
+    )  # fmt: skip
+    attempts: dict[UUID, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
+    if rows:
+        for attempt in (
+            await WebhookAttempt.select()
+            .where(WebhookAttempt.delivery.is_in(list(attempts)))
+            .order_by(WebhookAttempt.at)
+            .run()
+        ):
+            attempts[attempt["delivery"]].append(dict(attempt))
+    return page_of([_delivery_out(row, attempts[row["id"]]) for row in rows], params, total)
+
+
+async def retry_delivery(
+    principal: OperatorPrincipal, agency_id: UUID, delivery_id: UUID
+) -> WebhookDeliveryOut:
+    """Send a failed or disabled event again, now (the retry window starts over)."""
+    await owned_agency(principal, agency_id)
+    row = (
+        await WebhookDelivery.select()
+        .where((WebhookDelivery.id == delivery_id) & (WebhookDelivery.agency == agency_id))
+        .first()
+        .run()
+    )
+    if row is None:
+        raise NotFound(_("Webhook event not found."), code="webhook_not_found")
+    if row["status"] == WebhookStatus.pending:
+        raise Conflict(_("This event is still being delivered."), code="webhook_pending")
+    if row["status"] == WebhookStatus.delivered:
+        raise Conflict(_("This event has been delivered."), code="webhook_delivered")
+    now = clock.now()
+    await (
+        WebhookDelivery.update(
+            {
+                WebhookDelivery.status: WebhookStatus.pending.value,
+                WebhookDelivery.next_attempt_at: now,
+                WebhookDelivery.created_at: now,
+            }
+        )
+        .where(WebhookDelivery.id == delivery_id)
+        .run()
+    )
+    return await _one(delivery_id)
+
+
+async def _one(delivery_id: UUID) -> WebhookDeliveryOut:
+    row = await WebhookDelivery.select().where(WebhookDelivery.id == delivery_id).first().run()
+    assert row is not None
+    attempts = (
+        await WebhookAttempt.select()
+        .where(WebhookAttempt.delivery == delivery_id)
+        .order_by(WebhookAttempt.at)
+        .run()
+    )
+    return _delivery_out(dict(row), [dict(a) for a in attempts])
