@@ -27,12 +27,17 @@ from app.catalogue.schemas import (
     VehicleCreate,
 )
 from app.catalogue.services import departures, fares, operators, routes, vehicles
-from app.catalogue.tables import DepartureStatus, RouteStatus
+from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.settings import get_settings
+from app.partners import allotments
+from app.partners import services as partners
+from app.partners.schemas import AgencyCreate, AllotmentCreate
 
 DEMO_PASSWORD = "tourline-demo-password"
+# The demo agency's OCTO API key (demo data is refused in production).
+DEMO_PARTNER_KEY = "tl_demo0001.zz-youth-travel-demo-key"
 TZ = "Asia/Shanghai"
 T = TypeVar("T")
 
@@ -799,6 +804,48 @@ async def _load_buses(summary: DemoSummary) -> None:
             ),
         )
     summary.created.append("operator zz-bus with 采摘号, 花田号 and 田园号")
+    await _load_agency(principal, summary)
+
+
+async def _load_agency(principal: OperatorPrincipal, summary: DemoSummary) -> None:
+    """A travel agency reselling the buses on account, with a well-known key and ten seats
+    kept on the first 采摘号 bus."""
+    agency = await partners.create_agency(
+        principal,
+        _convert(
+            {
+                "name": "郑州青年国际旅行社",
+                "contact_email": "ops@zzyouth-travel.example",
+                "commission_bp": 1000,
+                "payment_terms": "on_account",
+                "credit_limit": 2_000_000,
+                "cancellation_cutoff_hours": 24,
+            },
+            AgencyCreate,
+        ),
+    )
+    await partners.add_known_key(agency.id, "demo", DEMO_PARTNER_KEY)
+    first_bus = (
+        await Departure.select(Departure.id)
+        .where(
+            (Departure.operator == principal.operator_id)
+            & (Departure.status == DepartureStatus.published.value)
+            & (Departure.departs_at > clock.now() + timedelta(days=4))
+        )
+        .order_by(Departure.departs_at)
+        .first()
+        .run()
+    )
+    if first_bus is not None:
+        await allotments.create_allotment(
+            principal,
+            agency.id,
+            _convert(
+                {"departure_id": str(first_bus["id"]), "seat_class": "standard", "seats": 10},
+                AllotmentCreate,
+            ),
+        )
+    summary.created.append(f"agency 郑州青年国际旅行社 (OCTO key {DEMO_PARTNER_KEY})")
 
 
 async def _operator_exists(slug: str) -> bool:

@@ -161,6 +161,20 @@ async def _new_key(agency_id: UUID, name: str) -> ApiKeyCreated:
     return ApiKeyCreated(key=key, api_key=_key_out(stored))
 
 
+async def add_known_key(agency_id: UUID, name: str, key: str) -> None:
+    """Store a key chosen elsewhere (the demo's well-known one); normal keys are random."""
+    prefix = key.split(".", 1)[0]
+    if not prefix.startswith(KEY_PREFIX) or len(prefix) > 16:
+        raise ValueError(f"a key starts with {KEY_PREFIX} and at most 16 characters before '.'")
+    await (
+        ApiKey(
+            agency=agency_id, name=name, prefix=prefix, key_hash=_hash(key), created_at=clock.now()
+        )
+        .save()
+        .run()
+    )
+
+
 async def create_key(principal: OperatorPrincipal, agency_id: UUID, name: str) -> ApiKeyCreated:
     require_operator_admin(principal)
     await owned_agency(principal, agency_id)
