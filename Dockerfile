@@ -18,9 +18,9 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 TOURLINE_ENV=production \
     TOURLINE_LOCALES_DIR=/srv/tourline/locales
 RUN useradd --create-home --uid 10001 tourline
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build --chown=tourline:tourline /src /srv/tourline
+COPY --from=build --chown=10001:10001 /src /srv/tourline
 WORKDIR /srv/tourline
-USER tourline
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
   CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"]

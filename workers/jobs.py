@@ -38,12 +38,13 @@ async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
     Stripe reconciliation."""
     done = {
         "expired": await expire_all_overdue(),
+        # Before the outbox: the waiting-list offers a release makes go out in this tick.
+        "allotments_released": await release_due_allotments(),
         "outbox": await dispatch_outbox(),
         "reminders": await queue_reminders(),
         "sent": await send_due_notifications(),
         "refunds": await execute_pending_refunds(),
         "idempotency_purged": await purge_expired(),
-        "allotments_released": await release_due_allotments(),
         "webhooks_delivered": await deliver_due_webhooks(),
     }
     if get_settings().stripe_secret_key:

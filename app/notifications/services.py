@@ -46,12 +46,6 @@ BOOKING_MESSAGES = {
 }
 
 
-PARTNER_BOOKING_EVENTS = {
-    "booking.confirmed",
-    "booking.cancelled",
-    "booking.expired",
-    "booking.changed",
-}
 PARTNER_DEPARTURE_EVENTS = {"departure.changed", "departure.cancelled"}
 
 
@@ -175,12 +169,9 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
         contact = await _booking_contact(str(payload.get("reference", "")))
         if contact:
             await settle_after_change([contact["id"]])
-    # Partner agencies hear about their bookings and the departures they booked on.
-    if kind in PARTNER_BOOKING_EVENTS:
-        from app.partners.webhooks import booking_event
-
-        await booking_event(kind, message["key"], str(payload.get("reference", "")))
-    elif kind in PARTNER_DEPARTURE_EVENTS:
+    # Partner agencies hear about the departures they booked on (about their bookings,
+    # from the change itself: `tell_agency`).
+    if kind in PARTNER_DEPARTURE_EVENTS:
         from app.partners.webhooks import departure_event
 
         await departure_event(

@@ -332,7 +332,7 @@ async def _product(
                 "media": [],
                 "locations": [],
                 "categoryLabels": [],
-                "durationMinutesFrom": route["duration_days"] * 24 * 60,
+                "durationMinutesFrom": await _duration_minutes(route),
                 "durationMinutesTo": None,
                 "commentary": [],
                 "durationDays": route["duration_days"],
@@ -341,6 +341,20 @@ async def _product(
         for option in product["options"]:
             option.update({"title": option["id"], "shortDescription": None, "description": None})
     return product
+
+
+async def _duration_minutes(route: dict[str, Any]) -> int:
+    """How long a trip lasts: its next departure's, else the route's days."""
+    upcoming = (
+        await Departure.select(Departure.departs_at, Departure.returns_at)
+        .where((Departure.route == route["id"]) & (Departure.departs_at > clock.now()))
+        .order_by(Departure.departs_at)
+        .first()
+        .run()
+    )
+    if upcoming is None:
+        return int(route["duration_days"]) * 24 * 60
+    return int((upcoming["returns_at"] - upcoming["departs_at"]).total_seconds() // 60)
 
 
 async def products(

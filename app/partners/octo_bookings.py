@@ -14,7 +14,13 @@ import msgspec
 from app.booking.schemas import MAX_PARTY, BookingCreate
 from app.booking.services.bookings import cancel_booking, create_booking, lock_booking
 from app.booking.services.state import transition
-from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
+from app.booking.tables import (
+    Booking,
+    BookingChannel,
+    BookingEvent,
+    BookingLine,
+    BookingStatus,
+)
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure, DepartureStop
 from app.core import clock
@@ -113,7 +119,7 @@ async def booking_object(row: dict[str, Any]) -> dict[str, Any]:
             "refund": "FULL"
             if row["refund_amount"] >= row["total_amount"]
             else ("PARTIAL" if row["refund_amount"] else "NONE"),
-            "reason": None,
+            "reason": await _cancellation_reason(row["id"]),
             "utcCancelledAt": _utc(row["cancelled_at"]),
         }
         if cancelled
@@ -160,6 +166,25 @@ async def booking_object(row: dict[str, Any]) -> dict[str, Any]:
         "localPickupDateTimeStart": pickup_at,
         "localPickupDateTimeEnd": pickup_at,
     }
+
+
+async def _cancellation_reason(booking_id: Any) -> str | None:
+    """The agency's own words when it cancelled, else why we did (e.g. departure_cancelled)."""
+    event = (
+        await BookingEvent.select(BookingEvent.reason, BookingEvent.details)
+        .where(
+            (BookingEvent.booking == booking_id)
+            & (BookingEvent.to_status == BookingStatus.cancelled.value)
+        )
+        .order_by(BookingEvent.at, ascending=False)
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if event is None:
+        return None
+    details = event["details"] if isinstance(event["details"], dict) else {}
+    return str(details.get("note") or event["reason"])
 
 
 def _retail(retail: int | None, charged: int) -> int:
@@ -428,7 +453,7 @@ async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) ->
         try:
             await cancel_booking(
                 booking, actor=f"agency:{principal.agency_id}", reason="cancelled_by_agency",
-                full_refund=True,
+                full_refund=True, note=str(body.get("reason") or "")[:200],
             )  # fmt: skip
         except DomainError as exc:
             raise octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code)) from exc
@@ -447,6 +472,13 @@ async def search(principal: AgencyPrincipal, query: dict[str, str]) -> list[dict
              "localDateEnd", "productId", "optionId"}  # fmt: skip
     if not filters.keys() & known:
         raise octo.OctoError("BAD_REQUEST", "Give at least one filter")
+    days: dict[str, date] = {}
+    for name in ("localDate", "localDateStart", "localDateEnd"):
+        if name in filters:
+            try:
+                days[name] = date.fromisoformat(filters[name])
+            except ValueError:
+                raise octo.OctoError("BAD_REQUEST", f"{name} must be a date (YYYY-MM-DD)") from None
     select = Booking.select().where(Booking.agency == principal.agency_id)
     if "resellerReference" in filters:
         select = select.where(Booking.reseller_reference == filters["resellerReference"])
@@ -456,23 +488,16 @@ async def search(principal: AgencyPrincipal, query: dict[str, str]) -> list[dict
     result = []
     for row in rows:
         item = await booking_object(row)
-        local_day = item["availability"]["localDateTimeStart"][:10]
+        local_day = date.fromisoformat(item["availability"]["localDateTimeStart"][:10])
         if "productId" in filters and item["productId"] != filters["productId"]:
             continue
         if "optionId" in filters and item["optionId"] != filters["optionId"]:
             continue
-        if "localDate" in filters and local_day != filters["localDate"]:
+        if "localDate" in days and local_day != days["localDate"]:
             continue
-        try:
-            if "localDateStart" in filters and date.fromisoformat(local_day) < date.fromisoformat(
-                filters["localDateStart"]
-            ):
-                continue
-            if "localDateEnd" in filters and date.fromisoformat(local_day) > date.fromisoformat(
-                filters["localDateEnd"]
-            ):
-                continue
-        except ValueError:
-            raise octo.OctoError("BAD_REQUEST", "Dates must be YYYY-MM-DD") from None
+        if "localDateStart" in days and local_day < days["localDateStart"]:
+            continue
+        if "localDateEnd" in days and local_day > days["localDateEnd"]:
+            continue
         result.append(item)
     return result

@@ -18,7 +18,7 @@ from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.tables import Booking, BookingLine, BookingStatus
-from app.catalogue.services.common import get_operator_row
+from app.catalogue.services.common import get_operator_row, in_zone
 from app.catalogue.tables import Departure
 from app.core import clock
 from app.core.errors import InvalidInput
@@ -200,7 +200,8 @@ async def statement(
     )
     return StatementOut(
         agency_id=agency_id, agency_name=agency["name"], period_start=start, period_end=end,
-        currency=currency, totals=totals, credit=await credit(agency, currency), lines=lines,
+        time_zone=operator["time_zone"], currency=currency, totals=totals,
+        credit=await credit(agency, currency), lines=lines,
     )  # fmt: skip
 
 
@@ -234,9 +235,11 @@ def statement_csv(data: StatementOut) -> str:
                 line.reference,
                 line.reseller_reference,
                 status_label(line.status),
-                line.departs_at.date().isoformat(),
+                in_zone(line.departs_at, data.time_zone).date().isoformat(),
                 line.seats,
-                line.confirmed_at.date().isoformat() if line.confirmed_at else "",
+                in_zone(line.confirmed_at, data.time_zone).date().isoformat()
+                if line.confirmed_at
+                else "",
                 major(line.gross),
                 major(line.commission),
                 major(line.net),

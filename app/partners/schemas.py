@@ -192,6 +192,8 @@ class StatementOut(msgspec.Struct, kw_only=True):
     agency_name: str
     period_start: date
     period_end: date
+    # The operator's zone: the period's dates (and the CSV's) are local to it.
+    time_zone: str
     currency: str
     totals: StatementTotals
     credit: CreditOut

@@ -138,6 +138,8 @@ class WebhookDelivery(Table):
     last_status_code = Integer(null=True, default=None)
     last_error = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow())
+    # Retries stop three days after this: the event's creation, or an operator's resend.
+    retry_from = Timestamptz(default=TimestamptzNow())
     delivered_at = Timestamptz(null=True, default=None)
 
 

@@ -27,7 +27,8 @@ import httpx
 from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
-from app.booking.tables import Booking, BookingStatus
+from app.booking.services.state import LIVE_STATUSES
+from app.booking.tables import Booking, BookingEvent, BookingStatus
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure
 from app.core import clock
@@ -94,6 +95,7 @@ async def queue_event(agency_id: UUID, event_type: str, key: str, data: dict[str
                 status=(WebhookStatus.disabled if disabled else WebhookStatus.pending).value,
                 next_attempt_at=now,
                 created_at=now,
+                retry_from=now,
             )
         )
         .on_conflict(target=WebhookDelivery.key, action="DO NOTHING")
@@ -103,11 +105,12 @@ async def queue_event(agency_id: UUID, event_type: str, key: str, data: dict[str
     return bool(created)
 
 
-async def booking_event(kind: str, key: str, reference: str) -> bool:
-    """The agency's event for a change of one of its bookings (from the outbox)."""
+async def booking_event(kind: str, key: str, booking_id: UUID) -> bool:
+    """The agency's event for a change of one of its bookings, recorded in the transaction
+    that made the change, so the body shows the booking as that change left it."""
     from app.partners.octo_bookings import booking_object
 
-    row = await Booking.select().where(Booking.reference == reference).first().run()
+    row = await Booking.select().where(Booking.id == booking_id).first().run()
     if row is None or row["agency"] is None:
         return False
     booking = await booking_object(dict(row))
@@ -119,21 +122,33 @@ async def departure_event(kind: str, key: str, departure_id: UUID, details: dict
     departure = await Departure.select().where(Departure.id == departure_id).first().run()
     if departure is None:
         return 0
-    rows = (
-        await Booking.select(Booking.agency, Booking.partner_uuid)
-        .where(
-            (Booking.departure == departure_id)
-            & Booking.agency.is_not_null()
-            & Booking.status.is_in(
-                [
-                    BookingStatus.on_hold.value,
-                    BookingStatus.confirmed.value,
-                    BookingStatus.cancelled.value,
-                ]
-            )
-        )
+    # Agencies with live bookings; for a cancelled departure, also those whose bookings
+    # that cancellation just ended.
+    on_it = (Booking.departure == departure_id) & Booking.agency.is_not_null()
+    rows = [
+        dict(row)
+        for row in await Booking.select(Booking.agency, Booking.partner_uuid)
+        .where(on_it & Booking.status.is_in([s.value for s in LIVE_STATUSES]))
         .run()
-    )
+    ]
+    if kind == "departure.cancelled":
+        ended = [
+            event["booking"]
+            for event in await BookingEvent.select(BookingEvent.booking)
+            .where(
+                (BookingEvent.booking.departure == departure_id)
+                & (BookingEvent.reason == "departure_cancelled")
+                & (BookingEvent.to_status == BookingStatus.cancelled.value)
+            )
+            .run()
+        ]
+        if ended:
+            rows += [
+                dict(row)
+                for row in await Booking.select(Booking.agency, Booking.partner_uuid)
+                .where(on_it & Booking.id.is_in(ended))
+                .run()
+            ]
     uuids: dict[UUID, list[str]] = {}
     for row in rows:
         uuids.setdefault(UUID(str(row["agency"])), []).append(str(row["partner_uuid"]))
@@ -270,7 +285,7 @@ async def deliver_due_webhooks(limit: int = 100) -> int:
             await _disable_endpoint(delivery["agency"], now)
         else:
             retry_at = now + retry_pause(attempts)
-            if retry_at - delivery["created_at"] > RETRY_WINDOW:
+            if retry_at - delivery["retry_from"] > RETRY_WINDOW:
                 values[WebhookDelivery.status] = WebhookStatus.failed.value
             else:
                 values[WebhookDelivery.next_attempt_at] = retry_at
@@ -345,7 +360,7 @@ async def retry_delivery(
             {
                 WebhookDelivery.status: WebhookStatus.pending.value,
                 WebhookDelivery.next_attempt_at: now,
-                WebhookDelivery.created_at: now,
+                WebhookDelivery.retry_from: now,
             }
         )
         .where(WebhookDelivery.id == delivery_id)

@@ -23,7 +23,7 @@ from app.booking.schemas import (
     PickupOut,
 )
 from app.booking.services import inventory
-from app.booking.services.state import record_event, transition
+from app.booking.services.state import record_event, tell_agency, transition
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
 from app.catalogue.services.common import as_dict, as_list, in_zone
 from app.catalogue.services.fares import effective_fares
@@ -715,10 +715,8 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         event_id = await record_event(
             booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
         )
-        await enqueue(
-            "booking.changed",
-            f"booking.changed:{booking['reference']}:{event_id}",
-            {"reference": booking["reference"], "reason": "rebooked"},
+        await tell_agency(
+            booking, "booking.changed", f"booking.changed:{booking['reference']}:{event_id}"
         )
         await seats_freed(old)
         if refund > 0:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.tables import Booking, BookingLine, BookingStatus
-from app.catalogue.services.availability import allotment_holdback
+from app.catalogue.services.availability import allotment_holdback, held_back_seats
 from app.catalogue.tables import Departure, DepartureSeatBlock, PassengerType, Seat
 from app.core import clock
 from app.core.database import for_update
@@ -84,11 +84,8 @@ async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -
         if seat["id"] not in blocked and seat["id"] not in taken
     ]
     kept = (await allotment_holdback([departure["id"]], agency_id))[departure["id"]]
-    for seat_class, count in kept.items():
-        in_class = [seat for seat in free if seat.seat_class == seat_class]
-        dropped = {seat.id for seat in in_class[len(in_class) - min(count, len(in_class)) :]}
-        free = [seat for seat in free if seat.id not in dropped]
-    return free
+    held = held_back_seats([(seat.id, seat.seat_class) for seat in free], kept)
+    return [seat for seat in free if seat.id not in held]
 
 
 async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:

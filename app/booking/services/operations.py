@@ -19,7 +19,7 @@ from app.booking.schemas import (
     SalesOverview,
 )
 from app.booking.services.bookings import cancel_booking, normalize_reference
-from app.booking.services.state import LIVE_STATUSES, record_event
+from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.availability import class_counts
 from app.catalogue.services.common import as_dict, in_zone, owned_departure
@@ -195,10 +195,8 @@ async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: Check
                 booking["status"], "checked_in",
                 {"seats": [line["seat_label"] for line in boarding]},
             )  # fmt: skip
-            await enqueue(
-                "booking.changed",
-                f"booking.changed:{booking['reference']}:{event_id}",
-                {"reference": booking["reference"], "reason": "checked_in"},
+            await tell_agency(
+                booking, "booking.changed", f"booking.changed:{booking['reference']}:{event_id}"
             )
     return CheckInOut(
         reference=booking["reference"],

@@ -49,6 +49,22 @@ async def record_event(
     return UUID(str(event.id))
 
 
+async def tell_agency(booking: dict[str, Any], kind: str, key: str) -> None:
+    """For an agency's booking: its webhook event, written in the caller's transaction
+    (the delivery row is the outbox row; the worker posts it)."""
+    if "agency" in booking:
+        agency = booking["agency"]
+    else:
+        row = await Booking.select(Booking.agency).where(Booking.id == booking["id"]).first().run()
+        agency = row["agency"] if row else None
+    if agency is None:
+        return
+    # The partners domain builds on bookings: imported here, not at the top.
+    from app.partners.webhooks import booking_event
+
+    await booking_event(kind, key, booking["id"])
+
+
 async def transition(
     booking: dict[str, Any],
     target: BookingStatus,
@@ -100,6 +116,7 @@ async def transition(
     reference = booking["reference"]
     payload = {"booking_id": str(booking["id"]), "reference": reference, "reason": reason}
     await enqueue(f"booking.{target.value}", f"booking.{target.value}:{reference}", payload)
+    await tell_agency(booking, f"booking.{target.value}", f"booking.{target.value}:{reference}")
     if refund_amount > 0:
         from app.payments.services import owe_refund
 

@@ -118,6 +118,16 @@ async def allotment_holdback(
     return kept
 
 
+def held_back_seats(free: list[tuple[UUID, str]], kept: dict[str, int]) -> set[UUID]:
+    """Which free seats (id, class; in seat order) an allotment holdback takes: the last
+    ones of each class, so every view and every booking agrees on which are left."""
+    held: set[UUID] = set()
+    for seat_class, count in kept.items():
+        in_class = [seat_id for seat_id, cls in free if cls == seat_class]
+        held.update(in_class[len(in_class) - min(count, len(in_class)) :])
+    return held
+
+
 async def class_counts(
     departure_ids: list[UUID], agency_id: UUID | None = None
 ) -> dict[UUID, dict[str, ClassCounts]]:

@@ -21,7 +21,11 @@ from app.catalogue.schemas import (
     PublicSeatMap,
     PublicStop,
 )
-from app.catalogue.services.availability import availability_by_departure
+from app.catalogue.services.availability import (
+    allotment_holdback,
+    availability_by_departure,
+    held_back_seats,
+)
 from app.catalogue.services.common import (
     Row,
     as_datetime,
@@ -474,6 +478,13 @@ async def get_seat_map(departure_id: UUID) -> PublicSeatMap:
             .run()
         }
         blocked |= await taken_seats(departure_id)
+        free = [
+            (seat["id"], seat["seat_class"])
+            for seat in seats
+            if seat["blocked_reason"] is None and seat["id"] not in blocked
+        ]
+        kept = (await allotment_holdback([departure_id]))[departure_id]
+        blocked |= held_back_seats(free, kept)
     on_sale = _on_sale(row, clock.now())
     return PublicSeatMap(
         departure_id=departure_id,

@@ -14,7 +14,7 @@ import app.demo.data as demo_data
 from app.accounts.tables import Staff
 from app.core import clock
 from app.core.settings import get_settings
-from app.demo.data import DEMO_LOGINS, DEMO_PASSWORD, DemoSummary, load_demo
+from app.demo.data import DEMO_LOGINS, DEMO_PARTNER_KEY, DEMO_PASSWORD, DemoSummary, load_demo
 
 SHANGHAI = clock.zone("Asia/Shanghai")
 TRAIN = "y359-henan-xinjiang"
@@ -305,7 +305,7 @@ async def test_bus_lines_run_on_summer_weekends(
     seasons = {local(item["departs_at"]).year for item in departures}
     assert len(seasons) == 1
     weekdays = set()
-    for departure in departures:
+    for index, departure in enumerate(departures):
         departs = local(departure["departs_at"])
         assert departs.isoweekday() in (6, 7), departure["departs_at"]
         assert departs.time() == time(7, 30), departure["departs_at"]
@@ -314,8 +314,10 @@ async def test_bus_lines_run_on_summer_weekends(
         assert (departs.month, departs.day) <= (8, 30)
         assert local(departure["returns_at"]) == departs.replace(hour=17, minute=30)
         assert departure["status"] == "published"
+        # The demo agency keeps ten seats on the first picking bus.
+        kept = 10 if (slug, index) == ("caizhai-picking", 0) else 0
         assert departure["classes"] == [
-            {"seat_class": "standard", "capacity": 45, "seats_left": 45}
+            {"seat_class": "standard", "capacity": 45, "seats_left": 45 - kept}
         ]
         assert departure["lowest_adult_price"]["amount"] == 6800
         weekdays.add(departs.isoweekday())
@@ -446,3 +448,33 @@ async def test_demo_data_is_refused_in_production(
         "/api/v1/auth/login", json={"email": ADMIN, "password": DEMO_PASSWORD}
     )
     assert response.status_code == 401
+
+
+async def test_the_demo_agency_sells_the_buses_through_octo(
+    client: httpx.AsyncClient, demo: DemoSummary
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {DEMO_PARTNER_KEY}",
+        "Octo-Capabilities": "octo/pricing",
+    }
+    response = await client.get("/octo/products", headers=headers)
+    assert response.status_code == 200, response.text
+    products = {product["reference"]: product for product in response.json()}
+    assert set(products) == set(BUS_WEEKDAYS)
+    first = (await all_items(client, "/api/v1/routes/caizhai-picking/departures"))[0]
+    response = await client.post(
+        "/octo/availability",
+        json={
+            "productId": products["caizhai-picking"]["id"],
+            "optionId": "standard",
+            "availabilityIds": [first["id"]],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    [slot] = response.json()
+    # The agency sees its ten kept seats as its own: all 45 are open to it.
+    assert slot["vacancies"] == 45
+    assert slot["allotment"]["unused"] == 10
+    adult = next(p for p in slot["unitPricing"] if p["unitId"] == "adult")
+    assert (adult["retail"], adult["net"]) == (6800, 6120)
