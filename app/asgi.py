@@ -40,6 +40,7 @@ from app.notifications.controllers import OperatorNotificationController
 from app.partners.controllers import (
     OperatorAgencyBookingController,
     OperatorAgencyController,
+    PartnerKeyController,
     octo_router,
 )
 from app.payments.controllers import (
@@ -69,6 +70,7 @@ ROUTE_HANDLERS: list[Any] = [
     OperatorNotificationController,
     OperatorAgencyController,
     OperatorAgencyBookingController,
+    PartnerKeyController,
     octo_router,
 ]
 

@@ -18,8 +18,8 @@ from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.tables import BookingStatus
 from app.core import ratelimit
-from app.core.errors import DomainError, problem_responses
-from app.core.i18n import SUPPORTED_LOCALES, content_language
+from app.core.errors import DomainError, TooManyRequests, Unauthorized, problem_responses
+from app.core.i18n import SUPPORTED_LOCALES, _, content_language
 from app.core.pagination import Page, PageParams
 from app.core.settings import get_settings
 from app.partners import allotments, octo, octo_bookings, reports, services, webhooks
@@ -595,6 +595,68 @@ class OctoBookingController(Controller):
         body = await request.body()
         data = await _body(request) if body.strip() else {}
         return _octo(request, await octo_bookings.cancel(agency, uuid, data))
+
+
+async def provide_partner(request: Request[Any, Any, Any]) -> AgencyPrincipal:
+    """The agency behind the key, for the partner API outside OCTO (problem+json errors)."""
+    try:
+        return await provide_agency(request)
+    except octo.OctoError as exc:
+        if exc.status == 429:
+            raise TooManyRequests(
+                _("Too many requests for this API key; slow down."),
+                retry_after=int(exc.headers["Retry-After"]),
+            ) from None
+        raise Unauthorized(
+            _("Send a partner API key as Authorization: Bearer <key>."), code="invalid_api_key"
+        ) from None
+
+
+class PartnerKeyController(Controller):
+    """An agency manages its own API keys with one of them."""
+
+    path = "/api/v1/partner/keys"
+    tags = ["Partners: API keys"]
+    dependencies = {"agency": Provide(provide_partner)}
+    security = [{"PartnerKey": []}]
+
+    @get("/", summary="My API keys", responses=problem_responses(401, 429))
+    async def list_keys(self, agency: NamedDependency[AgencyPrincipal]) -> list[ApiKeyOut]:
+        return await services.own_keys(agency)
+
+    @post(
+        "/",
+        summary="Create an API key",
+        description="The key is in this response only; it is stored as a hash.",
+        responses=problem_responses(400, 401, 429),
+    )
+    async def create_key(
+        self, agency: NamedDependency[AgencyPrincipal], data: JSONBody[ApiKeyCreate]
+    ) -> ApiKeyCreated:
+        return await services.create_own_key(agency, data.name)
+
+    @post(
+        "/{key_id:uuid}/rotate",
+        summary="Replace an API key",
+        description="A new key is returned and the old one stops working at once.",
+        responses=problem_responses(401, 404, 409, 429),
+        status_code=200,
+    )
+    async def rotate_key(
+        self, agency: NamedDependency[AgencyPrincipal], key_id: FromPath[UUID]
+    ) -> ApiKeyCreated:
+        return await services.rotate_own_key(agency, key_id)
+
+    @delete(
+        "/{key_id:uuid}",
+        summary="Revoke an API key",
+        responses=problem_responses(401, 404, 429),
+        status_code=200,
+    )
+    async def revoke_key(
+        self, agency: NamedDependency[AgencyPrincipal], key_id: FromPath[UUID]
+    ) -> ApiKeyOut:
+        return await services.revoke_own_key(agency, key_id)
 
 
 octo_router = Router(

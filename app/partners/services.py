@@ -16,7 +16,7 @@ from app.catalogue.services.common import get_operator_row
 from app.catalogue.tables import PassengerType, Route
 from app.core import clock
 from app.core.database import write_transaction
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
 from app.core.money import Money, PriceOut
 from app.partners.schemas import (
@@ -181,10 +181,14 @@ async def create_key(principal: OperatorPrincipal, agency_id: UUID, name: str) -
     return await _new_key(agency_id, name)
 
 
-async def list_keys(principal: OperatorPrincipal, agency_id: UUID) -> list[ApiKeyOut]:
-    await owned_agency(principal, agency_id)
+async def _keys(agency_id: UUID) -> list[ApiKeyOut]:
     rows = await ApiKey.select().where(ApiKey.agency == agency_id).order_by(ApiKey.created_at).run()
     return [_key_out(row) for row in rows]
+
+
+async def list_keys(principal: OperatorPrincipal, agency_id: UUID) -> list[ApiKeyOut]:
+    await owned_agency(principal, agency_id)
+    return await _keys(agency_id)
 
 
 async def _owned_key(agency_id: UUID, key_id: UUID) -> dict[str, Any]:
@@ -199,23 +203,52 @@ async def _owned_key(agency_id: UUID, key_id: UUID) -> dict[str, Any]:
     return dict(row)
 
 
-async def revoke_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID) -> ApiKeyOut:
-    require_operator_admin(principal)
-    await owned_agency(principal, agency_id)
+async def _revoke(agency_id: UUID, key_id: UUID) -> ApiKeyOut:
     row = await _owned_key(agency_id, key_id)
     if row["revoked_at"] is None:
         await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id).run()
     return _key_out(await _owned_key(agency_id, key_id))
 
 
-async def rotate_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID) -> ApiKeyCreated:
+async def _rotate(agency_id: UUID, key_id: UUID) -> ApiKeyCreated:
     """A new key in place of this one, which stops working at once."""
-    require_operator_admin(principal)
     async with write_transaction():
-        await owned_agency(principal, agency_id)
         row = await _owned_key(agency_id, key_id)
+        if row["revoked_at"] is not None:
+            raise Conflict(_("This API key has been revoked."), code="api_key_revoked")
         await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id).run()
         return await _new_key(agency_id, row["name"])
+
+
+async def revoke_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID) -> ApiKeyOut:
+    require_operator_admin(principal)
+    await owned_agency(principal, agency_id)
+    return await _revoke(agency_id, key_id)
+
+
+async def rotate_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID) -> ApiKeyCreated:
+    require_operator_admin(principal)
+    await owned_agency(principal, agency_id)
+    return await _rotate(agency_id, key_id)
+
+
+# The agency's own key management, with one of its keys.
+
+
+async def own_keys(agency: AgencyPrincipal) -> list[ApiKeyOut]:
+    return await _keys(agency.agency_id)
+
+
+async def create_own_key(agency: AgencyPrincipal, name: str) -> ApiKeyCreated:
+    return await _new_key(agency.agency_id, name)
+
+
+async def rotate_own_key(agency: AgencyPrincipal, key_id: UUID) -> ApiKeyCreated:
+    return await _rotate(agency.agency_id, key_id)
+
+
+async def revoke_own_key(agency: AgencyPrincipal, key_id: UUID) -> ApiKeyOut:
+    return await _revoke(agency.agency_id, key_id)
 
 
 async def agency_for_key(key: str) -> AgencyPrincipal | None:
