@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from litestar import Litestar
@@ -33,7 +32,9 @@ from app.catalogue.controllers import (
 )
 from app.core import database, jobs
 from app.core.errors import EXCEPTION_HANDLERS
+from app.core.http_security import SecurityHeadersMiddleware, limit_public_requests
 from app.core.locale_middleware import LocaleMiddleware
+from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
 from app.notifications.controllers import OperatorNotificationController
@@ -128,7 +129,9 @@ def _openapi_config() -> OpenAPIConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
-    logging.basicConfig(level=logging.INFO)
+    if settings.environment != "test":
+        # Tests keep pytest's log capture; everything else logs JSON lines to stderr.
+        configure_logging(settings.log_format)
 
     async def on_startup() -> None:
         await database.open_database(settings)
@@ -149,10 +152,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None,
         request_max_body_size=settings.max_body_bytes,
+        before_request=limit_public_requests,
         # The settings this app was built with (e.g. /ready checks *its* Redis).
         state=State({"settings": settings}),
         debug=False,
     )
-    # Wrap the whole ASGI handler so that routing errors (404, 405) are localized as well.
+    # Wrapped around the whole ASGI handler so that routing errors (404, 405) are localized,
+    # carry the security headers and the request id, and are counted, as well.
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)
+    app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, https=settings.is_production)
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
     return app

@@ -44,16 +44,25 @@ def migrate() -> None:
     click.echo("migrations applied")
 
 
+# How long a stopping server lets requests in flight finish.
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--reload", is_flag=True, help="Restart on code changes (development).")
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes.")
+@click.option(
+    "--server",
+    type=click.Choice(["uvicorn", "granian"]),
+    default="uvicorn",
+    show_default=True,
+    help="ASGI server (bench/availability.py compares them).",
+)
 @click.option("--demo", is_flag=True, help="Load the demo data before serving.")
-def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
+def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: bool) -> None:
     """Migrate the database, then serve the API."""
-    import uvicorn
-
     from app.core.database import migrate as run_migrations
     from app.core.i18n import compile_catalogs
 
@@ -64,6 +73,23 @@ def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
 
         click.echo(_run(load_demo).summary())
     click.echo(f"Tourline on http://{host}:{port}  (API docs: http://{host}:{port}/schema)")
+    if server == "granian" and not reload:
+        from granian import Granian
+        from granian.constants import Interfaces
+
+        # Granian stops gracefully on SIGTERM: requests in flight finish, lifespans close.
+        Granian(
+            "app.asgi:create_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            factory=True,
+            workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
+        ).serve()
+        return
+    import uvicorn
+
     # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
     # found: make that handler exit 0 so that process managers see a clean stop, not -15.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
@@ -75,6 +101,7 @@ def serve(host: str, port: int, reload: bool, workers: int, demo: bool) -> None:
         reload=reload,
         workers=None if reload else workers,
         proxy_headers=True,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_level="info",
     )
 

@@ -68,6 +68,10 @@ def _configure_environment() -> None:
     os.environ["TOURLINE_PASSWORD_HASHING"] = "fast"
     os.environ.setdefault("TOURLINE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
     os.environ.pop("REDIS_URL", None)
+    # Hundreds of requests come from one test client: the per-IP and failed-login limits
+    # are off here, and on in the tests that build an app with them (test_http_security).
+    os.environ["TOURLINE_PUBLIC_RATE_LIMIT"] = "0"
+    os.environ["TOURLINE_LOGIN_FAILURE_LIMIT"] = "0"
     # localstripe (a fake Stripe server) is started on this port by the `stripe_server`
     # fixture; the SDK is pointed at it.
     port = _free_port()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 from app.booking.services.bookings import expire_all_overdue, expire_hold
+from app.core import jobs
 from app.core.errors import DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.settings import get_settings
@@ -32,25 +34,44 @@ async def expire_booking(ctx: dict[str, Any], booking_id: str) -> bool:
         return False
 
 
+# The periodic steps, in order; each is safe to repeat.
+TICK_STEPS: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+    ("expired", expire_all_overdue),
+    # Before the outbox: the waiting-list offers a release makes go out in this tick.
+    ("allotments_released", release_due_allotments),
+    ("outbox", dispatch_outbox),
+    ("reminders", queue_reminders),
+    ("sent", send_due_notifications),
+    ("refunds", execute_pending_refunds),
+    ("idempotency_purged", purge_expired),
+    ("webhooks_delivered", deliver_due_webhooks),
+]
+STRIPE_STEPS: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+    ("intents_cancelled", cancel_stale_intents),
+    ("payments_synced", sync_open_payments),
+]
+
+
 async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
-    """Everything periodic, each step safe to repeat: expiry sweep, outbox, reminders,
-    sending, refund retries, old idempotency keys, allotment releases, partner webhooks,
-    Stripe reconciliation."""
-    done = {
-        "expired": await expire_all_overdue(),
-        # Before the outbox: the waiting-list offers a release makes go out in this tick.
-        "allotments_released": await release_due_allotments(),
-        "outbox": await dispatch_outbox(),
-        "reminders": await queue_reminders(),
-        "sent": await send_due_notifications(),
-        "refunds": await execute_pending_refunds(),
-        "idempotency_purged": await purge_expired(),
-        "webhooks_delivered": await deliver_due_webhooks(),
-    }
-    if get_settings().stripe_secret_key:
+    """Everything periodic: expiry sweep, allotment releases, outbox, reminders, sending,
+    refund retries, old idempotency keys, partner webhooks, Stripe reconciliation.
+
+    A failing step is logged and counted (/metrics) and does not stop the others; the
+    next tick tries it again."""
+    settings = get_settings()
+    steps = TICK_STEPS + (STRIPE_STEPS if settings.stripe_secret_key else [])
+    done: dict[str, int] = {}
+    for name, step in steps:
         try:
-            done["intents_cancelled"] = await cancel_stale_intents()
-            done["payments_synced"] = await sync_open_payments()
+            done[name] = await step()
         except DomainError as exc:
-            logger.warning("stripe reconciliation skipped: %s", exc.code)
+            # e.g. Stripe not reachable: expected now and then, not a bug.
+            logger.warning("job step %s skipped: %s", name, exc.code)
+            await jobs.record_run(settings.redis_url, name, ok=False)
+            continue
+        except Exception:
+            logger.exception("job step %s failed", name)
+            await jobs.record_run(settings.redis_url, name, ok=False)
+            continue
+        await jobs.record_run(settings.redis_url, name, ok=True)
     return done

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -22,6 +23,7 @@ from app.accounts.tables import StaffRole
 from app.catalogue.schemas import OperatorCreate, OperatorOut
 from app.catalogue.services import operators
 from app.core.errors import Forbidden, InvalidInput, NotFound, problem_responses
+from app.core.http_security import client_ip
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams
 
@@ -33,12 +35,15 @@ class AuthController(Controller):
     @post(
         "/login",
         summary="Log in as staff",
-        description="Exchange a staff email and password for a bearer token (JWT).",
-        responses=problem_responses(400, 401),
+        description="Exchange a staff email and password for a bearer token (JWT). After "
+        "too many failures for one email (or from one address) logins wait: 429.",
+        responses=problem_responses(400, 401, 429),
         status_code=200,
     )
-    async def login(self, data: JSONBody[LoginIn]) -> TokenOut:
-        return await services.login(data.email, data.password)
+    async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> TokenOut:
+        return await services.login(
+            data.email, data.password, client_ip(request), request.app.state["settings"]
+        )
 
     @get(
         "/me",

@@ -7,11 +7,12 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal, Principal, StaffCreate, StaffOut, TokenOut
 from app.accounts.tables import Staff, StaffRole
-from app.core import clock
+from app.core import clock, ratelimit
 from app.core.database import write_transaction
-from app.core.errors import Conflict, Forbidden, Unauthorized
+from app.core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
 from app.core.i18n import _
 from app.core.security import hash_password, issue_staff_token, read_staff_token, verify_password
+from app.core.settings import Settings
 
 
 def _staff_out(row: dict[str, Any]) -> StaffOut:
@@ -26,11 +27,35 @@ def _staff_out(row: dict[str, Any]) -> StaffOut:
     )
 
 
-async def login(email: str, password: str) -> TokenOut:
-    row = await Staff.select().where(Staff.email == email.strip().lower()).first().run()
+# Failed logins are counted per email and per client address in windows of this length.
+LOGIN_WINDOW_SECONDS = 15 * 60
+# One address may fail this many times the per-email limit (an office behind one NAT).
+LOGIN_ADDRESS_FACTOR = 5
+
+
+async def login(email: str, password: str, client_ip: str, settings: Settings) -> TokenOut:
+    """A token for the right email and password; guessing is slowed: after
+    `login_failure_limit` failures for one email (or 5x that from one address) within 15
+    minutes, every attempt is refused with 429 until the window ends, right or wrong."""
+    email = email.strip().lower()
+    limits = (
+        (f"login:email:{email}", settings.login_failure_limit),
+        (f"login:ip:{client_ip}", settings.login_failure_limit * LOGIN_ADDRESS_FACTOR),
+    )
+    for key, limit in limits:
+        failures, retry_after = await ratelimit.count(settings.redis_url, key, LOGIN_WINDOW_SECONDS)
+        if limit and failures >= limit:
+            raise TooManyRequests(
+                _("Too many failed logins; try again later."),
+                code="login_throttled",
+                retry_after=retry_after,
+            )
+    row = await Staff.select().where(Staff.email == email).first().run()
     # Verify even for unknown emails so timing does not reveal which accounts exist.
     valid = verify_password(row["password_hash"] if row else None, password)
     if row is None or not valid or not row["is_active"]:
+        for key, _limit in limits:
+            await ratelimit.hit(settings.redis_url, key, 0, LOGIN_WINDOW_SECONDS)
         raise Unauthorized(_("The email or password is wrong."), code="invalid_credentials")
     await Staff.update({Staff.last_login_at: clock.now()}).where(Staff.id == row["id"]).run()
     token, expires_in = issue_staff_token(row["id"], row["session_version"])

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from app.core.redis_client import redis_client
 from app.core.settings import Settings
 
 logger = logging.getLogger("tourline.jobs")
@@ -63,3 +64,40 @@ async def defer(function: str, *args: Any, at: datetime, job_id: str) -> None:
         await _pool.enqueue_job(function, *args, _job_id=job_id, _defer_until=at)
     except Exception:  # the periodic sweep is the safety net
         logger.exception("could not schedule %s", job_id)
+
+
+# Job runs and failures, for /metrics: in Redis when there is one (the workers and every API
+# process count into the same hash), in this process otherwise (the in-process tick).
+_JOB_RUNS_KEY = "tourline:jobs:runs"
+_JOB_FAILURES_KEY = "tourline:jobs:failures"
+_local_runs: dict[str, int] = {}
+_local_failures: dict[str, int] = {}
+
+
+async def record_run(redis_url: str, job: str, ok: bool) -> None:
+    if redis_url:
+        try:
+            client = redis_client(redis_url)
+            await client.hincrby(_JOB_RUNS_KEY, job, 1)
+            if not ok:
+                await client.hincrby(_JOB_FAILURES_KEY, job, 1)
+        except Exception:  # metrics must never stop the jobs
+            logger.warning("could not count the run of %s", job)
+        return
+    _local_runs[job] = _local_runs.get(job, 0) + 1
+    if not ok:
+        _local_failures[job] = _local_failures.get(job, 0) + 1
+
+
+async def run_counts(redis_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """(runs, failures) per job name."""
+    if redis_url:
+        client = redis_client(redis_url)
+        runs = await client.hgetall(_JOB_RUNS_KEY)
+        failures = await client.hgetall(_JOB_FAILURES_KEY)
+
+        def decoded(values: dict[bytes, bytes]) -> dict[str, int]:
+            return {key.decode(): int(value) for key, value in values.items()}
+
+        return decoded(runs), decoded(failures)
+    return dict(_local_runs), dict(_local_failures)

@@ -7,11 +7,10 @@ any number of machines see the same count.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from app.core import clock
+from app.core.redis_client import redis_client
 
-_clients: dict[str, Any] = {}
 _local: dict[str, tuple[int, int]] = {}
 
 
@@ -22,24 +21,28 @@ class Verdict:
     retry_after: int
 
 
-def _redis(url: str) -> Any:
-    client = _clients.get(url)
-    if client is None:
-        from redis.asyncio import Redis
+def _window(key: str, window_seconds: int) -> tuple[str, int, int]:
+    """The counter's name for the current window, the window, and seconds until it ends."""
+    now = int(clock.now().timestamp())
+    window = now // window_seconds
+    return f"tourline:ratelimit:{key}:{window}", window, (window + 1) * window_seconds - now
 
-        client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        _clients[url] = client
-    return client
+
+async def count(redis_url: str, key: str, window_seconds: int = 60) -> tuple[int, int]:
+    """How many hits `key` has in the current window, and seconds until the window ends."""
+    name, window, retry_after = _window(key, window_seconds)
+    if redis_url:
+        value = await redis_client(redis_url).get(name)
+        return int(value or 0), retry_after
+    seen_window, seen = _local.get(name, (window, 0))
+    return (seen if seen_window == window else 0), retry_after
 
 
 async def hit(redis_url: str, key: str, limit: int, window_seconds: int = 60) -> Verdict:
     """Count one request for `key`; refused once `limit` is passed within the window."""
-    now = int(clock.now().timestamp())
-    window = now // window_seconds
-    retry_after = (window + 1) * window_seconds - now
-    name = f"tourline:ratelimit:{key}:{window}"
+    name, window, retry_after = _window(key, window_seconds)
     if redis_url:
-        client = _redis(redis_url)
+        client = redis_client(redis_url)
         async with client.pipeline(transaction=True) as pipe:
             pipe.incr(name)
             pipe.expire(name, window_seconds + 1)

@@ -89,6 +89,14 @@ class Settings:
     stripe_payment_method_types: tuple[str, ...] = ("card",)
     # Requests per minute a partner API key may make (shared across processes via Redis).
     partner_rate_limit: int = 120
+    # Requests per minute per client IP on the public API (0: no limit).
+    public_rate_limit: int = 600
+    # Failed logins per 15 minutes for one email (and 5x that for one client IP).
+    login_failure_limit: int = 10
+    # When set, /metrics wants `Authorization: Bearer <this token>`.
+    metrics_token: str = ""
+    # "json" (one object per line, with the request id) or "text".
+    log_format: str = "json"
     # Outgoing mail; an empty host means mail is only logged (development).
     smtp_host: str = ""
     smtp_port: int = 25
@@ -163,6 +171,10 @@ def load_settings() -> Settings:
             "STRIPE_PAYMENT_METHOD_TYPES", defaults.stripe_payment_method_types
         ),
         partner_rate_limit=_env_int("TOURLINE_PARTNER_RATE_LIMIT", defaults.partner_rate_limit),
+        public_rate_limit=_env_int("TOURLINE_PUBLIC_RATE_LIMIT", defaults.public_rate_limit),
+        login_failure_limit=_env_int("TOURLINE_LOGIN_FAILURE_LIMIT", defaults.login_failure_limit),
+        metrics_token=_env_str("TOURLINE_METRICS_TOKEN", defaults.metrics_token),
+        log_format=_env_str("TOURLINE_LOG_FORMAT", defaults.log_format),
         smtp_host=_env_str("SMTP_HOST", defaults.smtp_host),
         smtp_port=_env_int("SMTP_PORT", defaults.smtp_port),
         smtp_username=_env_str("SMTP_USERNAME", defaults.smtp_username),

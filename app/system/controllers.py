@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Any, Literal
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 
 from app.core import database
+from app.core.errors import Unauthorized, problem_responses
+from app.core.i18n import _
 from app.core.settings import get_settings
+from app.system.metrics import render
 
 
 class HealthOut(msgspec.Struct, kw_only=True):
@@ -49,6 +53,25 @@ class SystemController(Controller):
         return Response(
             ReadyOut(status="ready" if ready else "unavailable", checks=checks),
             status_code=200 if ready else 503,
+        )
+
+    @get(
+        "/metrics",
+        summary="Prometheus metrics",
+        description="Requests by route, bookings by status, holds expired, payments and "
+        "refunds by outcome, job runs and failures, backlogs. With TOURLINE_METRICS_TOKEN "
+        "set, send it as `Authorization: Bearer <token>`.",
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+        responses=problem_responses(401),
+    )
+    async def metrics(self, request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+        settings = state.get("settings") or get_settings()
+        if settings.metrics_token:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
+                raise Unauthorized(_("Send the metrics token."), code="metrics_token_required")
+        return Response(
+            await render(settings), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
 

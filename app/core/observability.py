@@ -1,0 +1,149 @@
+"""What the service tells its operators: JSON logs that carry the request id (and the
+booking reference where there is one), and the request series of /metrics.
+
+`RequestContextMiddleware` wraps the whole app: it takes the caller's `X-Request-ID` (or
+makes one), returns it, logs one access line per request and counts the request by route
+template, so /api/v1/departures/{departure_id:uuid} is one series, not one per departure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter, Histogram
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+booking_reference_var: ContextVar[str | None] = ContextVar("booking_reference", default=None)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's request id is kept only if it looks like one (no log injection).
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+HTTP_REQUESTS = Counter(
+    "tourline_http_requests",
+    "HTTP requests answered, by method, route template and status code",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "tourline_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+access_logger = logging.getLogger("tourline.access")
+
+
+def note_booking(reference: str) -> None:
+    """Tag the rest of this request's (or job's) log lines with a booking reference."""
+    booking_reference_var.set(reference)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, booking."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        booking = booking_reference_var.get()
+        if booking:
+            entry["booking"] = booking
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    """Route every logger (ours, the server's, the libraries') through one handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "granian", "arq"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers[:] = []
+        server_logger.propagate = True
+    # Our access line replaces the server's (it has the request id and the route).
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        id_token = request_id_var.set(request_id)
+        booking_token = booking_reference_var.set(None)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            # Unrouted paths (404s) are one series, not one per path tried.
+            route = str(scope.get("path_template") or "unmatched")
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            access_logger.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={
+                    "fields": {
+                        "method": method,
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    }
+                },
+            )
+            booking_reference_var.reset(booking_token)
+            request_id_var.reset(id_token)
