@@ -12,7 +12,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
+from app.accounts.audit import AuditMiddleware
 from app.accounts.controllers import (
+    AuditController,
     AuthController,
     OperatorStaffController,
     PlatformAdminController,
@@ -54,6 +56,7 @@ from app.system.controllers import SystemController
 ROUTE_HANDLERS: list[Any] = [
     SystemController,
     AuthController,
+    AuditController,
     PlatformAdminController,
     OperatorStaffController,
     OperatorProfileController,
@@ -160,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Wrapped around the whole ASGI handler so that routing errors (404, 405) are localized,
     # carry the security headers and the request id, and are counted, as well.
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)
+    app.asgi_handler = AuditMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, https=settings.is_production)
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
     return app

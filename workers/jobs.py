@@ -10,6 +10,7 @@ from uuid import UUID
 from app.booking.services.bookings import expire_all_overdue, expire_hold
 from app.core import jobs
 from app.core.errors import DomainError, NotFound
+from app.core.observability import booking_reference_var
 from app.core.idempotency import purge_expired
 from app.core.settings import get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
@@ -62,6 +63,8 @@ async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
     steps = TICK_STEPS + (STRIPE_STEPS if settings.stripe_secret_key else [])
     done: dict[str, int] = {}
     for name, step in steps:
+        # Log lines of a step name the booking it is working on, never the previous one's.
+        booking_reference_var.set(None)
         try:
             done[name] = await step()
         except DomainError as exc:

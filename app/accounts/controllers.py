@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app.accounts import services
+from app.accounts import audit, services
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, STAFF_DEPENDENCIES
 from app.accounts.schemas import (
+    AuditEntryOut,
     LoginIn,
     OperatorPrincipal,
     Principal,
@@ -96,6 +98,45 @@ class PlatformAdminController(Controller):
         if not await operators.operator_exists(operator_id):
             raise NotFound(_("Operator not found."), code="operator_not_found")
         return await services.create_staff(data, operator_id)
+
+
+class AuditController(Controller):
+    tags = ["Audit log"]
+    dependencies = STAFF_DEPENDENCIES
+    security = BEARER_SECURITY
+
+    @get(
+        "/api/v1/operator/audit",
+        summary="Who changed what, when (my operator)",
+        description="Every POST/PUT/PATCH/DELETE made by the operator's staff, newest "
+        "first, with the body sent (secrets blanked) and the status answered. Admins only.",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def operator_log(
+        self,
+        principal: NamedDependency[Principal],
+        page_params: NamedDependency[PageParams],
+        staff_id: Annotated[UUID | None, QueryParameter(name="staff_id")] = None,
+        since: Annotated[datetime | None, QueryParameter(name="since")] = None,
+        until: Annotated[datetime | None, QueryParameter(name="until")] = None,
+    ) -> Page[AuditEntryOut]:
+        operator = services.as_operator_principal(principal)
+        return await audit.operator_audit(operator, page_params, staff_id, since, until)
+
+    @get(
+        "/api/v1/admin/audit",
+        summary="Who changed what, when (the whole platform)",
+        responses=problem_responses(400, 401, 403),
+    )
+    async def platform_log(
+        self,
+        principal: NamedDependency[Principal],
+        page_params: NamedDependency[PageParams],
+        staff_id: Annotated[UUID | None, QueryParameter(name="staff_id")] = None,
+        since: Annotated[datetime | None, QueryParameter(name="since")] = None,
+        until: Annotated[datetime | None, QueryParameter(name="until")] = None,
+    ) -> Page[AuditEntryOut]:
+        return await audit.platform_audit(principal, page_params, staff_id, since, until)
 
 
 class OperatorStaffController(Controller):

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 
+from app.accounts.audit import PRINCIPAL_STATE_KEY
 from app.accounts.schemas import OperatorPrincipal, Principal
 from app.accounts.services import as_operator_principal, principal_from_token
 from app.core.errors import Unauthorized
@@ -22,7 +23,10 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
         raise Unauthorized(
             _("Send a staff token as Authorization: Bearer <token>."), code="missing_token"
         )
-    return await principal_from_token(token.strip())
+    principal = await principal_from_token(token.strip())
+    # For the audit log, which records who made each change.
+    request.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
+    return principal
 
 
 async def provide_operator_principal(principal: NamedDependency[Principal]) -> OperatorPrincipal:

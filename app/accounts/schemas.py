@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -68,3 +68,17 @@ class OperatorPrincipal(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def can_edit(self) -> bool:
         return self.role == StaffRole.operator_admin
+
+
+class AuditEntryOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    at: datetime
+    staff_id: UUID
+    operator_id: UUID | None
+    method: str
+    route: str
+    path: str
+    status_code: int
+    request_id: str
+    # The request body as sent, secrets blanked out.
+    changes: Any

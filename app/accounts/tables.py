@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import UUID, Boolean, ForeignKey, Integer, OnDelete, Timestamptz, Varchar
+from piccolo.columns import (
+    JSON,
+    UUID,
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -30,3 +39,23 @@ class Staff(Table):
     session_version = Integer(default=1)
     created_at = Timestamptz(default=TimestamptzNow())
     last_login_at = Timestamptz(null=True, default=None)
+
+
+class AuditEntry(Table):
+    """Who changed what, when: one row per staff request that changes something (POST,
+    PUT, PATCH, DELETE on the operator and admin APIs), with its outcome."""
+
+    id = UUID(primary_key=True)
+    at = Timestamptz(default=TimestamptzNow(), index=True)
+    staff = UUID(index=True)
+    # The operator whose data it concerned (none for a platform admin's own actions).
+    operator = UUID(null=True, default=None, index=True)
+    method = Varchar(length=8)
+    # The route template (e.g. /api/v1/operator/departures/{departure_id:uuid}) and the
+    # path with the ids it was called with.
+    route = Varchar(length=200)
+    path = Varchar(length=500)
+    status_code = Integer()
+    request_id = Varchar(length=64, default="")
+    # The request body as sent, with passwords, secrets and tokens blanked out.
+    changes = JSON(null=True, default=None)

@@ -41,6 +41,7 @@ from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
+from app.core.observability import note_booking
 from app.notifications.services import enqueue
 from app.partners.pricing import agency_pricing
 
@@ -81,6 +82,7 @@ async def guest_booking(reference: str, token: str | None) -> dict[str, Any]:
     matches = hmac.compare_digest(expected, hash_token(token or ""))
     if row is None or not matches:
         raise booking_not_found()
+    note_booking(row["reference"])
     return dict(row)
 
 
@@ -97,6 +99,7 @@ async def lock_booking(booking_id: UUID) -> tuple[dict[str, Any], dict[str, Any]
         departure = await inventory.lock_departure(row["departure"])
         booking = await for_update(Booking.select().where(Booking.id == booking_id).first()).run()
         if booking is not None and booking["departure"] == departure["id"]:
+            note_booking(booking["reference"])
             return dict(booking), departure
     raise Conflict(
         _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
@@ -395,6 +398,7 @@ async def create_booking(
         reference = new_reference()
         while await Booking.exists().where(Booking.reference == reference).run():
             reference = new_reference()
+        note_booking(reference)
         contact = data.contact
         booking = Booking(
             reference=reference,

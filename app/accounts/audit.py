@@ -1,0 +1,164 @@
+"""The audit log of staff actions: every change made through the operator and admin APIs,
+by whom, when, with what, and how it ended.
+
+`AuditMiddleware` sees each request whole: the staff principal the bearer token resolved
+to (left in the request state by `provide_principal`), the body as sent and the status
+answered. It writes the entry after the answer, so an audit row never holds a change back;
+a failure to write it is logged, never shown to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from piccolo.custom_types import Combinable
+
+from app.accounts.schemas import AuditEntryOut, OperatorPrincipal, Principal
+from app.accounts.services import require_operator_admin, require_platform_admin
+from app.accounts.tables import AuditEntry
+from app.core import clock
+from app.core.observability import request_id_var
+from app.core.pagination import Page, PageParams, fetch_page, page_of
+
+logger = logging.getLogger("tourline.audit")
+
+AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+AUDITED_PREFIXES = ("/api/v1/operator/", "/api/v1/admin/")
+# Where the principal is left for this middleware (scope["state"]).
+PRINCIPAL_STATE_KEY = "staff_principal"
+# Body fields never written to the log, at any depth.
+SECRET_FIELDS = ("password", "secret", "token", "key", "card")
+REDACTED = "[redacted]"
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if any(word in key.lower() for word in SECRET_FIELDS) else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _changes(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return redact(json.loads(body))
+    except ValueError:
+        return {"unparsed_bytes": len(body)}
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != ScopeType.HTTP
+            or scope["method"] not in AUDITED_METHODS
+            or not scope["path"].startswith(AUDITED_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        status = 500
+
+        async def receive_and_keep() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.request" and len(body) <= self.max_body_bytes:
+                body.extend(message.get("body", b""))
+            return message
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_keep, send_and_note)
+        finally:
+            principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
+            if isinstance(principal, Principal):
+                await self._record(scope, principal, status, bytes(body))
+
+    async def _record(self, scope: Scope, principal: Principal, status: int, body: bytes) -> None:
+        method = str(scope.get("method", ""))
+        try:
+            await AuditEntry.insert(
+                AuditEntry(
+                    at=clock.now(),
+                    staff=principal.staff_id,
+                    operator=principal.operator_id,
+                    method=method,
+                    route=str(scope.get("path_template") or scope["path"])[:200],
+                    path=scope["path"][:500],
+                    status_code=status,
+                    request_id=request_id_var.get() or "",
+                    changes=_changes(body),
+                )
+            ).run()
+        except Exception:  # the change is made; losing its log line must not fail it
+            logger.exception("could not write the audit entry of %s", scope["path"])
+
+
+def _out(row: dict[str, Any]) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=row["id"], at=row["at"], staff_id=row["staff"], operator_id=row["operator"],
+        method=row["method"], route=row["route"], path=row["path"],
+        status_code=row["status_code"], request_id=row["request_id"], changes=row["changes"],
+    )  # fmt: skip
+
+
+async def _page(
+    where: Combinable,
+    params: PageParams,
+    staff_id: UUID | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Page[AuditEntryOut]:
+    if staff_id is not None:
+        where = where & (AuditEntry.staff == staff_id)
+    if since is not None:
+        where = where & (AuditEntry.at >= since)
+    if until is not None:
+        where = where & (AuditEntry.at < until)
+    rows, total = await fetch_page(
+        AuditEntry, where, params, [(AuditEntry.at, False), (AuditEntry.id, False)],
+        load_json=True,
+    )  # fmt: skip
+    return page_of([_out(row) for row in rows], params, total)
+
+
+async def operator_audit(
+    principal: OperatorPrincipal,
+    params: PageParams,
+    staff_id: UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEntryOut]:
+    """The operator's own log, newest first (admins only)."""
+    require_operator_admin(principal)
+    return await _page(AuditEntry.operator == principal.operator_id, params, staff_id, since, until)
+
+
+async def platform_audit(
+    principal: Principal,
+    params: PageParams,
+    staff_id: UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[AuditEntryOut]:
+    """Every entry, newest first (platform admins only)."""
+    require_platform_admin(principal)
+    return await _page(AuditEntry.id.is_not_null(), params, staff_id, since, until)
