@@ -10,8 +10,8 @@ from uuid import UUID
 from app.booking.services.bookings import expire_all_overdue, expire_hold
 from app.core import jobs
 from app.core.errors import DomainError, NotFound
-from app.core.observability import booking_reference_var
 from app.core.idempotency import purge_expired
+from app.core.observability import booking_reference_var
 from app.core.settings import get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
 from app.partners.allotments import release_due_allotments
