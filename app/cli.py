@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,11 @@ def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: b
         from app.demo.data import load_demo
 
         click.echo(_run(load_demo).summary())
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:
+        # Series of processes from an earlier run would be added to this run's.
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        os.makedirs(metrics_dir, exist_ok=True)
     click.echo(f"Tourline on http://{host}:{port}  (API docs: http://{host}:{port}/schema)")
     if server == "granian" and not reload:
         from granian import Granian

@@ -90,15 +90,32 @@ async def ping() -> None:
     await get_engine().run_ddl("SELECT 1")
 
 
+# Key of the PostgreSQL advisory lock that lets one process at a time migrate.
+MIGRATION_LOCK_KEY = 7_311_977_001
+
+
 async def migrate(quiet: bool = True) -> None:
-    """Apply every pending migration (idempotent)."""
+    """Apply every pending migration (idempotent). On PostgreSQL, processes that start
+    together (several API servers on a deploy) take turns: the others wait, then find
+    nothing left to do."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
-        result = await run_forwards(app_name="all")
-    if not result.success:
-        raise RuntimeError(f"migrations failed: {result.message}\n{output.getvalue()}")
+    engine = get_engine()
+    lock = None
+    if isinstance(engine, PostgresEngine):
+        import asyncpg
+
+        lock = await asyncpg.connect(**engine.config)
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
+            result = await run_forwards(app_name="all")
+        if not result.success:
+            raise RuntimeError(f"migrations failed: {result.message}\n{output.getvalue()}")
+    finally:
+        if lock is not None:
+            await lock.close()  # ends the session, and with it the lock
 
 
 def for_update(query: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -21,6 +22,11 @@ from typing import Any
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Several server processes write their request series there for /metrics to add up.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 from prometheus_client import Counter, Histogram
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
