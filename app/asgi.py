@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
+from litestar.config.response_cache import ResponseCacheConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -34,7 +36,8 @@ from app.catalogue.controllers import (
 )
 from app.core import database, jobs
 from app.core.errors import EXCEPTION_HANDLERS
-from app.core.http_security import SecurityHeadersMiddleware, limit_public_requests
+from app.core.http_security import PublicRateLimitMiddleware, SecurityHeadersMiddleware
+from app.core.i18n import current_locale
 from app.core.locale_middleware import LocaleMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
@@ -129,6 +132,23 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+def _response_cache_config(settings: Settings) -> ResponseCacheConfig:
+    """The public catalogue's short-lived cache (handlers with `cache=True`), per language:
+    a rush of readers of one departure costs one query every few seconds, not one each."""
+
+    def key(request: Request[Any, Any, Any]) -> str:
+        return f"{current_locale()}:{request.url.path}?{request.url.query}"
+
+    def cacheable(_scope: Any, status_code: int) -> bool:
+        return settings.public_cache_seconds > 0 and 200 <= status_code < 300
+
+    return ResponseCacheConfig(
+        default_expiration=max(1, settings.public_cache_seconds),
+        key_builder=key,
+        cache_response_filter=cacheable,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
@@ -151,19 +171,38 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=_openapi_config(),
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            # Browser code may read these answers' request id, wait and language.
+            expose_headers=["X-Request-ID", "Retry-After", "Content-Language"],
+        )
         if settings.cors_origins
         else None,
         request_max_body_size=settings.max_body_bytes,
-        before_request=limit_public_requests,
+        response_cache_config=_response_cache_config(settings),
         # The settings this app was built with (e.g. /ready checks *its* Redis).
         state=State({"settings": settings}),
         debug=False,
+        # Logging is ours (configure_logging): JSON lines with request ids.
+        logging_config=None,
     )
     # Wrapped around the whole ASGI handler so that routing errors (404, 405) are localized,
     # carry the security headers and the request id, and are counted, as well.
+    app.asgi_handler = PublicRateLimitMiddleware(app.asgi_handler, settings)
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)
     app.asgi_handler = AuditMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, https=settings.is_production)
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
     return app
+
+
+def create_app_behind_proxy() -> Any:
+    """`create_app` for granian, which leaves X-Forwarded-For alone: clients' addresses
+    (for the per-IP limits) come from the proxies trusted in FORWARDED_ALLOW_IPS, as
+    uvicorn does."""
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    return wrap_asgi_with_proxy_headers(
+        create_app(), trusted_hosts=[host.strip() for host in trusted.split(",")]
+    )

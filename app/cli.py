@@ -36,11 +36,22 @@ def main() -> None:
     """Tourline: themed tourist trains and leisure bus lines."""
 
 
+def _refuse_unsafe_production() -> None:
+    """Before touching anything: production with development settings stops here."""
+    from app.core.settings import get_settings
+
+    try:
+        get_settings().check_production_safety()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
 def migrate() -> None:
     """Apply pending database migrations."""
     from app.core.database import migrate as run_migrations
 
+    _refuse_unsafe_production()
     _run(lambda: run_migrations(quiet=False))
     click.echo("migrations applied")
 
@@ -64,6 +75,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 @click.option("--demo", is_flag=True, help="Load the demo data before serving.")
 def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: bool) -> None:
     """Migrate the database, then serve the API."""
+    _refuse_unsafe_production()
     from app.core.database import migrate as run_migrations
     from app.core.i18n import compile_catalogs
 
@@ -85,7 +97,7 @@ def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: b
 
         # Granian stops gracefully on SIGTERM: requests in flight finish, lifespans close.
         Granian(
-            "app.asgi:create_app",
+            "app.asgi:create_app_behind_proxy",
             address=host,
             port=port,
             interface=Interfaces.ASGI,
@@ -115,6 +127,7 @@ def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: b
 @main.command()
 def worker() -> None:
     """Run the background worker (needs REDIS_URL): holds, outbox, reminders, refunds."""
+    _refuse_unsafe_production()
     from arq import run_worker
 
     from app.core.settings import get_settings

@@ -72,6 +72,9 @@ def _configure_environment() -> None:
     # are off here, and on in the tests that build an app with them (test_http_security).
     os.environ["TOURLINE_PUBLIC_RATE_LIMIT"] = "0"
     os.environ["TOURLINE_LOGIN_FAILURE_LIMIT"] = "0"
+    # Tests read back what they just wrote: no public answer is served from the cache here
+    # (tests/integration/catalogue/test_public_cache.py turns it on).
+    os.environ["TOURLINE_PUBLIC_CACHE_SECONDS"] = "0"
     # localstripe (a fake Stripe server) is started on this port by the `stripe_server`
     # fixture; the SDK is pointed at it.
     port = _free_port()

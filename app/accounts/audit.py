@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -98,6 +99,7 @@ class AuditMiddleware:
             await AuditEntry.insert(
                 AuditEntry(
                     at=clock.now(),
+                    seq=time.time_ns(),
                     staff=principal.staff_id,
                     operator=principal.operator_id,
                     method=method,
@@ -133,10 +135,8 @@ async def _page(
         where = where & (AuditEntry.at >= since)
     if until is not None:
         where = where & (AuditEntry.at < until)
-    rows, total = await fetch_page(
-        AuditEntry, where, params, [(AuditEntry.at, False), (AuditEntry.id, False)],
-        load_json=True,
-    )  # fmt: skip
+    order = [(AuditEntry.at, False), (AuditEntry.seq, False), (AuditEntry.id, False)]
+    rows, total = await fetch_page(AuditEntry, where, params, order, load_json=True)
     return page_of([_out(row) for row in rows], params, total)
 
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 from piccolo.columns import (
     JSON,
     UUID,
+    BigInt,
     Boolean,
     ForeignKey,
     Integer,
@@ -47,11 +48,13 @@ class AuditEntry(Table):
 
     id = UUID(primary_key=True)
     at = Timestamptz(default=TimestamptzNow(), index=True)
+    # Wall-clock nanoseconds: orders entries of one second (`at` has whole seconds).
+    seq = BigInt(default=0, index=True)
     staff = UUID(index=True)
     # The operator whose data it concerned (none for a platform admin's own actions).
     operator = UUID(null=True, default=None, index=True)
     method = Varchar(length=8)
-    # The route template (e.g. /api/v1/operator/departures/{departure_id:uuid}) and the
+    # The route template (e.g. /api/v1/operator/departures/{departure_id}) and the
     # path with the ids it was called with.
     route = Varchar(length=200)
     path = Varchar(length=500)

@@ -554,6 +554,7 @@ class PublicRouteController(Controller):
 
     @get(
         "/",
+        cache=True,
         summary="Find themed lines",
         description="Published routes, soonest next departure first.",
         responses=problem_responses(400),
@@ -584,6 +585,7 @@ class PublicRouteController(Controller):
 
     @get(
         "/{slug:str}",
+        cache=True,
         summary="A themed line with itinerary and offers",
         responses=problem_responses(404),
     )
@@ -592,6 +594,7 @@ class PublicRouteController(Controller):
 
     @get(
         "/{slug:str}/departures",
+        cache=True,
         summary="Departures of a line",
         description="Upcoming departures with seats left per class and the lowest adult price.",
         responses=problem_responses(400, 404),
@@ -612,6 +615,7 @@ class PublicDepartureController(Controller):
 
     @get(
         "/{departure_id:uuid}",
+        cache=True,
         summary="A departure with stops, fares and seats left",
         responses=problem_responses(404),
     )
@@ -620,6 +624,7 @@ class PublicDepartureController(Controller):
 
     @get(
         "/{departure_id:uuid}/seats",
+        cache=True,
         summary="A departure's seat map",
         description="Every seat or berth with its class and whether it is free.",
         responses=problem_responses(404),

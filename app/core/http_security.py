@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from app.core import ratelimit
-from app.core.errors import TooManyRequests
+from app.core.errors import PROBLEM_MEDIA_TYPE, Problem, TooManyRequests
 from app.core.i18n import _
 from app.core.settings import Settings
 
@@ -24,7 +25,7 @@ DOCS_CSP = (
     "img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'"
 )
 # Anonymous callers: tourists browsing and booking, and staff logging in.
-PUBLIC_PREFIXES = ("/api/v1/routes", "/api/v1/departures", "/api/v1/bookings", "/api/v1/auth")
+PUBLIC_PREFIXES = ("/api/v1/routes", "/api/v1/departures", "/api/v1/bookings", "/api/v1/auth/login")
 
 
 class SecurityHeadersMiddleware:
@@ -62,17 +63,49 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_public_requests(request: Request[Any, Any, Any]) -> None:
-    """before_request: refuse a client IP over its per-minute budget on the public API."""
-    settings: Settings = request.app.state["settings"]
-    if not settings.public_rate_limit or not request.url.path.startswith(PUBLIC_PREFIXES):
-        return
-    verdict = await ratelimit.hit(
-        settings.redis_url, f"ip:{client_ip(request)}", settings.public_rate_limit
-    )
-    if not verdict.allowed:
-        raise TooManyRequests(
+class PublicRateLimitMiddleware:
+    """Refuse a client address over its per-minute budget on the public API.
+
+    Outside the router, so that it also holds for answers served from the response cache.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.settings.public_rate_limit
+        if (
+            scope["type"] != ScopeType.HTTP
+            or not limit
+            or not scope["path"].startswith(PUBLIC_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        verdict = await ratelimit.hit(self.settings.redis_url, f"ip:{address}", limit)
+        if verdict.allowed:
+            await self.app(scope, receive, send)
+            return
+        refusal = TooManyRequests(
             _("Too many requests from your address; try again in a minute."),
             code="rate_limited",
             retry_after=verdict.retry_after,
         )
+        problem = Problem(
+            title=refusal.title(), status=429, code=refusal.code, detail=refusal.detail,
+            instance=scope["path"],
+        )  # fmt: skip
+        body = msgspec.json.encode(problem)
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(verdict.retry_after).encode()),
+            ],
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -3,7 +3,7 @@ booking reference where there is one), and the request series of /metrics.
 
 `RequestContextMiddleware` wraps the whole app: it takes the caller's `X-Request-ID` (or
 makes one), returns it, logs one access line per request and counts the request by route
-template, so /api/v1/departures/{departure_id:uuid} is one series, not one per departure.
+template, so /api/v1/departures/{departure_id} is one series, not one per departure.
 """
 
 from __future__ import annotations

@@ -91,6 +91,9 @@ class Settings:
     partner_rate_limit: int = 120
     # Requests per minute per client IP on the public API (0: no limit).
     public_rate_limit: int = 600
+    # How long public catalogue answers (lines, departures, seats left, seat maps) may be
+    # served from a process's cache (0: never). Bookings always see the database.
+    public_cache_seconds: int = 2
     # Failed logins per 15 minutes for one email (and 5x that for one client IP).
     login_failure_limit: int = 10
     # When set, /metrics wants `Authorization: Bearer <this token>`.
@@ -172,6 +175,9 @@ def load_settings() -> Settings:
         ),
         partner_rate_limit=_env_int("TOURLINE_PARTNER_RATE_LIMIT", defaults.partner_rate_limit),
         public_rate_limit=_env_int("TOURLINE_PUBLIC_RATE_LIMIT", defaults.public_rate_limit),
+        public_cache_seconds=_env_int(
+            "TOURLINE_PUBLIC_CACHE_SECONDS", defaults.public_cache_seconds
+        ),
         login_failure_limit=_env_int("TOURLINE_LOGIN_FAILURE_LIMIT", defaults.login_failure_limit),
         metrics_token=_env_str("TOURLINE_METRICS_TOKEN", defaults.metrics_token),
         log_format=_env_str("TOURLINE_LOG_FORMAT", defaults.log_format),

@@ -10,6 +10,7 @@ localstripe, a fake Stripe server.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -171,8 +172,20 @@ class StripeProvider:
             raise ProviderError(_error_message(exc)) from exc
 
 
+# One provider (and so one pool of connections to Stripe) per event loop and account,
+# not one per call: a new HTTP client per webhook cost 5 ms of CPU and a TLS handshake.
+_providers: dict[tuple[int, str, str], StripeProvider] = {}
+
+
 def stripe_provider() -> StripeProvider:
-    return StripeProvider(get_settings())
+    settings = get_settings()
+    key = (id(asyncio.get_running_loop()), settings.stripe_secret_key, settings.stripe_api_base)
+    provider = _providers.get(key)
+    if provider is None:
+        if len(_providers) > 8:  # loops of finished CLI commands
+            _providers.clear()
+        provider = _providers[key] = StripeProvider(settings)
+    return provider
 
 
 def verify_stripe_event(

@@ -67,8 +67,11 @@ class SystemController(Controller):
     async def metrics(self, request: Request[Any, Any, Any], state: State) -> Response[bytes]:
         settings = state.get("settings") or get_settings()
         if settings.metrics_token:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
+            scheme, _sep, given = request.headers.get("authorization", "").partition(" ")
+            expected = settings.metrics_token.encode()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), expected
+            ):
                 raise Unauthorized(_("Send the metrics token."), code="metrics_token_required")
         return Response(
             await render(settings), media_type="text/plain; version=0.0.4; charset=utf-8"

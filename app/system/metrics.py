@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from piccolo.query.functions.aggregate import Count
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -37,7 +38,7 @@ class _Snapshot:
 
 async def _grouped(table: Any, *columns: Any) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = (
-        await table.select(*columns, table.id.count()).group_by(*columns).run()
+        await table.select(*columns, Count(table.id, alias="count")).group_by(*columns).run()
     )
     return rows
 
