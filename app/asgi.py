@@ -36,7 +36,11 @@ from app.catalogue.controllers import (
 )
 from app.core import database, jobs
 from app.core.errors import EXCEPTION_HANDLERS
-from app.core.http_security import PublicRateLimitMiddleware, SecurityHeadersMiddleware
+from app.core.http_security import (
+    PublicRateLimitMiddleware,
+    RejectNulMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.core.i18n import current_locale
 from app.core.locale_middleware import LocaleMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging
@@ -189,6 +193,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Wrapped around the whole ASGI handler so that routing errors (404, 405) are localized,
     # carry the security headers and the request id, and are counted, as well.
     app.asgi_handler = PublicRateLimitMiddleware(app.asgi_handler, settings)
+    app.asgi_handler = RejectNulMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)
     app.asgi_handler = AuditMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, https=settings.is_production)

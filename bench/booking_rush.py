@@ -1,10 +1,13 @@
 """Booking rush: many tourists holding seats at once, against the real server on PostgreSQL.
 
 Run: .venv/bin/python bench/booking_rush.py [--clients 200] [--requests 600]
+         [--server uvicorn|granian]
 Builds a catalogue in a fresh PostgreSQL database (``tourline_bench_rush`` on
 127.0.0.1:5432 unless BENCH_ADMIN_URL / --database say otherwise) through the catalogue
-services, serves it with ``tourline serve --workers 2`` and fires POST /api/v1/bookings
-(1-4 seats each, fixed seed) from ``--clients`` concurrent httpx clients:
+services, serves it with ``tourline serve --server S --workers 2`` (uvicorn unless
+``--server`` says granian; the public API's per-IP request limit raised out of reach, as
+every client here has the same address) and fires POST /api/v1/bookings (1-4 seats each,
+fixed seed) from ``--clients`` concurrent httpx clients:
 
 - rush A: every booking on one train departure of 200 berths (one hot row lock);
 - rush B: the same number of bookings spread over 200 departures of a 45-seat bus.
@@ -46,6 +49,9 @@ TRAIN_CLASS = "soft_sleeper"
 BUS_CLASS = "standard"
 BUS_DEPARTURES = 200
 SEED = 359
+# Requests per minute per client IP on the public API (TOURLINE_PUBLIC_RATE_LIMIT): still
+# counted, never reached by clients that all share 127.0.0.1.
+UNREACHABLE_RATE_LIMIT = 1_000_000_000
 
 
 def _database_url(name: str) -> str:
@@ -309,8 +315,9 @@ async def inventory(pool: Any) -> Inventory:
 
 
 async def reset_bookings(pool: Any) -> None:
-    """Put every departure back on sale, empty: the next run sees the same inventory."""
-    await pool.execute("TRUNCATE booking_event, booking_line, booking, waitlist_entry")
+    """Put every departure back on sale, empty: the next run sees the same inventory.
+    CASCADE: payments, refunds, notices and the like refer to bookings (none here)."""
+    await pool.execute("TRUNCATE booking_event, booking_line, booking, waitlist_entry CASCADE")
     await pool.execute("ANALYZE booking, booking_line, booking_event")
 
 
@@ -498,9 +505,9 @@ def free_port() -> int:
 
 
 class Server:
-    """`tourline serve --workers 2` in its own process group, logging to a file."""
+    """`tourline serve --server S --workers 2` in its own process group, logging to a file."""
 
-    def __init__(self, database_url: str, pool_max: int) -> None:
+    def __init__(self, database_url: str, pool_max: int, server: str = "uvicorn") -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="tourline-rush-", suffix=".log")[1])
@@ -510,10 +517,11 @@ class Server:
             DATABASE_POOL_MIN=str(pool_max),
             DATABASE_POOL_MAX=str(pool_max),
             TOURLINE_ENV="development",
+            TOURLINE_PUBLIC_RATE_LIMIT=str(UNREACHABLE_RATE_LIMIT),
         )
         command = [
-            str(Path(sys.executable).with_name("tourline")),
-            "serve", "--workers", str(WORKERS), "--port", str(self.port),
+            str(Path(sys.executable).with_name("tourline")), "serve", "--server", server,
+            "--workers", str(WORKERS), "--port", str(self.port),
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
@@ -614,7 +622,9 @@ def _problems(result: Result) -> list[str]:
 # ---------------------------------------------------------------- main
 
 
-async def main(clients: int, requests: int, database_name: str, pool_max: int) -> int:
+async def main(
+    clients: int, requests: int, database_name: str, pool_max: int, server_name: str
+) -> int:
     import asyncpg
 
     database_url = _database_url(database_name)
@@ -639,13 +649,14 @@ async def main(clients: int, requests: int, database_name: str, pool_max: int) -
             f"{len(catalogue.bus_departures)} bus departures of {catalogue.bus_capacity} seats "
             f"({time.perf_counter() - setup_started:.1f}s)"
         )
-        server = Server(database_url, pool_max)
+        server = Server(database_url, pool_max, server_name)
         await server.wait_ready()
         connections = WORKERS * pool_max
         pool = await asyncpg.create_pool(database_url, min_size=connections, max_size=connections)
         print(
             f"{requests} bookings of 1-4 seats per rush, {clients} concurrent clients; "
-            f"app: {WORKERS} workers x {pool_max} connections; raw SQL: {connections} connections"
+            f"app: {server_name}, {WORKERS} workers x {pool_max} connections; "
+            f"raw SQL: {connections} connections"
         )
         sizes = [rng.randint(1, 4) for _ in range(requests)]
         rushes = [
@@ -667,7 +678,9 @@ async def main(clients: int, requests: int, database_name: str, pool_max: int) -
             raw = await raw_rush("raw SQL (asyncpg)", pool, clients, jobs)
             raw.stock = await inventory(pool)
             await reset_bookings(pool)
-            app_result = await app_rush(f"app ({WORKERS} workers)", server.base_url, clients, jobs)
+            app_result = await app_rush(
+                f"app ({server_name}, {WORKERS} w)", server.base_url, clients, jobs
+            )
             app_result.stock = await inventory(pool)
             _print_rush(title, raw, app_result, capacity)
             problems += _problems(raw) + _problems(app_result)
@@ -699,12 +712,21 @@ if __name__ == "__main__":
     parser.add_argument(
         "--pool-max", type=int, default=10, help="DATABASE_POOL_MAX of each server worker"
     )
+    parser.add_argument(
+        "--server", choices=["uvicorn", "granian"], default="uvicorn", help="the ASGI server"
+    )
     arguments = parser.parse_args()
     if arguments.database in ("postgres", "test", "template0", "template1"):
         parser.error(f"refusing to drop {arguments.database!r}")
     try:
         code = asyncio.run(
-            main(arguments.clients, arguments.requests, arguments.database, arguments.pool_max)
+            main(
+                arguments.clients,
+                arguments.requests,
+                arguments.database,
+                arguments.pool_max,
+                arguments.server,
+            )
         )
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted (server stopped, database dropped)", file=sys.stderr)

@@ -30,6 +30,7 @@ from app.booking.schemas import (
 from app.booking.services import bookings, operations, waitlist
 from app.core.errors import NotFound, problem_responses
 from app.core.idempotency import idempotent
+from app.core.openapi import JsonOrCsvOperation
 from app.core.throttle import FailureThrottle
 
 T = TypeVar("T")
@@ -238,6 +239,7 @@ class OperatorBookingController(Controller):
 
     @get(
         "/{departure_id:uuid}/manifest",
+        operation_class=JsonOrCsvOperation,
         summary="Passenger manifest",
         description="Passengers of live bookings with seats, pick-up stops, contacts and "
         "check-in; `format=csv` for a spreadsheet; `sort=seat` (car and berth) or `pickup`.",
@@ -255,7 +257,7 @@ class OperatorBookingController(Controller):
         if format == "csv":
             return Response(
                 content=operations.manifest_csv(data).encode("utf-8-sig"),
-                media_type="text/csv; charset=utf-8",
+                media_type="text/csv",
                 headers={
                     "Content-Disposition": f'attachment; filename="manifest-{departure_id}.csv"'
                 },

@@ -357,8 +357,9 @@ class OperatorVehicleController(_OperatorController):
     @put(
         "/{vehicle_id:uuid}/seats/{label:str}/block",
         summary="Block a seat on every departure",
-        description="For crew, guides, stewards or medical staff.",
-        responses=problem_responses(400, 401, 403, 404),
+        description="For crew, guides, stewards or medical staff; 409 while a live booking "
+        "holds the seat.",
+        responses=problem_responses(400, 401, 403, 404, 409),
     )
     async def block_seat(
         self,

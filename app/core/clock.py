@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 _frozen_at: datetime | None = None
@@ -36,6 +36,16 @@ def advance(delta: timedelta) -> None:
     if _frozen_at is None:
         raise RuntimeError("advance() needs a frozen clock")
     _frozen_at = _frozen_at + delta
+
+
+# Dates a booking service can mean: arithmetic on them (a day more, another zone) cannot
+# leave the calendar, as it would next to year 1 or 9999.
+EARLIEST_DATE = date(1970, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+
+
+def within_calendar(day: date) -> bool:
+    return EARLIEST_DATE <= day <= LATEST_DATE
 
 
 def to_utc(moment: datetime) -> datetime:

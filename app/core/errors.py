@@ -359,14 +359,17 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         404: "Not found (or not yours)",
         409: "Conflicts with the current state",
         413: "Request body too large",
+        429: "Too many requests: wait for Retry-After seconds",
     }
+    # Any operation can meet a malformed parameter or header (400); public ones a client
+    # address over its budget (429).
     return {
         status: ResponseSpec(
             data_container=Problem,
             description=descriptions.get(status, "Problem"),
             media_type=PROBLEM_MEDIA_TYPE,
         )
-        for status in statuses
+        for status in sorted({400, 429, *statuses})
     }
 
 

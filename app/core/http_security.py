@@ -3,16 +3,32 @@ on each response, and a per-IP request limit on the public API shared through Re
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    ReceiveMessage,
+    Scope,
+    Send,
+)
 
 from app.core import ratelimit
-from app.core.errors import PROBLEM_MEDIA_TYPE, Problem, TooManyRequests
+from app.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    FieldError,
+    InvalidInput,
+    Problem,
+    TooManyRequests,
+)
 from app.core.i18n import _
 from app.core.settings import Settings
 
@@ -63,6 +79,32 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def send_json(
+    send: Send,
+    status: int,
+    content: Any,
+    headers: dict[str, str] | None = None,
+    media_type: str = "application/json",
+) -> None:
+    """Answer from outside the router (where no exception handler runs)."""
+    body = msgspec.json.encode(content)
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", media_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *[(name.encode(), value.encode()) for name, value in (headers or {}).items()],
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_problem(send: Send, problem: Problem, headers: dict[str, str]) -> None:
+    await send_json(send, problem.status, problem, headers, PROBLEM_MEDIA_TYPE)
+
+
 class PublicRateLimitMiddleware:
     """Refuse a client address over its per-minute budget on the public API.
 
@@ -97,15 +139,94 @@ class PublicRateLimitMiddleware:
             title=refusal.title(), status=429, code=refusal.code, detail=refusal.detail,
             instance=scope["path"],
         )  # fmt: skip
-        body = msgspec.json.encode(problem)
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(verdict.retry_after).encode()),
-            ],
-        }
-        await send(start)
-        await send({"type": "http.response.body", "body": body, "more_body": False})
+        await send_problem(send, problem, {"retry-after": str(verdict.retry_after)})
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Where in a decoded JSON document the first text with a NUL character is."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = _nul_path(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+class RejectNulMiddleware:
+    """Text with a NUL character is refused (400 naming the field) before any handler sees
+    it: PostgreSQL cannot store it, and no name, reference or note needs it."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                if "\x00" in name or "\x00" in value:
+                    await self._refuse(scope, send, name, "query")
+                    return
+        if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more and size <= self.max_body_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if b"\\u0000" in body or b"\x00" in body:
+            try:
+                field = _nul_path(json.loads(body)) or "body"
+            except ValueError:
+                field = "body"
+            await self._refuse(scope, send, field, "body")
+            return
+        replayed = False
+
+        async def replay() -> ReceiveMessage:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, field: str, source: str) -> None:
+        message = _("Text may not contain NUL characters.")
+        if scope["path"].startswith("/octo/"):
+            # OCTO clients expect OCTO's error body.
+            await send_json(
+                send,
+                400,
+                {"error": "BAD_REQUEST", "errorMessage": message, "field": field},
+            )
+            return
+        problem = Problem(
+            title=InvalidInput(field, message).title(), status=400, code="validation_error",
+            detail=message, instance=scope["path"],
+            errors=[FieldError(field=field, message=message, source=source)],
+        )  # fmt: skip
+        await send_problem(send, problem, {})

@@ -11,7 +11,11 @@ from babel.numbers import format_currency, get_currency_precision, list_currenci
 from app.core.i18n import current_locale
 
 CurrencyCode = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$", examples=["CNY"])]
-MinorUnits = Annotated[int, msgspec.Meta(ge=0, le=10**12, examples=[128000])]
+# At most 1,000,000.00 a seat, so that ten seats still fit the 32-bit amount columns.
+MAX_PRICE = 100_000_000
+MinorUnits = Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE, examples=[128000])]
+# Account-sized amounts (credit limits, settlements), within the 32-bit amount columns.
+MAX_ACCOUNT_AMOUNT = 2_000_000_000
 
 _KNOWN_CURRENCIES = frozenset(list_currencies())
 

@@ -38,6 +38,10 @@ def page_of(items: list[T], params: PageParams, total: int) -> Page[T]:
     return Page(items=items, page=params.page, page_size=params.page_size, total=total)
 
 
+# Far beyond any list here, and within every database's integer range for OFFSET.
+MAX_PAGE = 100_000
+
+
 def provide_page_params(
     page: Annotated[int, QueryParameter(name="page", description="Page number, from 1")] = 1,
     page_size: Annotated[
@@ -45,8 +49,10 @@ def provide_page_params(
     ] = None,
 ) -> PageParams:
     settings = get_settings()
-    if page < 1:
-        raise InvalidInput("page", _("Must be 1 or more."), source="query")
+    if page < 1 or page > MAX_PAGE:
+        raise InvalidInput(
+            "page", _("Must be between 1 and {maximum}.").format(maximum=MAX_PAGE), source="query"
+        )
     size = settings.default_page_size if page_size is None else page_size
     if size < 1 or size > settings.max_page_size:
         raise InvalidInput(

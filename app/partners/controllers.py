@@ -20,6 +20,7 @@ from app.booking.tables import BookingStatus
 from app.core import ratelimit
 from app.core.errors import DomainError, TooManyRequests, Unauthorized, problem_responses
 from app.core.i18n import SUPPORTED_LOCALES, _, content_language
+from app.core.openapi import JsonOrCsvOperation
 from app.core.pagination import Page, PageParams
 from app.core.settings import get_settings
 from app.partners import allotments, octo, octo_bookings, reports, services, webhooks
@@ -58,9 +59,10 @@ def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             data_container=OctoErrorOut,
             description="OCTO error: INVALID_PRODUCT_ID, INVALID_OPTION_ID, "
-            "INVALID_AVAILABILITY_ID, BAD_REQUEST, UNAUTHORIZED ...",
+            "INVALID_AVAILABILITY_ID, BAD_REQUEST, UNAUTHORIZED, TOO_MANY_REQUESTS ...",
         )
-        for status in statuses
+        # Every OCTO call counts against the key's rate limit (429).
+        for status in sorted({429, *statuses})
     }
 
 
@@ -136,8 +138,9 @@ class OperatorAgencyController(Controller):
     @post(
         "/{agency_id:uuid}/keys/{key_id:uuid}/rotate",
         summary="Replace an API key",
-        description="A new key is returned and the old one stops working at once.",
-        responses=problem_responses(401, 403, 404),
+        description="A new key is returned and the old one stops working at once; a revoked "
+        "key cannot be rotated (409).",
+        responses=problem_responses(401, 403, 404, 409),
         status_code=200,
     )
     async def rotate_key(
@@ -302,6 +305,7 @@ class OperatorAgencyController(Controller):
 
     @get(
         "/{agency_id:uuid}/statement",
+        operation_class=JsonOrCsvOperation,
         summary="Statement for a period",
         description="Bookings confirmed between `start` and `end` (local dates): gross, "
         "commission, net, refunds, net owed; settlements received; credit used. "
@@ -322,7 +326,7 @@ class OperatorAgencyController(Controller):
             filename = f"statement-{start.isoformat()}-{end.isoformat()}.csv"
             return Response(
                 content=reports.statement_csv(data).encode("utf-8-sig"),
-                media_type="text/csv; charset=utf-8",
+                media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="{filename}"'},
             )
         return Response(data)

@@ -374,11 +374,17 @@ async def product(
     return await _product(await route_of(principal, product_id), operator, capabilities)
 
 
-def _parse_date(value: Any, field: str) -> date:
+def parse_date(value: Any, field: str) -> date:
     try:
-        return date.fromisoformat(str(value))
+        day = date.fromisoformat(str(value))
     except ValueError:
         raise OctoError("BAD_REQUEST", f"{field} must be a date (YYYY-MM-DD)") from None
+    if not clock.within_calendar(day):
+        raise OctoError(
+            "BAD_REQUEST",
+            f"{field} must be between {clock.EARLIEST_DATE} and {clock.LATEST_DATE}",
+        )
+    return day
 
 
 def _status(departure: dict[str, Any], capacity: int, vacancies: int, now: datetime) -> str:
@@ -450,8 +456,8 @@ async def availability(
                 ) from None  # fmt: skip
         query = query.where(Departure.id.is_in(parsed))
     else:
-        start = _parse_date(body.get("localDateStart"), "localDateStart")
-        end = _parse_date(body.get("localDateEnd"), "localDateEnd")
+        start = parse_date(body.get("localDateStart"), "localDateStart")
+        end = parse_date(body.get("localDateEnd"), "localDateEnd")
         if end < start:
             raise OctoError("BAD_REQUEST", "localDateEnd must not be before localDateStart")
         local_days = (start, end)
@@ -562,8 +568,8 @@ async def calendar(
     principal: AgencyPrincipal, body: dict[str, Any], capabilities: Collection[str] = ()
 ) -> list[dict[str, Any]]:
     """Per local date: the best status of that day's departures and their vacancies."""
-    start = _parse_date(body.get("localDateStart"), "localDateStart")
-    end = _parse_date(body.get("localDateEnd"), "localDateEnd")
+    start = parse_date(body.get("localDateStart"), "localDateStart")
+    end = parse_date(body.get("localDateEnd"), "localDateEnd")
     if end < start or (end - start).days > 366:
         raise OctoError("BAD_REQUEST", "Give a range of at most 366 days, end not before start")
     slots = await availability(principal, body, capabilities)

@@ -320,7 +320,8 @@ def _unit_names(body: dict[str, Any]) -> list[str]:
 async def _save_contact(booking: dict[str, Any], body: dict[str, Any]) -> None:
     """Store the lead contact and the travellers' names (the lead's where none given)."""
     contact, name, email = _contact(body)
-    locale = (contact.get("locales") or ["zh-Hans"])[0]
+    locales = contact.get("locales")
+    locale = locales[0] if isinstance(locales, list) and locales else "zh-Hans"
     await (
         Booking.update(
             {
@@ -475,10 +476,7 @@ async def search(principal: AgencyPrincipal, query: dict[str, str]) -> list[dict
     days: dict[str, date] = {}
     for name in ("localDate", "localDateStart", "localDateEnd"):
         if name in filters:
-            try:
-                days[name] = date.fromisoformat(filters[name])
-            except ValueError:
-                raise octo.OctoError("BAD_REQUEST", f"{name} must be a date (YYYY-MM-DD)") from None
+            days[name] = octo.parse_date(filters[name], name)
     select = Booking.select().where(Booking.agency == principal.agency_id)
     if "resellerReference" in filters:
         select = select.where(Booking.reseller_reference == filters["resellerReference"])

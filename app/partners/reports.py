@@ -18,7 +18,7 @@ from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.tables import Booking, BookingLine, BookingStatus
-from app.catalogue.services.common import get_operator_row, in_zone
+from app.catalogue.services.common import get_operator_row, in_zone, require_calendar_date
 from app.catalogue.tables import Departure
 from app.core import clock
 from app.core.errors import InvalidInput
@@ -121,6 +121,8 @@ async def statement(
 ) -> StatementOut:
     """Bookings confirmed in [start, end] (local dates in the operator's zone), as they
     stand now (later refunds included), and settlements received in the period."""
+    require_calendar_date("start", start)
+    require_calendar_date("end", end)
     if end < start:
         raise InvalidInput("end", _("The end must not be before the start."), source="query")
     if (end - start).days >= MAX_PERIOD_DAYS:

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.catalogue.tables import PassengerType
-from app.core.money import PriceOut
+from app.core.money import MAX_ACCOUNT_AMOUNT, MAX_PRICE, PriceOut
 from app.core.schemas import Email
 from app.partners.tables import AgencyStatus, PaymentTerms, WebhookStatus
 
@@ -23,7 +23,7 @@ class AgencyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     contact_email: Email
     commission_bp: BasisPoints = 0
     payment_terms: PaymentTerms = PaymentTerms.on_account
-    credit_limit: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    credit_limit: Annotated[int, msgspec.Meta(ge=0, le=MAX_ACCOUNT_AMOUNT)] = 0
     allowed_routes: list[UUID] = []
     cancellation_cutoff_hours: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] = 24
     webhook_url: Url | None = None
@@ -35,7 +35,7 @@ class AgencyUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: AgencyStatus | UnsetType = UNSET
     commission_bp: BasisPoints | UnsetType = UNSET
     payment_terms: PaymentTerms | UnsetType = UNSET
-    credit_limit: Annotated[int, msgspec.Meta(ge=0, le=10**12)] | UnsetType = UNSET
+    credit_limit: Annotated[int, msgspec.Meta(ge=0, le=MAX_ACCOUNT_AMOUNT)] | UnsetType = UNSET
     allowed_routes: list[UUID] | UnsetType = UNSET
     cancellation_cutoff_hours: Annotated[int, msgspec.Meta(ge=0, le=24 * 60)] | UnsetType = UNSET
     webhook_url: Url | UnsetType | None = UNSET
@@ -84,7 +84,7 @@ class AgencyPrincipal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 SeatClass = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-Amount = Annotated[int, msgspec.Meta(ge=0, le=10**9, description="minor units")]
+Amount = Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE, description="minor units")]
 
 
 class NetRateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -137,7 +137,7 @@ class AllotmentOut(msgspec.Struct, kw_only=True):
 
 
 class SettlementIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    amount: Annotated[int, msgspec.Meta(ge=1, le=10**12)]
+    amount: Annotated[int, msgspec.Meta(ge=1, le=MAX_ACCOUNT_AMOUNT)]
     received_on: date
     reference: Annotated[str, msgspec.Meta(max_length=80)] = ""
 

@@ -12,7 +12,7 @@ import msgspec
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.services.common import get_operator_row
+from app.catalogue.services.common import get_operator_row, require_calendar_date
 from app.catalogue.tables import PassengerType, Route
 from app.core import clock
 from app.core.database import write_transaction
@@ -406,6 +406,7 @@ async def record_settlement(
 ) -> SettlementOut:
     """Money received from the agency: it lowers what the agency owes on account."""
     require_operator_admin(principal)
+    require_calendar_date("received_on", data.received_on, source="body")
     currency = await _currency(principal.operator_id)
     async with write_transaction():
         await owned_agency(principal, agency_id)

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from app.core import database
 from app.core.errors import Unauthorized, problem_responses
 from app.core.i18n import _
+from app.core.openapi import PrometheusTextOperation
 from app.core.settings import get_settings
 from app.system.metrics import render
 
@@ -61,7 +62,8 @@ class SystemController(Controller):
         description="Requests by route, bookings by status, holds expired, payments and "
         "refunds by outcome, job runs and failures, backlogs. With TOURLINE_METRICS_TOKEN "
         "set, send it as `Authorization: Bearer <token>`.",
-        media_type="text/plain; version=0.0.4; charset=utf-8",
+        media_type="text/plain; version=0.0.4",
+        operation_class=PrometheusTextOperation,
         responses=problem_responses(401),
     )
     async def metrics(self, request: Request[Any, Any, Any], state: State) -> Response[bytes]:
@@ -73,9 +75,7 @@ class SystemController(Controller):
                 given.strip().encode(), expected
             ):
                 raise Unauthorized(_("Send the metrics token."), code="metrics_token_required")
-        return Response(
-            await render(settings), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        return Response(await render(settings), media_type="text/plain; version=0.0.4")
 
 
 async def _check_redis(url: str) -> str:

@@ -48,6 +48,8 @@ def local_day_range(
     date_from: date | None, date_to: date | None, time_zone: str
 ) -> tuple[datetime | None, datetime | None]:
     """Inclusive local dates as a half-open UTC range [start of from, end of to)."""
+    require_calendar_date("from", date_from)
+    require_calendar_date("to", date_to)
     if date_from and date_to and date_to < date_from:
         raise InvalidInput(
             "to", _("The end of the range must not be before its start."), source="query"
@@ -94,7 +96,20 @@ def require_aware(field: str, moment: datetime | None) -> datetime | None:
         raise InvalidInput(
             field, _("Give the time with its UTC offset, e.g. 2026-05-16T08:30:00+08:00.")
         )
+    require_calendar_date(field, moment.date(), source="body")
     return clock.to_utc(moment)
+
+
+def require_calendar_date(field: str, day: date | None, source: str = "query") -> None:
+    """A 400 naming `field` for a date no booking can be about (before 1970, after 2199)."""
+    if day is not None and not clock.within_calendar(day):
+        raise InvalidInput(
+            field,
+            _("Give a date between {earliest} and {latest}.").format(
+                earliest=clock.EARLIEST_DATE.isoformat(), latest=clock.LATEST_DATE.isoformat()
+            ),
+            source=source,
+        )
 
 
 def require_time_zone(field: str, name: str) -> str:

@@ -34,6 +34,7 @@ from app.catalogue.services.common import (
     owned_vehicle,
     parse_clock_time,
     require_aware,
+    require_calendar_date,
     require_time_zone,
     text_dict,
 )
@@ -550,6 +551,8 @@ async def replace_blocks(
 
 
 def season_dates(data: BulkScheduleIn) -> list[date]:
+    require_calendar_date("start_date", data.start_date, source="body")
+    require_calendar_date("end_date", data.end_date, source="body")
     if data.end_date < data.start_date:
         raise InvalidInput("end_date", _("The season must end on or after its start."))
     weekdays = set(data.weekdays)
