@@ -6,6 +6,7 @@ any number of machines see the same count.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from app.core import clock
@@ -38,16 +39,59 @@ async def count(redis_url: str, key: str, window_seconds: int = 60) -> tuple[int
     return (seen if seen_window == window else 0), retry_after
 
 
-async def hit(redis_url: str, key: str, limit: int, window_seconds: int = 60) -> Verdict:
-    """Count one request for `key`; refused once `limit` is passed within the window."""
+@dataclass(slots=True)
+class _Batch:
+    """This process's hits on one counter not yet added to Redis, and the shared count
+    Redis gave last."""
+
+    window: int
+    unsent: int = 0
+    shared: int = 0
+    sent_at: float = 0.0
+
+
+_batches: dict[str, _Batch] = {}
+# A batched counter is brought up to date at least this often.
+BATCH_SECONDS = 1.0
+
+
+async def _add(redis_url: str, name: str, amount: int, window_seconds: int) -> int:
+    async with redis_client(redis_url).pipeline(transaction=True) as pipe:
+        pipe.incrby(name, amount)
+        pipe.expire(name, window_seconds + 1)
+        count, _ok = await pipe.execute()
+    return int(count)
+
+
+async def hit(
+    redis_url: str, key: str, limit: int, window_seconds: int = 60, batch: int = 1
+) -> Verdict:
+    """Count one request for `key`; refused once `limit` is passed within the window.
+
+    With `batch` > 1 a process adds its hits to Redis `batch` at a time (and at least
+    every second, and always before refusing): a busy limit then costs one Redis round trip
+    per `batch` requests instead of one each, and the processes together may let through
+    at most `batch` - 1 requests each over the limit before they see it."""
     name, window, retry_after = _window(key, window_seconds)
-    if redis_url:
-        client = redis_client(redis_url)
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, window_seconds + 1)
-            count, _ok = await pipe.execute()
-        count = int(count)
+    if redis_url and batch > 1:
+        entry = _batches.get(name)
+        if entry is None or entry.window != window:
+            if len(_batches) > 100_000:
+                _batches.clear()
+            entry = _batches[name] = _Batch(window)
+        entry.unsent += 1
+        now = time.monotonic()
+        if (
+            entry.unsent >= batch
+            or now - entry.sent_at >= BATCH_SECONDS
+            or entry.shared + entry.unsent > limit
+        ):
+            sending, entry.unsent = entry.unsent, 0
+            entry.sent_at = now
+            entry.shared = await _add(redis_url, name, sending, window_seconds)
+        count = entry.shared + entry.unsent
+    elif redis_url:
+        count = await _add(redis_url, name, 1, window_seconds)
     else:
         seen_window, count = _local.get(name, (window, 0))
         count = count + 1 if seen_window == window else 1
