@@ -18,6 +18,8 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 
+from tests.servers import free_port
+
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # One id per pytest run, shared by its xdist workers, so that concurrent runs on one
 # machine never share a database.
@@ -77,22 +79,14 @@ def _configure_environment() -> None:
     os.environ["TOURLINE_PUBLIC_CACHE_SECONDS"] = "0"
     # localstripe (a fake Stripe server) is started on this port by the `stripe_server`
     # fixture; the SDK is pointed at it.
-    port = _free_port()
+    port = free_port()
     os.environ["STRIPE_API_BASE"] = f"http://127.0.0.1:{port}"
     os.environ["STRIPE_SECRET_KEY"] = "sk_test_tourline"
     os.environ["STRIPE_PUBLISHABLE_KEY"] = "pk_test_tourline"
     os.environ["STRIPE_WEBHOOK_SECRET"] = "whsec_test_tourline"
     # An aiosmtpd server (the `smtp_server` fixture) receives the mail on this port.
     os.environ["SMTP_HOST"] = "127.0.0.1"
-    os.environ["SMTP_PORT"] = str(_free_port())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    os.environ["SMTP_PORT"] = str(free_port())
 
 
 # The app reads its settings once; set the environment before anything imports it.

@@ -5,17 +5,14 @@ development settings, error answers without internals, and the staff audit log."
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
 import re
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +36,7 @@ from tests.factories import (
     published_bus_departure,
     route_payload,
 )
+from tests.servers import api_servers, free_port, inside_one_minute
 
 MakeOperator = Callable[..., Awaitable[Account]]
 
@@ -275,33 +273,6 @@ async def test_a_body_over_the_limit_is_413_and_writes_nothing(
 # ---------------------------------------------------------------- per-IP public limit
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _log_text(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-async def _wait_for_health(
-    http: httpx.AsyncClient, base: str, process: asyncio.subprocess.Process, log: Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.returncode is not None:
-            raise AssertionError(f"server {base} exited:\n{_log_text(log)}")
-        try:
-            if (await http.get(f"{base}/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server {base} not healthy:\n{_log_text(log)}")
-        await asyncio.sleep(0.1)
-
-
 async def test_public_limit_per_ip_is_shared_by_two_real_server_processes(
     client: httpx.AsyncClient, operator: Account, redis_url: str, tmp_path: Path
 ) -> None:
@@ -314,47 +285,16 @@ async def test_public_limit_per_ip_is_shared_by_two_real_server_processes(
         "TOURLINE_PUBLIC_RATE_LIMIT": "5",
         "FORWARDED_ALLOW_IPS": "127.0.0.1",
     }
-    processes: list[tuple[str, asyncio.subprocess.Process, Path]] = []
     caller, neighbour = random_ip(), random_ip()
-    try:
-        for _ in range(2):
-            port = _free_port()
-            log = tmp_path / f"server-{port}.log"
-            with log.open("wb") as sink:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "uvicorn", "app.asgi:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                    cwd=PROJECT_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            processes.append((f"http://127.0.0.1:{port}", process, log))
-        async with httpx.AsyncClient(timeout=10) as http:
-            for base, process, log in processes:
-                await _wait_for_health(http, base, process, log)
-            # The limit counts per minute of the servers' real clock: start well inside one.
-            left = 60 - time.time() % 60
-            if left < 3:
-                await asyncio.sleep(left + 0.2)
-            me = {"X-Forwarded-For": caller}
-            answers = [
-                await http.get(f"{processes[n % 2][0]}/api/v1/routes", headers=me) for n in range(7)
-            ]
-            # Over the limit: staff endpoints and probes are not limited, another address is not.
-            health = [await http.get(f"{base}/health", headers=me) for base, _p, _l in processes]
-            staff = await http.get(f"{processes[0][0]}{ROUTES}", headers={**me, **operator.headers})
-            other = await http.get(
-                f"{processes[1][0]}/api/v1/routes", headers={"X-Forwarded-For": neighbour}
-            )
-            still = await http.get(f"{processes[1][0]}/api/v1/departures/{NO_ID}", headers=me)
-    finally:
-        for _base, process, _log in processes:
-            if process.returncode is None:
-                process.terminate()
-        for _base, process, _log in processes:
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    async with api_servers(2, env, tmp_path) as bases, httpx.AsyncClient(timeout=10) as http:
+        await inside_one_minute()
+        me = {"X-Forwarded-For": caller}
+        answers = [await http.get(f"{bases[n % 2]}/api/v1/routes", headers=me) for n in range(7)]
+        # Over the limit: staff endpoints and probes are not limited, another address is not.
+        health = [await http.get(f"{base}/health", headers=me) for base in bases]
+        staff = await http.get(f"{bases[0]}{ROUTES}", headers={**me, **operator.headers})
+        other = await http.get(f"{bases[1]}/api/v1/routes", headers={"X-Forwarded-For": neighbour})
+        still = await http.get(f"{bases[1]}/api/v1/departures/{NO_ID}", headers=me)
     # Each process saw three or four requests: the refusals come from the shared count.
     assert [a.status_code for a in answers] == [200] * 5 + [429] * 2, [
         (a.status_code, a.text) for a in answers
@@ -517,7 +457,7 @@ def test_tourline_serve_in_production_with_defaults_refuses_to_start(tmp_path: P
         DATABASE_URL=f"sqlite:///{database}",
         TOURLINE_PASSWORD_HASHING="fast",
     )
-    port = _free_port()
+    port = free_port()
     try:
         result = subprocess.run(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],

@@ -30,6 +30,7 @@ from app.partners.tables import WebhookDelivery, WebhookStatus
 from tests.assertions import ok, problem
 from tests.conftest import Account
 from tests.factories import create_departure, in_days, published_bus_departure
+from tests.servers import free_port
 from workers.jobs import STRIPE_STEPS, TICK_STEPS, tick
 
 BOOKINGS = "/api/v1/bookings"
@@ -451,10 +452,6 @@ async def test_ready_checks_the_database_and_a_configured_redis(
 # ---------------------------------------------------------------- JSON logs
 
 
-def _free_port() -> int:
-    return _closed_port()
-
-
 def _read(log: Path) -> str:
     return log.read_text(errors="replace")
 
@@ -463,7 +460,7 @@ async def test_a_real_server_logs_json_lines_with_request_id_and_booking(
     client: httpx.AsyncClient, operator: Account, tmp_path: Path
 ) -> None:
     _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.stderr"
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}

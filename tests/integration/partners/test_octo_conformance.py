@@ -5,12 +5,7 @@ shared by two real server processes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import subprocess
-import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +25,7 @@ from tests.factories import (
     published_bus_departure,
     set_route_fares,
 )
+from tests.servers import api_servers, inside_one_minute
 from workers.jobs import tick
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -819,85 +815,22 @@ async def test_booking_search_rejects_malformed_dates(
 # ---------------------------------------------------------------- 6. rate limit, two processes
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _log_text(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-async def _wait_for_health(
-    http: httpx.AsyncClient, base: str, process: asyncio.subprocess.Process, log: Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if process.returncode is not None:
-            raise AssertionError(f"server {base} exited:\n{_log_text(log)}")
-        try:
-            if (await http.get(f"{base}/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server {base} not healthy:\n{_log_text(log)}")
-        await asyncio.sleep(0.1)
-
-
-def _open_log(path: Path) -> Any:
-    return path.open("wb")
-
-
 async def test_rate_limit_is_shared_by_two_real_server_processes(
     client: httpx.AsyncClient, operator: Account, redis_url: str, tmp_path: Path
 ) -> None:
-    # Both processes use the test worker's database (the SQLite file, or its PostgreSQL
-    # database, already migrated by the session: create_app does not migrate) and count
-    # in the same Redis.
     env = {**os.environ, "REDIS_URL": redis_url, "TOURLINE_PARTNER_RATE_LIMIT": "6"}
-    processes: list[tuple[str, asyncio.subprocess.Process, Path]] = []
-    try:
-        for _ in range(2):
-            port = _free_port()
-            log = tmp_path / f"server-{port}.log"
-            with _open_log(log) as sink:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "uvicorn", "app.asgi:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                    cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            processes.append((f"http://127.0.0.1:{port}", process, log))
-        async with httpx.AsyncClient(timeout=10) as http:
-            for base, process, log in processes:
-                await _wait_for_health(http, base, process, log)
-            agency = await agency_key(client, operator, name="Rate Tours")
-            headers = agency["headers"]
-            # The limit counts per minute of the servers' real clock: start the burst well
-            # inside one minute.
-            left = 60 - time.time() % 60
-            if left < 3:
-                await asyncio.sleep(left + 0.2)
-            answers = []
-            for n in range(8):
-                base = processes[n % 2][0]
-                answers.append(await http.get(f"{base}/octo/supplier", headers=headers))
-        # Each process saw only four requests: the refusals come from the shared count.
-        assert [a.status_code for a in answers] == [200] * 6 + [429] * 2, [
-            (a.status_code, a.text) for a in answers
+    async with api_servers(2, env, tmp_path) as bases, httpx.AsyncClient(timeout=10) as http:
+        agency = await agency_key(client, operator, name="Rate Tours")
+        headers = agency["headers"]
+        await inside_one_minute()
+        answers = [
+            await http.get(f"{bases[n % 2]}/octo/supplier", headers=headers) for n in range(8)
         ]
-        assert answers[0].json()["id"] == operator.operator_id
-        for refused in answers[6:]:
-            octo_error(refused, "TOO_MANY_REQUESTS", status=429)
-            assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    finally:
-        for _base, process, _log in processes:
-            if process.returncode is None:
-                process.terminate()
-        for _base, process, _log in processes:
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    # Each process saw only four requests: the refusals come from the shared count.
+    assert [a.status_code for a in answers] == [200] * 6 + [429] * 2, [
+        (a.status_code, a.text) for a in answers
+    ]
+    assert answers[0].json()["id"] == operator.operator_id
+    for refused in answers[6:]:
+        octo_error(refused, "TOO_MANY_REQUESTS", status=429)
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
