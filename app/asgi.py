@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.static_files import create_static_files_router
 
 from app.accounts.audit import AuditMiddleware
 from app.accounts.controllers import (
@@ -59,9 +60,13 @@ from app.payments.controllers import (
     StripeWebhookController,
 )
 from app.system.controllers import SystemController
+from app.web.controllers import TouristPagesController
+from app.web.templates import STATIC, template_config
 
 ROUTE_HANDLERS: list[Any] = [
     SystemController,
+    TouristPagesController,
+    create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     AuthController,
     AuditController,
     PlatformAdminController,
@@ -184,6 +189,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None,
         request_max_body_size=settings.max_body_bytes,
         response_cache_config=_response_cache_config(settings),
+        template_config=template_config(),
         # The settings this app was built with (e.g. /ready checks *its* Redis).
         state=State({"settings": settings}),
         debug=False,

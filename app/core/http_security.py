@@ -40,6 +40,12 @@ DOCS_CSP = (
     "https://unpkg.com https://fonts.googleapis.com; font-src 'self' https://fonts.gstatic.com; "
     "img-src 'self' data: https:; connect-src 'self'; frame-ancestors 'none'"
 )
+# The web pages: their own styles and scripts only, forms posting back to us.
+PAGES_CSP = (
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
+API_PREFIXES = ("/api/", "/octo/", "/health", "/ready", "/metrics")
 # Anonymous callers: tourists browsing and booking, and staff logging in.
 PUBLIC_PREFIXES = ("/api/v1/routes", "/api/v1/departures", "/api/v1/bookings", "/api/v1/auth/login")
 
@@ -54,6 +60,8 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         docs = scope["path"].startswith("/schema")
+        api = scope["path"].startswith(API_PREFIXES)
+        policy = DOCS_CSP if docs else (API_CSP if api else PAGES_CSP)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -63,7 +71,7 @@ class SecurityHeadersMiddleware:
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-                headers["Content-Security-Policy"] = DOCS_CSP if docs else API_CSP
+                headers["Content-Security-Policy"] = policy
                 if not docs:
                     # Answers with bookings, tokens and manifests are never cached by proxies.
                     headers.setdefault("Cache-Control", "no-store")

@@ -1,4 +1,4 @@
-"""Status names as readers see them, translated (the API's own values stay English)."""
+"""Status and theme names as readers see them, translated (the API's own values stay English)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,21 @@ _STATUS_LABELS = {
     "confirmed": N_("confirmed"),
     "expired": N_("expired"),
 }
+
+
+_THEME_LABELS = {
+    "picking": N_("fruit picking"),
+    "flower_field": N_("flower fields"),
+    "rural": N_("farm days"),
+    "family": N_("for families"),
+    "sightseeing": N_("sightseeing"),
+    "nature": N_("nature"),
+    "culture": N_("culture"),
+}
+
+
+def theme_label(value: str) -> str:
+    return _(_THEME_LABELS[value]) if value in _THEME_LABELS else value
 
 
 def status_label(value: str) -> str:

@@ -1,0 +1,75 @@
+"""Server-rendered pages for tourists, built on the same services as the public API.
+
+Every page speaks the reader's language (`?lang=`, else Accept-Language) and links keep
+the choice; styles are served from /static, nothing is loaded from elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Template
+
+from app.catalogue.services import public
+from app.catalogue.tables import RouteKind
+from app.core.i18n import current_locale
+from app.core.pagination import PageParams
+
+# Themes the home page offers as filters (a line may have several).
+HOME_THEMES = ("picking", "flower_field", "rural", "family", "sightseeing")
+# Departures listed on a line's page.
+DEPARTURES_SHOWN = 60
+
+
+def _page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    locale = current_locale()
+    return {
+        "locale": locale,
+        "html_lang": "en" if locale == "en" else "zh-Hans",
+        "other_lang": "zh" if locale == "en" else "en",
+        "lang_query": "en" if locale == "en" else "zh",
+        "path": request.url.path,
+    }
+
+
+class TouristPagesController(Controller):
+    include_in_schema = False
+
+    @get("/")
+    async def home(
+        self,
+        request: Request[Any, Any, Any],
+        theme: Annotated[str | None, QueryParameter(name="theme", max_length=32)] = None,
+        # Plain text: the form sends "" for "train or bus".
+        kind: Annotated[str | None, QueryParameter(name="kind", max_length=16)] = None,
+        q: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
+    ) -> Template:
+        chosen_kind = RouteKind(kind) if kind in {k.value for k in RouteKind} else None
+        lines = await public.list_routes(
+            PageParams(page=1, page_size=50), theme=theme or None, kind=chosen_kind, query=q or None
+        )
+        return Template(
+            "home.html",
+            context={
+                **_page_context(request),
+                "lines": lines.items,
+                "themes": HOME_THEMES,
+                "kinds": [k.value for k in RouteKind],
+                "theme": theme or "",
+                "kind": chosen_kind.value if chosen_kind else "",
+                "q": q or "",
+            },
+        )
+
+    @get("/lines/{slug:str}")
+    async def line(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
+        route = await public.get_route(slug)
+        departures = await public.list_route_departures(
+            slug, PageParams(page=1, page_size=DEPARTURES_SHOWN), None, None
+        )
+        return Template(
+            "line.html",
+            context={**_page_context(request), "line": route, "departures": departures.items},
+        )
