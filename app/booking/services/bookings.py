@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -25,6 +25,7 @@ from app.booking.schemas import (
 from app.booking.services import inventory
 from app.booking.services.state import record_event, tell_agency, transition
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
+from app.catalogue.services.availability import class_counts
 from app.catalogue.services.common import as_dict, as_list, in_zone
 from app.catalogue.services.fares import effective_fares
 from app.catalogue.tables import (
@@ -353,6 +354,22 @@ def _party(
     return counts, None, len(counts)
 
 
+async def _refuse_if_plainly_sold_out(
+    departure_id: UUID, counts: list[tuple[str, PassengerType]] | None, agency_id: UUID | None
+) -> None:
+    """A look at the seats left before queueing for the departure's lock: in a rush most
+    requests find the class sold out, and say so at once instead of waiting their turn.
+    Only the check under the lock can promise seats; this one only refuses."""
+    if counts is None:
+        return
+    wanted = Counter(seat_class for seat_class, _kind in counts)
+    left = (await class_counts([departure_id], agency_id))[departure_id]
+    for seat_class, count in wanted.items():
+        in_class = left.get(seat_class)
+        if in_class is not None and in_class.free < count:
+            raise _not_enough(in_class.free, seat_class)
+
+
 async def create_booking(
     data: BookingCreate,
     *,
@@ -367,6 +384,13 @@ async def create_booking(
     if data.passengers is not None and len(data.passengers) > size:
         raise InvalidInput("passengers", _("More passengers than seats."))
     token = secrets.token_urlsafe(24)
+    if channel != BookingChannel.waitlist:
+        await _refuse_if_plainly_sold_out(data.departure_id, counts, agency_id)
+    # Found before the lock: the unique index still refuses the rare clash.
+    reference = new_reference()
+    while await Booking.exists().where(Booking.reference == reference).run():
+        reference = new_reference()
+    note_booking(reference)
     async with write_transaction():
         departure = await inventory.lock_departure(data.departure_id)
         await _sellable(departure)
@@ -395,10 +419,6 @@ async def create_booking(
         expires_at = min(
             now + timedelta(minutes=minutes), departure["sales_close_at"] or departure["departs_at"]
         )
-        reference = new_reference()
-        while await Booking.exists().where(Booking.reference == reference).run():
-            reference = new_reference()
-        note_booking(reference)
         contact = data.contact
         booking = Booking(
             reference=reference,
