@@ -14,6 +14,7 @@ from litestar.response import Template
 
 from app.catalogue.services import public
 from app.catalogue.tables import RouteKind
+from app.core.errors import NotFound
 from app.core.i18n import current_locale
 from app.core.pagination import PageParams
 
@@ -65,7 +66,11 @@ class TouristPagesController(Controller):
 
     @get("/lines/{slug:str}")
     async def line(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
-        route = await public.get_route(slug)
+        try:
+            route = await public.get_route(slug)
+        except NotFound:
+            # A page, not an API answer: readers get a page that leads them back.
+            return Template("not_found.html", context=_page_context(request), status_code=404)
         departures = await public.list_route_departures(
             slug, PageParams(page=1, page_size=DEPARTURES_SHOWN), None, None
         )

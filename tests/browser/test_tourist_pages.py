@@ -113,3 +113,18 @@ async def test_every_form_field_has_a_label_and_nothing_loads_from_elsewhere(
     assert requested
     assert all(url.startswith(site) for url in requested), requested
     await context.close()
+
+
+async def test_an_unknown_line_is_a_page_that_leads_back(
+    client: httpx.AsyncClient, operator: Account, browser: Browser, site: str
+) -> None:
+    await published_bus_departure(client, operator.headers)
+    context = await browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    response = await page.goto(f"{site}/lines/no-such-line?lang=en")
+    assert response is not None
+    assert response.status == 404
+    assert await page.locator("h1").inner_text() == "This line does not exist (or no longer runs)"
+    await page.get_by_role("link", name="See every themed line").click()
+    assert await page.locator(".card h2 a").all_inner_texts() == ["Picking Line"]
+    await context.close()
