@@ -13,14 +13,15 @@ import json
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from litestar.enums import ScopeType
+from litestar.params import QueryParameter
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from piccolo.custom_types import Combinable
 
-from app.accounts.schemas import AuditEntryOut, OperatorPrincipal, Principal
+from app.accounts.schemas import AuditEntryOut, AuditFilters, OperatorPrincipal, Principal
 from app.accounts.services import require_operator_admin, require_platform_admin
 from app.accounts.tables import AuditEntry
 from app.core import clock
@@ -122,43 +123,39 @@ def _out(row: dict[str, Any]) -> AuditEntryOut:
     )  # fmt: skip
 
 
+def provide_filters(
+    staff_id: Annotated[UUID | None, QueryParameter(name="staff_id")] = None,
+    since: Annotated[datetime | None, QueryParameter(name="since")] = None,
+    until: Annotated[datetime | None, QueryParameter(name="until")] = None,
+) -> AuditFilters:
+    return AuditFilters(staff_id=staff_id, since=since, until=until)
+
+
 async def _page(
-    where: Combinable,
-    params: PageParams,
-    staff_id: UUID | None,
-    since: datetime | None,
-    until: datetime | None,
+    where: Combinable, params: PageParams, filters: AuditFilters
 ) -> Page[AuditEntryOut]:
-    if staff_id is not None:
-        where = where & (AuditEntry.staff == staff_id)
-    if since is not None:
-        where = where & (AuditEntry.at >= since)
-    if until is not None:
-        where = where & (AuditEntry.at < until)
+    if filters.staff_id is not None:
+        where = where & (AuditEntry.staff == filters.staff_id)
+    if filters.since is not None:
+        where = where & (AuditEntry.at >= filters.since)
+    if filters.until is not None:
+        where = where & (AuditEntry.at < filters.until)
     order = [(AuditEntry.at, False), (AuditEntry.seq, False), (AuditEntry.id, False)]
     rows, total = await fetch_page(AuditEntry, where, params, order, load_json=True)
     return page_of([_out(row) for row in rows], params, total)
 
 
 async def operator_audit(
-    principal: OperatorPrincipal,
-    params: PageParams,
-    staff_id: UUID | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    principal: OperatorPrincipal, params: PageParams, filters: AuditFilters
 ) -> Page[AuditEntryOut]:
     """The operator's own log, newest first (admins only)."""
     require_operator_admin(principal)
-    return await _page(AuditEntry.operator == principal.operator_id, params, staff_id, since, until)
+    return await _page(AuditEntry.operator == principal.operator_id, params, filters)
 
 
 async def platform_audit(
-    principal: Principal,
-    params: PageParams,
-    staff_id: UUID | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    principal: Principal, params: PageParams, filters: AuditFilters
 ) -> Page[AuditEntryOut]:
     """Every entry, newest first (platform admins only)."""
     require_platform_admin(principal)
-    return await _page(AuditEntry.id.is_not_null(), params, staff_id, since, until)
+    return await _page(AuditEntry.id.is_not_null(), params, filters)

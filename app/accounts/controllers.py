@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
 
 from app.accounts import audit, services
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, STAFF_DEPENDENCIES
 from app.accounts.schemas import (
     AuditEntryOut,
+    AuditFilters,
     LoginIn,
     OperatorPrincipal,
     Principal,
@@ -102,7 +102,10 @@ class PlatformAdminController(Controller):
 
 class AuditController(Controller):
     tags = ["Audit log"]
-    dependencies = STAFF_DEPENDENCIES
+    dependencies = {
+        **STAFF_DEPENDENCIES,
+        "audit_filters": Provide(audit.provide_filters, sync_to_thread=False),
+    }
     security = BEARER_SECURITY
 
     @get(
@@ -116,12 +119,10 @@ class AuditController(Controller):
         self,
         principal: NamedDependency[Principal],
         page_params: NamedDependency[PageParams],
-        staff_id: Annotated[UUID | None, QueryParameter(name="staff_id")] = None,
-        since: Annotated[datetime | None, QueryParameter(name="since")] = None,
-        until: Annotated[datetime | None, QueryParameter(name="until")] = None,
+        audit_filters: NamedDependency[AuditFilters],
     ) -> Page[AuditEntryOut]:
         operator = services.as_operator_principal(principal)
-        return await audit.operator_audit(operator, page_params, staff_id, since, until)
+        return await audit.operator_audit(operator, page_params, audit_filters)
 
     @get(
         "/api/v1/admin/audit",
@@ -132,11 +133,9 @@ class AuditController(Controller):
         self,
         principal: NamedDependency[Principal],
         page_params: NamedDependency[PageParams],
-        staff_id: Annotated[UUID | None, QueryParameter(name="staff_id")] = None,
-        since: Annotated[datetime | None, QueryParameter(name="since")] = None,
-        until: Annotated[datetime | None, QueryParameter(name="until")] = None,
+        audit_filters: NamedDependency[AuditFilters],
     ) -> Page[AuditEntryOut]:
-        return await audit.platform_audit(principal, page_params, staff_id, since, until)
+        return await audit.platform_audit(principal, page_params, audit_filters)
 
 
 class OperatorStaffController(Controller):

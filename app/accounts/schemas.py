@@ -82,3 +82,11 @@ class AuditEntryOut(msgspec.Struct, kw_only=True):
     request_id: str
     # The request body as sent, secrets blanked out.
     changes: Any
+
+
+class AuditFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """Which audit entries to show: one staff member's, and a time window [since, until)."""
+
+    staff_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None

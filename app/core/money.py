@@ -56,3 +56,8 @@ class PriceOut(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, money: Money) -> PriceOut:
         return cls(amount=money.amount, currency=money.currency, formatted=money.format())
+
+    @classmethod
+    def minor(cls, amount: int, currency: str) -> PriceOut:
+        """From an amount in minor units, as the tables store it."""
+        return cls.of(Money(amount=amount, currency=currency))

@@ -33,7 +33,7 @@ from app.core import clock
 from app.core.i18n import localize
 from app.partners.pricing import agency_pricing
 from app.partners.schemas import AgencyPrincipal
-from app.partners.tables import Agency, Allotment
+from app.partners.tables import Agency
 
 UNIT_TYPES = {
     PassengerType.adult: "ADULT",
@@ -424,10 +424,7 @@ async def availability(
     vacancies as this agency sees them (its own allotment included, others' not)."""
     route = await route_of(principal, str(body.get("productId", "")))
     option_id = str(body.get("optionId", ""))
-    if option_id not in await _classes(route):
-        raise OctoError(
-            "INVALID_OPTION_ID", "The option ID was invalid or missing", optionId=option_id
-        )
+    await check_option(route, option_id)
     operator = await get_operator_row(principal.operator_id)
     tz = clock.zone(operator["time_zone"])
     query = Departure.select().where(
@@ -547,21 +544,10 @@ async def availability(
                 "seats": own.seats,
                 "used": own.used,
                 "unused": own.unused,
-                "utcReleaseAt": utc_text(await _release_at(own.id)),
+                "utcReleaseAt": utc_text(own.release_at),
             }
         result.append(item)
     return result
-
-
-async def _release_at(allotment_id: UUID) -> datetime:
-    row = (
-        await Allotment.select(Allotment.release_at)
-        .where(Allotment.id == allotment_id)
-        .first()
-        .run()
-    )
-    assert row is not None
-    return row["release_at"]  # type: ignore[no-any-return]
 
 
 async def calendar(

@@ -75,9 +75,6 @@ async def agency_bookings(
         .run()
     }
 
-    def price(amount: int, currency: str) -> PriceOut:
-        return PriceOut.of(Money(amount=amount, currency=currency))
-
     items = [
         AgencyBookingOut(
             reference=row["reference"],
@@ -90,9 +87,9 @@ async def agency_bookings(
             departs_at=departs[row["departure"]],
             seats=seats[row["id"]],
             contact_name=row["contact_name"],
-            retail=price(_gross(row), row["currency"]),
-            net=price(row["total_amount"], row["currency"]),
-            refunded=price(row["refund_amount"], row["currency"]),
+            retail=PriceOut.minor(_gross(row), row["currency"]),
+            net=PriceOut.minor(row["total_amount"], row["currency"]),
+            refunded=PriceOut.minor(row["refund_amount"], row["currency"]),
             created_at=row["created_at"],
             confirmed_at=row["confirmed_at"],
             cancelled_at=row["cancelled_at"],
@@ -188,7 +185,7 @@ async def statement(
     )
 
     def price(amount: int) -> PriceOut:
-        return PriceOut.of(Money(amount=amount, currency=currency))
+        return PriceOut.minor(amount, currency)
 
     totals = StatementTotals(
         bookings=len(lines),

@@ -18,7 +18,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
-from app.core.money import Money, PriceOut
+from app.core.money import PriceOut
 from app.partners.schemas import (
     AgencyCreate,
     AgencyOut,
@@ -310,7 +310,7 @@ async def list_net_rates(principal: OperatorPrincipal, agency_id: UUID) -> list[
             route_id=row["route"],
             seat_class=row["seat_class"],
             passenger_type=PassengerType(row["passenger_type"]),
-            net=PriceOut.of(Money(amount=row["amount"], currency=currency)),
+            net=PriceOut.minor(row["amount"], currency),
         )
         for row in rows
     ]
@@ -382,20 +382,16 @@ async def credit_used(agency_id: UUID) -> int:
 
 async def credit(agency: dict[str, Any], currency: str) -> CreditOut:
     used = await credit_used(agency["id"])
-
-    def price(amount: int) -> PriceOut:
-        return PriceOut.of(Money(amount=amount, currency=currency))
-
     return CreditOut(
-        limit=price(agency["credit_limit"]),
-        used=price(used),
-        available=price(max(0, agency["credit_limit"] - used)),
+        limit=PriceOut.minor(agency["credit_limit"], currency),
+        used=PriceOut.minor(used, currency),
+        available=PriceOut.minor(max(0, agency["credit_limit"] - used), currency),
     )
 
 
 def _settlement_out(row: dict[str, Any], currency: str) -> SettlementOut:
     return SettlementOut(
-        id=row["id"], amount=PriceOut.of(Money(amount=row["amount"], currency=currency)),
+        id=row["id"], amount=PriceOut.minor(row["amount"], currency),
         received_on=row["received_on"], reference=row["reference"],
         recorded_by=row["recorded_by"], created_at=row["created_at"],
     )  # fmt: skip

@@ -11,7 +11,9 @@ localstripe, a fake Stripe server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -117,59 +119,55 @@ class StripeProvider:
     async def start(
         self, amount: int, currency: str, reference: str, idempotency_key: str
     ) -> IntentState:
-        try:
-            params: dict[str, Any] = {
-                "amount": amount,
-                "currency": currency.lower(),
-                "payment_method_types": self.method_types,
-                "metadata": {"booking_reference": reference},
-            }
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "payment_method_types": self.method_types,
+            "metadata": {"booking_reference": reference},
+        }
+        with _stripe_errors():
             # The SDK's typed params lag behind the API (payment_method_types is current).
             intent = await self.client.v1.payment_intents.create_async(
                 params=cast(Any, params), options={"idempotency_key": idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise ProviderError(_error_message(exc)) from exc
         return self._state(intent)
 
     async def fetch(self, provider_id: str) -> IntentState:
-        try:
+        with _stripe_errors(provider_id):
             return self._state(await self.client.v1.payment_intents.retrieve_async(provider_id))
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:
-                raise UnknownObject(provider_id) from exc
-            raise ProviderError(_error_message(exc)) from exc
-        except stripe.StripeError as exc:
-            raise ProviderError(_error_message(exc)) from exc
 
     async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState:
-        try:
+        with _stripe_errors():
             refund = await self.client.v1.refunds.create_async(
                 params={"payment_intent": provider_id, "amount": amount},
                 options={"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise ProviderError(_error_message(exc)) from exc
         return RefundState(provider_id=refund.id, status=refund.status or "pending", amount=amount)
 
     async def fetch_refund(self, provider_id: str) -> RefundState:
-        try:
+        with _stripe_errors(provider_id):
             refund = await self.client.v1.refunds.retrieve_async(provider_id)
-        except stripe.InvalidRequestError as exc:
-            if exc.http_status == 404:
-                raise UnknownObject(provider_id) from exc
-            raise ProviderError(_error_message(exc)) from exc
-        except stripe.StripeError as exc:
-            raise ProviderError(_error_message(exc)) from exc
         return RefundState(
             provider_id=refund.id, status=refund.status or "pending", amount=int(refund.amount)
         )
 
     async def cancel(self, provider_id: str) -> None:
-        try:
+        with _stripe_errors():
             await self.client.v1.payment_intents.cancel_async(provider_id)
-        except stripe.StripeError as exc:
-            raise ProviderError(_error_message(exc)) from exc
+
+
+@contextlib.contextmanager
+def _stripe_errors(looked_up: str | None = None) -> Iterator[None]:
+    """Stripe's failures as ours: `UnknownObject` when the object looked up does not exist
+    there, `ProviderError` (with Stripe's message) for anything else."""
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if looked_up is not None and exc.http_status == 404:
+            raise UnknownObject(looked_up) from exc
+        raise ProviderError(_error_message(exc)) from exc
+    except stripe.StripeError as exc:
+        raise ProviderError(_error_message(exc)) from exc
 
 
 # One provider (and so one pool of connections to Stripe) per event loop and account,

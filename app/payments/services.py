@@ -27,7 +27,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, DomainError, FieldError
 from app.core.i18n import _
-from app.core.money import Money, PriceOut
+from app.core.money import PriceOut
 from app.core.settings import get_settings
 from app.notifications.services import enqueue
 from app.payments.providers import (
@@ -51,10 +51,6 @@ logger = logging.getLogger("tourline.payments")
 
 # Refunds that failed are tried again by the worker up to this many times.
 MAX_REFUND_ATTEMPTS = 8
-
-
-def _price(amount: int, currency: str) -> PriceOut:
-    return PriceOut.of(Money(amount=amount, currency=currency))
 
 
 # ---------------------------------------------------------------- starting a payment
@@ -118,7 +114,9 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
                 )
             ).run()
             await transition(booking, BookingStatus.confirmed, actor=actor, reason="free")
-            return PaymentStartOut(provider="free", status="confirmed", amount=_price(0, currency))
+            return PaymentStartOut(
+                provider="free", status="confirmed", amount=PriceOut.minor(0, currency)
+            )
         provider = stripe_provider()
         payments = (
             await Payment.select()
@@ -172,7 +170,7 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
     return PaymentStartOut(
         provider="stripe",
         status="requires_payment",
-        amount=_price(total, currency),
+        amount=PriceOut.minor(total, currency),
         client_secret=intent.client_secret,
         publishable_key=settings.stripe_publishable_key or None,
         payment_method_types=list(settings.stripe_payment_method_types),
@@ -538,7 +536,7 @@ async def execute_pending_refunds(booking_ids: list[UUID] | None = None) -> int:
 def _payment_out(row: dict[str, Any]) -> PaymentOut:
     return PaymentOut(
         id=row["id"], provider=row["provider"], provider_id=row["provider_id"],
-        attempt=row["attempt"], amount=_price(row["amount"], row["currency"]),
+        attempt=row["attempt"], amount=PriceOut.minor(row["amount"], row["currency"]),
         status=PaymentStatus(row["status"]), failure_reason=row["failure_reason"],
         created_at=row["created_at"], succeeded_at=row["succeeded_at"],
     )  # fmt: skip
@@ -547,7 +545,7 @@ def _payment_out(row: dict[str, Any]) -> PaymentOut:
 def _refund_out(row: dict[str, Any]) -> RefundOut:
     return RefundOut(
         id=row["id"], provider=row["provider"], provider_id=row["provider_id"],
-        amount=_price(row["amount"], row["currency"]), reason=row["reason"],
+        amount=PriceOut.minor(row["amount"], row["currency"]), reason=row["reason"],
         status=RefundStatus(row["status"]), attempts=row["attempts"],
         last_error=row["last_error"], created_at=row["created_at"],
     )  # fmt: skip
@@ -609,8 +607,8 @@ async def booking_money(principal: OperatorPrincipal, reference: str) -> Booking
     currency = booking["currency"]
     return BookingMoneyOut(
         reference=booking["reference"], booking_status=booking["status"],
-        total=_price(booking["total_amount"], currency), paid=_price(paid, currency),
-        refunded=_price(refunded, currency),
+        total=PriceOut.minor(booking["total_amount"], currency),
+        paid=PriceOut.minor(paid, currency), refunded=PriceOut.minor(refunded, currency),
         payments=[_payment_out(p) for p in payments], refunds=[_refund_out(r) for r in refunds],
     )  # fmt: skip
 
@@ -650,8 +648,8 @@ async def reconciliation(
             )
     currency = operator["currency"]
     return Reconciliation(
-        currency=currency, bookings=len(bookings), paid=_price(total_paid, currency),
-        refunded=_price(total_refunded, currency), mismatches=mismatches,
+        currency=currency, bookings=len(bookings), paid=PriceOut.minor(total_paid, currency),
+        refunded=PriceOut.minor(total_refunded, currency), mismatches=mismatches,
     )  # fmt: skip
 
 

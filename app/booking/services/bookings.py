@@ -155,7 +155,7 @@ async def booking_out(booking_id: UUID) -> BookingOut:
     currency = booking["currency"]
 
     def price(amount: int) -> PriceOut:
-        return PriceOut.of(Money(amount=amount, currency=currency))
+        return PriceOut.minor(amount, currency)
 
     contact = None
     if booking["contact_email"]:
@@ -629,7 +629,7 @@ async def guest_cancel(reference: str, token: str | None, reason: str) -> Cancel
     await _settle([booking["id"]])
     out = await booking_out(booking["id"])
     return CancellationOut(
-        refund=PriceOut.of(Money(amount=refund, currency=booking["currency"])),
+        refund=PriceOut.minor(refund, booking["currency"]),
         refund_percent=percent,
         booking=out,
     )

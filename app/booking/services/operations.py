@@ -302,5 +302,5 @@ async def cancel_departure(
     return DepartureCancellationOut(
         departure=await departure_out(departure_id),
         bookings_cancelled=cancelled,
-        refunds_total=PriceOut.of(Money(amount=refunds, currency=currency)),
+        refunds_total=PriceOut.minor(refunds, currency),
     )

@@ -11,6 +11,7 @@ count as taken for the others until the allotment's release time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from app.catalogue.schemas import ClassAvailability
@@ -42,6 +43,7 @@ class AllotmentUse:
     seats: int
     # Seats of the class the agency holds or has sold on the departure.
     used: int
+    release_at: datetime
 
     @property
     def unused(self) -> int:
@@ -70,7 +72,8 @@ async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
     rows: list[Row] = await Allotment.raw(
         f"""
         SELECT a.id AS id, a.departure AS departure_id, a.seat_class AS seat_class,
-               a.agency AS agency_id, a.seats AS seats, {_ALLOTMENT_USED} AS used
+               a.agency AS agency_id, a.seats AS seats, a.release_at AS release_at,
+               {_ALLOTMENT_USED} AS used
         FROM allotment a
         WHERE a.departure IN ({placeholders}) AND a.released_at IS NULL AND a.release_at > {{}}
         """,
@@ -86,6 +89,7 @@ async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
             agency_id=_uuid(row["agency_id"]),
             seats=int(row["seats"]),
             used=int(row["used"] or 0),
+            release_at=row["release_at"],
         )
         for row in rows
     ]
