@@ -25,61 +25,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import secrets
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+import harness
+
 WORKERS = 2
 TRAIN_CLASS = "soft_sleeper"
 BUS_CLASS = "standard"
 BUS_DEPARTURES = 200
 SEED = 359
-# Requests per minute per client IP on the public API (TOURLINE_PUBLIC_RATE_LIMIT): still
-# counted, never reached by clients that all share 127.0.0.1.
-UNREACHABLE_RATE_LIMIT = 1_000_000_000
-
-
-def _database_url(name: str) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 # ---------------------------------------------------------------- database and catalogue
-
-
-async def create_database(name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(ADMIN_URL)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def drop_database(name: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(ADMIN_URL)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @dataclass
@@ -498,74 +465,6 @@ async def raw_rush(
 # ---------------------------------------------------------------- the server
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """`tourline serve --server S --workers 2` in its own process group, logging to a file."""
-
-    def __init__(self, database_url: str, pool_max: int, server: str = "uvicorn") -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="tourline-rush-", suffix=".log")[1])
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=database_url,
-            DATABASE_POOL_MIN=str(pool_max),
-            DATABASE_POOL_MAX=str(pool_max),
-            TOURLINE_ENV="development",
-            TOURLINE_PUBLIC_RATE_LIMIT=str(UNREACHABLE_RATE_LIMIT),
-        )
-        command = [
-            str(Path(sys.executable).with_name("tourline")), "serve", "--server", server,
-            "--workers", str(WORKERS), "--port", str(self.port),
-        ]  # fmt: skip
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-
-    async def wait_ready(self, seconds: float = 90) -> None:
-        import httpx
-
-        deadline = time.monotonic() + seconds
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the server exited early:\n{self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/health")).status_code == 200:
-                        return
-                await asyncio.sleep(0.2)
-        raise RuntimeError(f"the server did not answer /health in {seconds:.0f}s:\n{self.tail()}")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL for the whole group if it has not stopped in 20 seconds."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            # Workers left behind by a crashed master share its process group.
-            os.killpg(self.process.pid, signal.SIGKILL)
-        if self.process.poll() is None:
-            self.process.wait(timeout=10)
-        return self.process.returncode
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def tracebacks(self) -> str:
-        text = self.log.read_text(errors="replace")
-        start = text.find("Traceback")
-        return text[start : start + 4000] if start >= 0 else ""
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -627,7 +526,7 @@ async def main(
 ) -> int:
     import asyncpg
 
-    database_url = _database_url(database_name)
+    database_url = harness.database_url(database_name)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("TOURLINE_ENV", "development")
     import app  # noqa: F401  (sets PICCOLO_CONF before the engine is looked up)
@@ -637,10 +536,10 @@ async def main(
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     rng = random.Random(SEED)
-    server: Server | None = None
+    server: harness.ServerProcess | None = None
     pool: Any = None
     problems: list[str] = []
-    await create_database(database_name)
+    await harness.create_database(database_name)
     try:
         setup_started = time.perf_counter()
         catalogue = await build_catalogue()
@@ -649,8 +548,11 @@ async def main(
             f"{len(catalogue.bus_departures)} bus departures of {catalogue.bus_capacity} seats "
             f"({time.perf_counter() - setup_started:.1f}s)"
         )
-        server = Server(database_url, pool_max, server_name)
-        await server.wait_ready()
+        env = harness.app_env(
+            database_url, "", DATABASE_POOL_MIN=str(pool_max), DATABASE_POOL_MAX=str(pool_max)
+        )
+        server = harness.app_server(server_name, WORKERS, env)
+        await server.wait_ready("/health")
         connections = WORKERS * pool_max
         pool = await asyncpg.create_pool(database_url, min_size=connections, max_size=connections)
         print(
@@ -696,7 +598,7 @@ async def main(
                 print(f"\nserver log ({server.log}):\n{server.tracebacks()}", file=sys.stderr)
             else:
                 server.log.unlink(missing_ok=True)
-        await drop_database(database_name)
+        await harness.drop_database(database_name)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if problems else 0
