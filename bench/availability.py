@@ -191,30 +191,9 @@ async def main(arguments: argparse.Namespace) -> int:
 
 
 def run() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    harness.run_load_benchmark(
+        harness.load_parser(__doc__, "tourline_bench_availability", "endpoint"), main
     )
-    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
-    parser.add_argument("--workers", type=int, default=2, help="processes of each server")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per endpoint and round")
-    parser.add_argument("--warmup", type=float, default=1.0, help="uncounted, before each")
-    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--database", default="tourline_bench_availability")
-    parser.add_argument(
-        "--redis-url", default=harness.REDIS_URL, help="emptied at the end; '' for no Redis"
-    )
-    arguments = parser.parse_args()
-    if arguments.database in harness.PROTECTED_DATABASES:
-        parser.error(f"refusing to drop {arguments.database!r}")
-    try:
-        import uvloop
-
-        code = uvloop.run(main(arguments))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted (servers stopped, database dropped)", file=sys.stderr)
-        code = 130
-    sys.exit(code)
 
 
 if __name__ == "__main__":

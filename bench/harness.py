@@ -13,6 +13,7 @@ watched, e.g. localstripe) and the whole machine, to show who was busy.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -518,3 +519,41 @@ def spread(values: list[float], digits: int = 0) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+# ---------------------------------------------------------------- command line
+
+
+def load_parser(description: str | None, database: str, per: str) -> argparse.ArgumentParser:
+    """The options every load benchmark takes (server, workers, durations, database, Redis)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    parser.add_argument("--workers", type=int, default=2, help="processes of each server")
+    parser.add_argument("--seconds", type=float, default=5.0, help=f"per {per} and round")
+    parser.add_argument("--warmup", type=float, default=1.0, help="uncounted, before each")
+    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--database", default=database)
+    parser.add_argument(
+        "--redis-url", default=REDIS_URL, help="emptied at the end; '' for no Redis"
+    )
+    return parser
+
+
+def run_load_benchmark(
+    parser: argparse.ArgumentParser, main: Callable[[argparse.Namespace], Awaitable[int]]
+) -> None:
+    """Parse, refuse to drop a database that is not ours, run `main` on uvloop, exit."""
+    arguments = parser.parse_args()
+    if arguments.database in PROTECTED_DATABASES:
+        parser.error(f"refusing to drop {arguments.database!r}")
+    try:
+        import uvloop
+
+        code = uvloop.run(main(arguments))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted (servers stopped, database dropped)", file=sys.stderr)
+        code = 130
+    sys.exit(code)

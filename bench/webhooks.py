@@ -1,9 +1,9 @@
 """Stripe webhook throughput: verify, deduplicate, refetch and record (and confirm + enqueue)
 signed events, next to a hello-world POST on the same server.
 
-Run: .venv/bin/python bench/webhooks.py [--server granian|uvicorn] [--workers 2]
+Run: .venv/bin/python bench/webhooks.py [--server uvicorn|granian] [--workers 2]
          [--seconds 5] [--concurrency 64] [--rounds 3] [--paid 200]
-(granian by default: the server with the lower overhead in bench/availability.py)
+(uvicorn by default, as `tourline serve`; the README's figures were taken with granian)
 
 Loads the demo data into a fresh PostgreSQL database (``tourline_bench_webhooks`` on
 127.0.0.1:5432 unless BENCH_ADMIN_URL / --database say otherwise), starts localstripe (the
@@ -454,33 +454,11 @@ async def main(arguments: argparse.Namespace) -> int:
 
 
 def run() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--server", choices=["uvicorn", "granian"], default="granian")
-    parser.add_argument("--workers", type=int, default=2, help="processes of each server")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per scenario and round")
-    parser.add_argument("--warmup", type=float, default=1.0, help="uncounted, before each")
-    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = harness.load_parser(__doc__, "tourline_bench_webhooks", "scenario")
     parser.add_argument(
         "--paid", type=int, default=200, help="paid-hold events per round (0: skip)"
     )
-    parser.add_argument("--database", default="tourline_bench_webhooks")
-    parser.add_argument(
-        "--redis-url", default=harness.REDIS_URL, help="emptied at the end; '' for no Redis"
-    )
-    arguments = parser.parse_args()
-    if arguments.database in harness.PROTECTED_DATABASES:
-        parser.error(f"refusing to drop {arguments.database!r}")
-    try:
-        import uvloop
-
-        code = uvloop.run(main(arguments))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted (servers stopped, database dropped)", file=sys.stderr)
-        code = 130
-    sys.exit(code)
+    harness.run_load_benchmark(parser, main)
 
 
 if __name__ == "__main__":
