@@ -91,13 +91,37 @@ def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: b
         shutil.rmtree(metrics_dir, ignore_errors=True)
         os.makedirs(metrics_dir, exist_ok=True)
     click.echo(f"Tourline on http://{host}:{port}  (API docs: http://{host}:{port}/schema)")
+    run_asgi_server(
+        "app.asgi:create_app",
+        server=server,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        # Granian leaves X-Forwarded-For alone: the app resolves trusted proxies itself.
+        granian_target="app.asgi:create_app_behind_proxy",
+    )
+
+
+def run_asgi_server(
+    target: str,
+    *,
+    server: str,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool = False,
+    granian_target: str | None = None,
+) -> None:
+    """Serve the app factory `target` ("module:function") the way production does; also
+    used by bench/hello_app.py, so that benchmarks compare like with like."""
     if server == "granian" and not reload:
         from granian import Granian
         from granian.constants import Interfaces
 
         # Granian stops gracefully on SIGTERM: requests in flight finish, lifespans close.
         Granian(
-            "app.asgi:create_app_behind_proxy",
+            granian_target or target,
             address=host,
             port=port,
             interface=Interfaces.ASGI,
@@ -112,7 +136,7 @@ def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: b
     # found: make that handler exit 0 so that process managers see a clean stop, not -15.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     uvicorn.run(
-        "app.asgi:create_app",
+        target,
         factory=True,
         host=host,
         port=port,

@@ -12,13 +12,11 @@ the application differs, so a ratio against it is the cost of the application.
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 from typing import Any
 
 from litestar import Litestar, Request, get, post
 
-GRACEFUL_SHUTDOWN_SECONDS = 30
+from app.cli import run_asgi_server
 
 
 @get("/hello")
@@ -37,34 +35,8 @@ def create_app() -> Litestar:
 
 
 def serve(server: str, host: str, port: int, workers: int) -> None:
-    """As `tourline serve` does (app/cli.py), with this module's app."""
-    if server == "granian":
-        from granian import Granian
-        from granian.constants import Interfaces
-
-        Granian(
-            "hello_app:create_app",
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            workers=workers,
-            factory=True,
-            workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
-        ).serve()
-        return
-    import uvicorn
-
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
-    uvicorn.run(
-        "hello_app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_level="info",
-    )
+    """As `tourline serve` does, with this module's app."""
+    run_asgi_server("hello_app:create_app", server=server, host=host, port=port, workers=workers)
 
 
 if __name__ == "__main__":
