@@ -216,18 +216,25 @@ async def _pickup_stops(route: dict[str, Any]) -> list[dict[str, Any]]:
     return list(unique.values())
 
 
-async def departure_pickup(departure_id: UUID, location_id: str) -> dict[str, Any] | None:
-    """The departure's stop at a pick-up location, if it stops there."""
+async def pickups_at(departure_ids: list[UUID], location_id: str) -> dict[UUID, dict[str, Any]]:
+    """Per departure, its stop at a pick-up location (departures that do not stop there
+    are left out); one query for them all."""
+    if not departure_ids:
+        return {}
     stops = (
         await DepartureStop.select()
         .where(
-            (DepartureStop.departure == departure_id)
+            DepartureStop.departure.is_in(departure_ids)
             & (DepartureStop.kind == StopKind.pickup.value)
         )
         .output(load_json=True)
         .run()
     )
-    return next((dict(s) for s in stops if pickup_location_id(s["name"]) == location_id), None)
+    return {
+        stop["departure"]: dict(stop)
+        for stop in stops
+        if pickup_location_id(stop["name"]) == location_id
+    }
 
 
 def pricing(retail: int, net: int, currency: str, unit_id: str | None = None) -> dict[str, Any]:
@@ -489,6 +496,7 @@ async def availability(
         for use in await running_allotments([d["id"] for d in departures])
         if use.agency_id == principal.agency_id and use.seat_class == option_id
     }
+    pickups = await pickups_at([d["id"] for d in departures], pickup_id) if pickup_id else {}
     now = clock.now()
     result = []
     for departure in departures:
@@ -533,7 +541,7 @@ async def availability(
                     unit_prices[0]["currency"],
                 )
         if pickup_id:
-            stop = await departure_pickup(departure["id"], pickup_id)
+            stop = pickups.get(departure["id"])
             at = in_zone(stop["at"], departure["time_zone"]).isoformat() if stop else None
             item["localPickupDateTimeStart"] = at
             item["localPickupDateTimeEnd"] = at

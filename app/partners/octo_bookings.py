@@ -229,7 +229,7 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
     pickup_stop = None
     if body.get("pickupRequested") or body.get("pickupLocationId"):
         location = str(body.get("pickupLocationId") or "")
-        stop = await octo.departure_pickup(departure_id, location) if location else None
+        stop = (await octo.pickups_at([departure_id], location)).get(departure_id)
         if stop is None:
             raise octo.OctoError(
                 "BAD_REQUEST",

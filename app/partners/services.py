@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +37,8 @@ from app.partners.tables import Agency, AgencyStatus, ApiKey, NetRate, Settlemen
 from app.payments.tables import Payment, Refund
 
 KEY_PREFIX = "tl_"
+# How precisely a key's last use is recorded.
+KEY_USE_RESOLUTION = timedelta(minutes=1)
 
 
 def _hash(key: str) -> str:
@@ -269,7 +272,10 @@ async def agency_for_key(key: str) -> AgencyPrincipal | None:
     )
     if agency is None or agency["status"] != AgencyStatus.active:
         return None
-    await ApiKey.update({ApiKey.last_used_at: clock.now()}).where(ApiKey.id == row["id"]).run()
+    now = clock.now()
+    # Written at most once a minute per key: no write on every partner request.
+    if row["last_used_at"] is None or now - row["last_used_at"] >= KEY_USE_RESOLUTION:
+        await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"]).run()
     return AgencyPrincipal(
         agency_id=row["agency"], operator_id=agency["operator"], api_key_id=row["id"]
     )
