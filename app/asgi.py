@@ -60,12 +60,14 @@ from app.payments.controllers import (
     StripeWebhookController,
 )
 from app.system.controllers import SystemController
+from app.web.booking_pages import BookingPagesController
 from app.web.controllers import TouristPagesController
 from app.web.templates import STATIC, template_config
 
 ROUTE_HANDLERS: list[Any] = [
     SystemController,
     TouristPagesController,
+    BookingPagesController,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     AuthController,
     AuditController,

@@ -19,6 +19,7 @@ from app.booking.schemas import (
     BookingUpdate,
     CancelIn,
     CancellationOut,
+    CancellationQuote,
     CheckInIn,
     CheckInOut,
     DepartureCancellationOut,
@@ -87,6 +88,15 @@ async def _guest_idempotent(
     return await guarded(request, call)
 
 
+def calendar_response(reference: str, content: bytes) -> Response[bytes]:
+    name = bookings.normalize_reference(reference)
+    return Response(
+        content,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.ics"'},
+    )
+
+
 def _created(content: Any) -> Response[Any]:
     return Response(content, status_code=201)
 
@@ -145,6 +155,32 @@ class BookingController(Controller):
         token: BookingToken = None,
     ) -> BookingOut:
         return await guarded(request, lambda: bookings.update_booking(reference, token, data))
+
+    @get(
+        "/{reference:str}/cancellation",
+        summary="What cancelling now would refund",
+        description="The refund under the route's cancellation policy if the booking were "
+        "cancelled now, and the policy itself; nothing changes. 409 `departure_passed` once "
+        "the departure has left.",
+        responses=problem_responses(404, 409, 429),
+    )
+    async def cancellation_quote(
+        self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
+    ) -> CancellationQuote:
+        return await guarded(request, lambda: bookings.guest_cancellation_quote(reference, token))
+
+    @get(
+        "/{reference:str}/calendar",
+        summary="My trip as a calendar event",
+        description="An iCalendar (RFC 5545) event: when and where to board, which seats.",
+        responses=problem_responses(404, 429),
+        media_type="text/calendar",
+    )
+    async def calendar(
+        self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
+    ) -> Response[bytes]:
+        content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
+        return calendar_response(reference, content)
 
     @post(
         "/{reference:str}/cancel",

@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 
 from app.booking.tables import BookingStatus, WaitlistStatus
-from app.catalogue.schemas import DepartureOut, SeatClass, SeatLabel
+from app.catalogue.schemas import DepartureOut, PolicyTierOut, SeatClass, SeatLabel
 from app.catalogue.tables import PassengerType
 from app.core.money import PriceOut
 from app.core.schemas import Email, Phone
@@ -132,6 +132,15 @@ class BookingCreated(msgspec.Struct, kw_only=True):
 class CancellationOut(msgspec.Struct, kw_only=True):
     refund: PriceOut
     refund_percent: int
+    booking: BookingOut
+
+
+class CancellationQuote(msgspec.Struct, kw_only=True):
+    """What cancelling now would refund under the policy, before the guest confirms."""
+
+    refund: PriceOut
+    refund_percent: int
+    policy: list[PolicyTierOut]
     booking: BookingOut
 
 

@@ -162,7 +162,7 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 _AT_PATH = re.compile(r"\s+- at `\$\.?([^`]*)`$")
 
 
-def _field_of(key: str, message: str) -> tuple[str, str]:
+def field_of(key: str, message: str) -> tuple[str, str]:
     """Name the offending field as a client wrote it, e.g. `days[0].title` or `status`."""
     if key == "data" and message == "'data'":
         # Litestar's KeyError when a request that needs a body has none.
@@ -264,7 +264,7 @@ def _field_errors(request: Request[Any, Any, Any], extra: Any) -> list[FieldErro
                 key = str(item.get("key") or "")
                 if source != "body":
                     key = _client_name(request, key)
-                field, message = _field_of(key, str(item.get("message", "")))
+                field, message = field_of(key, str(item.get("message", "")))
                 errors.append(FieldError(field=field, message=message, source=str(source)))
     return errors
 

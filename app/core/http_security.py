@@ -45,6 +45,17 @@ PAGES_CSP = (
     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+# The payment page also runs Stripe.js, which draws the card form in Stripe's own frames
+# and talks to Stripe's API: Stripe's documented allow-list, on that page only.
+STRIPE_JS_URL = "https://js.stripe.com/v3/"
+PAYMENT_PAGE_CSP = (
+    "default-src 'self'; script-src 'self' https://js.stripe.com; "
+    "frame-src https://js.stripe.com https://hooks.stripe.com; "
+    "connect-src 'self' https://api.stripe.com; img-src 'self' data: https://*.stripe.com; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
 API_PREFIXES = ("/api/", "/octo/", "/health", "/ready", "/metrics")
 # Anonymous callers: tourists browsing and booking, and staff logging in.
 PUBLIC_PREFIXES = ("/api/v1/routes", "/api/v1/departures", "/api/v1/bookings", "/api/v1/auth/login")
@@ -71,7 +82,9 @@ class SecurityHeadersMiddleware:
                 headers["Referrer-Policy"] = "no-referrer"
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-                headers["Content-Security-Policy"] = policy
+                if docs or api or "Content-Security-Policy" not in headers:
+                    # A page may bring its own (stricter or Stripe's) policy; the API may not.
+                    headers["Content-Security-Policy"] = policy
                 if not docs:
                     # Answers with bookings, tokens and manifests are never cached by proxies.
                     headers.setdefault("Cache-Control", "no-store")

@@ -32,6 +32,30 @@ _THEME_LABELS = {
 }
 
 
+_SEAT_CLASS_LABELS = {
+    "standard": N_("standard seat"),
+    "front": N_("front seat"),
+    "soft_sleeper": N_("soft sleeper"),
+    "hard_sleeper": N_("hard sleeper"),
+    "deluxe_sleeper": N_("deluxe sleeper"),
+}
+
+_PASSENGER_LABELS = {
+    "adult": N_("adult"),
+    "child": N_("child"),
+    "senior": N_("senior"),
+}
+
+
+def seat_class_label(value: str) -> str:
+    """Known classes by name; an operator's own class shows as written, underscores spaced."""
+    return _(_SEAT_CLASS_LABELS[value]) if value in _SEAT_CLASS_LABELS else value.replace("_", " ")
+
+
+def passenger_label(value: str) -> str:
+    return _(_PASSENGER_LABELS[value]) if value in _PASSENGER_LABELS else value
+
+
 def theme_label(value: str) -> str:
     return _(_THEME_LABELS[value]) if value in _THEME_LABELS else value
 

@@ -15,24 +15,13 @@ from litestar.response import Template
 from app.catalogue.services import public
 from app.catalogue.tables import RouteKind
 from app.core.errors import NotFound
-from app.core.i18n import current_locale
 from app.core.pagination import PageParams
+from app.web.templates import page_context
 
 # Themes the home page offers as filters (a line may have several).
 HOME_THEMES = ("picking", "flower_field", "rural", "family", "sightseeing")
 # Departures listed on a line's page.
 DEPARTURES_SHOWN = 60
-
-
-def _page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    locale = current_locale()
-    return {
-        "locale": locale,
-        "html_lang": "en" if locale == "en" else "zh-Hans",
-        "other_lang": "zh" if locale == "en" else "en",
-        "lang_query": "en" if locale == "en" else "zh",
-        "path": request.url.path,
-    }
 
 
 class TouristPagesController(Controller):
@@ -54,7 +43,7 @@ class TouristPagesController(Controller):
         return Template(
             "home.html",
             context={
-                **_page_context(request),
+                **page_context(request),
                 "lines": lines.items,
                 "themes": HOME_THEMES,
                 "kinds": [k.value for k in RouteKind],
@@ -70,11 +59,11 @@ class TouristPagesController(Controller):
             route = await public.get_route(slug)
         except NotFound:
             # A page, not an API answer: readers get a page that leads them back.
-            return Template("not_found.html", context=_page_context(request), status_code=404)
+            return Template("not_found.html", context=page_context(request), status_code=404)
         departures = await public.list_route_departures(
             slug, PageParams(page=1, page_size=DEPARTURES_SHOWN), None, None
         )
         return Template(
             "line.html",
-            context={**_page_context(request), "line": route, "departures": departures.items},
+            context={**page_context(request), "line": route, "departures": departures.items},
         )

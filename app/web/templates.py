@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from babel.dates import format_date
+from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from app.catalogue.services.common import in_zone
-from app.core.i18n import _, current_locale
-from app.core.labels import theme_label
+from app.core.i18n import _, current_locale, ngettext
+from app.core.labels import (
+    datetime_text,
+    passenger_label,
+    seat_class_label,
+    status_label,
+    theme_label,
+)
 from app.core.settings import get_settings
+from app.web.forms import field_id
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -28,9 +37,30 @@ def kind_label(kind: str) -> str:
     return _("Train") if kind == "train" else _("Bus")
 
 
+def page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """What every page's layout needs: the reader's language and the way to the other one."""
+    locale = current_locale()
+    return {
+        "locale": locale,
+        "html_lang": "en" if locale == "en" else "zh-Hans",
+        "other_lang": "zh" if locale == "en" else "en",
+        "lang_query": "en" if locale == "en" else "zh",
+        "path": request.url.path,
+    }
+
+
 def _setup(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals.update(
-        _=_, theme_label=theme_label, kind_label=kind_label, date_text=date_text
+        _=_,
+        ngettext=ngettext,
+        theme_label=theme_label,
+        kind_label=kind_label,
+        date_text=date_text,
+        datetime_text=datetime_text,
+        seat_class_label=seat_class_label,
+        passenger_label=passenger_label,
+        status_label=status_label,
+        field_id=field_id,
     )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -19,12 +20,14 @@ from app.booking.schemas import (
     BookingOut,
     BookingUpdate,
     CancellationOut,
+    CancellationQuote,
     ContactOut,
     PickupOut,
 )
 from app.booking.services import inventory
 from app.booking.services.state import record_event, tell_agency, transition
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
+from app.catalogue.schemas import PolicyTierOut
 from app.catalogue.services.availability import class_counts
 from app.catalogue.services.common import as_dict, as_list, in_zone
 from app.catalogue.services.fares import effective_fares
@@ -43,6 +46,7 @@ from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.core.observability import note_booking
+from app.notifications.messages import calendar_event
 from app.notifications.services import enqueue
 from app.partners.pricing import agency_pricing
 
@@ -570,6 +574,42 @@ def refund_percent(policy: list[dict[str, int]], departs_at: datetime, now: date
     return 0
 
 
+@dataclass(frozen=True)
+class RefundDue:
+    amount: int
+    percent: int
+    policy: list[dict[str, int]]
+
+
+async def refund_due(booking: dict[str, Any], departure: dict[str, Any]) -> RefundDue:
+    """What cancelling now gives back under the route's policy.
+
+    Nothing was paid for a hold, so nothing is refunded; a confirmed booking cannot be
+    cancelled by its guest once the departure has left."""
+    route = (
+        await Route.select(Route.cancellation_policy)
+        .where(Route.id == departure["route"])
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    assert route is not None
+    policy = as_list(route["cancellation_policy"])
+    if booking["status"] != BookingStatus.confirmed:
+        return RefundDue(amount=0, percent=0, policy=policy)
+    if clock.now() >= departure["departs_at"]:
+        raise Conflict(
+            _("The departure has left; the booking can no longer be cancelled."),
+            code="departure_passed",
+        )
+    percent = refund_percent(policy, departure["departs_at"], clock.now())
+    return RefundDue(amount=_paid(booking) * percent // 100, percent=percent, policy=policy)
+
+
+def _paid(booking: dict[str, Any]) -> int:
+    return int(booking["total_amount"] - booking["balance_due"])
+
+
 async def cancel_booking(
     booking: dict[str, Any],
     *,
@@ -584,30 +624,11 @@ async def cancel_booking(
     (up to 200) go in the event's details as `note`."""
     departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
     assert departure is not None
-    # Nothing was paid for a hold: nothing to refund.
-    percent = 0
-    refund = 0
-    if booking["status"] == BookingStatus.confirmed:
-        percent = 100
-        if not full_refund:
-            if clock.now() >= departure["departs_at"]:
-                raise Conflict(
-                    _("The departure has left; the booking can no longer be cancelled."),
-                    code="departure_passed",
-                )
-            route = (
-                await Route.select(Route.cancellation_policy)
-                .where(Route.id == departure["route"])
-                .first()
-                .output(load_json=True)
-                .run()
-            )
-            assert route is not None
-            percent = refund_percent(
-                as_list(route["cancellation_policy"]), departure["departs_at"], clock.now()
-            )
-        paid = booking["total_amount"] - booking["balance_due"]
-        refund = paid * percent // 100
+    if full_refund and booking["status"] == BookingStatus.confirmed:
+        refund, percent = _paid(booking), 100
+    else:
+        due = await refund_due(booking, departure)
+        refund, percent = due.amount, due.percent
     details: dict[str, Any] = {"refund_percent": percent, "refund": refund}
     if note:
         details["note"] = note
@@ -633,6 +654,47 @@ async def guest_cancel(reference: str, token: str | None, reason: str) -> Cancel
         refund_percent=percent,
         booking=out,
     )
+
+
+async def guest_cancellation_quote(reference: str, token: str | None) -> CancellationQuote:
+    """What cancelling now would refund, shown before the guest confirms."""
+    found = await _guest_booking_now(reference, token)
+    # Re-read: a hold whose time ran out was just expired.
+    booking = await Booking.select().where(Booking.id == found["id"]).first().run()
+    assert booking is not None
+    if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
+        raise Conflict(_("This booking can no longer be cancelled."), code="not_cancellable")
+    departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
+    assert departure is not None
+    due = await refund_due(booking, departure)
+    return CancellationQuote(
+        refund=PriceOut.minor(due.amount, booking["currency"]),
+        refund_percent=due.percent,
+        policy=[PolicyTierOut(**tier) for tier in due.policy],
+        booking=await booking_out(booking["id"]),
+    )
+
+
+async def guest_calendar(reference: str, token: str | None) -> bytes:
+    """The trip as an iCalendar event, like the one attached to the confirmation."""
+    found = await _guest_booking_now(reference, token)
+    out = await booking_out(found["id"])
+    departure = (
+        await Departure.select(Departure.returns_at, Departure.route)
+        .where(Departure.id == found["departure"])
+        .first()
+        .run()
+    )
+    assert departure is not None
+    route = (
+        await Route.select(Route.meeting_point)
+        .where(Route.id == departure["route"])
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    meeting = as_dict(route["meeting_point"]) if route and route["meeting_point"] else None
+    return calendar_event(out, departure["returns_at"], localize(meeting) if meeting else None)
 
 
 async def rebook(reference: str, token: str | None, departure_id: UUID) -> BookingOut:
