@@ -62,12 +62,14 @@ from app.payments.controllers import (
 from app.system.controllers import SystemController
 from app.web.booking_pages import BookingPagesController
 from app.web.controllers import TouristPagesController
+from app.web.staff_pages import StaffPagesController
 from app.web.templates import STATIC, template_config
 
 ROUTE_HANDLERS: list[Any] = [
     SystemController,
     TouristPagesController,
     BookingPagesController,
+    StaffPagesController,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     AuthController,
     AuditController,

@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 from litestar.enums import ScopeType
@@ -31,11 +32,11 @@ from app.core.pagination import Page, PageParams, fetch_page, page_of
 logger = logging.getLogger("tourline.audit")
 
 AUDITED_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-AUDITED_PREFIXES = ("/api/v1/operator/", "/api/v1/admin/")
+AUDITED_PREFIXES = ("/api/v1/operator/", "/api/v1/admin/", "/staff/departures/")
 # Where the principal is left for this middleware (scope["state"]).
 PRINCIPAL_STATE_KEY = "staff_principal"
 # Body fields never written to the log, at any depth.
-SECRET_FIELDS = ("password", "secret", "token", "key", "card")
+SECRET_FIELDS = ("password", "secret", "token", "key", "card", "csrf")
 REDACTED = "[redacted]"
 
 
@@ -50,13 +51,23 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _changes(body: bytes) -> Any:
+def _changes(body: bytes, content_type: str) -> Any:
     if not body:
         return None
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        # The operator pages' forms; a field sent twice keeps its last value.
+        return redact(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
     try:
         return redact(json.loads(body))
     except ValueError:
         return {"unparsed_bytes": len(body)}
+
+
+def _content_type(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return str(value.decode("latin-1")).lower()
+    return ""
 
 
 class AuditMiddleware:
@@ -108,7 +119,7 @@ class AuditMiddleware:
                     path=scope["path"][:500],
                     status_code=status,
                     request_id=request_id_var.get() or "",
-                    changes=_changes(body),
+                    changes=_changes(body, _content_type(scope)),
                 )
             ).run()
         except Exception:  # the change is made; losing its log line must not fail it

@@ -205,6 +205,8 @@ class ClassSales(msgspec.Struct, kw_only=True):
     capacity: int
     sold: int
     held: int
+    # Unused seats kept for agencies by their running allotments.
+    allotted: int
     free: int
 
 
@@ -215,6 +217,14 @@ class SalesOverview(msgspec.Struct, kw_only=True):
     bookings_on_hold: int
     revenue: PriceOut
     refunds_owed: PriceOut
+
+
+class DepartureLoad(msgspec.Struct, kw_only=True):
+    """A departure on the operator's board: its line and its seats per class."""
+
+    departure: DepartureOut
+    route_name: str
+    classes: list[ClassSales]
 
 
 class DepartureCancellationOut(msgspec.Struct, kw_only=True):

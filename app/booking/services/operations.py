@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from typing import Literal
 from uuid import UUID
 
@@ -14,6 +15,7 @@ from app.booking.schemas import (
     CheckInOut,
     ClassSales,
     DepartureCancellationOut,
+    DepartureLoad,
     Manifest,
     ManifestLine,
     SalesOverview,
@@ -21,15 +23,20 @@ from app.booking.schemas import (
 from app.booking.services.bookings import cancel_booking, normalize_reference
 from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
 from app.booking.tables import Booking, BookingLine, BookingStatus
-from app.catalogue.services.availability import class_counts
-from app.catalogue.services.common import as_dict, in_zone, owned_departure
-from app.catalogue.services.departures import change_departure_status, departure_out
+from app.catalogue.services.availability import ClassCounts, class_counts
+from app.catalogue.services.common import as_dict, get_operator_row, in_zone, owned_departure
+from app.catalogue.services.departures import (
+    change_departure_status,
+    departure_out,
+    list_departures,
+)
 from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
 from app.core import clock
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
+from app.core.pagination import Page, PageParams, page_of
 from app.notifications.services import enqueue
 
 LIVE = [status.value for status in LIVE_STATUSES]
@@ -205,6 +212,13 @@ async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: Check
     )
 
 
+def _class_sales(seat_class: str, counts: ClassCounts) -> ClassSales:
+    return ClassSales(
+        seat_class=seat_class, capacity=counts.capacity, sold=counts.sold, held=counts.held,
+        allotted=counts.allotted, free=counts.free,
+    )  # fmt: skip
+
+
 async def sales_overview(principal: OperatorPrincipal, departure_id: UUID) -> SalesOverview:
     departure = await owned_departure(principal, departure_id)
     counts = (await class_counts([departure_id]))[departure_id]
@@ -215,8 +229,6 @@ async def sales_overview(principal: OperatorPrincipal, departure_id: UUID) -> Sa
         .where(Booking.departure == departure_id)
         .run()
     )
-    from app.catalogue.services.common import get_operator_row
-
     currency = (await get_operator_row(departure["operator"]))["currency"]
     confirmed = [b for b in bookings if b["status"] == BookingStatus.confirmed]
     now = clock.now()
@@ -231,12 +243,7 @@ async def sales_overview(principal: OperatorPrincipal, departure_id: UUID) -> Sa
     )
     return SalesOverview(
         departure_id=departure_id,
-        classes=[
-            ClassSales(
-                seat_class=seat_class, capacity=c.capacity, sold=c.sold, held=c.held, free=c.free
-            )
-            for seat_class, c in counts.items()
-        ],
+        classes=[_class_sales(seat_class, c) for seat_class, c in counts.items()],
         bookings_confirmed=len(confirmed),
         bookings_on_hold=int(on_hold),
         revenue=PriceOut.of(
@@ -245,6 +252,40 @@ async def sales_overview(principal: OperatorPrincipal, departure_id: UUID) -> Sa
         refunds_owed=PriceOut.of(
             Money(amount=sum(b["refund_amount"] for b in bookings), currency=currency)
         ),
+    )
+
+
+async def departure_board(
+    principal: OperatorPrincipal, params: PageParams, date_from: date | None = None
+) -> Page[DepartureLoad]:
+    """The operator's departures from `date_from` (local, default today) with the load of
+    each seat class, counted for the whole page at once."""
+    operator = await get_operator_row(principal.operator_id)
+    today = in_zone(clock.now(), operator["time_zone"]).date()
+    page = await list_departures(principal, params, date_from=date_from or today)
+    ids = [d.id for d in page.items]
+    counts = await class_counts(ids)
+    route_ids = list({d.route_id for d in page.items})
+    routes = (
+        await Route.select(Route.id, Route.name)
+        .where(Route.id.is_in(route_ids))
+        .output(load_json=True)
+        .run()
+        if route_ids
+        else []
+    )
+    names = {r["id"]: localize(as_dict(r["name"]), operator["default_locale"]) for r in routes}
+    return page_of(
+        [
+            DepartureLoad(
+                departure=d,
+                route_name=names.get(d.route_id, d.route_slug),
+                classes=[_class_sales(seat_class, c) for seat_class, c in counts[d.id].items()],
+            )
+            for d in page.items
+        ],
+        params,
+        page.total,
     )
 
 
@@ -296,8 +337,6 @@ async def cancel_departure(
     from app.payments.services import settle_after_change
 
     await settle_after_change([booking["id"] for booking in live])
-    from app.catalogue.services.common import get_operator_row
-
     currency = (await get_operator_row(departure["operator"]))["currency"]
     return DepartureCancellationOut(
         departure=await departure_out(departure_id),

@@ -479,7 +479,7 @@ async def test_sales_overview_counts_seats_and_revenue(
     body = ok(await client.get(url, headers=operator.headers))
     assert body["departure_id"] == departure["id"]
     assert body["classes"] == [
-        {"seat_class": "standard", "capacity": 45, "sold": 4, "held": 1, "free": 40}
+        {"seat_class": "standard", "capacity": 45, "sold": 4, "held": 1, "allotted": 0, "free": 40}
     ]
     assert body["bookings_confirmed"] == 2
     assert body["bookings_on_hold"] == 1
@@ -496,6 +496,7 @@ async def test_sales_overview_counts_seats_and_revenue(
         "capacity": 45,
         "sold": 4,
         "held": 0,
+        "allotted": 0,
         "free": 41,
     }
     assert later["bookings_on_hold"] == 0

@@ -1,0 +1,406 @@
+"""The operator's pages behind staff login: the departures board with the load of each
+class, a departure's page (check-in by reference, advisory, cancelling the run) and its
+manifest, print-friendly or as CSV.
+
+The staff token of the API lives in an HttpOnly, SameSite=Strict cookie scoped to /staff;
+every form also carries a token derived from it (HMAC with the secret key), so another site
+can neither read nor forge a staff action. Changes go through the same services as the
+operator API and land in the audit log the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie, FormMultiDict
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Redirect, Template
+
+from app.accounts.audit import PRINCIPAL_STATE_KEY
+from app.accounts.schemas import OperatorPrincipal
+from app.accounts.services import as_operator_principal, login, principal_from_token
+from app.booking.schemas import CheckInIn
+from app.booking.services import operations
+from app.catalogue.services.departures import get_departure
+from app.catalogue.services.routes import route_out
+from app.core.errors import DomainError, Forbidden, NotFound, Unauthorized
+from app.core.http_security import client_ip
+from app.core.i18n import _, current_locale, localize
+from app.core.pagination import PageParams
+from app.core.settings import get_settings
+from app.notifications import services as notifications
+from app.notifications.schemas import AdvisoryIn
+from app.web.forms import FormProblems, convert, text
+from app.web.templates import page_context
+
+STAFF_COOKIE = "tourline_staff"
+BOARD_PAGE_SIZE = 25
+ADVISORY_KINDS = ("weather", "schedule", "heat", "other")
+
+
+def _csrf_for(token: str) -> str:
+    secret = get_settings().secret_key.encode()
+    return hmac.new(secret, f"staff-form:{token}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _lang() -> str:
+    return "en" if current_locale() == "en" else "zh"
+
+
+def _login_redirect(request: Request[Any, Any, Any]) -> Redirect:
+    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Redirect(f"/staff/login?lang={_lang()}&next={quote(back)}", status_code=303)
+
+
+async def _staff(request: Request[Any, Any, Any]) -> tuple[OperatorPrincipal, str] | None:
+    """The operator staff behind the cookie, noted for the audit log; None if not logged in."""
+    token = request.cookies.get(STAFF_COOKIE, "")
+    if not token:
+        return None
+    try:
+        principal = await principal_from_token(token)
+        operator_principal = as_operator_principal(principal)
+    except (Unauthorized, Forbidden):
+        return None
+    request.scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
+    return operator_principal, token
+
+
+def _safe_next(target: str) -> str:
+    """Only our own staff pages: never an open redirect to another site."""
+    return target if target.startswith("/staff") and not target.startswith("//") else "/staff"
+
+
+class StaffPagesController(Controller):
+    path = "/staff"
+    include_in_schema = False
+
+    # ------------------------------------------------------------ login
+
+    def _login_page(
+        self,
+        request: Request[Any, Any, Any],
+        problems: FormProblems | None = None,
+        email: str = "",
+        next_page: str = "/staff",
+        status_code: int = 200,
+    ) -> Template:
+        return Template(
+            "staff/login.html",
+            context={
+                **page_context(request),
+                "problems": problems or FormProblems(),
+                "email": email,
+                "next": next_page,
+            },
+            status_code=status_code,
+        )
+
+    @get("/login")
+    async def login_form(
+        self,
+        request: Request[Any, Any, Any],
+        next_page: Annotated[str, QueryParameter(name="next", max_length=500)] = "/staff",
+    ) -> Template:
+        return self._login_page(request, next_page=_safe_next(next_page))
+
+    @post("/login", status_code=303)
+    async def log_in(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        form = await request.form()
+        email, password = text(form, "email"), str(form.get("password") or "")
+        next_page = _safe_next(text(form, "next"))
+        problems = FormProblems()
+        if not email:
+            problems.add("email", _("This field is required."))
+        if not password:
+            problems.add("password", _("This field is required."))
+        if problems:
+            return self._login_page(request, problems, email, next_page, 400)
+        settings = get_settings()
+        try:
+            issued = await login(email, password, client_ip(request), settings)
+            principal = await principal_from_token(issued.access_token)
+            as_operator_principal(principal)
+        except DomainError as exc:
+            return self._login_page(
+                request, FormProblems.of(exc), email, next_page, exc.status_code
+            )
+        target = next_page
+        if "lang=" not in next_page:
+            target += ("&" if "?" in next_page else "?") + f"lang={_lang()}"
+        return Redirect(
+            target,
+            status_code=303,
+            cookies=[
+                Cookie(
+                    key=STAFF_COOKIE,
+                    value=issued.access_token,
+                    max_age=issued.expires_in,
+                    path="/staff",
+                    httponly=True,
+                    secure=settings.is_production,
+                    samesite="strict",
+                )
+            ],
+        )
+
+    @post("/logout", status_code=303)
+    async def log_out(self, request: Request[Any, Any, Any]) -> Redirect:
+        return Redirect(
+            f"/staff/login?lang={_lang()}",
+            status_code=303,
+            cookies=[Cookie(key=STAFF_COOKIE, value="", max_age=0, path="/staff")],
+        )
+
+    # ------------------------------------------------------------ the board
+
+    @get("/")
+    async def board(
+        self,
+        request: Request[Any, Any, Any],
+        page: Annotated[int, QueryParameter(name="page", ge=1, le=10_000)] = 1,
+        date_from: Annotated[date | None, QueryParameter(name="from")] = None,
+    ) -> Response[Any]:
+        staff = await _staff(request)
+        if staff is None:
+            return _login_redirect(request)
+        principal, token = staff
+        board = await operations.departure_board(
+            principal, PageParams(page=page, page_size=BOARD_PAGE_SIZE), date_from
+        )
+        return Template(
+            "staff/board.html",
+            context={
+                **page_context(request),
+                "board": board,
+                "csrf": _csrf_for(token),
+                "date_from": date_from.isoformat() if date_from else "",
+                "has_more": board.page * board.page_size < board.total,
+            },
+        )
+
+    # ------------------------------------------------------------ a departure
+
+    async def _departure_page(
+        self,
+        request: Request[Any, Any, Any],
+        principal: OperatorPrincipal,
+        token: str,
+        departure_id: UUID,
+        *,
+        problems: FormProblems | None = None,
+        done: str = "",
+        form: FormMultiDict | None = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        try:
+            departure = await get_departure(principal, departure_id)
+            route = await route_out(departure.route_id)
+            sales = await operations.sales_overview(principal, departure_id)
+            manifest = await operations.manifest(principal, departure_id)
+        except NotFound:
+            return Template("not_found.html", context=page_context(request), status_code=404)
+        return Template(
+            "staff/departure.html",
+            context={
+                **page_context(request),
+                "departure": departure,
+                "route_name": localize(route.name),
+                "sales": sales,
+                "manifest": manifest,
+                "csrf": _csrf_for(token),
+                "problems": problems or FormProblems(),
+                "done": done,
+                "form": form or FormMultiDict(),
+                "advisory_kinds": ADVISORY_KINDS,
+            },
+            status_code=status_code,
+        )
+
+    @get("/departures/{departure_id:uuid}")
+    async def departure(
+        self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
+    ) -> Response[Any]:
+        staff = await _staff(request)
+        if staff is None:
+            return _login_redirect(request)
+        return await self._departure_page(request, *staff, departure_id)
+
+    @get("/departures/{departure_id:uuid}/manifest")
+    async def manifest(
+        self,
+        request: Request[Any, Any, Any],
+        departure_id: FromPath[UUID],
+        format: Annotated[Literal["html", "csv"], QueryParameter(name="format")] = "html",
+        sort: Annotated[Literal["seat", "pickup"], QueryParameter(name="sort")] = "seat",
+    ) -> Response[Any]:
+        staff = await _staff(request)
+        if staff is None:
+            return _login_redirect(request)
+        principal, _token = staff
+        try:
+            data = await operations.manifest(principal, departure_id, sort)
+            departure = await get_departure(principal, departure_id)
+            route = await route_out(departure.route_id)
+        except NotFound:
+            return Template("not_found.html", context=page_context(request), status_code=404)
+        if format == "csv":
+            return Response(
+                content=operations.manifest_csv(data).encode("utf-8-sig"),
+                media_type="text/csv; charset=utf-8",
+                headers={
+                    "Content-Disposition": f'attachment; filename="manifest-{departure_id}.csv"'
+                },
+            )
+        return Template(
+            "staff/manifest.html",
+            context={
+                **page_context(request),
+                "manifest": data,
+                "departure": departure,
+                "route_name": localize(route.name),
+                "sort": sort,
+            },
+        )
+
+    async def _form_action(
+        self, request: Request[Any, Any, Any]
+    ) -> tuple[OperatorPrincipal, str, FormMultiDict] | Response[Any]:
+        """The staff and form of a POST, or the answer when either is missing or forged."""
+        staff = await _staff(request)
+        if staff is None:
+            return _login_redirect(request)
+        principal, token = staff
+        form = await request.form()
+        if not hmac.compare_digest(text(form, "csrf"), _csrf_for(token)):
+            return Template(
+                "staff/forbidden.html",
+                context={
+                    **page_context(request),
+                    "message": _("This form has expired; reload the page and try again."),
+                },
+                status_code=403,
+            )
+        return principal, token, form
+
+    @post("/departures/{departure_id:uuid}/check-in", status_code=200)
+    async def check_in(
+        self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
+    ) -> Response[Any]:
+        action = await self._form_action(request)
+        if isinstance(action, Response):
+            return action
+        principal, token, form = action
+        problems = FormProblems()
+        data = convert({"reference": text(form, "reference").upper()}, CheckInIn, problems)
+        if data is None:
+            return await self._departure_page(
+                request, principal, token, departure_id, problems=problems, form=form,
+                status_code=400,
+            )  # fmt: skip
+        try:
+            result = await operations.check_in(principal, departure_id, data)
+        except DomainError as exc:
+            # The reference is what was wrong: the message goes beside it.
+            problems = FormProblems(fields={"reference": exc.detail or exc.title()})
+            return await self._departure_page(
+                request, principal, token, departure_id, problems=problems, form=form,
+                status_code=exc.status_code,
+            )  # fmt: skip
+        if result.checked_in:
+            done = _("{reference}: checked in {seats}.").format(
+                reference=result.reference, seats=", ".join(result.checked_in)
+            )
+        else:
+            done = _("{reference} was already checked in ({seats}).").format(
+                reference=result.reference, seats=", ".join(result.already_checked_in)
+            )
+        return await self._departure_page(request, principal, token, departure_id, done=done)
+
+    @post("/departures/{departure_id:uuid}/advisory", status_code=200)
+    async def advisory(
+        self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
+    ) -> Response[Any]:
+        action = await self._form_action(request)
+        if isinstance(action, Response):
+            return action
+        principal, token, form = action
+        problems = FormProblems()
+        message = {
+            locale: text(form, f"message.{locale}")
+            for locale in ("zh_Hans", "en")
+            if text(form, f"message.{locale}")
+        }
+        if not message:
+            problems.add("message.zh_Hans", _("Write the message in at least one language."))
+        temperature = text(form, "max_temperature_c")
+        data = None
+        if not problems:
+            data = convert(
+                {
+                    "kind": text(form, "kind"),
+                    "message": message,
+                    "max_temperature_c": _number(temperature),
+                },
+                AdvisoryIn,
+                problems,
+            )
+        if data is None:
+            return await self._departure_page(
+                request, principal, token, departure_id, problems=problems, form=form,
+                status_code=400,
+            )  # fmt: skip
+        try:
+            _advisory_id, recipients = await notifications.post_advisory(
+                principal, departure_id, data
+            )
+        except DomainError as exc:
+            return await self._departure_page(
+                request, principal, token, departure_id, problems=FormProblems.of(exc),
+                form=form, status_code=exc.status_code,
+            )  # fmt: skip
+        done = _("The advisory goes to {count} booking contacts.").format(count=recipients)
+        return await self._departure_page(request, principal, token, departure_id, done=done)
+
+    @post("/departures/{departure_id:uuid}/cancel", status_code=200)
+    async def cancel(
+        self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
+    ) -> Response[Any]:
+        action = await self._form_action(request)
+        if isinstance(action, Response):
+            return action
+        principal, token, form = action
+        if text(form, "confirm") != "yes":
+            problems = FormProblems()
+            problems.add("confirm", _("Tick the box to confirm cancelling the departure."))
+            return await self._departure_page(
+                request, principal, token, departure_id, problems=problems, status_code=400
+            )
+        try:
+            result = await operations.cancel_departure(principal, departure_id)
+        except DomainError as exc:
+            return await self._departure_page(
+                request, principal, token, departure_id, problems=FormProblems.of(exc),
+                status_code=exc.status_code,
+            )  # fmt: skip
+        done = _(
+            "The departure is cancelled: {count} bookings cancelled, {amount} to refund."
+        ).format(count=result.bookings_cancelled, amount=result.refunds_total.formatted)
+        return await self._departure_page(request, principal, token, departure_id, done=done)
+
+
+def _number(raw: str) -> float | str | None:
+    """A number typed in a form, as the API's JSON would carry it (text stays text, so its
+    error names the field)."""
+    if not raw:
+        return None
+    try:
+        return float(raw.replace(",", "."))
+    except ValueError:
+        return raw
