@@ -4,54 +4,12 @@ to tests/artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import httpx
-import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-from tests.conftest import REQUIRE_SERVICES, Account
+from tests.browser.conftest import DESKTOP, PHONE, shoot
+from tests.conftest import Account
 from tests.factories import published_bus_departure
-from tests.servers import api_servers
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_INSTALLED = CHROMIUM.exists()
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM_INSTALLED:
-        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def screenshots_folder() -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[str]:
-    async with api_servers(1, dict(os.environ), tmp_path) as bases:
-        yield bases[0]
-
-
-async def _shoot(page: Any, name: str) -> None:
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 async def test_a_tourist_finds_a_line_in_chinese_and_english(
@@ -66,7 +24,7 @@ async def test_a_tourist_finds_a_line_in_chinese_and_english(
         assert await page.locator("h1").inner_text() == "主题线路"
         card = page.locator(".card h2 a")
         assert await card.all_inner_texts() == ["采摘号"]
-        await _shoot(page, f"home-zh-{size_name}")
+        await shoot(page, f"home-zh-{size_name}")
 
         # The language switch keeps the reader in English from page to page.
         await page.get_by_role("link", name="English").click()
@@ -79,7 +37,7 @@ async def test_a_tourist_finds_a_line_in_chinese_and_english(
         cells = await rows.first.locator("td").all_inner_texts()
         assert cells[1] == "45"
         assert cells[2].startswith("CN¥") or cells[2].startswith("¥")
-        await _shoot(page, f"line-en-{size_name}")
+        await shoot(page, f"line-en-{size_name}")
 
         # Filters: a theme no line has says so; the bus filter finds the bus line.
         await page.goto(f"{site}/?lang=en")
