@@ -11,7 +11,6 @@ from litestar.params import FromPath, JSONBody
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
-from app.accounts.services import require_operator_admin
 from app.core.errors import problem_responses
 from app.notifications import services
 from app.notifications.schemas import AdvisoryIn, AdvisoryOut, NotificationOut
@@ -47,7 +46,6 @@ class OperatorNotificationController(Controller):
         departure_id: FromPath[UUID],
         data: JSONBody[AdvisoryIn],
     ) -> AdvisoryOut:
-        require_operator_admin(operator)
         advisory_id, recipients = await services.post_advisory(operator, departure_id, data)
         return AdvisoryOut(advisory_id=advisory_id, recipients=recipients)
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from app.accounts.schemas import OperatorPrincipal
 from app.core import clock
 from app.core.database import is_sqlite
 from app.core.i18n import use_locale
@@ -530,16 +531,21 @@ async def _notify_bookings(
 HEAT_DAY_CELSIUS = 35.0
 
 
-async def post_advisory(principal: Any, departure_id: UUID, data: Any) -> tuple[UUID, int]:
-    """Queue the advisory for the contact of every live booking of the departure, once."""
+async def post_advisory(
+    principal: OperatorPrincipal, departure_id: UUID, data: Any
+) -> tuple[UUID, int]:
+    """Queue the advisory for the contact of every live booking of the departure, once.
+    Only an operator admin may write to every passenger."""
     import uuid
 
+    from app.accounts.services import require_operator_admin
     from app.booking.tables import Booking, BookingStatus
     from app.catalogue.services.common import owned_departure
     from app.core.database import write_transaction
     from app.core.errors import InvalidInput
     from app.core.i18n import _
 
+    require_operator_admin(principal)
     if data.kind == "heat" and (
         data.max_temperature_c is None or data.max_temperature_c < HEAT_DAY_CELSIUS
     ):

@@ -40,21 +40,21 @@ from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.payments import services as payments
 from app.web.forms import FormProblems, convert, text
-from app.web.templates import page_context
+from app.web.templates import not_found_page, page_context
 
 Token = Annotated[str | None, QueryParameter(name="token", required=False, max_length=128)]
 # Departures offered when moving a booking.
 REBOOK_CHOICES = 30
 
 
-def _not_found(request: Request[Any, Any, Any]) -> Template:
-    return Template("not_found.html", context=page_context(request), status_code=404)
+def _guest_path(reference: str, token: str, suffix: str = "", **query: str) -> str:
+    return f"/bookings/{reference}{suffix}?" + urlencode({"token": token, **query})
 
 
 def booking_link(reference: str, token: str, suffix: str = "", **query: str) -> str:
     """The guest's link to their booking (or one of its pages), in the reader's language."""
     lang = "en" if current_locale() == "en" else "zh"
-    return f"/bookings/{reference}{suffix}?" + urlencode({"token": token, "lang": lang, **query})
+    return _guest_path(reference, token, suffix, lang=lang, **query)
 
 
 def _seconds_left(booking: BookingOut) -> int:
@@ -218,12 +218,12 @@ class BookingPagesController(Controller):
             departure = await public.get_departure(departure_id)
             seat_map = await public.get_seat_map(departure_id)
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         sold_out = departure.on_sale and departure.seats_left == 0
         return Template(
             "book.html",
             context={
-                **page_context(request),
+                **page_context(request, f"/departures/{departure_id}/book"),
                 "departure": departure,
                 "fares_by_class": _fares_by_class(departure),
                 "classes": {c.seat_class: c for c in departure.classes},
@@ -253,7 +253,7 @@ class BookingPagesController(Controller):
             departure = await public.get_departure(departure_id)
             seat_map = await public.get_seat_map(departure_id)
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         data, problems = _booking_from_form(departure, seat_map.seats, form)
         if data is None:
             return await self._booking_form(
@@ -310,7 +310,11 @@ class BookingPagesController(Controller):
         departure = await public.get_departure(departure_id)
         return Template(
             "waitlisted.html",
-            context={**page_context(request), "entry": entry, "departure": departure},
+            context={
+                **page_context(request, f"/departures/{departure_id}/book"),
+                "entry": entry,
+                "departure": departure,
+            },
             status_code=201,
         )
 
@@ -342,7 +346,7 @@ class BookingPagesController(Controller):
         return Template(
             "booking.html",
             context={
-                **page_context(request),
+                **page_context(request, _guest_path(booking.reference, token)),
                 "booking": booking,
                 "token": token,
                 "link": lambda suffix="", **query: booking_link(
@@ -365,7 +369,7 @@ class BookingPagesController(Controller):
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         return await self._booking_page(request, booking, token or "")
 
     @post("/bookings/{reference:str}/details", status_code=303)
@@ -377,7 +381,7 @@ class BookingPagesController(Controller):
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         data, problems = _details_from_form(booking, form)
         if data is None:
             return await self._booking_page(
@@ -399,7 +403,7 @@ class BookingPagesController(Controller):
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         settings = get_settings()
         context: dict[str, Any] = {
             **page_context(request),
@@ -444,7 +448,7 @@ class BookingPagesController(Controller):
         try:
             content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         return calendar_response(reference, content)
 
     # ------------------------------------------------------------ cancel and move
@@ -458,7 +462,7 @@ class BookingPagesController(Controller):
                 request, lambda: bookings.guest_cancellation_quote(reference, token)
             )
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         except DomainError as exc:
             booking = await bookings.get_booking(reference, token)
             return await self._booking_page(
@@ -485,7 +489,7 @@ class BookingPagesController(Controller):
         try:
             done = await guarded(request, lambda: bookings.guest_cancel(reference, token, reason))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         except DomainError as exc:
             booking = await bookings.get_booking(reference, token)
             return await self._booking_page(
@@ -501,7 +505,7 @@ class BookingPagesController(Controller):
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         return await self._rebook_page(request, booking, token or "")
 
     async def _rebook_page(
@@ -534,7 +538,7 @@ class BookingPagesController(Controller):
         return Template(
             "rebook.html",
             context={
-                **page_context(request),
+                **page_context(request, _guest_path(booking.reference, token, "/rebook")),
                 "booking": booking,
                 "token": token,
                 "choices": choices,
@@ -553,7 +557,7 @@ class BookingPagesController(Controller):
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
-            return _not_found(request)
+            return not_found_page(request)
         chosen = text(form, "departure_id")
         try:
             departure_id = UUID(chosen)

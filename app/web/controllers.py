@@ -16,7 +16,7 @@ from app.catalogue.services import public
 from app.catalogue.tables import RouteKind
 from app.core.errors import NotFound
 from app.core.pagination import PageParams
-from app.web.templates import page_context
+from app.web.templates import not_found_page, page_context
 
 # Themes the home page offers as filters (a line may have several).
 HOME_THEMES = ("picking", "flower_field", "rural", "family", "sightseeing")
@@ -59,7 +59,7 @@ class TouristPagesController(Controller):
             route = await public.get_route(slug)
         except NotFound:
             # A page, not an API answer: readers get a page that leads them back.
-            return Template("not_found.html", context=page_context(request), status_code=404)
+            return not_found_page(request)
         departures = await public.list_route_departures(
             slug, PageParams(page=1, page_size=DEPARTURES_SHOWN), None, None
         )

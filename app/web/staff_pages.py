@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from datetime import date
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
@@ -37,7 +37,7 @@ from app.core.settings import get_settings
 from app.notifications import services as notifications
 from app.notifications.schemas import AdvisoryIn
 from app.web.forms import FormProblems, convert, text
-from app.web.templates import page_context
+from app.web.templates import not_found_page, page_context
 
 STAFF_COOKIE = "tourline_staff"
 BOARD_PAGE_SIZE = 25
@@ -53,8 +53,17 @@ def _lang() -> str:
     return "en" if current_locale() == "en" else "zh"
 
 
+def _page_of_form(request: Request[Any, Any, Any]) -> str:
+    """The page a staff form is on: /staff/departures/{id} for .../{id}/check-in."""
+    return request.url.path.rsplit("/", 1)[0]
+
+
 def _login_redirect(request: Request[Any, Any, Any]) -> Redirect:
-    back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method == "GET":
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        # A form sent after the session ran out: back to the page the form was on.
+        back = _page_of_form(request)
     return Redirect(f"/staff/login?lang={_lang()}&next={quote(back)}", status_code=303)
 
 
@@ -94,7 +103,7 @@ class StaffPagesController(Controller):
         return Template(
             "staff/login.html",
             context={
-                **page_context(request),
+                **page_context(request, f"/staff/login?{urlencode({'next': next_page})}"),
                 "problems": problems or FormProblems(),
                 "email": email,
                 "next": next_page,
@@ -205,11 +214,11 @@ class StaffPagesController(Controller):
             sales = await operations.sales_overview(principal, departure_id)
             manifest = await operations.manifest(principal, departure_id)
         except NotFound:
-            return Template("not_found.html", context=page_context(request), status_code=404)
+            return not_found_page(request)
         return Template(
             "staff/departure.html",
             context={
-                **page_context(request),
+                **page_context(request, f"/staff/departures/{departure_id}"),
                 "departure": departure,
                 "route_name": localize(route.name),
                 "sales": sales,
@@ -249,7 +258,7 @@ class StaffPagesController(Controller):
             departure = await get_departure(principal, departure_id)
             route = await route_out(departure.route_id)
         except NotFound:
-            return Template("not_found.html", context=page_context(request), status_code=404)
+            return not_found_page(request)
         if format == "csv":
             return Response(
                 content=operations.manifest_csv(data).encode("utf-8-sig"),
@@ -282,7 +291,7 @@ class StaffPagesController(Controller):
             return Template(
                 "staff/forbidden.html",
                 context={
-                    **page_context(request),
+                    **page_context(request, _page_of_form(request)),
                     "message": _("This form has expired; reload the page and try again."),
                 },
                 status_code=403,

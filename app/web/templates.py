@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from babel.dates import format_date
 from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 from app.catalogue.services.common import in_zone
@@ -37,16 +39,32 @@ def kind_label(kind: str) -> str:
     return _("Train") if kind == "train" else _("Bus")
 
 
-def page_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """What every page's layout needs: the reader's language and the way to the other one."""
+def page_context(request: Request[Any, Any, Any], here: str | None = None) -> dict[str, Any]:
+    """What every page's layout needs: the reader's language and the way to the other one.
+
+    The language switch reopens this page with its query (a booking's token included);
+    a page answering a form names in `here` the page to reopen instead of the form's
+    POST-only address."""
     locale = current_locale()
+    other = "zh" if locale == "en" else "en"
+    if here is None:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+        here = request.url.path + (f"?{urlencode(query)}" if query else "")
     return {
         "locale": locale,
         "html_lang": "en" if locale == "en" else "zh-Hans",
-        "other_lang": "zh" if locale == "en" else "en",
+        "other_lang": other,
         "lang_query": "en" if locale == "en" else "zh",
-        "path": request.url.path,
+        "switch_url": here + ("&" if "?" in here else "?") + f"lang={other}",
     }
+
+
+def not_found_page(request: Request[Any, Any, Any]) -> Template:
+    """A page that leads back to the lines; its language switch drops the query (a wrong
+    token is not echoed back)."""
+    return Template(
+        "not_found.html", context=page_context(request, request.url.path), status_code=404
+    )
 
 
 def _setup(engine: JinjaTemplateEngine) -> None:
