@@ -36,7 +36,7 @@ from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.notifications import services as notifications
 from app.notifications.schemas import AdvisoryIn
-from app.web.forms import FormProblems, convert, text
+from app.web.forms import FormProblems, convert, field_id, text
 from app.web.templates import not_found_page, page_context
 
 STAFF_COOKIE = "tourline_staff"
@@ -252,7 +252,7 @@ class StaffPagesController(Controller):
         staff = await _staff(request)
         if staff is None:
             return _login_redirect(request)
-        principal, _token = staff
+        principal, token = staff
         try:
             data = await operations.manifest(principal, departure_id, sort)
             departure = await get_departure(principal, departure_id)
@@ -275,6 +275,7 @@ class StaffPagesController(Controller):
                 "departure": departure,
                 "route_name": localize(route.name),
                 "sort": sort,
+                "csrf": _csrf_for(token),
             },
         )
 
@@ -307,7 +308,11 @@ class StaffPagesController(Controller):
             return action
         principal, token, form = action
         problems = FormProblems()
-        data = convert({"reference": text(form, "reference").upper()}, CheckInIn, problems)
+        wanted: dict[str, Any] = {"reference": text(form, "reference").upper()}
+        seats = [label for label in form.getall("seat", []) if isinstance(label, str)]
+        if seats:
+            wanted["seat_labels"] = seats
+        data = convert(wanted, CheckInIn, problems)
         if data is None:
             return await self._departure_page(
                 request, principal, token, departure_id, problems=problems, form=form,
@@ -330,6 +335,11 @@ class StaffPagesController(Controller):
             done = _("{reference} was already checked in ({seats}).").format(
                 reference=result.reference, seats=", ".join(result.already_checked_in)
             )
+        if text(form, "from") == "manifest":
+            # Checked in from a row of the manifest: back to the list, at the next passenger.
+            anchor = f"#seat-{field_id(seats[0])}" if seats else ""
+            manifest_page = f"/staff/departures/{departure_id}/manifest?lang={_lang()}"
+            return Redirect(manifest_page + anchor, status_code=303)
         return await self._departure_page(request, principal, token, departure_id, done=done)
 
     @post("/departures/{departure_id:uuid}/advisory", status_code=200)

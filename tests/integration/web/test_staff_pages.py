@@ -139,7 +139,7 @@ def body_rows(table: str) -> list[list[str]]:
     assert body
     return [
         [text_of(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-        for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
     ]
 
 
