@@ -16,6 +16,7 @@ from app.catalogue.services import public
 from app.catalogue.tables import RouteKind
 from app.core.errors import NotFound
 from app.core.pagination import PageParams
+from app.web.calendar_view import departure_calendar, weekday_names
 from app.web.templates import not_found_page, page_context
 
 # Themes the home page offers as filters (a line may have several).
@@ -65,5 +66,11 @@ class TouristPagesController(Controller):
         )
         return Template(
             "line.html",
-            context={**page_context(request), "line": route, "departures": departures.items},
+            context={
+                **page_context(request),
+                "line": route,
+                "departures": departures.items,
+                "months": departure_calendar(departures.items),
+                "weekdays": weekday_names(),
+            },
         )

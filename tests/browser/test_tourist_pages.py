@@ -32,6 +32,11 @@ async def test_a_tourist_finds_a_line_in_chinese_and_english(
         await page.get_by_role("link", name="Picking Line").click()
         await page.wait_for_url(f"**/lines/{route['slug']}?lang=en")
         assert await page.locator("h1").inner_text() == "Picking Line"
+        # The calendar marks the day; the list (one click away) has every departure.
+        slot = page.locator(".calendar a.slot")
+        assert await slot.count() == 1
+        assert (await slot.inner_text()).split() == [departure["departs_at"][11:16], "45", "left"]
+        await page.get_by_text("All departures as a list").click()
         rows = page.locator("table.departures tbody tr")
         assert await rows.count() == 1
         cells = await rows.first.locator("td").all_inner_texts()
