@@ -4,11 +4,13 @@ to tests/artifacts/screenshots/."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from playwright.async_api import Browser
 
 from tests.browser.conftest import DESKTOP, PHONE, shoot
-from tests.conftest import Account
+from tests.conftest import STAFF_PASSWORD, Account
 from tests.factories import published_bus_departure
 
 
@@ -90,4 +92,69 @@ async def test_an_unknown_line_is_a_page_that_leads_back(
     assert await page.locator("h1").inner_text() == "This line does not exist (or no longer runs)"
     await page.get_by_role("link", name="See every themed line").click()
     assert await page.locator(".card h2 a").all_inner_texts() == ["Picking Line"]
+    await context.close()
+
+
+async def _labelled_and_local(page: Any, site: str, url: str, requested: list[str]) -> None:
+    """Every field of the page has its label, and nothing came from another host."""
+    requested.clear()
+    response = await page.goto(url)
+    assert response is not None
+    assert response.status == 200, url
+    fields = page.locator("input:not([type=hidden]), select, textarea")
+    for field in await fields.all():
+        field_id = await field.get_attribute("id")
+        assert field_id, url
+        labels = await page.locator(f"label[for='{field_id}']").count()
+        assert labels == 1 or await field.get_attribute("aria-label"), (url, field_id)
+    assert await page.locator("html").get_attribute("lang") in ("en", "zh-Hans")
+    assert requested
+    assert all(u.startswith(site) for u in requested), requested
+
+
+async def test_booking_and_staff_pages_label_every_field_and_load_nothing_from_elsewhere(
+    client: httpx.AsyncClient, operator: Account, browser: Browser, site: str
+) -> None:
+    _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    held = (
+        await client.post(
+            "/api/v1/bookings",
+            json={
+                "departure_id": departure["id"],
+                "counts": [{"seat_class": "standard", "count": 2}],
+            },
+        )
+    ).json()
+    reference, token = held["booking"]["reference"], held["access_token"]
+    context = await browser.new_context(viewport=PHONE)
+    page = await context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    for url in (
+        f"/departures/{departure['id']}/book?lang=en",
+        f"/bookings/{reference}?token={token}&lang=zh",
+        f"/bookings/{reference}/cancel?token={token}&lang=en",
+        "/staff/login?lang=zh",
+    ):
+        await _labelled_and_local(page, site, site + url, requested)
+
+    # A form sent back with problems: the summary is announced first, its links lead to
+    # the fields.
+    await page.goto(f"{site}/departures/{departure['id']}/book?lang=en")
+    await page.get_by_role("button", name="Hold these seats").click()
+    assert await page.evaluate("document.activeElement.id") == "problems"
+    await page.get_by_role("link", name="Choose at least one passenger.").click()
+    assert page.url.endswith("#counts")
+
+    await page.goto(f"{site}/staff/login?lang=en")
+    await page.fill("#email", operator.email)
+    await page.fill("#password", STAFF_PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url("**/staff?lang=en")
+    for url in (
+        "/staff?lang=en",
+        f"/staff/departures/{departure['id']}?lang=zh",
+        f"/staff/departures/{departure['id']}/manifest?lang=en",
+    ):
+        await _labelled_and_local(page, site, site + url, requested)
     await context.close()

@@ -2,6 +2,10 @@
 (function () {
   "use strict";
 
+  // A form sent back with problems: the list of them gets the focus, so it is read first.
+  var problems = document.getElementById("problems");
+  if (problems) { problems.focus(); }
+
   // The hold countdown: minutes and seconds left, then the page reloads to show the expiry.
   document.querySelectorAll("[data-expires-at]").forEach(function (box) {
     var end = Date.parse(box.getAttribute("data-expires-at"));
