@@ -3,6 +3,7 @@ on each response, and a per-IP request limit on the public API shared through Re
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,7 +30,7 @@ from app.core.errors import (
     Problem,
     TooManyRequests,
 )
-from app.core.i18n import _
+from app.core.i18n import _, current_locale
 from app.core.settings import Settings
 
 # The API serves JSON and CSV only; the docs pages (/schema) need their own scripts.
@@ -59,6 +60,9 @@ PAYMENT_PAGE_CSP = (
 API_PREFIXES = ("/api/", "/octo/", "/health", "/ready", "/metrics")
 # Anonymous callers: tourists browsing and booking, and staff logging in.
 PUBLIC_PREFIXES = ("/api/v1/routes", "/api/v1/departures", "/api/v1/bookings", "/api/v1/auth/login")
+# The pages that read or change the same things (holding seats through a form counts like
+# holding them through the API).
+PUBLIC_PAGE_PREFIXES = ("/lines/", "/departures/", "/bookings/", "/staff/login")
 
 
 class SecurityHeadersMiddleware:
@@ -108,7 +112,18 @@ async def send_json(
     media_type: str = "application/json",
 ) -> None:
     """Answer from outside the router (where no exception handler runs)."""
-    body = msgspec.json.encode(content)
+    await _send_body(send, status, msgspec.json.encode(content), headers, media_type)
+
+
+async def send_html(
+    send: Send, status: int, page: str, headers: dict[str, str] | None = None
+) -> None:
+    await _send_body(send, status, page.encode(), headers, "text/html; charset=utf-8")
+
+
+async def _send_body(
+    send: Send, status: int, body: bytes, headers: dict[str, str] | None, media_type: str
+) -> None:
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": status,
@@ -141,7 +156,7 @@ class PublicRateLimitMiddleware:
         if (
             scope["type"] != ScopeType.HTTP
             or not limit
-            or not scope["path"].startswith(PUBLIC_PREFIXES)
+            or not scope["path"].startswith(PUBLIC_PREFIXES + PUBLIC_PAGE_PREFIXES)
         ):
             await self.app(scope, receive, send)
             return
@@ -160,11 +175,25 @@ class PublicRateLimitMiddleware:
             code="rate_limited",
             retry_after=verdict.retry_after,
         )
+        headers = {"retry-after": str(verdict.retry_after)}
+        if scope["path"].startswith(PUBLIC_PAGE_PREFIXES):
+            await send_html(send, 429, _page(refusal.title(), refusal.detail or ""), headers)
+            return
         problem = Problem(
             title=refusal.title(), status=429, code=refusal.code, detail=refusal.detail,
             instance=scope["path"],
         )  # fmt: skip
-        await send_problem(send, problem, {"retry-after": str(verdict.retry_after)})
+        await send_problem(send, problem, headers)
+
+
+def _page(title: str, message: str) -> str:
+    """A bare page for a refusal made before any template could run."""
+    lang = "en" if current_locale() == "en" else "zh-Hans"
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(message)}</p></body></html>"
+    )
 
 
 def _nul_path(value: Any, path: str = "") -> str | None:

@@ -814,3 +814,29 @@ async def test_audit_log_filters_by_staff_and_time_and_pages(
         await client.get(OPERATOR_AUDIT, params={"since": "yesterday"}, headers=operator.headers),
         400,
     )
+
+
+async def test_public_pages_share_the_address_budget_and_refuse_with_a_page(
+    migrated_database: None,
+) -> None:
+    """Holding seats through the booking form costs what the API does: one budget per
+    address for the API and the pages alike; a refused page is a page, not JSON."""
+    address = random_ip()
+    with clock.frozen(window_start(60)):
+        async with app_client(address, public_rate_limit=3, redis_url="") as tourist:
+            answers = [
+                (await tourist.get("/api/v1/routes")).status_code,
+                (await tourist.get("/lines/no-such-line?lang=en")).status_code,
+                (await tourist.post(f"/departures/{NO_ID}/book?lang=en", data={})).status_code,
+            ]
+            refused = await tourist.get("/bookings/ABCDEFGH?token=x&lang=en")
+            api_refused = await tourist.get("/api/v1/routes")
+            styles = await tourist.get("/static/style.css")
+    assert answers == [200, 404, 404]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "Too many requests from your address" in refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    problem(api_refused, 429, "rate_limited")
+    # The page's own files are not counted.
+    assert styles.status_code == 200
