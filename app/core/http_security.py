@@ -62,7 +62,7 @@ API_PREFIXES = ("/api/", "/octo/", "/health", "/ready", "/metrics")
 PUBLIC_PREFIXES = ("/api/v1/routes", "/api/v1/departures", "/api/v1/bookings", "/api/v1/auth/login")
 # The pages that read or change the same things (holding seats through a form counts like
 # holding them through the API).
-PUBLIC_PAGE_PREFIXES = ("/lines/", "/departures/", "/bookings/", "/staff/login")
+PUBLIC_PAGE_PREFIXES = ("/lines/", "/departures/", "/bookings/", "/find-booking", "/staff/login")
 
 
 class SecurityHeadersMiddleware:

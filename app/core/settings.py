@@ -15,6 +15,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me-0123456789"
+# What `tourline serve` listens on by default; production sets its own.
+DEVELOPMENT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 def _env_str(name: str, default: str) -> str:
@@ -87,6 +89,8 @@ class Settings:
     stripe_api_base: str = ""
     # Payment method types offered: card by default; alipay and wechat_pay can be added.
     stripe_payment_method_types: tuple[str, ...] = ("card",)
+    # Where tourists open the pages: links in messages (a booking's own link) start here.
+    public_url: str = DEVELOPMENT_PUBLIC_URL
     # Requests per minute a partner API key may make (shared across processes via Redis).
     partner_rate_limit: int = 120
     # Requests per minute per client IP on the public API (0: no limit).
@@ -138,6 +142,10 @@ class Settings:
             problems.append("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is")
         if self.password_hashing != "standard":
             problems.append("TOURLINE_PASSWORD_HASHING must be standard in production")
+        if self.public_url == DEVELOPMENT_PUBLIC_URL:
+            problems.append(
+                "TOURLINE_PUBLIC_URL must be the address tourists open (links in messages)"
+            )
         if problems:
             raise RuntimeError("refusing to start in production: " + "; ".join(problems))
 
@@ -147,6 +155,9 @@ def load_settings() -> Settings:
     database_url = _env_str("DATABASE_URL", "") or defaults.database_url
     if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
+    public_url = _env_str("TOURLINE_PUBLIC_URL", defaults.public_url).rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ValueError("TOURLINE_PUBLIC_URL must start with http:// or https://")
     environment = _env_str("TOURLINE_ENV", defaults.environment)
     if environment not in ("development", "test", "production"):
         raise ValueError("TOURLINE_ENV must be development, test or production")
@@ -173,6 +184,7 @@ def load_settings() -> Settings:
         stripe_payment_method_types=_env_list(
             "STRIPE_PAYMENT_METHOD_TYPES", defaults.stripe_payment_method_types
         ),
+        public_url=public_url,
         partner_rate_limit=_env_int("TOURLINE_PARTNER_RATE_LIMIT", defaults.partner_rate_limit),
         public_rate_limit=_env_int("TOURLINE_PUBLIC_RATE_LIMIT", defaults.public_rate_limit),
         public_cache_seconds=_env_int(

@@ -12,6 +12,7 @@ from babel.numbers import format_decimal
 from app.booking.schemas import BookingOut
 from app.core.i18n import _, current_locale, localize
 from app.notifications.channels import Attachment, Email
+from app.web.links import booking_url, find_booking_url
 
 
 def _when(moment: datetime, time_zone: str) -> str:
@@ -91,6 +92,9 @@ def booking_email(
             _("Departure: {when}").format(when=when),
             _("Seats: {seats}").format(seats=seats),
             _("Total paid: {amount}").format(amount=booking.total.formatted),
+            _("To see, move or cancel it, open your booking's link; lost it? {url}").format(
+                url=find_booking_url(reference, current_locale())
+            ),
         ]
         attach_calendar = True
     elif kind == "booking.cancelled":
@@ -100,6 +104,14 @@ def booking_email(
             body.append(_("The operator cancelled this departure; you get a full refund."))
         if booking.refund:
             body.append(_("Refund: {amount}").format(amount=booking.refund.formatted))
+    elif kind == "booking.link":
+        subject = _("Your link to booking {reference}").format(reference=reference)
+        body = [
+            _("here is your booking {reference}: {url}").format(
+                reference=reference, url=extra.get("link", "")
+            ),
+            _("Earlier links to it no longer open it. Do not share this one."),
+        ]
     elif kind == "booking.expired":
         subject = _("Your hold on {reference} has run out").format(reference=reference)
         body = [
@@ -194,6 +206,9 @@ def waitlist_offer_email(to: str, reference: str, token: str, expires_at: str | 
     paragraphs = [
         _("seats you were waiting for are held for you as booking {reference}.").format(
             reference=reference
+        ),
+        _("Add the travellers and pay here: {url}").format(
+            url=booking_url(reference, token, current_locale())
         ),
         _("Access token: {token}").format(token=token),
         _("The hold runs out at {moment}.").format(moment=expires_at or ""),

@@ -26,6 +26,7 @@ from app.notifications.channels import (
     send_email,
 )
 from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
+from app.web.links import booking_url
 
 logger = logging.getLogger("tourline.notifications")
 
@@ -304,6 +305,12 @@ async def render(notification: dict[str, Any]) -> Any:
                 "what_to_bring": localize(bring) if bring else None,
                 "guide_phone": departure["guide_phone"] or None,
             }
+        if kind == "booking.link":
+            payload = {
+                **payload,
+                "link": booking_url(out.reference, str(payload.get("access_token", "")),
+                                    notification["locale"]),
+            }  # fmt: skip
         return booking_email(
             kind, notification["recipient"], out, departure["returns_at"],
             localize(meeting) if meeting else None, payload,
@@ -386,19 +393,20 @@ async def send_due_notifications(limit: int = 100) -> int:
                 .run()
             )
             continue
-        await (
-            Notification.update(
-                {
-                    Notification.status: NotificationStatus.sent.value,
-                    Notification.attempts: attempts,
-                    Notification.subject: email.subject[:300],
-                    Notification.sent_at: clock.now(),
-                    Notification.last_error: "",
-                }
-            )
-            .where(Notification.id == row["id"])
-            .run()
-        )
+        sent_values: dict[Any, Any] = {
+            Notification.status: NotificationStatus.sent.value,
+            Notification.attempts: attempts,
+            Notification.subject: email.subject[:300],
+            Notification.sent_at: clock.now(),
+            Notification.last_error: "",
+        }
+        payload = notification["payload"]
+        if isinstance(payload, dict) and "access_token" in payload:
+            # Sent: the guest's token is no longer kept in the clear.
+            sent_values[Notification.payload] = {
+                k: v for k, v in payload.items() if k != "access_token"
+            }
+        await Notification.update(sent_values).where(Notification.id == row["id"]).run()
         sent += 1
     return sent
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Annotated, Any
-from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
@@ -40,6 +39,7 @@ from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.payments import services as payments
 from app.web.forms import FormProblems, convert, text
+from app.web.links import booking_path
 from app.web.templates import not_found_page, page_context
 
 Token = Annotated[str | None, QueryParameter(name="token", required=False, max_length=128)]
@@ -47,14 +47,10 @@ Token = Annotated[str | None, QueryParameter(name="token", required=False, max_l
 REBOOK_CHOICES = 30
 
 
-def _guest_path(reference: str, token: str, suffix: str = "", **query: str) -> str:
-    return f"/bookings/{reference}{suffix}?" + urlencode({"token": token, **query})
-
-
 def booking_link(reference: str, token: str, suffix: str = "", **query: str) -> str:
     """The guest's link to their booking (or one of its pages), in the reader's language."""
     lang = "en" if current_locale() == "en" else "zh"
-    return _guest_path(reference, token, suffix, lang=lang, **query)
+    return booking_path(reference, token, suffix, lang=lang, **query)
 
 
 def _seconds_left(booking: BookingOut) -> int:
@@ -346,7 +342,7 @@ class BookingPagesController(Controller):
         return Template(
             "booking.html",
             context={
-                **page_context(request, _guest_path(booking.reference, token)),
+                **page_context(request, booking_path(booking.reference, token)),
                 "booking": booking,
                 "token": token,
                 "link": lambda suffix="", **query: booking_link(
@@ -451,6 +447,48 @@ class BookingPagesController(Controller):
             return not_found_page(request)
         return calendar_response(reference, content)
 
+    @get("/find-booking")
+    async def find_form(
+        self,
+        request: Request[Any, Any, Any],
+        reference: Annotated[str, QueryParameter(name="reference", max_length=12)] = "",
+    ) -> Template:
+        return Template(
+            "find_booking.html",
+            context={
+                **page_context(request),
+                "reference": reference,
+                "email": "",
+                "problems": FormProblems(),
+                "sent": False,
+            },
+        )
+
+    @post("/find-booking", status_code=200)
+    async def send_link(self, request: Request[Any, Any, Any]) -> Template:
+        form = await request.form()
+        reference, email = text(form, "reference").upper(), text(form, "email")
+        problems = FormProblems()
+        for name, value in (("reference", reference), ("email", email)):
+            if not value:
+                problems.add(name, _("This field is required."))
+        if len(reference) > 12:
+            problems.add("reference", _("A booking reference has 8 letters and digits."))
+        if not problems:
+            await bookings.send_booking_link(reference, email)
+        return Template(
+            "find_booking.html",
+            context={
+                **page_context(request, "/find-booking"),
+                "reference": reference,
+                "email": email,
+                "problems": problems,
+                # The same answer whether or not anything matched.
+                "sent": not problems,
+            },
+            status_code=400 if problems else 200,
+        )
+
     # ------------------------------------------------------------ cancel and move
 
     @get("/bookings/{reference:str}/cancel")
@@ -538,7 +576,7 @@ class BookingPagesController(Controller):
         return Template(
             "rebook.html",
             context={
-                **page_context(request, _guest_path(booking.reference, token, "/rebook")),
+                **page_context(request, booking_path(booking.reference, token, "/rebook")),
                 "booking": booking,
                 "token": token,
                 "choices": choices,

@@ -11,6 +11,7 @@ import pytest
 from app.asgi import create_app
 from app.core.database import _asyncpg_config
 from app.core.settings import (
+    DEVELOPMENT_PUBLIC_URL,
     DEVELOPMENT_SECRET_KEY,
     PROJECT_ROOT,
     Settings,
@@ -25,6 +26,7 @@ VARIABLES = (
     "DATABASE_POOL_MAX",
     "REDIS_URL",
     "TOURLINE_SECRET_KEY",
+    "TOURLINE_PUBLIC_URL",
     "TOURLINE_TOKEN_TTL_MINUTES",
     "TOURLINE_MAX_BODY_BYTES",
     "TOURLINE_MAX_PAGE_SIZE",
@@ -54,6 +56,7 @@ def production(**changes: Any) -> Settings:
         database_url=POSTGRES_URL,
         secret_key=PRODUCTION_KEY,
         password_hashing="standard",
+        public_url="https://tourline.example",
     )
     return dataclasses.replace(safe, **changes)
 
@@ -143,6 +146,13 @@ def test_a_bad_database_url_is_refused(env: pytest.MonkeyPatch, url: str) -> Non
         load_settings()
 
 
+@pytest.mark.parametrize("url", ["tourline.example", "ftp://tourline.example", "//x"])
+def test_a_public_url_without_its_scheme_is_refused(env: pytest.MonkeyPatch, url: str) -> None:
+    env.setenv("TOURLINE_PUBLIC_URL", url)
+    with pytest.raises(ValueError, match="TOURLINE_PUBLIC_URL"):
+        load_settings()
+
+
 @pytest.mark.parametrize("value", ["lots", "1.5", "100k"])
 def test_a_non_integer_page_size_is_refused(env: pytest.MonkeyPatch, value: str) -> None:
     env.setenv("TOURLINE_MAX_PAGE_SIZE", value)
@@ -178,8 +188,10 @@ def test_a_proper_production_configuration_is_accepted(env: pytest.MonkeyPatch) 
     env.setenv("TOURLINE_ENV", "production")
     env.setenv("DATABASE_URL", POSTGRES_URL)
     env.setenv("TOURLINE_SECRET_KEY", PRODUCTION_KEY)
+    env.setenv("TOURLINE_PUBLIC_URL", "https://tourline.example/")
     settings = load_settings()
     assert settings.is_production
+    assert settings.public_url == "https://tourline.example"
     settings.check_production_safety()
 
 
@@ -191,6 +203,7 @@ def test_a_proper_production_configuration_is_accepted(env: pytest.MonkeyPatch) 
         ({"secret_key": ""}, "TOURLINE_SECRET_KEY"),
         ({"database_url": "sqlite:///var/tourline.sqlite3"}, "DATABASE_URL"),
         ({"password_hashing": "fast"}, "TOURLINE_PASSWORD_HASHING"),
+        ({"public_url": DEVELOPMENT_PUBLIC_URL}, "TOURLINE_PUBLIC_URL"),
     ],
 )
 def test_production_refuses_unsafe_settings(changes: dict[str, str], variable: str) -> None:

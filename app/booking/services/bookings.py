@@ -40,14 +40,15 @@ from app.catalogue.tables import (
     Route,
     RouteStatus,
 )
-from app.core import clock
+from app.core import clock, ratelimit
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.core.observability import note_booking
+from app.core.settings import get_settings
 from app.notifications.messages import calendar_event
-from app.notifications.services import enqueue
+from app.notifications.services import enqueue, notify
 from app.partners.pricing import agency_pricing
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -695,6 +696,49 @@ async def guest_calendar(reference: str, token: str | None) -> bytes:
     )
     meeting = as_dict(route["meeting_point"]) if route and route["meeting_point"] else None
     return calendar_event(out, departure["returns_at"], localize(meeting) if meeting else None)
+
+
+# Fresh links mailed for one booking per hour: enough for a lost link, too few to flood
+# its contact.
+LINK_MAILS_PER_HOUR = 3
+
+
+async def send_booking_link(reference: str, email: str) -> None:
+    """Mail a fresh link to the booking to its contact, when `email` is that contact's.
+
+    The token is replaced, so an older link stops working. The caller learns nothing about
+    whether the reference or the email matched."""
+    row = (
+        await Booking.select(Booking.id, Booking.reference, Booking.contact_email, Booking.locale)
+        .where(Booking.reference == normalize_reference(reference))
+        .first()
+        .run()
+    )
+    if row is None or not row["contact_email"]:
+        return
+    if row["contact_email"].casefold() != email.strip().casefold():
+        return
+    settings = get_settings()
+    verdict = await ratelimit.hit(
+        settings.redis_url, f"booking-link:{row['reference']}", LINK_MAILS_PER_HOUR, 3600
+    )
+    if not verdict.allowed:
+        return
+    token = secrets.token_urlsafe(24)
+    async with write_transaction():
+        await (
+            Booking.update({Booking.token_hash: hash_token(token)})
+            .where(Booking.id == row["id"])
+            .run()
+        )
+        await notify(
+            f"booking.link:{row['id']}:{hash_token(token)[:16]}",
+            "booking.link",
+            row["contact_email"],
+            row["locale"],
+            booking=row["id"],
+            payload={"access_token": token},
+        )
 
 
 async def rebook(reference: str, token: str | None, departure_id: UUID) -> BookingOut:

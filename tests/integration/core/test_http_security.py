@@ -86,6 +86,7 @@ def production_settings(**overrides: Any) -> Settings:
         "password_hashing": "standard",
         "stripe_secret_key": "sk_live_x",
         "stripe_webhook_secret": "whsec_x",
+        "public_url": "https://tourline.example",
         **overrides,
     }
     return dataclasses.replace(get_settings(), **values)
