@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from playwright.async_api import Browser
+from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, shoot
 from tests.conftest import STAFF_PASSWORD, Account
@@ -142,7 +142,7 @@ async def test_booking_and_staff_pages_label_every_field_and_load_nothing_from_e
     # the fields.
     await page.goto(f"{site}/departures/{departure['id']}/book?lang=en")
     await page.get_by_role("button", name="Hold these seats").click()
-    assert await page.evaluate("document.activeElement.id") == "problems"
+    await expect(page.locator("#problems")).to_be_focused()
     await page.get_by_role("link", name="Choose at least one passenger.").click()
     assert page.url.endswith("#counts")
 
