@@ -38,6 +38,7 @@ from app.catalogue.controllers import (
 from app.core import database, jobs
 from app.core.errors import EXCEPTION_HANDLERS
 from app.core.http_security import (
+    CanonicalPathMiddleware,
     PublicRateLimitMiddleware,
     RejectNulMiddleware,
     SecurityHeadersMiddleware,
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.asgi_handler = AuditMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, https=settings.is_production)
     app.asgi_handler = RequestContextMiddleware(app.asgi_handler)
+    app.asgi_handler = CanonicalPathMiddleware(app.asgi_handler)
     return app
 
 

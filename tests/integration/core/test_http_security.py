@@ -715,6 +715,19 @@ async def test_audit_log_records_authenticated_requests_that_fail_validation(
     assert items[0]["changes"] == {"slug": "Bad Slug!"}
 
 
+async def test_a_doubled_slash_is_the_same_path_for_the_audit_log(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """The router reads //api/v1/... as /api/v1/...; so does everything in front of it."""
+    doubled = str(client.base_url).rstrip("/") + "//api/v1//operator/routes"
+    response = await client.post(
+        doubled, json=route_payload(slug="slashed"), headers=operator.headers
+    )
+    assert response.status_code == 201, response.text
+    items = (await audit_items(client, OPERATOR_AUDIT, operator))["items"]
+    assert [(i["method"], i["path"], i["status_code"]) for i in items] == [("POST", ROUTES, 201)]
+
+
 async def test_audit_log_is_for_admins_of_each_operator_and_the_platform(
     client: httpx.AsyncClient,
     operator: Account,
@@ -828,7 +841,13 @@ async def test_public_pages_share_the_address_budget_and_refuse_with_a_page(
             answers = [
                 (await tourist.get("/api/v1/routes")).status_code,
                 (await tourist.get("/lines/no-such-line?lang=en")).status_code,
-                (await tourist.post(f"/departures/{NO_ID}/book?lang=en", data={})).status_code,
+                # A doubled slash is the same page, and counts the same.
+                (
+                    await tourist.post(
+                        f"{str(tourist.base_url).rstrip('/')}//departures/{NO_ID}/book?lang=en",
+                        data={},
+                    )
+                ).status_code,
             ]
             refused = await tourist.get("/bookings/ABCDEFGH?token=x&lang=en")
             api_refused = await tourist.get("/api/v1/routes")
