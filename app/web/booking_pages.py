@@ -28,7 +28,7 @@ from app.booking.schemas import (
 )
 from app.booking.services import bookings, waitlist
 from app.booking.tables import BookingStatus
-from app.catalogue.schemas import PublicDepartureDetail, PublicSeat
+from app.catalogue.schemas import PublicDepartureDetail, PublicSeat, PublicStop
 from app.catalogue.services import public
 from app.catalogue.tables import PassengerType, StopKind
 from app.core import clock
@@ -38,7 +38,8 @@ from app.core.i18n import _, current_locale
 from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.payments import services as payments
-from app.web.forms import FormProblems, convert, text
+from app.web.errors import PAGE_EXCEPTION_HANDLERS
+from app.web.forms import FormProblems, convert, small_number, text
 from app.web.links import booking_path
 from app.web.templates import not_found_page, page_context
 
@@ -71,6 +72,11 @@ def _seat_groups(seats: list[PublicSeat]) -> list[tuple[str, list[PublicSeat]]]:
     ]
 
 
+def _pickups(departure: PublicDepartureDetail) -> list[PublicStop]:
+    """The stops a tourist may board at (not drop-offs)."""
+    return [stop for stop in departure.stops if stop.kind != StopKind.dropoff]
+
+
 def _fares_by_class(departure: PublicDepartureDetail) -> dict[str, list[Any]]:
     by_class: dict[str, list[Any]] = defaultdict(list)
     order = {kind.value: index for index, kind in enumerate(PassengerType)}
@@ -92,14 +98,14 @@ def _booking_from_form(
     counts: list[ClassCount] = []
     for fare in departure.fares:
         name = _count_field(fare.seat_class, fare.passenger_type)
-        raw = text(form, name) or "0"
-        if not raw.isdigit():
+        number = small_number(text(form, name) or "0")
+        if number is None:
             problems.add(name, _("Give a whole number."))
             continue
-        if int(raw):
+        if number:
             count = convert(
                 {"seat_class": fare.seat_class, "passenger_type": fare.passenger_type,
-                 "count": int(raw)},
+                 "count": number},
                 ClassCount, FormProblems(),
             )  # fmt: skip
             if count is None:
@@ -118,7 +124,7 @@ def _booking_from_form(
         else:
             choices = _pair_seats(picked, seats_by_label, counts, problems)
     pickup = text(form, "pickup_stop_id") or None
-    if pickup is not None and pickup not in {str(stop.id) for stop in departure.stops}:
+    if pickup is not None and pickup not in {str(stop.id) for stop in _pickups(departure)}:
         problems.add("pickup_stop_id", _("Choose one of the listed stops."))
         pickup = None
     if problems:
@@ -198,6 +204,7 @@ def _details_from_form(
 
 class BookingPagesController(Controller):
     include_in_schema = False
+    exception_handlers = PAGE_EXCEPTION_HANDLERS
 
     # ------------------------------------------------------------ choosing and holding
 
@@ -224,7 +231,7 @@ class BookingPagesController(Controller):
                 "fares_by_class": _fares_by_class(departure),
                 "classes": {c.seat_class: c for c in departure.classes},
                 "seat_groups": _seat_groups(seat_map.seats),
-                "pickups": [s for s in departure.stops if s.kind == StopKind.pickup],
+                "pickups": _pickups(departure),
                 "sold_out": sold_out,
                 "count_field": _count_field,
                 "problems": problems or FormProblems(),
@@ -281,7 +288,8 @@ class BookingPagesController(Controller):
             data = convert(
                 {
                     "seat_class": text(form, "seat_class"),
-                    "party_size": int(party) if party.isdigit() else party,
+                    # Text that is no small number stays text: its error names the field.
+                    "party_size": party if (size := small_number(party)) is None else size,
                     "contact": {
                         "name": text(form, "contact.name"),
                         "email": text(form, "contact.email"),
@@ -330,7 +338,7 @@ class BookingPagesController(Controller):
         if booking.status == BookingStatus.on_hold:
             try:
                 departure = await public.get_departure(booking.departure_id)
-                pickups = [s for s in departure.stops if s.kind == StopKind.pickup]
+                pickups = _pickups(departure)
             except NotFound:
                 pickups = []
         paid = request.query_params.get("paid") == "1" or (
@@ -539,11 +547,14 @@ class BookingPagesController(Controller):
     @get("/bookings/{reference:str}/rebook")
     async def rebook_form(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
-    ) -> Template:
+    ) -> Template | Redirect:
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
             return not_found_page(request)
+        if booking.status != BookingStatus.confirmed:
+            # Only a confirmed booking moves; the booking page says what it can do.
+            return Redirect(booking_link(booking.reference, token or ""), status_code=303)
         return await self._rebook_page(request, booking, token or "")
 
     async def _rebook_page(

@@ -17,6 +17,7 @@ from app.catalogue.tables import RouteKind
 from app.core.errors import NotFound
 from app.core.pagination import PageParams
 from app.web.calendar_view import departure_calendar, weekday_names
+from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.templates import not_found_page, page_context
 
 # Themes the home page offers as filters (a line may have several).
@@ -27,6 +28,7 @@ DEPARTURES_SHOWN = 60
 
 class TouristPagesController(Controller):
     include_in_schema = False
+    exception_handlers = PAGE_EXCEPTION_HANDLERS
 
     @get("/")
     async def home(

@@ -64,3 +64,9 @@ def convert(data: dict[str, Any], kind: type[T], problems: FormProblems) -> T | 
         hint = _FORMAT_HINTS.get(name.rsplit(".", 1)[-1])
         problems.add(name, _(hint) if hint and "regex" in str(exc) else message)
         return None
+
+
+def small_number(raw: str) -> int | None:
+    """A count typed in a form: ASCII digits, at most three of them; otherwise None (so
+    "²" or a 5,000-digit string is a field error, not a crash)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else None

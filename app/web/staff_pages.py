@@ -36,6 +36,7 @@ from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.notifications import services as notifications
 from app.notifications.schemas import AdvisoryIn
+from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, field_id, text
 from app.web.templates import not_found_page, page_context
 
@@ -89,6 +90,7 @@ def _safe_next(target: str) -> str:
 class StaffPagesController(Controller):
     path = "/staff"
     include_in_schema = False
+    exception_handlers = PAGE_EXCEPTION_HANDLERS
 
     # ------------------------------------------------------------ login
 

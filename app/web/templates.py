@@ -61,10 +61,9 @@ def page_context(request: Request[Any, Any, Any], here: str | None = None) -> di
 
 def not_found_page(request: Request[Any, Any, Any]) -> Template:
     """A page that leads back to the lines; its language switch drops the query (a wrong
-    token is not echoed back)."""
-    return Template(
-        "not_found.html", context=page_context(request, request.url.path), status_code=404
-    )
+    token is not echoed back), and after a form it leads home."""
+    here = request.url.path if request.method == "GET" else "/"
+    return Template("not_found.html", context=page_context(request, here), status_code=404)
 
 
 def _setup(engine: JinjaTemplateEngine) -> None:

@@ -39,6 +39,7 @@ from app.catalogue.tables import (
     PassengerType,
     Route,
     RouteStatus,
+    StopKind,
 )
 from app.core import clock, ratelimit
 from app.core.database import for_update, write_transaction
@@ -334,7 +335,12 @@ async def _check_pickup(departure_id: UUID, stop_id: UUID | None) -> UUID | None
         return None
     exists = (
         await DepartureStop.exists()
-        .where((DepartureStop.id == stop_id) & (DepartureStop.departure == departure_id))
+        .where(
+            (DepartureStop.id == stop_id)
+            & (DepartureStop.departure == departure_id)
+            # Nobody boards at a drop-off.
+            & DepartureStop.kind.is_in([StopKind.boarding.value, StopKind.pickup.value])
+        )
         .run()
     )
     if not exists:

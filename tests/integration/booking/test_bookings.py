@@ -649,6 +649,31 @@ async def test_pickup_stop_must_belong_to_the_departure(
     assert parse(booking["pickup_stop"]["at"]) == parse(departure["departs_at"])
 
 
+async def test_nobody_is_picked_up_at_a_drop_off(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    route, vehicle, _departure = await bus_line(client, operator.headers)
+    leaves = in_days(12)
+    stops = [
+        {"kind": "boarding", "name": {"zh_Hans": "郑州东站", "en": "Zhengzhou East"},
+         "at": leaves.isoformat()},
+        {"kind": "dropoff", "name": {"zh_Hans": "樱桃园", "en": "Cherry orchard"},
+         "at": (leaves + timedelta(hours=2)).isoformat()},
+    ]  # fmt: skip
+    departure = await departure_with(client, operator.headers, route, vehicle, leaves, stops=stops)
+    boarding, dropoff = await stop_ids(client, departure["id"])
+    body = problem(
+        await client.post(
+            BOOKINGS, json=booking_body(departure["id"], [count()], pickup_stop_id=dropoff)
+        ),
+        400,
+    )
+    assert fields(body) == ["pickup_stop_id"]
+    assert await seats_left(client, departure["id"]) == {"standard": 45}
+    booking = (await hold(client, departure["id"], [count()], pickup_stop_id=boarding))["booking"]
+    assert booking["pickup_stop"]["id"] == boarding
+
+
 # ---------------------------------------------------------------- sales rules
 
 

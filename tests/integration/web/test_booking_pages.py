@@ -490,6 +490,44 @@ async def test_holding_picked_seats_books_exactly_those_with_the_pickup_stop(
     assert (seats["7C"], seats["7D"], seats["7B"]) == (False, False, True)
 
 
+async def test_odd_counts_are_field_errors_not_crashes(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    _route, _vehicle, trip = await bus_line(client, operator)
+    for odd in ("²", "١", "9" * 5000, "-0"):
+        page = html_page(await book_form(client, trip["id"], {ADULT_FIELD: odd}), 400)
+        assert problem_fields(page) == ["count-standard-adult"], odd
+    # A waiting list's party size alike (the departure is not sold out: the size is
+    # checked first).
+    for odd in ("²", "9" * 5000):
+        response = await client.post(
+            f"/departures/{trip['id']}/waitlist?lang=en",
+            data={"seat_class": "standard", "party_size": odd, "contact.name": "Li",
+                  "contact.email": "li@example.com", "contact.phone": "+86 138 0013 8000"},
+        )  # fmt: skip
+        assert problem_fields(html_page(response, 400)) == ["party_size"], odd
+    assert await rows_written() == (0, 0)
+
+
+async def test_a_hold_cannot_move_and_its_move_page_leads_back(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    _route, _vehicle, trip = await bus_line(client, operator)
+    created = await api_hold(client, trip["id"], ["4A"])
+    response = await client.get(
+        f"/bookings/{ref(created)}/rebook", params={"token": token(created), "lang": "en"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"/bookings/{ref(created)}?token=")
+
+
+async def test_page_errors_are_pages_not_json(client: httpx.AsyncClient) -> None:
+    too_long = await client.get("/bookings/ABCDEFGH", params={"token": "x" * 200, "lang": "en"})
+    assert too_long.status_code == 400
+    assert too_long.headers["content-type"].startswith("text/html")
+    assert 'lang="en"' in too_long.text
+
+
 # ---------------------------------------------------------------- the booking page
 
 
@@ -985,6 +1023,7 @@ async def test_pages_speak_the_language_asked_for(
 ) -> None:
     _route, _vehicle, trip = await bus_line(client, operator)
     created = await api_hold(client, trip["id"], ["4A"])
+    await confirm(ref(created))  # only a confirmed booking has a page to move it
     booking = f"/bookings/{ref(created)}?token={token(created)}"
     pages = [
         f"/departures/{trip['id']}/book?x=1",
@@ -1016,6 +1055,7 @@ async def test_the_language_switch_keeps_the_reader_on_their_booking(
     """The token travels in the link: switching language must not lose the booking."""
     _route, _vehicle, trip = await bus_line(client, operator)
     created = await api_hold(client, trip["id"], ["4A"])
+    await confirm(ref(created))
     for suffix in ("", "/cancel", "/rebook"):
         path = f"/bookings/{ref(created)}{suffix}?token={token(created)}&lang=en"
         english = html_page(await client.get(path), 200)
