@@ -540,10 +540,11 @@ HEAT_DAY_CELSIUS = 35.0
 
 
 async def post_advisory(
-    principal: OperatorPrincipal, departure_id: UUID, data: Any
+    principal: OperatorPrincipal, departure_id: UUID, data: Any, advisory_id: UUID | None = None
 ) -> tuple[UUID, int]:
     """Queue the advisory for the contact of every live booking of the departure, once.
-    Only an operator admin may write to every passenger."""
+    Only an operator admin may write to every passenger. The same `advisory_id` again (a
+    form sent twice) queues nothing new."""
     import uuid
 
     from app.accounts.services import require_operator_admin
@@ -561,7 +562,7 @@ async def post_advisory(
             "max_temperature_c",
             _("A heat day is a maximum of 35 °C or more; give the forecast maximum."),
         )
-    advisory_id = uuid.uuid4()
+    advisory_id = advisory_id or uuid.uuid4()
     async with write_transaction():
         await owned_departure(principal, departure_id)
         bookings = (

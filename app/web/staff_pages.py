@@ -15,7 +15,7 @@ import hmac
 from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, FormMultiDict
@@ -230,6 +230,7 @@ class StaffPagesController(Controller):
                 "done": done,
                 "form": form or FormMultiDict(),
                 "advisory_kinds": ADVISORY_KINDS,
+                "form_key": uuid4(),
             },
             status_code=status_code,
         )
@@ -379,7 +380,7 @@ class StaffPagesController(Controller):
             )  # fmt: skip
         try:
             _advisory_id, recipients = await notifications.post_advisory(
-                principal, departure_id, data
+                principal, departure_id, data, _form_key(form)
             )
         except DomainError as exc:
             return await self._departure_page(
@@ -414,6 +415,15 @@ class StaffPagesController(Controller):
             "The departure is cancelled: {count} bookings cancelled, {amount} to refund."
         ).format(count=result.bookings_cancelled, amount=result.refunds_total.formatted)
         return await self._departure_page(request, principal, token, departure_id, done=done)
+
+
+def _form_key(form: FormMultiDict) -> UUID | None:
+    """The key the form was drawn with: sent twice (a double click, a reload), it is the
+    same advisory."""
+    try:
+        return UUID(text(form, "form_key"))
+    except ValueError:
+        return None
 
 
 def _number(raw: str) -> float | str | None:

@@ -1072,3 +1072,30 @@ async def test_sales_and_board_count_the_seats_kept_for_agencies(
     assert f"{load_text(standard)}, 3 kept for agencies" in row
     html = html_of(await get_page(client, operator, f"/staff/departures/{departure['id']}"))
     assert load_table(html) == {"standard seat": ["1", "2", "3", "39", "45"]}
+
+
+async def test_an_advisory_form_sent_twice_writes_to_each_passenger_once(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    departure = await bus_departure(client, operator)
+    await booked(client, departure["id"], ["1A"], "Paid Guest")
+    page = html_of(await get_page(client, operator, f"/staff/departures/{departure['id']}"))
+    found = re.search(r'name="form_key" value="([0-9a-f-]{36})"', page)
+    assert found, "the advisory form carries no key"
+    form = {
+        "csrf": await csrf_for(client, operator, departure["id"]),
+        "form_key": found.group(1),
+        "kind": "weather",
+        "message.en": "Rain in the afternoon: bring a coat.",
+    }
+    url = f"/staff/departures/{departure['id']}/advisory"
+    for _ in range(2):  # a double click, or a reload that sends the form again
+        html_of(await post_form(client, operator, url, form), 200)
+    assert len(await advisories(client, operator, departure["id"])) == 1
+    # A new form is a new advisory.
+    fresh = html_of(await get_page(client, operator, f"/staff/departures/{departure['id']}"))
+    key = re.search(r'name="form_key" value="([0-9a-f-]{36})"', fresh)
+    assert key
+    assert key.group(1) != found.group(1)
+    html_of(await post_form(client, operator, url, {**form, "form_key": key.group(1)}), 200)
+    assert len(await advisories(client, operator, departure["id"])) == 2
