@@ -22,6 +22,7 @@ from app.booking.schemas import (
     BookingCreate,
     BookingOut,
     BookingUpdate,
+    CancellationQuote,
     ClassCount,
     SeatChoice,
     WaitlistIn,
@@ -515,14 +516,26 @@ class BookingPagesController(Controller):
                 request, booking, token or "", problems=FormProblems.of(exc),
                 status_code=exc.status_code,
             )  # fmt: skip
+        return self._cancel_page(request, quote, token or "")
+
+    def _cancel_page(
+        self,
+        request: Request[Any, Any, Any],
+        quote: CancellationQuote,
+        token: str,
+        *,
+        changed: bool = False,
+    ) -> Template:
         return Template(
             "cancel.html",
             context={
-                **page_context(request),
+                **page_context(request, booking_path(quote.booking.reference, token, "/cancel")),
                 "quote": quote,
                 "token": token,
-                "back": booking_link(quote.booking.reference, token or ""),
+                "changed": changed,
+                "back": booking_link(quote.booking.reference, token),
             },
+            status_code=409 if changed else 200,
         )
 
     @post("/bookings/{reference:str}/cancel", status_code=303)
@@ -532,7 +545,14 @@ class BookingPagesController(Controller):
         form = await request.form()
         token = text(form, "token")
         reason = text(form, "reason")[:200]
+        shown = small_number(text(form, "shown_percent"))
         try:
+            quote = await guarded(
+                request, lambda: bookings.guest_cancellation_quote(reference, token)
+            )
+            if shown is not None and quote.refund_percent < shown:
+                # The policy's next tier began since the page was read: show it again.
+                return self._cancel_page(request, quote, token, changed=True)
             done = await guarded(request, lambda: bookings.guest_cancel(reference, token, reason))
         except NotFound:
             return not_found_page(request)

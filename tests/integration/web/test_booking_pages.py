@@ -796,6 +796,25 @@ async def test_cancelling_from_the_page_refunds_per_policy_and_shows_it(
     assert (seats["4A"], seats["4B"]) == (True, True)
 
 
+async def test_a_refund_lower_than_the_one_shown_is_shown_again_before_cancelling(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """The page showed 100 %; by the time the guest confirms, the policy gives 80 %."""
+    _trip, created = await confirmed_booking(client, operator)
+    form = {"token": token(created), "shown_percent": "100"}
+    response = await client.post(f"/bookings/{ref(created)}/cancel?lang=en", data=form)
+    page = html_page(response, 409)
+    assert "The refund has changed" in text(page)
+    assert tags(page, "input", name="shown_percent")[0]["value"] == "80"
+    assert (await view(client, ref(created), token(created)))["status"] == "confirmed"
+    # Confirming what is shown now cancels.
+    response = await client.post(
+        f"/bookings/{ref(created)}/cancel?lang=en", data={**form, "shown_percent": "80"}
+    )
+    assert response.status_code == 303
+    assert (await view(client, ref(created), token(created)))["status"] == "cancelled"
+
+
 async def test_cancellation_quote_api_matches_the_page_and_changes_nothing(
     client: httpx.AsyncClient, operator: Account
 ) -> None:
