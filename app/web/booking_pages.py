@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import FormMultiDict
+from litestar.datastructures import Cookie, FormMultiDict
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -41,18 +41,25 @@ from app.core.settings import get_settings
 from app.payments import services as payments
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, small_number, text
-from app.web.links import booking_path
+from app.web.links import booking_path, lang_code
 from app.web.templates import not_found_page, page_context
 
 Token = Annotated[str | None, QueryParameter(name="token", required=False, max_length=128)]
+# The guest's token for one booking's pages (path /bookings/{reference}).
+BOOKING_COOKIE = "tourline_booking"
+BOOKING_COOKIE_SECONDS = 60 * 24 * 3600
 # Departures offered when moving a booking.
 REBOOK_CHOICES = 30
 
 
 def booking_link(reference: str, token: str, suffix: str = "", **query: str) -> str:
     """The guest's link to their booking (or one of its pages), in the reader's language."""
-    lang = "en" if current_locale() == "en" else "zh"
-    return booking_path(reference, token, suffix, lang=lang, **query)
+    return booking_path(reference, token, suffix, lang=lang_code(), **query)
+
+
+def _guest_token(request: Request[Any, Any, Any], token: str | None) -> str:
+    """The token from the link, else the one this browser kept for the booking."""
+    return token or request.cookies.get(BOOKING_COOKIE, "")
 
 
 def _seconds_left(booking: BookingOut) -> int:
@@ -371,11 +378,22 @@ class BookingPagesController(Controller):
     async def booking(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template:
+        token = _guest_token(request, token)
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
             return not_found_page(request)
-        return await self._booking_page(request, booking, token or "")
+        page = await self._booking_page(request, booking, token)
+        # The browser keeps the token for this booking's pages, so that the way back from
+        # Stripe needs none in its address (Stripe stores that address).
+        page.cookies.append(
+            Cookie(
+                key=BOOKING_COOKIE, value=token, path=f"/bookings/{booking.reference}",
+                max_age=BOOKING_COOKIE_SECONDS, httponly=True, samesite="lax",
+                secure=get_settings().is_production,
+            )
+        )  # fmt: skip
+        return page
 
     @post("/bookings/{reference:str}/details", status_code=303)
     async def save_details(
@@ -405,6 +423,7 @@ class BookingPagesController(Controller):
     async def pay(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Response[Any]:
+        token = _guest_token(request, token)
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:
@@ -430,8 +449,9 @@ class BookingPagesController(Controller):
             )  # fmt: skip
         if started.status == "confirmed":
             return Redirect(booking_link(booking.reference, token or ""), status_code=303)
+        # Without the token: Stripe keeps this address; the browser's cookie opens the page.
         return_url = str(request.base_url).rstrip("/") + booking_link(
-            booking.reference, token or "", paid="1"
+            booking.reference, "", paid="1"
         )
         return Template(
             "pay.html",
@@ -440,7 +460,7 @@ class BookingPagesController(Controller):
                 "unconfigured": False,
                 "payment": started,
                 "return_url": return_url,
-                "stripe_locale": "en" if current_locale() == "en" else "zh",
+                "stripe_locale": lang_code(),
                 "stripe_js": STRIPE_JS_URL,
             },
             headers={"Content-Security-Policy": PAYMENT_PAGE_CSP},
@@ -450,6 +470,7 @@ class BookingPagesController(Controller):
     async def calendar(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Response[Any]:
+        token = _guest_token(request, token)
         try:
             content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
         except NotFound:
@@ -504,6 +525,7 @@ class BookingPagesController(Controller):
     async def cancel_form(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template:
+        token = _guest_token(request, token)
         try:
             quote = await guarded(
                 request, lambda: bookings.guest_cancellation_quote(reference, token)
@@ -568,6 +590,7 @@ class BookingPagesController(Controller):
     async def rebook_form(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template | Redirect:
+        token = _guest_token(request, token)
         try:
             booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         except NotFound:

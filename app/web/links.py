@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from app.core.i18n import current_locale
 from app.core.settings import get_settings
 
 
+def lang_code(locale: str | None = None) -> str:
+    """The `?lang=` value of a locale (the reader's by default): `en` or `zh`."""
+    return "en" if (locale or current_locale()) == "en" else "zh"
+
+
 def booking_path(reference: str, token: str, suffix: str = "", **query: str) -> str:
-    """`/bookings/{reference}{suffix}?token=...`: the booking (or one of its pages)."""
-    return f"/bookings/{reference}{suffix}?" + urlencode({"token": token, **query})
+    """`/bookings/{reference}{suffix}?token=...`: the booking (or one of its pages); without
+    a token, the browser's own for the booking is used."""
+    return f"/bookings/{reference}{suffix}?" + urlencode(
+        {"token": token, **query} if token else query
+    )
 
 
 def booking_url(reference: str, token: str, locale: str) -> str:
     """The booking's page as messages link to it, in the reader's language."""
-    lang = "en" if locale == "en" else "zh"
-    return get_settings().public_url + booking_path(reference, token, lang=lang)
+    return get_settings().public_url + booking_path(reference, token, lang=lang_code(locale))
 
 
 def find_booking_url(reference: str, locale: str) -> str:
     """The page that mails a fresh link to a booking's contact."""
-    lang = "en" if locale == "en" else "zh"
-    query = urlencode({"reference": reference, "lang": lang})
+    query = urlencode({"reference": reference, "lang": lang_code(locale)})
     return f"{get_settings().public_url}/find-booking?{query}"

@@ -31,13 +31,14 @@ from app.catalogue.services.departures import get_departure
 from app.catalogue.services.routes import route_out
 from app.core.errors import DomainError, Forbidden, NotFound, Unauthorized
 from app.core.http_security import client_ip
-from app.core.i18n import _, current_locale, localize
+from app.core.i18n import _, localize
 from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.notifications import services as notifications
 from app.notifications.schemas import AdvisoryIn
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, field_id, text
+from app.web.links import lang_code
 from app.web.templates import not_found_page, page_context
 
 STAFF_COOKIE = "tourline_staff"
@@ -48,10 +49,6 @@ ADVISORY_KINDS = ("weather", "schedule", "heat", "other")
 def _csrf_for(token: str) -> str:
     secret = get_settings().secret_key.encode()
     return hmac.new(secret, f"staff-form:{token}".encode(), hashlib.sha256).hexdigest()[:40]
-
-
-def _lang() -> str:
-    return "en" if current_locale() == "en" else "zh"
 
 
 def _page_of_form(request: Request[Any, Any, Any]) -> str:
@@ -65,7 +62,7 @@ def _login_redirect(request: Request[Any, Any, Any]) -> Redirect:
     else:
         # A form sent after the session ran out: back to the page the form was on.
         back = _page_of_form(request)
-    return Redirect(f"/staff/login?lang={_lang()}&next={quote(back)}", status_code=303)
+    return Redirect(f"/staff/login?lang={lang_code()}&next={quote(back)}", status_code=303)
 
 
 async def _staff(request: Request[Any, Any, Any]) -> tuple[OperatorPrincipal, str] | None:
@@ -144,7 +141,7 @@ class StaffPagesController(Controller):
             )
         target = next_page
         if "lang=" not in next_page:
-            target += ("&" if "?" in next_page else "?") + f"lang={_lang()}"
+            target += ("&" if "?" in next_page else "?") + f"lang={lang_code()}"
         return Redirect(
             target,
             status_code=303,
@@ -164,7 +161,7 @@ class StaffPagesController(Controller):
     @post("/logout", status_code=303)
     async def log_out(self, request: Request[Any, Any, Any]) -> Redirect:
         return Redirect(
-            f"/staff/login?lang={_lang()}",
+            f"/staff/login?lang={lang_code()}",
             status_code=303,
             cookies=[Cookie(key=STAFF_COOKIE, value="", max_age=0, path="/staff")],
         )
@@ -341,7 +338,7 @@ class StaffPagesController(Controller):
         if text(form, "from") == "manifest":
             # Checked in from a row of the manifest: back to the list, at the next passenger.
             anchor = f"#seat-{field_id(seats[0])}" if seats else ""
-            manifest_page = f"/staff/departures/{departure_id}/manifest?lang={_lang()}"
+            manifest_page = f"/staff/departures/{departure_id}/manifest?lang={lang_code()}"
             return Redirect(manifest_page + anchor, status_code=303)
         return await self._departure_page(request, principal, token, departure_id, done=done)
 

@@ -24,6 +24,7 @@ from app.core.labels import (
 )
 from app.core.settings import get_settings
 from app.web.forms import field_id
+from app.web.links import lang_code
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -46,7 +47,7 @@ def page_context(request: Request[Any, Any, Any], here: str | None = None) -> di
     a page answering a form names in `here` the page to reopen instead of the form's
     POST-only address."""
     locale = current_locale()
-    other = "zh" if locale == "en" else "en"
+    other = "zh" if lang_code(locale) == "en" else "en"
     if here is None:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
         here = request.url.path + (f"?{urlencode(query)}" if query else "")
@@ -54,7 +55,7 @@ def page_context(request: Request[Any, Any, Any], here: str | None = None) -> di
         "locale": locale,
         "html_lang": "en" if locale == "en" else "zh-Hans",
         "other_lang": other,
-        "lang_query": "en" if locale == "en" else "zh",
+        "lang_query": lang_code(locale),
         "switch_url": here + ("&" if "?" in here else "?") + f"lang={other}",
     }
 

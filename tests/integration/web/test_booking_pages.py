@@ -531,6 +531,30 @@ async def test_page_errors_are_pages_not_json(client: httpx.AsyncClient) -> None
 # ---------------------------------------------------------------- the booking page
 
 
+async def test_the_booking_page_leaves_its_token_in_a_cookie_for_its_own_pages(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    _route, _vehicle, trip = await bus_line(client, operator)
+    created = await api_hold(client, trip["id"], ["4A"])
+    page = await client.get(
+        f"/bookings/{ref(created)}", params={"token": token(created), "lang": "en"}
+    )
+    html_page(page, 200)
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith(f"tourline_booking={token(created)};")
+    for attribute in (f"Path=/bookings/{ref(created)}", "HttpOnly", "SameSite=lax"):
+        assert attribute in cookie
+    # Back from Stripe, without the token in the address: the cookie opens the page.
+    back = await client.get(f"/bookings/{ref(created)}", params={"lang": "en", "paid": "1"})
+    assert ref(created) in text(html_page(back, 200))
+    # It opens this booking only.
+    client.cookies.clear()
+    other = await api_hold(client, trip["id"], ["5A"])
+    client.cookies.set("tourline_booking", token(created), path=f"/bookings/{ref(other)}")
+    html_page(await client.get(f"/bookings/{ref(other)}", params={"lang": "en"}), 404)
+    client.cookies.clear()
+
+
 async def test_booking_page_needs_its_token_and_leaks_nothing_without_it(
     client: httpx.AsyncClient, operator: Account
 ) -> None:
@@ -677,7 +701,8 @@ async def test_pay_page_mounts_stripe_with_its_own_content_security_policy(
     return_url = urlsplit(form[0]["data-return-url"])
     assert (return_url.scheme, return_url.netloc) == ("http", "testserver")
     assert return_url.path == f"/bookings/{ref(created)}"
-    assert parse_qs(return_url.query) == {"token": [token(created)], "lang": ["en"], "paid": ["1"]}
+    # No token in it: Stripe stores the return address; the browser's cookie opens the page.
+    assert parse_qs(return_url.query) == {"lang": ["en"], "paid": ["1"]}
     scripts = [s["src"] for s in tags(page, "script")]
     assert "https://js.stripe.com/v3/" in scripts
     assert "/static/pay.js" in scripts
