@@ -233,6 +233,15 @@ async def dispatch_outbox(limit: int = 100) -> int:
     return handled
 
 
+def _token_dropped(notification: dict[str, Any]) -> dict[Any, Any]:
+    """Once a message is settled (sent, or failed for good), the guest's access token it
+    carried is no longer kept in the clear."""
+    payload = notification["payload"]
+    if not isinstance(payload, dict) or "access_token" not in payload:
+        return {}
+    return {Notification.payload: {k: v for k, v in payload.items() if k != "access_token"}}
+
+
 async def _claim(notification_id: UUID) -> bool:
     now = clock.now()
     claimed = (
@@ -358,6 +367,7 @@ async def send_due_notifications(limit: int = 100) -> int:
                         Notification.attempts: attempts,
                         Notification.status: NotificationStatus.failed.value,
                         Notification.last_error: f"not sent: {exc}",
+                        **_token_dropped(notification),
                     }
                 )
                 .where(Notification.id == row["id"])
@@ -387,6 +397,7 @@ async def send_due_notifications(limit: int = 100) -> int:
                             else NotificationStatus.pending.value
                         ),
                         Notification.next_attempt_at: now + delay,
+                        **(_token_dropped(notification) if failed else {}),
                     }
                 )
                 .where(Notification.id == row["id"])
@@ -399,13 +410,8 @@ async def send_due_notifications(limit: int = 100) -> int:
             Notification.subject: email.subject[:300],
             Notification.sent_at: clock.now(),
             Notification.last_error: "",
+            **_token_dropped(notification),
         }
-        payload = notification["payload"]
-        if isinstance(payload, dict) and "access_token" in payload:
-            # Sent: the guest's token is no longer kept in the clear.
-            sent_values[Notification.payload] = {
-                k: v for k, v in payload.items() if k != "access_token"
-            }
         await Notification.update(sent_values).where(Notification.id == row["id"]).run()
         sent += 1
     return sent

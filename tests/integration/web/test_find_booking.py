@@ -151,3 +151,22 @@ async def test_the_confirmation_mail_says_where_to_find_a_lost_link(
     form = await client.get(expected.removeprefix(get_settings().public_url))
     assert form.status_code == 200
     assert f'value="{reference}"' in form.text
+
+
+async def test_a_link_that_cannot_be_sent_does_not_keep_the_token_either(
+    client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    from app.notifications.services import notify
+
+    # A message about a booking that is gone fails for good at once.
+    await notify(
+        "booking.link:gone", "booking.link", EMAIL, "en", booking=None,
+        payload={"access_token": "secret-token-value"},
+    )  # fmt: skip
+    assert await send_due_notifications() == 0
+    [row] = await Notification.select(Notification.payload, Notification.status).output(
+        load_json=True
+    )
+    assert row["status"] == "failed"
+    assert row["payload"] == {}
+    assert mailbox.messages == []
