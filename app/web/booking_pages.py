@@ -8,11 +8,13 @@ link (`?token=`) and in the forms; pages are never cached and send no referrer.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import Cookie, FormMultiDict
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
@@ -48,6 +50,7 @@ Token = Annotated[str | None, QueryParameter(name="token", required=False, max_l
 # The guest's token for one booking's pages (path /bookings/{reference}).
 BOOKING_COOKIE = "tourline_booking"
 BOOKING_COOKIE_SECONDS = 60 * 24 * 3600
+logger = logging.getLogger("tourline.pages")
 # Departures offered when moving a booking.
 REBOOK_CHOICES = 30
 
@@ -55,6 +58,13 @@ REBOOK_CHOICES = 30
 def booking_link(reference: str, token: str, suffix: str = "", **query: str) -> str:
     """The guest's link to their booking (or one of its pages), in the reader's language."""
     return booking_path(reference, token, suffix, lang=lang_code(), **query)
+
+
+async def _send_link(reference: str, email: str) -> None:
+    try:
+        await bookings.send_booking_link(reference, email)
+    except Exception:  # after the answer: nobody to tell but the log
+        logger.exception("could not send the link to booking %s", reference)
 
 
 def _guest_token(request: Request[Any, Any, Any], token: str | None) -> str:
@@ -504,8 +514,6 @@ class BookingPagesController(Controller):
                 problems.add(name, _("This field is required."))
         if len(reference) > 12:
             problems.add("reference", _("A booking reference has 8 letters and digits."))
-        if not problems:
-            await bookings.send_booking_link(reference, email)
         return Template(
             "find_booking.html",
             context={
@@ -517,6 +525,8 @@ class BookingPagesController(Controller):
                 "sent": not problems,
             },
             status_code=400 if problems else 200,
+            # After the answer is sent, so that its timing tells nothing either.
+            background=None if problems else BackgroundTask(_send_link, reference, email),
         )
 
     # ------------------------------------------------------------ cancel and move
