@@ -23,6 +23,7 @@ from app.booking.schemas import (
     CheckInIn,
     CheckInOut,
     DepartureCancellationOut,
+    Manifest,
     RebookIn,
     SalesOverview,
     WaitlistIn,
@@ -94,6 +95,15 @@ def calendar_response(reference: str, content: bytes) -> Response[bytes]:
         content,
         media_type="text/calendar; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.ics"'},
+    )
+
+
+def manifest_csv_response(data: Manifest) -> Response[bytes]:
+    """The manifest as a spreadsheet (with a BOM, so that Excel reads the Chinese)."""
+    return Response(
+        content=operations.manifest_csv(data).encode("utf-8-sig"),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="manifest-{data.departure_id}.csv"'},
     )
 
 
@@ -291,13 +301,7 @@ class OperatorBookingController(Controller):
     ) -> Response[Any]:
         data = await operations.manifest(operator, departure_id, sort)
         if format == "csv":
-            return Response(
-                content=operations.manifest_csv(data).encode("utf-8-sig"),
-                media_type="text/csv",
-                headers={
-                    "Content-Disposition": f'attachment; filename="manifest-{departure_id}.csv"'
-                },
-            )
+            return manifest_csv_response(data)
         return Response(data)
 
     @post(

@@ -185,6 +185,20 @@ def _pair_seats(
     ]
 
 
+def _contact(form: FormMultiDict, problems: FormProblems) -> dict[str, str]:
+    """The contact fields of a form, in the reader's language; every empty one is named at
+    once, not one per attempt."""
+    for name in ("contact.name", "contact.email", "contact.phone"):
+        if not text(form, name):
+            problems.add(name, _("This field is required."))
+    return {
+        "name": text(form, "contact.name"),
+        "email": text(form, "contact.email"),
+        "phone": text(form, "contact.phone"),
+        "locale": current_locale(),
+    }
+
+
 def _details_from_form(
     booking: BookingOut, form: FormMultiDict
 ) -> tuple[BookingUpdate | None, FormProblems]:
@@ -197,21 +211,9 @@ def _details_from_form(
             passenger["id_document"] = document
         passengers.append(passenger)
     pickup = text(form, "pickup_stop_id")
-    data: dict[str, Any] = {
-        "contact": {
-            "name": text(form, "contact.name"),
-            "email": text(form, "contact.email"),
-            "phone": text(form, "contact.phone"),
-            "locale": current_locale(),
-        },
-        "passengers": passengers,
-    }
+    data: dict[str, Any] = {"contact": _contact(form, problems), "passengers": passengers}
     if "pickup_stop_id" in form:
         data["pickup_stop_id"] = pickup or None
-    # Every empty required field is named at once, not one per attempt.
-    for name in ("contact.name", "contact.email", "contact.phone"):
-        if not text(form, name):
-            problems.add(name, _("This field is required."))
     for index, passenger in enumerate(passengers):
         if not passenger["name"]:
             problems.add(f"passengers[{index}].name", _("This field is required."))
@@ -283,10 +285,15 @@ class BookingPagesController(Controller):
         try:
             created = await bookings.create_booking(data)
         except DomainError as exc:
+            problems = FormProblems.of(exc)
+            # The API names `seats[0].label`; on the page that is the seat map.
+            problems.fields = {
+                ("seat" if name.startswith("seats") else name): message
+                for name, message in problems.fields.items()
+            }
             return await self._booking_form(
-                request, departure_id, problems=FormProblems.of(exc), form=form,
-                status_code=exc.status_code,
-            )  # fmt: skip
+                request, departure_id, problems=problems, form=form, status_code=exc.status_code
+            )
         return Redirect(
             booking_link(created.booking.reference, created.access_token), status_code=303
         )
@@ -297,9 +304,7 @@ class BookingPagesController(Controller):
     ) -> Template:
         form = await request.form()
         problems = FormProblems()
-        for name in ("contact.name", "contact.email", "contact.phone"):
-            if not text(form, name):
-                problems.add(name, _("This field is required."))
+        contact = _contact(form, problems)
         party = text(form, "party_size")
         data = None
         if not problems:
@@ -308,12 +313,7 @@ class BookingPagesController(Controller):
                     "seat_class": text(form, "seat_class"),
                     # Text that is no small number stays text: its error names the field.
                     "party_size": party if (size := small_number(party)) is None else size,
-                    "contact": {
-                        "name": text(form, "contact.name"),
-                        "email": text(form, "contact.email"),
-                        "phone": text(form, "contact.phone"),
-                        "locale": current_locale(),
-                    },
+                    "contact": contact,
                 },
                 WaitlistIn,
                 problems,

@@ -25,13 +25,14 @@ from litestar.response import Redirect, Template
 from app.accounts.audit import PRINCIPAL_STATE_KEY
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import as_operator_principal, login, principal_from_token
+from app.booking.controllers import manifest_csv_response
 from app.booking.schemas import CheckInIn
 from app.booking.services import operations
 from app.catalogue.services.departures import get_departure
 from app.catalogue.services.routes import route_out
 from app.core.errors import DomainError, Forbidden, NotFound, Unauthorized
 from app.core.http_security import client_ip
-from app.core.i18n import _, localize
+from app.core.i18n import N_, _, localize
 from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.notifications import services as notifications
@@ -43,7 +44,13 @@ from app.web.templates import not_found_page, page_context
 
 STAFF_COOKIE = "tourline_staff"
 BOARD_PAGE_SIZE = 25
-ADVISORY_KINDS = ("weather", "schedule", "heat", "other")
+# The kinds of advisory and their names (as AdvisoryIn has them).
+ADVISORY_KINDS = (
+    ("weather", N_("Weather")),
+    ("schedule", N_("Schedule change")),
+    ("heat", N_("Heat day")),
+    ("other", N_("Other")),
+)
 
 
 def _csrf_for(token: str) -> str:
@@ -260,13 +267,7 @@ class StaffPagesController(Controller):
         except NotFound:
             return not_found_page(request)
         if format == "csv":
-            return Response(
-                content=operations.manifest_csv(data).encode("utf-8-sig"),
-                media_type="text/csv; charset=utf-8",
-                headers={
-                    "Content-Disposition": f'attachment; filename="manifest-{departure_id}.csv"'
-                },
-            )
+            return manifest_csv_response(data)
         return Template(
             "staff/manifest.html",
             context={
