@@ -36,7 +36,6 @@ from app.catalogue.controllers import (
     PublicRouteController,
 )
 from app.core import database, jobs
-from app.core.errors import EXCEPTION_HANDLERS
 from app.core.http_security import (
     CanonicalPathMiddleware,
     PublicRateLimitMiddleware,
@@ -63,6 +62,7 @@ from app.payments.controllers import (
 from app.system.controllers import SystemController
 from app.web.booking_pages import BookingPagesController
 from app.web.controllers import TouristPagesController
+from app.web.errors import APP_EXCEPTION_HANDLERS
 from app.web.staff_pages import StaffPagesController
 from app.web.templates import STATIC, template_config
 
@@ -181,7 +181,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
         dependencies={"page_params": Provide(provide_page_params, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=APP_EXCEPTION_HANDLERS,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=_openapi_config(),

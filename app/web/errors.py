@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
-from app.core.errors import EXCEPTION_HANDLERS, Problem
-from app.web.templates import page_context
+from app.core.errors import EXCEPTION_HANDLERS, Problem, handle_http_exception
+from app.core.http_security import API_PREFIXES
+from app.web.templates import not_found_page, page_context
 
 Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
 
@@ -35,4 +37,17 @@ def _as_page(handler: Handler) -> Handler:
 
 PAGE_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     kind: _as_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()
+}
+
+
+def unknown_address(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    """No route at all: a problem for API clients, the page leading back for readers."""
+    if request.url.path.startswith((*API_PREFIXES, "/static/")):
+        return handle_http_exception(request, exc)
+    return not_found_page(request)
+
+
+APP_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    **EXCEPTION_HANDLERS,
+    NotFoundException: unknown_address,
 }

@@ -43,6 +43,16 @@ async def test_unknown_path_is_404_problem(client: httpx.AsyncClient) -> None:
     assert response.headers["content-language"] == "zh-Hans"
 
 
+async def test_an_unknown_page_is_the_page_leading_back(client: httpx.AsyncClient) -> None:
+    """Readers who mistype an address get a page, API clients a problem (above)."""
+    response = await client.get("/lines-of-cherries", params={"lang": "en"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'href="/?lang=en"' in response.text
+    for address in ("/octo/nothing", "/static/missing.css"):
+        assert_problem(await client.get(address), 404, "not_found")
+
+
 async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
     response = await client.delete("/health")
     assert_problem(response, 405, "method_not_allowed")
@@ -187,8 +197,8 @@ async def test_validation_title_in_english(
 
 
 async def test_routing_errors_are_localized(client: httpx.AsyncClient) -> None:
-    chinese = await client.get("/nowhere")
-    english = await client.get("/nowhere", headers={"Accept-Language": "en"})
+    chinese = await client.get("/api/v1/nowhere")
+    english = await client.get("/api/v1/nowhere", headers={"Accept-Language": "en"})
     assert assert_problem(chinese, 404, "not_found")["title"] == translated("Not found", "zh_Hans")
     assert assert_problem(english, 404, "not_found")["title"] == "Not found"
     assert english.headers["content-language"] == "en"
