@@ -100,15 +100,18 @@ async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -
 
 async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:
     """Holds of the departure whose time has run out but that are not expired yet."""
-    rows = (
-        await Booking.select()
-        .where(
-            (Booking.departure == departure_id)
-            & (Booking.status == BookingStatus.on_hold.value)
-            & (Booking.expires_at <= clock.now())
-        )
-        .run()
-    )
+    # Every booking asks, and there are almost never any: their ids first, in SQL much
+    # cheaper to build than Piccolo's select of every column.
+    overdue = await Booking.raw(
+        "SELECT id FROM booking WHERE departure = {} AND status = {} AND expires_at <= {}",
+        departure_id,
+        BookingStatus.on_hold.value,
+        clock.now(),
+    ).run()
+    if not overdue:
+        return []
+    ids = [as_uuid(row["id"]) for row in overdue]
+    rows = await Booking.select().where(Booking.id.is_in(ids)).run()
     return [dict(row) for row in rows]
 
 
