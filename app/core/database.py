@@ -57,12 +57,26 @@ def is_sqlite() -> bool:
     return isinstance(get_engine(), SQLiteEngine)
 
 
+async def _keep_session(connection: Any) -> None:
+    """Return a pooled connection as it is. asyncpg's default reset (unlock advisory locks,
+    close cursors, UNLISTEN, RESET ALL) costs a round trip per release, i.e. per query
+    outside a transaction, and undoes nothing here: the app keeps no session state on
+    pooled connections (no SET, LISTEN, held cursors or session advisory locks; the
+    migration lock has a connection of its own). An open transaction is still rolled back
+    by asyncpg before this is called."""
+
+
+async def start_pool(min_size: int, max_size: int) -> None:
+    """Open the PostgreSQL engine's connection pool."""
+    engine = get_engine()
+    assert isinstance(engine, PostgresEngine)
+    await engine.start_connection_pool(min_size=min_size, max_size=max_size, reset=_keep_session)
+
+
 async def open_database(settings: Settings) -> None:
     engine = get_engine()
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(
-            min_size=settings.database_pool_min, max_size=settings.database_pool_max
-        )
+        await start_pool(settings.database_pool_min, settings.database_pool_max)
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers proceed while one writer holds the lock; it persists in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")

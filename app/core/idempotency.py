@@ -63,19 +63,23 @@ async def idempotent(
     record = IdempotencyRecord(
         scope=scope, key=key, request_hash=request_hash, created_at=clock.now()
     )
-    await (
-        IdempotencyRecord.insert(record)
+    claimed = (
+        await IdempotencyRecord.insert(record)
         .on_conflict(target=(IdempotencyRecord.scope, IdempotencyRecord.key), action="DO NOTHING")
+        .returning(IdempotencyRecord.id)
         .run()
     )
-    stored = (
-        await IdempotencyRecord.select()
-        .where((IdempotencyRecord.scope == scope) & (IdempotencyRecord.key == key))
-        .first()
-        .run()
-    )
-    assert stored is not None
-    if stored["id"] != record.id:
+    record_id = record.id
+    # A first use (the usual case) needs no read of what the key already holds.
+    if not claimed:
+        stored = (
+            await IdempotencyRecord.select()
+            .where((IdempotencyRecord.scope == scope) & (IdempotencyRecord.key == key))
+            .first()
+            .run()
+        )
+        assert stored is not None
+        record_id = stored["id"]
         if stored["request_hash"] != request_hash:
             raise IdempotencyMismatch(
                 _("Send a new key for a different request."), code="idempotency_key_reused"
@@ -89,7 +93,7 @@ async def idempotent(
             # The first attempt died without an answer: this retry takes its place.
             await (
                 IdempotencyRecord.update({IdempotencyRecord.created_at: clock.now()})
-                .where(IdempotencyRecord.id == stored["id"])
+                .where(IdempotencyRecord.id == record_id)
                 .run()
             )
         else:
@@ -106,7 +110,7 @@ async def idempotent(
     except DomainError as exc:
         response = handle_domain_error(request, exc)
     except BaseException:
-        await IdempotencyRecord.delete().where(IdempotencyRecord.id == stored["id"]).run()
+        await IdempotencyRecord.delete().where(IdempotencyRecord.id == record_id).run()
         raise
     body = _encode(response)
     await (
@@ -116,7 +120,7 @@ async def idempotent(
                 IdempotencyRecord.response_body: body.decode(),
             }
         )
-        .where(IdempotencyRecord.id == stored["id"])
+        .where(IdempotencyRecord.id == record_id)
         .run()
     )
     response.content = body

@@ -29,8 +29,8 @@ from app.booking.services.state import record_event, tell_agency, transition
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
 from app.catalogue.schemas import PolicyTierOut
 from app.catalogue.services.availability import class_counts
-from app.catalogue.services.common import as_dict, as_list, in_zone
-from app.catalogue.services.fares import effective_fares
+from app.catalogue.services.common import as_dict, as_list, as_uuid, in_zone
+from app.catalogue.services.fares import EffectiveFares, effective_fares
 from app.catalogue.tables import (
     Departure,
     DepartureStatus,
@@ -133,8 +133,6 @@ async def booking_out(booking_id: UUID) -> BookingOut:
         .first()
         .run()
     )
-    fallback = operator["default_locale"] if operator else "zh_Hans"
-    tz = departure["time_zone"]
     lines = (
         await BookingLine.select()
         .where(
@@ -143,7 +141,7 @@ async def booking_out(booking_id: UUID) -> BookingOut:
         .order_by(BookingLine.position)
         .run()
     )
-    pickup = None
+    stop = None
     if booking["pickup_stop"] is not None:
         stop = (
             await DepartureStop.select()
@@ -152,12 +150,36 @@ async def booking_out(booking_id: UUID) -> BookingOut:
             .output(load_json=True)
             .run()
         )
-        if stop is not None:
-            pickup = PickupOut(
-                id=stop["id"],
-                name=localize(as_dict(stop["name"]), fallback),
-                at=in_zone(stop["at"], tz),
-            )
+    return _booking_view(
+        booking,
+        departure,
+        route["slug"],
+        route["name"],
+        operator["default_locale"] if operator else "zh_Hans",
+        lines,
+        stop,
+    )
+
+
+def _booking_view(
+    booking: dict[str, Any],
+    departure: dict[str, Any],
+    route_slug: str,
+    route_name: Any,
+    fallback_locale: str,
+    lines: list[dict[str, Any]],
+    stop: dict[str, Any] | None,
+) -> BookingOut:
+    """A booking as its guest sees it, from its rows (`lines` in position order) and its
+    departure's, its route's slug and name and its operator's default locale."""
+    tz = departure["time_zone"]
+    pickup = None
+    if stop is not None:
+        pickup = PickupOut(
+            id=stop["id"],
+            name=localize(as_dict(stop["name"]), fallback_locale),
+            at=in_zone(stop["at"], tz),
+        )
     currency = booking["currency"]
 
     def price(amount: int) -> PriceOut:
@@ -175,8 +197,8 @@ async def booking_out(booking_id: UUID) -> BookingOut:
         reference=booking["reference"],
         status=BookingStatus(booking["status"]),
         departure_id=departure["id"],
-        route_slug=route["slug"],
-        route_name=localize(as_dict(route["name"]), fallback),
+        route_slug=route_slug,
+        route_name=localize(as_dict(route_name), fallback_locale),
         departs_at=in_zone(departure["departs_at"], tz),
         time_zone=tz,
         expires_at=(
@@ -209,16 +231,15 @@ async def booking_out(booking_id: UUID) -> BookingOut:
 # ---------------------------------------------------------------- holding seats
 
 
-async def _sellable(departure: dict[str, Any]) -> dict[str, Any]:
-    """The departure's route if tourists may book it now; otherwise a clear 409 (or 404)."""
-    route = (
-        await Route.select()
-        .where(Route.id == departure["route"])
-        .first()
-        .output(load_json=True)
-        .run()
-    )
-    if route is None or route["status"] != RouteStatus.published:
+async def _sellable(departure: dict[str, Any]) -> None:
+    """Nothing if tourists may book the departure now; otherwise a clear 409 (or 404)."""
+    route = await Route.select(Route.status).where(Route.id == departure["route"]).first().run()
+    _refuse_unsellable(departure, route["status"] if route else None)
+
+
+def _refuse_unsellable(departure: dict[str, Any], route_status: str | None) -> None:
+    """`_sellable` for a departure whose route's status is known."""
+    if route_status != RouteStatus.published:
         raise NotFound(_("Departure not found."), code="departure_not_found")
     status = departure["status"]
     if status == DepartureStatus.draft:
@@ -237,7 +258,6 @@ async def _sellable(departure: dict[str, Any]) -> dict[str, Any]:
         )
     if now >= (departure["sales_close_at"] or departure["departs_at"]):
         raise Conflict(_("Sales for this departure have closed."), code="sales_closed")
-    return dict(route)
 
 
 async def expire_overdue(departure_id: UUID) -> int:
@@ -273,7 +293,7 @@ def _not_enough(free_in_class: int, seat_class: str) -> Conflict:
 
 
 def _price(
-    fares: dict[tuple[str, str], tuple[Money, str]],
+    fares: EffectiveFares,
     seat_class: str,
     kind: PassengerType,
     field: str,
@@ -290,15 +310,21 @@ def _price(
     return fare[0]
 
 
+async def fares_of(departure: dict[str, Any]) -> EffectiveFares:
+    """The departure's retail fares. Not inventory: they may be read before its lock."""
+    return (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
+
+
 async def assign(
     departure: dict[str, Any],
+    fares: EffectiveFares,
     counts: list[tuple[str, PassengerType]] | None,
     labels: list[tuple[str, PassengerType]] | None,
     agency_id: UUID | None = None,
 ) -> list[_Assignment]:
-    """Seats and retail prices for a party, under the departure's lock. Raises 409 when
-    the seats are not there; nothing is reserved until the caller inserts the lines."""
-    fares = (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
+    """Seats and retail prices (from `fares_of`) for a party, under the departure's lock.
+    Raises 409 when the seats are not there; nothing is reserved until the caller inserts
+    the lines."""
     free = await inventory.free_seats(departure, agency_id)
     assignments: list[_Assignment] = []
     if labels is not None:
@@ -330,22 +356,25 @@ async def assign(
     return assignments
 
 
-async def _check_pickup(departure_id: UUID, stop_id: UUID | None) -> UUID | None:
+async def _pickup_stop(departure_id: UUID, stop_id: UUID | None) -> dict[str, Any] | None:
+    """The chosen pick-up stop's row, if it is one of the departure's; None for no stop."""
     if stop_id is None:
         return None
-    exists = (
-        await DepartureStop.exists()
+    stop = (
+        await DepartureStop.select()
         .where(
             (DepartureStop.id == stop_id)
             & (DepartureStop.departure == departure_id)
             # Nobody boards at a drop-off.
             & DepartureStop.kind.is_in([StopKind.boarding.value, StopKind.pickup.value])
         )
+        .first()
+        .output(load_json=True)
         .run()
     )
-    if not exists:
+    if stop is None:
         raise InvalidInput("pickup_stop_id", _("This departure has no such stop."))
-    return stop_id
+    return dict(stop)
 
 
 def _party(
@@ -381,6 +410,28 @@ async def _refuse_if_plainly_sold_out(
             raise _not_enough(in_class.free, seat_class)
 
 
+# What a booking needs of its departure's route and operator.
+_BOOKING_CONTEXT = """
+    SELECT d.route AS route, r.status AS route_status, r.slug AS route_slug,
+           r.name AS route_name, o.currency AS currency, o.hold_minutes AS hold_minutes,
+           o.default_locale AS default_locale
+    FROM departure d
+    JOIN route r ON r.id = d.route
+    JOIN operator o ON o.id = d.operator
+    WHERE d.id = {}
+"""
+
+
+async def _booking_context(departure_id: UUID) -> dict[str, Any]:
+    """`_BOOKING_CONTEXT` in one read (SQL: Piccolo's joins cost more to build than to run).
+    None of it is inventory: it is read before the departure's lock, whose row stays the
+    authority on the departure's own status and times."""
+    rows = await Departure.raw(_BOOKING_CONTEXT, departure_id).run()
+    if not rows:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    return {**rows[0], "id": departure_id, "route": as_uuid(rows[0]["route"])}
+
+
 async def create_booking(
     data: BookingCreate,
     *,
@@ -397,19 +448,18 @@ async def create_booking(
     token = secrets.token_urlsafe(24)
     if channel != BookingChannel.waitlist:
         await _refuse_if_plainly_sold_out(data.departure_id, counts, agency_id)
-    # Found before the lock: the unique index still refuses the rare clash.
     reference = new_reference()
-    while await Booking.exists().where(Booking.reference == reference).run():
-        reference = new_reference()
     note_booking(reference)
+    context = await _booking_context(data.departure_id)
+    fares = await fares_of(context)
     async with write_transaction():
         departure = await inventory.lock_departure(data.departure_id)
-        await _sellable(departure)
+        _refuse_unsellable(departure, context["route_status"])
         if await expire_overdue(departure["id"]) and channel != BookingChannel.waitlist:
             # Seats freed by run-out holds go to the waiting list first.
             await seats_freed(departure)
-        pickup_stop = await _check_pickup(departure["id"], data.pickup_stop_id)
-        assignments = await assign(departure, counts, labels, agency_id)
+        stop = await _pickup_stop(departure["id"], data.pickup_stop_id)
+        assignments = await assign(departure, fares, counts, labels, agency_id)
         # What the booker pays per seat: the retail price, or an agency's net price.
         pricing = await agency_pricing(agency_id, departure["route"]) if agency_id else None
         prices = [
@@ -418,15 +468,8 @@ async def create_booking(
             else a.price.amount
             for a in assignments
         ]
-        operator = (
-            await Operator.select(Operator.currency, Operator.hold_minutes)
-            .where(Operator.id == departure["operator"])
-            .first()
-            .run()
-        )
-        assert operator is not None
         now = clock.now()
-        minutes = hold_minutes if hold_minutes is not None else operator["hold_minutes"]
+        minutes = hold_minutes if hold_minutes is not None else context["hold_minutes"]
         expires_at = min(
             now + timedelta(minutes=minutes), departure["sales_close_at"] or departure["departs_at"]
         )
@@ -439,43 +482,42 @@ async def create_booking(
             channel=channel.value,
             status=BookingStatus.on_hold.value,
             expires_at=expires_at,
-            pickup_stop=pickup_stop,
+            pickup_stop=stop["id"] if stop else None,
             contact_name=contact.name if contact else "",
             contact_email=contact.email if contact else "",
             contact_phone=contact.phone if contact else "",
             locale=contact.locale if contact else "zh_Hans",
             total_amount=sum(prices),
             retail_amount=sum(a.price.amount for a in assignments) if pricing else None,
-            currency=operator["currency"],
+            currency=context["currency"],
             agency=agency_id,
             partner_uuid=partner_uuid,
             created_at=now,
             updated_at=now,
         )
-        await booking.save().run()
+        await _insert_with_free_reference(booking)
         passengers = data.passengers or []
-        await BookingLine.insert(
-            *[
-                BookingLine(
-                    booking=booking.id,
-                    departure=departure["id"],
-                    seat=a.seat.id,
-                    seat_label=a.seat.label,
-                    seat_class=a.seat.seat_class,
-                    passenger_type=a.passenger_type.value,
-                    price_amount=prices[index],
-                    retail_amount=a.price.amount if pricing else None,
-                    currency=a.price.currency,
-                    position=index + 1,
-                    passenger_name=passengers[index].name if index < len(passengers) else "",
-                    id_document=(
-                        passengers[index].id_document or "" if index < len(passengers) else ""
-                    ),
-                    live=True,
-                )
-                for index, a in enumerate(assignments)
-            ]
-        ).run()
+        lines = [
+            BookingLine(
+                booking=booking.id,
+                departure=departure["id"],
+                seat=a.seat.id,
+                seat_label=a.seat.label,
+                seat_class=a.seat.seat_class,
+                passenger_type=a.passenger_type.value,
+                price_amount=prices[index],
+                retail_amount=a.price.amount if pricing else None,
+                currency=a.price.currency,
+                position=index + 1,
+                passenger_name=passengers[index].name if index < len(passengers) else "",
+                id_document=(
+                    passengers[index].id_document or "" if index < len(passengers) else ""
+                ),
+                live=True,
+            )
+            for index, a in enumerate(assignments)
+        ]
+        await BookingLine.insert(*lines).run()
         await record_event(
             booking.id, actor, None, BookingStatus.on_hold.value, "created",
             {"seats": [a.seat.label for a in assignments], "channel": channel.value},
@@ -485,7 +527,31 @@ async def create_booking(
     await jobs.defer(
         "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
     )
-    return BookingCreated(access_token=token, booking=await booking_out(booking.id))
+    # The response from the rows as this transaction wrote them, not read back (that
+    # would take five more queries).
+    out = _booking_view(
+        booking.to_dict(),
+        departure,
+        context["route_slug"],
+        context["route_name"],
+        context["default_locale"],
+        [line.to_dict() for line in lines],
+        stop,
+    )
+    return BookingCreated(access_token=token, booking=out)
+
+
+async def _insert_with_free_reference(booking: Booking) -> None:
+    """Insert the booking, drawing another reference while its own is taken (40 random
+    bits: a clash is rare, and the unique index finds it without a look-up first)."""
+    while not (
+        await Booking.insert(booking)
+        .on_conflict(target=Booking.reference, action="DO NOTHING")
+        .returning(Booking.id)
+        .run()
+    ):
+        booking.reference = new_reference()
+        note_booking(booking.reference)
 
 
 # ---------------------------------------------------------------- guest changes
@@ -539,9 +605,8 @@ async def update_booking(reference: str, token: str | None, data: BookingUpdate)
                 }
             )
         if data.pickup_stop_id is not msgspec.UNSET:
-            values[Booking.pickup_stop] = await _check_pickup(
-                booking["departure"], data.pickup_stop_id
-            )
+            stop = await _pickup_stop(booking["departure"], data.pickup_stop_id)
+            values[Booking.pickup_stop] = stop["id"] if stop else None
         if data.passengers is not msgspec.UNSET:
             lines = (
                 await BookingLine.select(BookingLine.id)
@@ -786,7 +851,7 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
             .run()
         )
         party = [(line["seat_class"], PassengerType(line["passenger_type"])) for line in old_lines]
-        assignments = await assign(new, party, None)
+        assignments = await assign(new, await fares_of(new), party, None)
         by_class: dict[str, list[_Assignment]] = defaultdict(list)
         for a in assignments:
             by_class[a.seat.seat_class].append(a)

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from app.booking.tables import Booking, BookingLine, BookingStatus
-from app.catalogue.services.availability import allotment_holdback, held_back_seats
-from app.catalogue.tables import Departure, DepartureSeatBlock, PassengerType, Seat
+from app.booking.tables import Booking, BookingStatus
+from app.catalogue.services.availability import (
+    allotment_holdback,
+    held_back_seats,
+    running_allotments_count,
+)
+from app.catalogue.services.common import as_uuid
+from app.catalogue.tables import Departure, PassengerType, Seat
 from app.core import clock
 from app.core.database import for_update
 from app.core.errors import NotFound
@@ -46,32 +51,36 @@ async def lock_departure(departure_id: UUID) -> dict[str, Any]:
     return dict(row)
 
 
+# Seats of a vehicle not blocked on it or on the departure and not held by a live line,
+# each with the number of the departure's running allotments.
+_FREE_SEATS = f"""
+    SELECT s.id AS id, s.label AS label, s.seat_class AS seat_class, s.position AS position,
+           s.car AS car, s.compartment AS compartment, s.seat_row AS seat_row,
+           s.sort_key AS sort_key, {running_allotments_count("{}")} AS allotments
+    FROM seat s
+    WHERE s.vehicle = {{}} AND s.blocked_reason IS NULL
+      AND NOT EXISTS (
+          SELECT 1 FROM departure_seat_block x WHERE x.departure = {{}} AND x.seat = s.id
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM booking_line l WHERE l.departure = {{}} AND l.seat = s.id AND l.live
+      )
+    ORDER BY s.sort_key
+"""
+
+
 async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -> list[FreeSeat]:
     """Seats of the departure's vehicle that are not blocked and not held by a live line,
     less what other agencies' running allotments keep (the last seats of each class)."""
     if departure["vehicle"] is None:
         return []
-    seats = (
-        await Seat.select()
-        .where((Seat.vehicle == departure["vehicle"]) & Seat.blocked_reason.is_null())
-        .order_by(Seat.sort_key)
-        .run()
-    )
-    blocked = {
-        row["seat"]
-        for row in await DepartureSeatBlock.select(DepartureSeatBlock.seat)
-        .where(DepartureSeatBlock.departure == departure["id"])
-        .run()
-    }
-    taken = {
-        row["seat"]
-        for row in await BookingLine.select(BookingLine.seat)
-        .where((BookingLine.departure == departure["id"]) & (BookingLine.live == True))  # noqa: E712
-        .run()
-    }
+    departure_id = departure["id"]
+    rows = await Seat.raw(
+        _FREE_SEATS, departure_id, clock.now(), departure["vehicle"], departure_id, departure_id
+    ).run()
     free = [
         FreeSeat(
-            id=seat["id"],
+            id=as_uuid(seat["id"]),
             label=seat["label"],
             seat_class=seat["seat_class"],
             position=seat["position"],
@@ -80,25 +89,29 @@ async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -
             row=seat["seat_row"],
             sort_key=seat["sort_key"],
         )
-        for seat in seats
-        if seat["id"] not in blocked and seat["id"] not in taken
+        for seat in rows
     ]
-    kept = (await allotment_holdback([departure["id"]], agency_id))[departure["id"]]
+    if not (rows and rows[0]["allotments"]):
+        return free
+    kept = (await allotment_holdback([departure_id], agency_id))[departure_id]
     held = held_back_seats([(seat.id, seat.seat_class) for seat in free], kept)
     return [seat for seat in free if seat.id not in held]
 
 
 async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:
     """Holds of the departure whose time has run out but that are not expired yet."""
-    rows = (
-        await Booking.select()
-        .where(
-            (Booking.departure == departure_id)
-            & (Booking.status == BookingStatus.on_hold.value)
-            & (Booking.expires_at <= clock.now())
-        )
-        .run()
-    )
+    # Every booking asks, and there are almost never any: their ids first, in SQL much
+    # cheaper to build than Piccolo's select of every column.
+    overdue = await Booking.raw(
+        "SELECT id FROM booking WHERE departure = {} AND status = {} AND expires_at <= {}",
+        departure_id,
+        BookingStatus.on_hold.value,
+        clock.now(),
+    ).run()
+    if not overdue:
+        return []
+    ids = [as_uuid(row["id"]) for row in overdue]
+    rows = await Booking.select().where(Booking.id.is_in(ids)).run()
     return [dict(row) for row in rows]
 
 

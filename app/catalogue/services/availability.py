@@ -15,7 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from app.catalogue.schemas import ClassAvailability
-from app.catalogue.services.common import Row
+from app.catalogue.services.common import Row, as_uuid
 from app.catalogue.tables import Departure
 from app.core import clock
 from app.partners.tables import Allotment
@@ -50,10 +50,6 @@ class AllotmentUse:
         return max(0, self.seats - self.used)
 
 
-def _uuid(value: object) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
-
-
 # Seats of an allotment's class its agency holds (unexpired) or has sold on the departure.
 _ALLOTMENT_USED = """
     (SELECT COUNT(*) FROM booking_line l JOIN booking b ON b.id = l.booking
@@ -61,6 +57,16 @@ _ALLOTMENT_USED = """
        AND b.agency = a.agency
        AND (b.status = 'confirmed' OR (b.status = 'on_hold' AND b.expires_at > {})))
 """
+
+
+# An allotment `a` is running: not released, and before its release time (the parameter).
+_RUNNING = "a.released_at IS NULL AND a.release_at > {}"
+
+
+def running_allotments_count(departure: str) -> str:
+    """SQL for how many allotments of `departure` (an SQL expression) are running (one
+    parameter: now). Most departures have none: then their holdback needs no query."""
+    return f"(SELECT COUNT(*) FROM allotment a WHERE a.departure = {departure} AND {_RUNNING})"
 
 
 async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
@@ -75,7 +81,7 @@ async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
                a.agency AS agency_id, a.seats AS seats, a.release_at AS release_at,
                {_ALLOTMENT_USED} AS used
         FROM allotment a
-        WHERE a.departure IN ({placeholders}) AND a.released_at IS NULL AND a.release_at > {{}}
+        WHERE a.departure IN ({placeholders}) AND {_RUNNING}
         """,
         now,
         *departure_ids,
@@ -83,10 +89,10 @@ async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
     ).run()
     return [
         AllotmentUse(
-            id=_uuid(row["id"]),
-            departure_id=_uuid(row["departure_id"]),
+            id=as_uuid(row["id"]),
+            departure_id=as_uuid(row["departure_id"]),
             seat_class=row["seat_class"],
-            agency_id=_uuid(row["agency_id"]),
+            agency_id=as_uuid(row["agency_id"]),
             seats=int(row["seats"]),
             used=int(row["used"] or 0),
             release_at=row["release_at"],
@@ -106,7 +112,7 @@ async def used_by_allotments(allotment_ids: list[UUID]) -> dict[UUID, int]:
         clock.now(),
         *allotment_ids,
     ).run()
-    return {_uuid(row["id"]): int(row["used"] or 0) for row in rows}
+    return {as_uuid(row["id"]): int(row["used"] or 0) for row in rows}
 
 
 async def allotment_holdback(
@@ -141,12 +147,14 @@ async def class_counts(
     if not departure_ids:
         return counts
     placeholders = ", ".join("{}" for _ in departure_ids)
+    now = clock.now()
     rows: list[Row] = await Departure.raw(
         f"""
         SELECT d.id AS departure_id, s.seat_class AS seat_class, COUNT(*) AS seats,
                SUM(CASE WHEN b.status = 'on_hold' AND b.expires_at > {{}} THEN 1 ELSE 0 END)
                    AS held,
-               SUM(CASE WHEN b.status = 'confirmed' THEN 1 ELSE 0 END) AS sold
+               SUM(CASE WHEN b.status = 'confirmed' THEN 1 ELSE 0 END) AS sold,
+               {running_allotments_count("d.id")} AS allotments
         FROM departure d
         JOIN seat s ON s.vehicle = d.vehicle
         LEFT JOIN booking_line l ON l.departure = d.id AND l.seat = s.id AND l.live
@@ -158,15 +166,17 @@ async def class_counts(
           )
         GROUP BY d.id, s.seat_class
         """,
-        clock.now(),
+        now,
+        now,
         *departure_ids,
     ).run()
-    holdback = await allotment_holdback(departure_ids, agency_id)
+    with_allotments = sorted({as_uuid(row["departure_id"]) for row in rows if row["allotments"]})
+    holdback = await allotment_holdback(with_allotments, agency_id)
     for row in rows:
-        departure_id = _uuid(row["departure_id"])
+        departure_id = as_uuid(row["departure_id"])
         counts[departure_id][row["seat_class"]] = ClassCounts(
             capacity=int(row["seats"]), held=int(row["held"] or 0), sold=int(row["sold"] or 0),
-            allotted=holdback[departure_id].get(row["seat_class"], 0),
+            allotted=holdback.get(departure_id, {}).get(row["seat_class"], 0),
         )  # fmt: skip
     return {d: dict(sorted(classes.items())) for d, classes in counts.items()}
 

@@ -34,6 +34,11 @@ def as_list(value: Any) -> list[Any]:
     return cast(list[Any], value)
 
 
+def as_uuid(value: object) -> UUID:
+    """UUIDs from raw SQL: UUID objects on PostgreSQL, sometimes text on SQLite."""
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
 def as_datetime(value: Any) -> datetime | None:
     """Timestamps from raw SQL are text on SQLite and datetimes on PostgreSQL."""
     if value is None:

@@ -674,6 +674,51 @@ async def test_nobody_is_picked_up_at_a_drop_off(
     assert booking["pickup_stop"]["id"] == boarding
 
 
+async def test_new_booking_is_shown_as_it_is_read_back(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """The 201 body is built from what was written; a read of the booking shows the same."""
+    _route, _vehicle, departure = await train_line(client, operator.headers)
+    [stop] = await stop_ids(client, departure["id"])
+    passengers = [{"name": "王奶奶", "id_document": "410102195001011234"}, {"name": "王小红"}]
+    for language in ("en", "zh-CN"):
+        response = await client.post(
+            BOOKINGS,
+            json=booking_body(
+                departure["id"],
+                [count("soft_sleeper", kind="senior"), count("soft_sleeper", kind="child")],
+                pickup_stop_id=stop,
+                contact=CONTACT,
+                passengers=passengers,
+            ),
+            headers={"Accept-Language": language},
+        )
+        created = ok(response, 201)
+        booking = created["booking"]
+        assert booking["pickup_stop"]["id"] == stop
+        assert [line["has_id_document"] for line in booking["lines"]] == [True, False]
+        read = ok(
+            await client.get(
+                f"{BOOKINGS}/{ref(created)}",
+                headers={**guest(created), "Accept-Language": language},
+            )
+        )
+        assert read == booking
+
+
+async def test_a_taken_reference_is_drawn_again(
+    client: httpx.AsyncClient, operator: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator.headers)
+    draws = iter(["AAAAAAAA", "AAAAAAAA", "AAAAAAAA", "BBBBBBBB"])
+    monkeypatch.setattr(booking_service, "new_reference", lambda: next(draws))
+    first = await hold(client, departure["id"], [count()])
+    second = await hold(client, departure["id"], [count()])
+    assert (ref(first), ref(second)) == ("AAAAAAAA", "BBBBBBBB")
+    assert await view(client, second) == second["booking"]
+    assert await seats_left(client, departure["id"]) == {"standard": 43}
+
+
 # ---------------------------------------------------------------- sales rules
 
 

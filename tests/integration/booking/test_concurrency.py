@@ -73,14 +73,12 @@ async def wide_pool() -> AsyncIterator[None]:
         return
     settings = get_settings()
     await engine.close_connection_pool()
-    await engine.start_connection_pool(min_size=1, max_size=WIDE_POOL)
+    await database.start_pool(1, WIDE_POOL)
     try:
         yield
     finally:
         await engine.close_connection_pool()
-        await engine.start_connection_pool(
-            min_size=settings.database_pool_min, max_size=settings.database_pool_max
-        )
+        await database.start_pool(settings.database_pool_min, settings.database_pool_max)
 
 
 async def put_fares(
