@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import (
     ASGIApp,
@@ -32,6 +31,7 @@ from app.core.errors import (
     TooManyRequests,
 )
 from app.core.i18n import _, current_locale
+from app.core.raw_headers import header, header_names, set_headers
 from app.core.settings import Settings
 
 # The API serves JSON and CSV only; the docs pages (/schema) need their own scripts.
@@ -70,6 +70,18 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
         self.https = https
+        common = [
+            header("X-Content-Type-Options", "nosniff"),
+            header("X-Frame-Options", "DENY"),
+            header("Referrer-Policy", "no-referrer"),
+            header("Cross-Origin-Opener-Policy", "same-origin"),
+            header("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+        ]
+        if https:
+            common.append(
+                header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+            )
+        self.common = common
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -81,20 +93,15 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "no-referrer"
-                headers["Cross-Origin-Opener-Policy"] = "same-origin"
-                headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-                if docs or api or "Content-Security-Policy" not in headers:
+                present = header_names(message)
+                headers = list(self.common)
+                if docs or api or b"content-security-policy" not in present:
                     # A page may bring its own (stricter or Stripe's) policy; the API may not.
-                    headers["Content-Security-Policy"] = policy
-                if not docs:
+                    headers.append(header("Content-Security-Policy", policy))
+                if not docs and b"cache-control" not in present:
                     # Answers with bookings, tokens and manifests are never cached by proxies.
-                    headers.setdefault("Cache-Control", "no-store")
-                if self.https:
-                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+                    headers.append(header("Cache-Control", "no-store"))
+                set_headers(message, headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

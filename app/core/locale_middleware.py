@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.i18n import _current_locale, content_language, negotiate_locale
+from app.core.raw_headers import header, set_headers
 
 
 def locale_of_scope(scope: Scope) -> str:
@@ -34,11 +34,11 @@ class LocaleMiddleware:
             return
         locale = locale_of_scope(scope)
         token = _current_locale.set(locale)
+        language = header("Content-Language", content_language(locale))
 
         async def send_with_language(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                headers["Content-Language"] = content_language(locale)
+                set_headers(message, [language])
             await send(message)
 
         try:

@@ -8,7 +8,6 @@ template, so /api/v1/departures/{departure_id} is one series, not one per depart
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,11 +16,13 @@ import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
-from litestar.datastructures import MutableScopeHeaders
+import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.raw_headers import header, set_headers
 
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # Several server processes write their request series there for /metrics to add up.
@@ -56,37 +57,97 @@ def note_booking(reference: str) -> None:
     booking_reference_var.set(reference)
 
 
+_LOG_ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
+def _json_line(
+    created: float, level: str, logger: str, message: str, fields: dict[str, Any] | None
+) -> str:
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    request_id = request_id_var.get()
+    if request_id:
+        entry["request_id"] = request_id
+    booking = booking_reference_var.get()
+    if booking:
+        entry["booking"] = booking
+    if fields:
+        entry.update(fields)
+    # msgspec: several times faster than json.dumps, and one line is written per request.
+    return _LOG_ENCODER.encode(entry).decode()
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request id, booking."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        request_id = request_id_var.get()
-        if request_id:
-            entry["request_id"] = request_id
-        booking = booking_reference_var.get()
-        if booking:
-            entry["booking"] = booking
         extra = getattr(record, "fields", None)
-        if isinstance(extra, dict):
-            entry.update(extra)
+        fields = dict(extra) if isinstance(extra, dict) else {}
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+            fields["exception"] = self.formatException(record.exc_info)
+        return _json_line(
+            record.created, record.levelname.lower(), record.name, record.getMessage(), fields
+        )
+
+
+# Where JSON access lines go straight to (set by configure_logging): one line per request
+# through the logging module (a record, handler locks, a formatter) costs more than the
+# rest of a cached answer. Text logs, and any other line, go through logging.
+_access_stream: TextIO | None = None
+
+
+# Methods counted by name; anything else is one series, so made-up methods cannot grow them.
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def count_request(method: str, route: str, status: int, elapsed: float) -> None:
+    """Count the request and its latency; each series' children are looked up once."""
+    method = method if method in COUNTED_METHODS else "OTHER"
+    key = (method, route, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_LATENCY.labels(method, route),
+        )
+    series[0].inc()
+    series[1].observe(elapsed)
+
+
+def log_access(method: str, path: str, route: str, status: int, elapsed: float) -> None:
+    fields = {
+        "method": method, "path": path, "route": route, "status": status,
+        "duration_ms": round(elapsed * 1000, 1),
+    }  # fmt: skip
+    if _access_stream is None:
+        access_logger.info("%s %s %s", method, path, status, extra={"fields": fields})
+    elif access_logger.isEnabledFor(logging.INFO):
+        line = _json_line(time.time(), "info", access_logger.name, f"{method} {path} {status}",
+                          fields)  # fmt: skip
+        _access_stream.write(line + "\n")
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     """Route every logger (ours, the server's, the libraries') through one handler."""
+    global _access_stream
     handler = logging.StreamHandler(sys.stderr)
+    _access_stream = None
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
+        _access_stream = sys.stderr
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # Our lines never show the caller's file, thread or process: not looking them up
+    # makes each line (one per request) about a third cheaper.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -120,11 +181,13 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
 
+        id_header = header(REQUEST_ID_HEADER, request_id)
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+                set_headers(message, [id_header])
             await send(message)
 
         try:
@@ -134,22 +197,7 @@ class RequestContextMiddleware:
             method = scope["method"]
             # Unrouted paths (404s) are one series, not one per path tried.
             route = str(scope.get("path_template") or "unmatched")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
-            access_logger.info(
-                "%s %s %s",
-                method,
-                scope["path"],
-                status,
-                extra={
-                    "fields": {
-                        "method": method,
-                        "path": scope["path"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 1),
-                    }
-                },
-            )
+            count_request(method, route, status, elapsed)
+            log_access(method, scope["path"], route, status, elapsed)
             booking_reference_var.reset(booking_token)
             request_id_var.reset(id_token)

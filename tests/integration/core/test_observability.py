@@ -412,6 +412,25 @@ async def test_job_runs_and_failures_are_counted_in_redis_across_processes(
     )
 
 
+async def test_made_up_methods_share_one_series(client: httpx.AsyncClient) -> None:
+    """Any method name a client invents is counted as OTHER: they cannot grow the series."""
+    before = await scrape(client)
+    for method in ("BREW", "WHEN", "BREW"):
+        response = await client.request(method, "/health")
+        assert response.status_code == 405
+    after = await scrape(client)
+    grown = request_count(after, "OTHER", "unmatched", "405") - request_count(
+        before, "OTHER", "unmatched", "405"
+    )
+    other_routes = {
+        dict(labels).get("route")
+        for (name, labels) in after
+        if name == "tourline_http_requests_total" and dict(labels).get("method") == "OTHER"
+    }
+    assert (grown, other_routes) == (3, {"unmatched"})
+    assert not [s for s in series(after, "tourline_http_requests_total") if s["method"] == "BREW"]
+
+
 async def test_metrics_token_is_required_when_set(migrated_database: None) -> None:
     token = "metrics-token-0123456789abcdef"
     async with app_client(metrics_token=token) as api:
