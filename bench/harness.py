@@ -480,8 +480,12 @@ async def run_load(
                 result.errors.append(f"{status}: {body[:300]!r}")
 
     try:
-        # Open every connection before the clock starts.
-        await asyncio.gather(*(c.open() for c in connections))
+        # Open every connection before the clock starts, one at a time and a moment apart:
+        # opened all at once, the first server process to wake may accept every one of them
+        # and leave the others idle for the whole round.
+        for connection in connections:
+            await connection.open()
+            await asyncio.sleep(0.005)
         if warmup and seconds is not None:
             stop_at = time.perf_counter() + warmup
             await asyncio.gather(*(client(c) for c in connections))

@@ -107,6 +107,9 @@ def N_(message: str) -> str:
     return message
 
 
+# Readers send a handful of distinct tags and headers; parsing them (Babel) costs more than
+# the rest of a cached answer, so each answer is kept (bounded, for made-up headers).
+@lru_cache(maxsize=1024)
 def normalize_locale(tag: str) -> str | None:
     """Map a language tag (zh, zh-CN, zh-Hans, en-GB, ...) to a supported locale, or None."""
     tag = tag.strip().replace("-", "_")
@@ -124,6 +127,7 @@ def normalize_locale(tag: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
 def negotiate_locale(accept_language: str | None, explicit: str | None = None) -> str:
     """Pick the reader's locale: an explicit choice, then Accept-Language by q-value."""
     if explicit:
