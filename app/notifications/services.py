@@ -222,24 +222,31 @@ async def dispatch_outbox(limit: int = 100) -> int:
                     .run()
                 )
                 continue
-            await (
-                OutboxMessage.update(
-                    {OutboxMessage.done_at: now, OutboxMessage.attempts: row["attempts"] + 1}
-                )
-                .where(OutboxMessage.id == row["id"])
-                .run()
-            )
+            done: dict[Any, Any] = {
+                OutboxMessage.done_at: now,
+                OutboxMessage.attempts: row["attempts"] + 1,
+            }
+            payload = _without_token(row["payload"])
+            if payload is not None:
+                # Handed on to its notification: the outbox keeps no copy of the token.
+                done[OutboxMessage.payload] = payload
+            await OutboxMessage.update(done).where(OutboxMessage.id == row["id"]).run()
             handled += 1
     return handled
+
+
+def _without_token(payload: Any) -> dict[str, Any] | None:
+    """The payload without the guest's access token it carried; None if it had none."""
+    if not isinstance(payload, dict) or "access_token" not in payload:
+        return None
+    return {k: v for k, v in payload.items() if k != "access_token"}
 
 
 def _token_dropped(notification: dict[str, Any]) -> dict[Any, Any]:
     """Once a message is settled (sent, or failed for good), the guest's access token it
     carried is no longer kept in the clear."""
-    payload = notification["payload"]
-    if not isinstance(payload, dict) or "access_token" not in payload:
-        return {}
-    return {Notification.payload: {k: v for k, v in payload.items() if k != "access_token"}}
+    payload = _without_token(notification["payload"])
+    return {} if payload is None else {Notification.payload: payload}
 
 
 async def _claim(notification_id: UUID) -> bool:

@@ -17,8 +17,10 @@ from app.booking.services.waitlist import OFFER_MINUTES
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
 from app.core import clock
 from app.core.database import write_transaction
-from app.notifications.tables import OutboxMessage
-from tests.conftest import Account
+from app.core.settings import get_settings
+from app.notifications.services import dispatch_outbox, send_due_notifications
+from app.notifications.tables import Notification, OutboxMessage
+from tests.conftest import Account, Mailbox
 from tests.factories import create_departure, create_route, in_days, set_route_fares
 
 BOOKINGS = "/api/v1/bookings"
@@ -264,6 +266,34 @@ async def test_cancellation_offers_the_seats_to_the_first_entry_that_fits(
     # Offered entries no longer count as waiting ahead of newcomers.
     latecomer = await joined(client, departure["id"], 1, "Latecomer")
     assert latecomer["position"] == 3
+
+
+async def test_the_offer_mail_links_to_the_held_booking_and_no_copy_of_its_token_stays(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    departure = await small_departure(client, operator)
+    _first, second = await sell_out(client, departure["id"])
+    await joined(client, departure["id"], 2, "Couple")
+    await cancel(client, second)
+    [message] = await offers()
+    token = message["payload"]["access_token"]
+
+    await dispatch_outbox()
+    [handed_on] = await offers()
+    assert "access_token" not in handed_on["payload"]
+    assert handed_on["payload"]["reference"] == message["payload"]["reference"]
+    assert await send_due_notifications() >= 1
+    reference = message["payload"]["reference"]
+    [mail] = [m for m in mailbox.to("couple@example.com") if reference in str(m["Subject"])]
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    link = f"{get_settings().public_url}/bookings/{message['payload']['reference']}?token={token}"
+    assert link in body
+    rows = (
+        await Notification.select(Notification.payload)
+        .where(Notification.kind == "waitlist.offer")
+        .output(load_json=True)
+    )
+    assert [("access_token" in (row["payload"] or {})) for row in rows] == [False]
 
 
 async def test_a_smaller_later_entry_gets_seats_a_big_party_cannot_use(
