@@ -44,7 +44,7 @@ from app.payments import services as payments
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, small_number, text
 from app.web.links import booking_path, lang_code
-from app.web.templates import not_found_page, page_context
+from app.web.templates import page_context
 
 Token = Annotated[str | None, QueryParameter(name="token", required=False, max_length=128)]
 # The guest's token for one booking's pages (path /bookings/{reference}).
@@ -237,11 +237,8 @@ class BookingPagesController(Controller):
         form: FormMultiDict | None = None,
         status_code: int = 200,
     ) -> Template:
-        try:
-            departure = await public.get_departure(departure_id)
-            seat_map = await public.get_seat_map(departure_id)
-        except NotFound:
-            return not_found_page(request)
+        departure = await public.get_departure(departure_id)
+        seat_map = await public.get_seat_map(departure_id)
         sold_out = departure.on_sale and departure.seats_left == 0
         return Template(
             "book.html",
@@ -272,11 +269,8 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
     ) -> Redirect | Template:
         form = await request.form()
-        try:
-            departure = await public.get_departure(departure_id)
-            seat_map = await public.get_seat_map(departure_id)
-        except NotFound:
-            return not_found_page(request)
+        departure = await public.get_departure(departure_id)
+        seat_map = await public.get_seat_map(departure_id)
         data, problems = _booking_from_form(departure, seat_map.seats, form)
         if data is None:
             return await self._booking_form(
@@ -389,10 +383,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template:
         token = _guest_token(request, token)
-        try:
-            booking = await guarded(request, lambda: bookings.get_booking(reference, token))
-        except NotFound:
-            return not_found_page(request)
+        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         page = await self._booking_page(request, booking, token)
         # The browser keeps the token for this booking's pages, so that the way back from
         # Stripe needs none in its address (Stripe stores that address).
@@ -411,10 +402,7 @@ class BookingPagesController(Controller):
     ) -> Redirect | Template:
         form = await request.form()
         token = text(form, "token")
-        try:
-            booking = await guarded(request, lambda: bookings.get_booking(reference, token))
-        except NotFound:
-            return not_found_page(request)
+        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         data, problems = _details_from_form(booking, form)
         if data is None:
             return await self._booking_page(
@@ -434,10 +422,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Response[Any]:
         token = _guest_token(request, token)
-        try:
-            booking = await guarded(request, lambda: bookings.get_booking(reference, token))
-        except NotFound:
-            return not_found_page(request)
+        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         settings = get_settings()
         context: dict[str, Any] = {
             **page_context(request),
@@ -481,10 +466,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Response[Any]:
         token = _guest_token(request, token)
-        try:
-            content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
-        except NotFound:
-            return not_found_page(request)
+        content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
         return calendar_response(reference, content)
 
     @get("/find-booking")
@@ -541,7 +523,7 @@ class BookingPagesController(Controller):
                 request, lambda: bookings.guest_cancellation_quote(reference, token)
             )
         except NotFound:
-            return not_found_page(request)
+            raise  # the not-found page, not the booking page below
         except DomainError as exc:
             booking = await bookings.get_booking(reference, token)
             return await self._booking_page(
@@ -587,7 +569,7 @@ class BookingPagesController(Controller):
                 return self._cancel_page(request, quote, token, changed=True)
             done = await guarded(request, lambda: bookings.guest_cancel(reference, token, reason))
         except NotFound:
-            return not_found_page(request)
+            raise  # the not-found page, not the booking page below
         except DomainError as exc:
             booking = await bookings.get_booking(reference, token)
             return await self._booking_page(
@@ -601,10 +583,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template | Redirect:
         token = _guest_token(request, token)
-        try:
-            booking = await guarded(request, lambda: bookings.get_booking(reference, token))
-        except NotFound:
-            return not_found_page(request)
+        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         if booking.status != BookingStatus.confirmed:
             # Only a confirmed booking moves; the booking page says what it can do.
             return Redirect(booking_link(booking.reference, token or ""), status_code=303)
@@ -656,10 +635,7 @@ class BookingPagesController(Controller):
     ) -> Redirect | Template:
         form = await request.form()
         token = text(form, "token")
-        try:
-            booking = await guarded(request, lambda: bookings.get_booking(reference, token))
-        except NotFound:
-            return not_found_page(request)
+        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
         chosen = text(form, "departure_id")
         try:
             departure_id = UUID(chosen)

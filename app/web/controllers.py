@@ -14,11 +14,10 @@ from litestar.response import Template
 
 from app.catalogue.services import public
 from app.catalogue.tables import RouteKind
-from app.core.errors import NotFound
 from app.core.pagination import PageParams
 from app.web.calendar_view import departure_calendar, weekday_names
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
-from app.web.templates import not_found_page, page_context
+from app.web.templates import page_context
 
 # Themes the home page offers as filters (a line may have several).
 HOME_THEMES = ("picking", "flower_field", "rural", "family", "sightseeing")
@@ -58,11 +57,7 @@ class TouristPagesController(Controller):
 
     @get("/lines/{slug:str}")
     async def line(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
-        try:
-            route = await public.get_route(slug)
-        except NotFound:
-            # A page, not an API answer: readers get a page that leads them back.
-            return not_found_page(request)
+        route = await public.get_route(slug)
         departures = await public.list_route_departures(
             slug, PageParams(page=1, page_size=DEPARTURES_SHOWN), None, None
         )

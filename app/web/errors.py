@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
-from app.core.errors import EXCEPTION_HANDLERS, Problem, handle_http_exception
+from app.core.errors import EXCEPTION_HANDLERS, NotFound, Problem, handle_http_exception
 from app.core.http_security import API_PREFIXES
 from app.web.templates import not_found_page, page_context
 
@@ -35,8 +35,15 @@ def _as_page(handler: Handler) -> Handler:
     return render
 
 
+def _not_found(request: Request[Any, Any, Any], exc: NotFound) -> Response[Any]:
+    # A line, departure or booking that is not there (or not the reader's): the page that
+    # leads back, never echoing what was asked for.
+    return not_found_page(request)
+
+
 PAGE_EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
-    kind: _as_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()
+    **{kind: _as_page(handler) for kind, handler in EXCEPTION_HANDLERS.items()},
+    NotFound: _not_found,
 }
 
 

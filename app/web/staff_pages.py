@@ -30,7 +30,7 @@ from app.booking.schemas import CheckInIn
 from app.booking.services import operations
 from app.catalogue.services.departures import get_departure
 from app.catalogue.services.routes import route_out
-from app.core.errors import DomainError, Forbidden, NotFound, Unauthorized
+from app.core.errors import DomainError, Forbidden, Unauthorized
 from app.core.http_security import client_ip
 from app.core.i18n import N_, _, localize
 from app.core.pagination import PageParams
@@ -40,7 +40,7 @@ from app.notifications.schemas import AdvisoryIn
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, field_id, text
 from app.web.links import lang_code
-from app.web.templates import not_found_page, page_context
+from app.web.templates import page_context
 
 STAFF_COOKIE = "tourline_staff"
 BOARD_PAGE_SIZE = 25
@@ -214,13 +214,10 @@ class StaffPagesController(Controller):
         form: FormMultiDict | None = None,
         status_code: int = 200,
     ) -> Response[Any]:
-        try:
-            departure = await get_departure(principal, departure_id)
-            route = await route_out(departure.route_id)
-            sales = await operations.sales_overview(principal, departure_id)
-            manifest = await operations.manifest(principal, departure_id)
-        except NotFound:
-            return not_found_page(request)
+        departure = await get_departure(principal, departure_id)
+        route = await route_out(departure.route_id)
+        sales = await operations.sales_overview(principal, departure_id)
+        manifest = await operations.manifest(principal, departure_id)
         return Template(
             "staff/departure.html",
             context={
@@ -260,12 +257,9 @@ class StaffPagesController(Controller):
         if staff is None:
             return _login_redirect(request)
         principal, token = staff
-        try:
-            data = await operations.manifest(principal, departure_id, sort)
-            departure = await get_departure(principal, departure_id)
-            route = await route_out(departure.route_id)
-        except NotFound:
-            return not_found_page(request)
+        data = await operations.manifest(principal, departure_id, sort)
+        departure = await get_departure(principal, departure_id)
+        route = await route_out(departure.route_id)
         if format == "csv":
             return manifest_csv_response(data)
         return Template(
