@@ -796,14 +796,11 @@ async def send_booking_link(reference: str, email: str) -> None:
     if not verdict.allowed:
         return
     token = secrets.token_urlsafe(24)
+    token_hash = hash_token(token)
     async with write_transaction():
-        await (
-            Booking.update({Booking.token_hash: hash_token(token)})
-            .where(Booking.id == row["id"])
-            .run()
-        )
+        await Booking.update({Booking.token_hash: token_hash}).where(Booking.id == row["id"]).run()
         await notify(
-            f"booking.link:{row['id']}:{hash_token(token)[:16]}",
+            f"booking.link:{row['id']}:{token_hash[:16]}",
             "booking.link",
             row["contact_email"],
             row["locale"],
