@@ -22,7 +22,13 @@ from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.payments import providers
-from app.payments.services import execute_pending_refunds, money_of, money_problem, owe_refund
+from app.payments.services import (
+    REFUND_RETRY_FIRST,
+    execute_pending_refunds,
+    money_of,
+    money_problem,
+    owe_refund,
+)
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
 from tests.assertions import ok
 from tests.conftest import Account
@@ -602,7 +608,12 @@ async def test_failed_refund_is_recorded_then_retried_once(
     assert await problem_of(ref(created)) is None
 
     monkeypatch.undo()
-    assert await execute_pending_refunds() == 1
+    # Not at once: the retry waits its backoff, then goes out under the same key.
+    failed_at = refund["updated_at"]
+    with clock.frozen(failed_at + REFUND_RETRY_FIRST - timedelta(seconds=1)):
+        assert await execute_pending_refunds() == 0
+    with clock.frozen(failed_at + REFUND_RETRY_FIRST):
+        assert await execute_pending_refunds() == 1
     [refund] = await refunds_of(ref(created))
     assert refund["status"] == RefundStatus.succeeded
     assert refund["attempts"] == 2
