@@ -169,9 +169,11 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             current = None
         if current is None:
             attempt = (payments[0]["attempt"] + 1) if payments else 1
+            # Created by our clock: the sweep's window (SYNC_WINDOW) is measured on it.
             payment = Payment(
                 booking=booking["id"], provider="stripe", attempt=attempt, amount=total,
                 currency=currency, status=PaymentStatus.requires_payment.value,
+                created_at=clock.now(), updated_at=clock.now(),
             )  # fmt: skip
             await payment.save().run()
             current = {"id": payment.id, "attempt": attempt, "provider_id": None}
@@ -340,7 +342,8 @@ async def _payment_for(intent: IntentState) -> dict[str, Any] | None:
     row = Payment(
         booking=booking["id"], provider="stripe", provider_id=intent.provider_id, attempt=0,
         amount=intent.amount, currency=intent.currency,
-        status=PaymentStatus.requires_payment.value,
+        status=PaymentStatus.requires_payment.value, created_at=clock.now(),
+        updated_at=clock.now(),
     )  # fmt: skip
     await row.save().run()
     return dict(await Payment.select().where(Payment.id == row.id).first().run() or {})
@@ -495,6 +498,8 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
                 currency=booking["currency"],
                 reason=reason,
                 status=RefundStatus.pending.value,
+                created_at=clock.now(),
+                updated_at=clock.now(),
             )
         )
     if amount > through_provider:
@@ -508,6 +513,8 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
                 reason=reason,
                 status=RefundStatus.requires_action.value,
                 last_error=_("Nothing was paid through a provider for this amount."),
+                created_at=clock.now(),
+                updated_at=clock.now(),
             )
         )
     for row in rows:
@@ -569,6 +576,19 @@ async def _record_refund(claimed: dict[str, Any], values: dict[Any, Any]) -> boo
     return bool(updated)
 
 
+async def _still_claimed(claimed: dict[str, Any]) -> bool:
+    return bool(
+        await Refund.exists()
+        .where(
+            (Refund.id == claimed["id"])
+            & (Refund.claim == claimed["claim"])
+            & (Refund.status == RefundStatus.processing.value)
+            & (Refund.claimed_until > clock.now())
+        )
+        .run()
+    )
+
+
 def _retry_delay(attempts: int) -> timedelta:
     factor: int = 2 ** min(max(0, attempts - 1), 16)
     return min(REFUND_RETRY_FIRST * factor, REFUND_RETRY_MAX)
@@ -619,6 +639,8 @@ async def execute_refund(claimed: dict[str, Any]) -> bool:
             },
         )
         return False
+    if not await _still_claimed(claimed):
+        return False  # Paused past its lease: the refund is another worker's now.
     try:
         state = await _ask_provider(claimed, payment["provider_id"])
     except ProviderError as exc:
@@ -792,7 +814,7 @@ async def reconciliation(
         in_range &= Booking.created_at < end
     bookings = await Booking.select().where(in_range).order_by(Booking.created_at).run()
     booking_ids = Booking.select(Booking.id).where(in_range)
-    unrecorded, unverified = await _unrecorded_at_provider(booking_ids)
+    unrecorded, unverified, unsettled = await _unrecorded_at_provider(booking_ids)
     refund_problems = await _refund_problems(booking_ids)
     total_paid = total_refunded = 0
     mismatches = []
@@ -805,6 +827,8 @@ async def reconciliation(
             problems.append("paid_not_recorded")
         if booking["id"] in unverified:
             problems.append("provider_unverified")
+        if booking["id"] in unsettled:
+            problems.append("payment_unsettled")
         problems += refund_problems.get(booking["id"], [])
         for problem in problems:
             if problem is None:
@@ -837,18 +861,25 @@ def _unsettled() -> Any:
     )
 
 
-async def _unrecorded_at_provider(booking_ids: Any) -> tuple[dict[UUID, int], set[UUID]]:
+async def _unrecorded_at_provider(
+    booking_ids: Any,
+) -> tuple[dict[UUID, int], set[UUID], set[UUID]]:
     """For the unsettled intents of these bookings, as Stripe has them now: the amounts it
-    took that our books do not show, by booking, and the bookings it could not tell us
-    about (unreachable, or beyond REPORT_PROVIDER_CHECKS)."""
+    took that our books do not show, by booking; the bookings it could not tell us about
+    (unreachable, or beyond REPORT_PROVIDER_CHECKS); and those with an intent the sweep no
+    longer watches (older than SYNC_WINDOW) that could still take money."""
     rows = (
-        await Payment.select(Payment.booking, Payment.provider_id, Payment.status)
+        await Payment.select(
+            Payment.booking, Payment.provider_id, Payment.status, Payment.created_at
+        )
         .where(_unsettled() & Payment.booking.is_in(booking_ids))
         .order_by(Payment.created_at, ascending=False)
         .run()
     )
     unrecorded: dict[UUID, int] = {}
     unverified = {row["booking"] for row in rows[REPORT_PROVIDER_CHECKS:]}
+    unsettled: set[UUID] = set()
+    watched_since = clock.now() - SYNC_WINDOW
     gate = asyncio.Semaphore(8)
 
     async def check(row: dict[str, Any]) -> None:
@@ -862,9 +893,11 @@ async def _unrecorded_at_provider(booking_ids: Any) -> tuple[dict[UUID, int], se
                 return
         if intent.status == "succeeded" and row["status"] != PaymentStatus.succeeded:
             unrecorded[row["booking"]] = unrecorded.get(row["booking"], 0) + intent.amount
+        elif intent.status not in ("succeeded", "canceled") and row["created_at"] < watched_since:
+            unsettled.add(row["booking"])
 
     await asyncio.gather(*(check(dict(row)) for row in rows[:REPORT_PROVIDER_CHECKS]))
-    return unrecorded, unverified
+    return unrecorded, unverified, unsettled
 
 
 async def _refund_problems(booking_ids: Any) -> dict[UUID, list[str]]:
