@@ -643,8 +643,9 @@ async def execute_refund(claimed: dict[str, Any]) -> bool:
         return False  # Paused past its lease: the refund is another worker's now.
     try:
         state = await _ask_provider(claimed, payment["provider_id"])
-    except ProviderError as exc:
-        # Unknown whether Stripe acted: retried later under the same key.
+    except DomainError as exc:
+        # Unknown whether Stripe acted (or it is not configured): retried later under the
+        # same key, never left claimed.
         await _record_refund(
             claimed,
             {

@@ -6,6 +6,7 @@ mismatch until then, and nothing after."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +14,11 @@ import httpx
 import pytest
 import stripe
 
+import app.payments.providers
 from app.booking.services.bookings import expire_all_overdue
 from app.core import clock
+from app.core.settings import get_settings
+from app.payments.providers import ProviderError
 from app.payments.services import SYNC_RECHECK, SYNC_WINDOW, sync_open_payments
 from tests.assertions import ok
 from tests.conftest import Account
@@ -40,6 +44,7 @@ from tests.integration.payments.test_stripe import (
     status_events,
     view,
 )
+from tests.servers import free_port
 
 RECONCILIATION = "/api/v1/operator/payments/reconciliation"
 
@@ -251,3 +256,52 @@ async def test_the_sweep_cancels_a_declined_intent_of_a_lost_hold_and_lets_old_o
     [untouched] = await payments(old)
     assert (untouched["checked_at"], untouched["settled_at"]) == (None, None)
     assert (await intent_at_stripe(browser, old_pi))["status"] == "requires_payment_method"
+
+
+async def test_payment_on_a_live_hold_whose_webhook_is_lost_is_confirmed_by_the_next_sweep(
+    client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient, stripe_server: str
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    created = await hold(client, departure["id"])
+    await declined_then_paid_without_webhook(client, browser, stripe_server, created)
+
+    assert await sync_open_payments() == 1
+
+    assert (await view(client, created))["status"] == "confirmed"
+    assert await status_events(created) == [
+        (None, "on_hold", "created"),
+        ("on_hold", "confirmed", "paid"),
+    ]
+    assert (await report(client, operator))["mismatches"] == []
+
+
+async def test_report_with_stripe_unreachable_says_what_it_could_not_verify(
+    client: httpx.AsyncClient,
+    operator: Account,
+    browser: stripe.StripeClient,
+    stripe_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    created = await hold(client, departure["id"])
+    await declined_then_paid_without_webhook(client, browser, stripe_server, created)
+    # Stripe's address now refuses connections.
+    unreachable = dataclasses.replace(
+        get_settings(), stripe_api_base=f"http://127.0.0.1:{free_port()}"
+    )
+    monkeypatch.setattr(app.payments.providers, "get_settings", lambda: unreachable)
+
+    body = await report(client, operator)
+
+    assert [(m["reference"], m["problem"]) for m in body["mismatches"]] == [
+        (ref(created), "provider_unverified")
+    ]
+    # The sweep cannot settle it either, and changes nothing.
+    with pytest.raises(ProviderError):
+        await sync_open_payments()
+    assert (await view(client, created))["status"] == "on_hold"
+    monkeypatch.undo()
+    with clock.frozen(clock.now() + SYNC_RECHECK):
+        assert await sync_open_payments() == 1
+    assert (await view(client, created))["status"] == "confirmed"
+    assert (await report(client, operator))["mismatches"] == []

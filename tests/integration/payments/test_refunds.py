@@ -36,6 +36,7 @@ from app.payments.services import (
     money_problem,
     owe_refund,
     refund_idempotency_key,
+    sync_open_payments,
 )
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
 from tests.assertions import ok
@@ -737,6 +738,28 @@ async def test_refunds_out_of_retries_stay_on_the_report_until_they_succeed(
     assert [(m["reference"], m["problem"]) for m in mismatches] == [(ref(created), "refund_failed")]
     assert await stripe_refunds(stripe_api, pi) == []
     assert owed["id"] == failed["id"]
+
+
+async def test_refund_left_pending_whose_update_never_came_is_caught_up_by_the_sweep(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    created, pi = await owed_refund(client, operator, stripe_api)
+    assert await execute_pending_refunds() == 1
+    [refund] = await refunds_of(ref(created))
+    # As if Stripe had answered `pending` and its refund.updated event were lost
+    # (localstripe settles every refund at once).
+    await Refund.update({Refund.status: RefundStatus.pending.value}).where(
+        Refund.id == refund["id"]
+    )
+
+    await sync_open_payments()
+
+    [caught_up] = await refunds_of(ref(created))
+    assert (caught_up["status"], caught_up["provider_id"]) == (
+        RefundStatus.succeeded,
+        refund["provider_id"],
+    )
+    assert await stripe_refunds(stripe_api, pi) == [ADULT]
 
 
 # ---------------------------------------------------------------- invariants
