@@ -65,13 +65,14 @@ REFUND_LEASE = timedelta(minutes=5)
 REFUND_OVERDUE = timedelta(days=1)
 
 # The reconciliation sweep re-fetches from Stripe every intent that is not settled yet
-# (see `Payment.settled_at`) and younger than SYNC_WINDOW, each at most once per
-# SYNC_RECHECK. A hold lasts minutes and the sweep cancels the open intent of a booking
-# that can no longer be paid, so a week-old intent that is still unsettled is stuck, not
-# late (a week is also Stripe's horizon for an uncaptured authorisation): it leaves the
-# sweep, and the operator's report goes on listing it until someone settles it.
+# (see `Payment.settled_at`), until it is: each at most once per SYNC_RECHECK while it is
+# younger than SYNC_WINDOW, then once per SYNC_RECHECK_OLD. Holds last minutes and the
+# sweep cancels the open intent of a booking that can no longer be paid, so an intent
+# still unsettled after a week (also Stripe's horizon for an uncaptured authorisation) is
+# stuck, not late: it costs one call a day, and the operator's report lists it.
 SYNC_WINDOW = timedelta(days=7)
 SYNC_RECHECK = timedelta(minutes=1)
+SYNC_RECHECK_OLD = timedelta(days=1)
 # The report asks Stripe about at most this many unsettled intents per request.
 REPORT_PROVIDER_CHECKS = 100
 
@@ -855,32 +856,36 @@ async def reconciliation(
 
 
 def _unsettled() -> Any:
+    # A payment that succeeded here was applied in the same transaction: settled.
     return (
         (Payment.provider == "stripe")
         & Payment.provider_id.is_not_null()
         & Payment.settled_at.is_null()
+        & (Payment.status != PaymentStatus.succeeded.value)
     )
 
 
 async def _unrecorded_at_provider(
     booking_ids: Any,
 ) -> tuple[dict[UUID, int], set[UUID], set[UUID]]:
-    """For the unsettled intents of these bookings, as Stripe has them now: the amounts it
-    took that our books do not show, by booking; the bookings it could not tell us about
-    (unreachable, or beyond REPORT_PROVIDER_CHECKS); and those with an intent the sweep no
-    longer watches (older than SYNC_WINDOW) that could still take money."""
+    """What Stripe holds that our books do not show, for the unsettled intents of these
+    bookings: the amounts it took (asked now, for intents younger than SYNC_WINDOW, which
+    the sweep may not have seen yet), by booking; the bookings it could not tell us about
+    (unreachable, or beyond REPORT_PROVIDER_CHECKS); and those with an older intent the
+    sweep has looked at and could not settle."""
+    since = clock.now() - SYNC_WINDOW
     rows = (
         await Payment.select(
-            Payment.booking, Payment.provider_id, Payment.status, Payment.created_at
+            Payment.booking, Payment.provider_id, Payment.created_at, Payment.checked_at
         )
         .where(_unsettled() & Payment.booking.is_in(booking_ids))
         .order_by(Payment.created_at, ascending=False)
         .run()
     )
+    recent = [row for row in rows if row["created_at"] >= since]
+    unsettled = {row["booking"] for row in rows if row["created_at"] < since and row["checked_at"]}
     unrecorded: dict[UUID, int] = {}
-    unverified = {row["booking"] for row in rows[REPORT_PROVIDER_CHECKS:]}
-    unsettled: set[UUID] = set()
-    watched_since = clock.now() - SYNC_WINDOW
+    unverified = {row["booking"] for row in recent[REPORT_PROVIDER_CHECKS:]}
     gate = asyncio.Semaphore(8)
 
     async def check(row: dict[str, Any]) -> None:
@@ -892,12 +897,10 @@ async def _unrecorded_at_provider(
             except DomainError:
                 unverified.add(row["booking"])
                 return
-        if intent.status == "succeeded" and row["status"] != PaymentStatus.succeeded:
+        if intent.status == "succeeded":
             unrecorded[row["booking"]] = unrecorded.get(row["booking"], 0) + intent.amount
-        elif intent.status not in ("succeeded", "canceled") and row["created_at"] < watched_since:
-            unsettled.add(row["booking"])
 
-    await asyncio.gather(*(check(dict(row)) for row in rows[:REPORT_PROVIDER_CHECKS]))
+    await asyncio.gather(*(check(dict(row)) for row in recent[:REPORT_PROVIDER_CHECKS]))
     return unrecorded, unverified, unsettled
 
 
@@ -938,8 +941,8 @@ async def _refund_problems(booking_ids: Any) -> dict[UUID, list[str]]:
 
 async def sync_open_payments(limit: int = 200) -> int:
     """The reconciliation sweep, for webhooks that never arrived: re-fetch from Stripe
-    every intent that could still move money (whatever its status here, until settled;
-    see SYNC_WINDOW) and settle it; then pay due refunds and catch up refunds Stripe left
+    every intent that could still move money (whatever its status here, until it is
+    settled; see SYNC_WINDOW) and settle it; then pay due refunds and catch up refunds Stripe left
     pending.
 
     A succeeded intent confirms its booking if it can still be held (on hold, or expired
@@ -947,23 +950,24 @@ async def sync_open_payments(limit: int = 200) -> int:
     open intent of a booking that can no longer be paid is cancelled. Returns how many
     intents changed here."""
     now = clock.now()
-    recent = _unsettled() & (Payment.created_at >= now - SYNC_WINDOW)
-    # Never fetched first, then the longest unchecked: a backlog rotates, nothing starves.
-    rows = (
+    # Intents never fetched (newest first) and those due again (longest unchecked first),
+    # half the batch each at least: a backlog of either rotates and starves neither.
+    unchecked = (
         await Payment.select(Payment.id)
-        .where(recent & Payment.checked_at.is_null())
-        .order_by(Payment.created_at)
+        .where(_unsettled() & Payment.checked_at.is_null())
+        .order_by(Payment.created_at, ascending=False)
         .limit(limit)
         .run()
     )
-    if len(rows) < limit:
-        rows += (
-            await Payment.select(Payment.id)
-            .where(recent & (Payment.checked_at <= now - SYNC_RECHECK))
-            .order_by(Payment.checked_at)
-            .limit(limit - len(rows))
-            .run()
-        )
+    due = (
+        await Payment.select(Payment.id)
+        .where(_unsettled() & _due_for_check(now))
+        .order_by(Payment.checked_at)
+        .limit(limit)
+        .run()
+    )
+    due = due[: max(limit - len(unchecked), limit // 2)]
+    rows = due + unchecked[: limit - len(due)]
     changed = 0
     for row in rows:
         payment = await _claim_check(row["id"], now)
@@ -972,7 +976,9 @@ async def sync_open_payments(limit: int = 200) -> int:
         try:
             intent = await stripe_provider().fetch(payment["provider_id"])
         except UnknownObject:
+            # Not Stripe's (another account, a deleted test object): it can take nothing.
             logger.warning("payment intent %s is unknown to Stripe", payment["provider_id"])
+            await _settle_payment(payment["id"])
             continue
         outcome = await reconcile_intent(payment, intent)
         if outcome not in ("open", "already_applied", "processing", "cancel_failed"):
@@ -982,14 +988,20 @@ async def sync_open_payments(limit: int = 200) -> int:
     return changed
 
 
+def _due_for_check(now: datetime) -> Any:
+    recent = (Payment.created_at >= now - SYNC_WINDOW) & (Payment.checked_at <= now - SYNC_RECHECK)
+    old = (Payment.created_at < now - SYNC_WINDOW) & (Payment.checked_at <= now - SYNC_RECHECK_OLD)
+    return recent | old
+
+
 async def _claim_check(payment_id: UUID, now: datetime) -> dict[str, Any] | None:
-    """Mark the payment checked now, unless another sweep did within SYNC_RECHECK."""
+    """Mark the payment checked now, unless another sweep checked it recently enough."""
     rows = (
         await Payment.update({Payment.checked_at: now})
         .where(
             (Payment.id == payment_id)
-            & Payment.settled_at.is_null()
-            & (Payment.checked_at.is_null() | (Payment.checked_at <= now - SYNC_RECHECK))
+            & _unsettled()
+            & (Payment.checked_at.is_null() | _due_for_check(now))
         )
         .returning(*Payment.all_columns())
         .run()

@@ -19,7 +19,12 @@ from app.booking.services.bookings import expire_all_overdue
 from app.core import clock
 from app.core.settings import get_settings
 from app.payments.providers import ProviderError
-from app.payments.services import SYNC_RECHECK, SYNC_WINDOW, sync_open_payments
+from app.payments.services import (
+    SYNC_RECHECK,
+    SYNC_RECHECK_OLD,
+    SYNC_WINDOW,
+    sync_open_payments,
+)
 from tests.assertions import ok
 from tests.conftest import Account
 from tests.integration.payments.test_stripe import (
@@ -215,14 +220,11 @@ async def test_lost_payment_whose_seats_were_resold_is_refunded_in_full_with_a_n
     assert (await booking_row(created))["refund_amount"] == 2 * ADULT
 
 
-async def test_the_sweep_cancels_a_declined_intent_of_a_lost_hold_and_lets_old_ones_be(
+async def test_the_sweep_cancels_a_declined_intent_of_a_lost_hold_and_asks_at_most_once_a_minute(
     client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient, stripe_server: str
 ) -> None:
     _route, _vehicle, departure = await bus_line(client, operator)
     now = clock.now()
-    with clock.frozen(now - SYNC_WINDOW - timedelta(days=1)):
-        old = await hold(client, departure["id"])
-        old_pi = intent_id(ok(await start(client, old))["client_secret"])
     with clock.frozen(now):
         declined = await hold(client, departure["id"])
         secret = ok(await start(client, declined))["client_secret"]
@@ -232,20 +234,14 @@ async def test_the_sweep_cancels_a_declined_intent_of_a_lost_hold_and_lets_old_o
     assert outcome(await deliver(client, failed)) == "failed"
     expires_at = parse(declined["booking"]["expires_at"])
 
-    with clock.frozen(expires_at + timedelta(minutes=1)):
-        # Another booking expires both run-out holds on the way, without cancelling their
-        # intents: the declined one could still take the tourist's money.
-        await hold(client, departure["id"])
+    sweep_at = expires_at + timedelta(minutes=1)
+    with clock.frozen(sweep_at):
+        # Another booking expires the run-out hold on the way, without cancelling its
+        # intent: declined once, it could still take the tourist's money.
+        paying = await hold(client, departure["id"])
+        paying_pi = intent_id(ok(await start(client, paying))["client_secret"])
         assert (await view(client, declined))["status"] == "expired"
-        assert (await view(client, old))["status"] == "expired"
         assert await sync_open_payments() == 1
-        # The week-old intent is past the sweep's window: not asked about any more, but
-        # listed to the operator for as long as it could still take money.
-        mismatches = (await report(client, operator))["mismatches"]
-        assert [(m["reference"], m["problem"]) for m in mismatches] == [
-            (ref(old), "payment_unsettled")
-        ]
-
     assert (await intent_at_stripe(browser, pi))["status"] == "canceled"
     [payment] = await payments(declined)
     assert payment["status"] == "cancelled"
@@ -253,9 +249,59 @@ async def test_the_sweep_cancels_a_declined_intent_of_a_lost_hold_and_lets_old_o
     # The tourist's page can no longer pay it.
     with pytest.raises(stripe.StripeError):
         await pay_card(browser, secret)
-    [untouched] = await payments(old)
-    assert (untouched["checked_at"], untouched["settled_at"]) == (None, None)
-    assert (await intent_at_stripe(browser, old_pi))["status"] == "requires_payment_method"
+
+    # The open intent of the live hold was asked about, and is not again within a minute.
+    [open_payment] = await payments(paying)
+    assert open_payment["checked_at"] == sweep_at
+    with clock.frozen(sweep_at + SYNC_RECHECK - timedelta(seconds=1)):
+        assert await sync_open_payments() == 0
+    assert [p["checked_at"] for p in await payments(paying)] == [sweep_at]
+    with clock.frozen(sweep_at + SYNC_RECHECK):
+        assert await sync_open_payments() == 0
+    assert [p["checked_at"] for p in await payments(paying)] == [sweep_at + SYNC_RECHECK]
+    assert (await intent_at_stripe(browser, paying_pi))["status"] == "requires_payment_method"
+    assert (await view(client, paying))["status"] == "on_hold"
+
+
+async def test_an_old_intent_the_sweep_could_not_settle_is_reported_and_retried_daily(
+    client: httpx.AsyncClient,
+    operator: Account,
+    browser: stripe.StripeClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    long_ago = clock.now() - SYNC_WINDOW - timedelta(days=1)
+    with clock.frozen(long_ago):
+        old = await hold(client, departure["id"])
+        pi = intent_id(ok(await start(client, old))["client_secret"])
+    await hold(client, departure["id"])  # expires the old hold on the way
+    assert (await view(client, old))["status"] == "expired"
+    # Stripe's address refuses connections while the sweep comes by.
+    unreachable = dataclasses.replace(
+        get_settings(), stripe_api_base=f"http://127.0.0.1:{free_port()}"
+    )
+    monkeypatch.setattr(app.payments.providers, "get_settings", lambda: unreachable)
+    checked_at = clock.now()
+    with clock.frozen(checked_at), pytest.raises(ProviderError):
+        await sync_open_payments()
+
+    # Past the sweep's window, an intent it could not settle is the operator's to see.
+    mismatches = (await report(client, operator))["mismatches"]
+    assert [(m["reference"], m["problem"]) for m in mismatches] == [(ref(old), "payment_unsettled")]
+    monkeypatch.undo()
+    # Stripe is back, but an old intent is asked about once a day, not every tick.
+    with clock.frozen(checked_at + SYNC_RECHECK_OLD - timedelta(minutes=1)):
+        assert await sync_open_payments() == 0
+    assert (await intent_at_stripe(browser, pi))["status"] == "requires_payment_method"
+    with clock.frozen(checked_at + SYNC_RECHECK_OLD):
+        assert await sync_open_payments() == 1
+    assert (await intent_at_stripe(browser, pi))["status"] == "canceled"
+    [payment] = await payments(old)
+    assert (payment["status"], payment["settled_at"]) == (
+        "cancelled",
+        checked_at + SYNC_RECHECK_OLD,
+    )
+    assert (await report(client, operator))["mismatches"] == []
 
 
 async def test_payment_on_a_live_hold_whose_webhook_is_lost_is_confirmed_by_the_next_sweep(
