@@ -27,6 +27,7 @@ from app.core.settings import get_settings
 from app.payments import providers
 from app.payments.services import (
     MAX_REFUND_ATTEMPTS,
+    REFUND_OVERDUE,
     REFUND_RETRY_FIRST,
     REFUND_RETRY_MAX,
     claim_refund,
@@ -751,9 +752,18 @@ async def test_refund_left_pending_whose_update_never_came_is_caught_up_by_the_s
     await Refund.update({Refund.status: RefundStatus.pending.value}).where(
         Refund.id == refund["id"]
     )
+    assert ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"] == []
+    # A day on, it is stuck: the report says so (the refund is dated back a day, since the
+    # operator's token would not outlive a frozen clock moved a day ahead).
+    await Refund.update({Refund.created_at: refund["created_at"] - REFUND_OVERDUE}).where(
+        Refund.id == refund["id"]
+    )
+    mismatches = ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"]
+    assert [(m["reference"], m["problem"]) for m in mismatches] == [(ref(created), "refund_stuck")]
 
     await sync_open_payments()
 
+    assert ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"] == []
     [caught_up] = await refunds_of(ref(created))
     assert (caught_up["status"], caught_up["provider_id"]) == (
         RefundStatus.succeeded,
