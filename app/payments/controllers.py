@@ -84,7 +84,12 @@ class OperatorPaymentController(Controller):
         "/payments/reconciliation",
         summary="Reconciliation report",
         description="Bookings made between two local dates: what was paid and refunded, and "
-        "every booking whose money does not match its status.",
+        "one line per booking and problem while its money does not match its status: our "
+        "books (`confirmed_but_paid_differs`, `paid_while_on_hold`, "
+        "`refund_owed_not_recorded`), Stripe asked now about the week's unsettled intents "
+        "(`paid_not_recorded` with the `unrecorded` amount, `provider_unverified` when it "
+        "cannot be asked), older intents the sweep could not settle (`payment_unsettled`) "
+        "and refunds that will not complete by themselves (`refund_failed`, `refund_stuck`).",
         responses=problem_responses(400, 401, 403),
     )
     async def reconciliation(

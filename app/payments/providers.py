@@ -80,7 +80,12 @@ class PaymentProvider(Protocol):
 
     async def fetch_refund(self, provider_id: str) -> RefundState: ...
 
+    async def find_refund(self, provider_id: str, idempotency_key: str) -> RefundState | None: ...
+
     async def cancel(self, provider_id: str) -> None: ...
+
+
+REFUND_KEY_METADATA = "tourline_refund_key"
 
 
 def _error_message(exc: stripe.StripeError) -> str:
@@ -139,10 +144,32 @@ class StripeProvider:
     async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState:
         with _stripe_errors():
             refund = await self.client.v1.refunds.create_async(
-                params={"payment_intent": provider_id, "amount": amount},
+                params={
+                    "payment_intent": provider_id,
+                    "amount": amount,
+                    # Found again by `find_refund` once Stripe has forgotten the key (24 h).
+                    "metadata": {REFUND_KEY_METADATA: idempotency_key},
+                },
                 options={"idempotency_key": idempotency_key},
             )
         return RefundState(provider_id=refund.id, status=refund.status or "pending", amount=amount)
+
+    async def find_refund(self, provider_id: str, idempotency_key: str) -> RefundState | None:
+        """The refund of this intent made earlier under `idempotency_key`, if any: what a
+        worker that died after Stripe's answer left behind."""
+        with _stripe_errors(provider_id):
+            page = await self.client.v1.refunds.list_async(
+                params={"payment_intent": provider_id, "limit": 100}
+            )
+        for refund in page.data:
+            data = refund.to_dict()
+            if (data.get("metadata") or {}).get(REFUND_KEY_METADATA) == idempotency_key:
+                return RefundState(
+                    provider_id=data["id"],
+                    status=data.get("status") or "pending",
+                    amount=int(data["amount"]),
+                )
+        return None
 
     async def fetch_refund(self, provider_id: str) -> RefundState:
         with _stripe_errors(provider_id):

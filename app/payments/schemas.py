@@ -64,6 +64,8 @@ class ReconciliationLine(msgspec.Struct, kw_only=True):
     refunded: int
     expected_net: int
     problem: str | None
+    # Money the provider took for this booking that our books do not show yet.
+    unrecorded: int = 0
 
 
 class Reconciliation(msgspec.Struct, kw_only=True):

@@ -7,10 +7,11 @@ cause) so that repeats and races change nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.services.bookings import (
@@ -33,6 +34,7 @@ from app.notifications.services import enqueue
 from app.payments.providers import (
     IntentState,
     ProviderError,
+    RefundState,
     UnknownObject,
     stripe_provider,
     verify_stripe_event,
@@ -49,8 +51,30 @@ from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus, St
 
 logger = logging.getLogger("tourline.payments")
 
-# Refunds that failed are tried again by the worker up to this many times.
+# Refunds that failed are tried again by the worker up to this many times, the n-th retry
+# waiting REFUND_RETRY_FIRST * 2**(n-1), at most REFUND_RETRY_MAX: all of them fall well
+# inside the 24 hours Stripe keeps an idempotency key.
 MAX_REFUND_ATTEMPTS = 8
+REFUND_RETRY_FIRST = timedelta(seconds=30)
+REFUND_RETRY_MAX = timedelta(hours=1)
+# How long a worker's claim on a refund lasts: longer than any Stripe call (the SDK's
+# timeout and retries). A worker that dies holding it leaves the refund to the next worker
+# once it lapses, with the same idempotency key.
+REFUND_LEASE = timedelta(minutes=5)
+# A provider refund not settled after this long is stuck: the operator's report lists it.
+REFUND_OVERDUE = timedelta(days=1)
+
+# The reconciliation sweep re-fetches from Stripe every intent that is not settled yet
+# (see `Payment.settled_at`), until it is: each at most once per SYNC_RECHECK while it is
+# younger than SYNC_WINDOW, then once per SYNC_RECHECK_OLD. Holds last minutes and the
+# sweep cancels the open intent of a booking that can no longer be paid, so an intent
+# still unsettled after a week (also Stripe's horizon for an uncaptured authorisation) is
+# stuck, not late: it costs one call a day, and the operator's report lists it.
+SYNC_WINDOW = timedelta(days=7)
+SYNC_RECHECK = timedelta(minutes=1)
+SYNC_RECHECK_OLD = timedelta(days=1)
+# The report asks Stripe about at most this many unsettled intents per request.
+REPORT_PROVIDER_CHECKS = 100
 
 
 # ---------------------------------------------------------------- starting a payment
@@ -146,9 +170,11 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             current = None
         if current is None:
             attempt = (payments[0]["attempt"] + 1) if payments else 1
+            # Created by our clock: the sweep's window (SYNC_WINDOW) is measured on it.
             payment = Payment(
                 booking=booking["id"], provider="stripe", attempt=attempt, amount=total,
                 currency=currency, status=PaymentStatus.requires_payment.value,
+                created_at=clock.now(), updated_at=clock.now(),
             )  # fmt: skip
             await payment.save().run()
             current = {"id": payment.id, "attempt": attempt, "provider_id": None}
@@ -200,19 +226,39 @@ async def cancel_open_payments(booking_id: UUID) -> int:
     for payment in open_payments:
         if payment["provider_id"]:
             intent = await stripe_provider().fetch(payment["provider_id"])
-            if intent.status == "succeeded":
-                continue  # Its webhook decides: confirm, or refund.
+            if intent.status in ("succeeded", "processing"):
+                # Money moved (or may yet): its webhook or the reconciliation sweep
+                # (`sync_open_payments`) confirms the booking or refunds it.
+                continue
             if intent.status != "canceled":
                 await stripe_provider().cancel(payment["provider_id"])
-        await (
-            Payment.update(
-                {Payment.status: PaymentStatus.cancelled.value, Payment.updated_at: clock.now()}
-            )
-            .where(Payment.id == payment["id"])
-            .run()
-        )
+        await _mark_cancelled(payment["id"])
         cancelled += 1
     return cancelled
+
+
+async def _mark_cancelled(payment_id: UUID) -> None:
+    """The provider has cancelled the intent: it can move no money any more."""
+    now = clock.now()
+    await (
+        Payment.update(
+            {
+                Payment.status: PaymentStatus.cancelled.value,
+                Payment.updated_at: now,
+                Payment.settled_at: now,
+            }
+        )
+        .where((Payment.id == payment_id) & (Payment.status != PaymentStatus.succeeded.value))
+        .run()
+    )
+
+
+async def _settle_payment(payment_id: UUID) -> None:
+    await (
+        Payment.update({Payment.settled_at: clock.now()})
+        .where((Payment.id == payment_id) & Payment.settled_at.is_null())
+        .run()
+    )
 
 
 # ---------------------------------------------------------------- webhooks
@@ -297,7 +343,8 @@ async def _payment_for(intent: IntentState) -> dict[str, Any] | None:
     row = Payment(
         booking=booking["id"], provider="stripe", provider_id=intent.provider_id, attempt=0,
         amount=intent.amount, currency=intent.currency,
-        status=PaymentStatus.requires_payment.value,
+        status=PaymentStatus.requires_payment.value, created_at=clock.now(),
+        updated_at=clock.now(),
     )  # fmt: skip
     await row.save().run()
     return dict(await Payment.select().where(Payment.id == row.id).first().run() or {})
@@ -313,6 +360,8 @@ async def _apply_success(intent: IntentState) -> str:
     # Conditional, so that a success heard twice (another event id, or the sync worker,
     # even concurrently) is applied once: confirming or refunding it again would give the
     # money back twice.
+    # Settled with it: once applied, the booking is confirmed or a refund is owed (and the
+    # refunds' own delivery takes over), so the sweep has nothing more to ask Stripe.
     applied = (
         await Payment.update(
             {
@@ -320,6 +369,7 @@ async def _apply_success(intent: IntentState) -> str:
                 Payment.amount: intent.amount,
                 Payment.succeeded_at: clock.now(),
                 Payment.updated_at: clock.now(),
+                Payment.settled_at: clock.now(),
             }
         )
         .where((Payment.id == payment["id"]) & (Payment.status != PaymentStatus.succeeded.value))
@@ -327,6 +377,7 @@ async def _apply_success(intent: IntentState) -> str:
         .run()
     )
     if not applied:
+        await _settle_payment(payment["id"])
         return "already_applied"
     # A payment we had cancelled (the total changed since) is outdated: never confirm with
     # it; it goes back in full like a late one.
@@ -448,6 +499,8 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
                 currency=booking["currency"],
                 reason=reason,
                 status=RefundStatus.pending.value,
+                created_at=clock.now(),
+                updated_at=clock.now(),
             )
         )
     if amount > through_provider:
@@ -461,73 +514,204 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
                 reason=reason,
                 status=RefundStatus.requires_action.value,
                 last_error=_("Nothing was paid through a provider for this amount."),
+                created_at=clock.now(),
+                updated_at=clock.now(),
             )
         )
     for row in rows:
         await Refund.insert(row).on_conflict(target=Refund.key, action="DO NOTHING").run()
 
 
-async def execute_pending_refunds(booking_ids: list[UUID] | None = None) -> int:
-    """Ask the provider for every pending (or failed, to retry) refund; returns how many
-    were accepted. Safe to run again: the provider sees the same idempotency key."""
-    query = Refund.select().where(
-        Refund.status.is_in([RefundStatus.pending.value, RefundStatus.failed.value])
-        & Refund.provider_id.is_null()
-        & (Refund.attempts < MAX_REFUND_ATTEMPTS)
+def refund_idempotency_key(refund: dict[str, Any]) -> str:
+    """Stripe's idempotency key for a refund: its natural key (the cause), so every worker
+    and every retry asks for the same refund."""
+    return f"tourline-refund-{refund['key']}"
+
+
+def _refund_claimable(now: datetime) -> Any:
+    """Refunds a worker may take: owed and not yet asked for (or failed, once their retry
+    is due), and those whose worker's claim lapsed with the outcome unknown."""
+    due = Refund.claimed_until.is_null() | (Refund.claimed_until <= now)
+    owed = Refund.status.is_in([RefundStatus.pending.value, RefundStatus.failed.value]) & due
+    lapsed = (Refund.status == RefundStatus.processing.value) & (Refund.claimed_until <= now)
+    return (owed | lapsed) & Refund.provider_id.is_null() & (Refund.attempts < MAX_REFUND_ATTEMPTS)
+
+
+async def claim_refund(refund_id: UUID) -> dict[str, Any] | None:
+    """Claim one refund for this worker in a committed row, before any call to the
+    provider; None when it is not due or another worker holds it."""
+    now = clock.now()
+    async with write_transaction():
+        rows = (
+            await Refund.update(
+                {
+                    Refund.status: RefundStatus.processing.value,
+                    Refund.claim: uuid4(),
+                    Refund.claimed_until: now + REFUND_LEASE,
+                    Refund.attempts: Refund.attempts + 1,
+                    Refund.updated_at: now,
+                }
+            )
+            .where((Refund.id == refund_id) & _refund_claimable(now))
+            .returning(*Refund.all_columns())
+            .run()
+        )
+    return dict(rows[0]) if rows else None
+
+
+async def _record_refund(claimed: dict[str, Any], values: dict[Any, Any]) -> bool:
+    """Record a claimed refund's outcome, only if this worker's claim still holds (a worker
+    whose lease lapsed must not overwrite what the next one found)."""
+    updated = (
+        await Refund.update({**values, Refund.claim: None, Refund.updated_at: clock.now()})
+        .where(
+            (Refund.id == claimed["id"])
+            & (Refund.claim == claimed["claim"])
+            & (Refund.status == RefundStatus.processing.value)
+        )
+        .returning(Refund.id)
+        .run()
     )
+    if not updated:
+        logger.warning("refund %s was taken over by another worker", claimed["id"])
+    return bool(updated)
+
+
+async def _still_claimed(claimed: dict[str, Any]) -> bool:
+    return bool(
+        await Refund.exists()
+        .where(
+            (Refund.id == claimed["id"])
+            & (Refund.claim == claimed["claim"])
+            & (Refund.status == RefundStatus.processing.value)
+            & (Refund.claimed_until > clock.now())
+        )
+        .run()
+    )
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    factor: int = 2 ** min(max(0, attempts - 1), 16)
+    return min(REFUND_RETRY_FIRST * factor, REFUND_RETRY_MAX)
+
+
+_REFUND_STATUSES = {
+    "succeeded": RefundStatus.succeeded,
+    "failed": RefundStatus.failed,
+    "canceled": RefundStatus.failed,
+}
+
+
+async def _ask_provider(claimed: dict[str, Any], provider_id: str) -> RefundState:
+    key = refund_idempotency_key(claimed)
+    provider = stripe_provider()
+    if claimed["attempts"] > 1:
+        # A retry: an earlier attempt may have reached Stripe (a timeout, or a worker that
+        # died before recording). The same key makes Stripe answer with that refund for
+        # 24 hours; looking it up first also covers a retry after Stripe forgot the key.
+        found = await provider.find_refund(provider_id, key)
+        if found is not None:
+            return found
+    return await provider.refund(provider_id, claimed["amount"], key)
+
+
+async def execute_refund(claimed: dict[str, Any]) -> bool:
+    """Pay back one refund this worker has claimed (`claim_refund`); True when the provider
+    accepted it and its answer was recorded."""
+    if claimed["provider"] == "on_account":
+        # Nothing to send: the agency's next invoice is credited.
+        return await _record_refund(
+            claimed, {Refund.status: RefundStatus.succeeded.value, Refund.claimed_until: None}
+        )
+    payment = (
+        await Payment.select(Payment.provider_id)
+        .where(Payment.id == claimed["payment"])
+        .first()
+        .run()
+    )
+    if payment is None or not payment["provider_id"]:
+        await _record_refund(
+            claimed,
+            {
+                Refund.status: RefundStatus.failed.value,
+                Refund.attempts: MAX_REFUND_ATTEMPTS,
+                Refund.last_error: _("The payment to refund is unknown to the provider."),
+                Refund.claimed_until: None,
+            },
+        )
+        return False
+    if not await _still_claimed(claimed):
+        return False  # Paused past its lease: the refund is another worker's now.
+    try:
+        state = await _ask_provider(claimed, payment["provider_id"])
+    except DomainError as exc:
+        # Unknown whether Stripe acted (or it is not configured): retried later under the
+        # same key, never left claimed.
+        await _record_refund(
+            claimed,
+            {
+                Refund.status: RefundStatus.failed.value,
+                Refund.last_error: str(exc.detail or exc.code),
+                Refund.claimed_until: clock.now() + _retry_delay(claimed["attempts"]),
+            },
+        )
+        return False
+    status = _REFUND_STATUSES.get(state.status, RefundStatus.pending)
+    return await _record_refund(
+        claimed,
+        {
+            Refund.provider_id: state.provider_id,
+            Refund.status: status.value,
+            Refund.last_error: "",
+            Refund.claimed_until: None,
+        },
+    )
+
+
+async def execute_pending_refunds(booking_ids: list[UUID] | None = None) -> int:
+    """Pay back every refund that is due; returns how many the provider accepted.
+
+    Each refund is claimed in a committed row first, so two workers never send the same
+    one; Stripe sees the refund's natural key as idempotency key, so a retry after an
+    unknown outcome can never pay twice."""
+    query = Refund.select(Refund.id).where(_refund_claimable(clock.now()))
     if booking_ids is not None:
         if not booking_ids:
             return 0
         query = query.where(Refund.booking.is_in(booking_ids))
     done = 0
-    for refund in await query.run():
-        if refund["provider"] == "on_account":
-            await (
-                Refund.update({Refund.status: RefundStatus.succeeded.value})
-                .where(Refund.id == refund["id"])
-                .run()
-            )
+    for row in await query.order_by(Refund.created_at).run():
+        claimed = await claim_refund(row["id"])
+        if claimed is not None and await execute_refund(claimed):
             done += 1
-            continue
-        payment = await Payment.select().where(Payment.id == refund["payment"]).first().run()
-        if payment is None or not payment["provider_id"]:
-            continue
-        try:
-            state = await stripe_provider().refund(
-                payment["provider_id"], refund["amount"], f"tourline-refund-{refund['id']}"
-            )
-        except ProviderError as exc:
-            await (
-                Refund.update(
-                    {
-                        Refund.status: RefundStatus.failed.value,
-                        Refund.attempts: refund["attempts"] + 1,
-                        Refund.last_error: str(exc.detail or exc.code),
-                        Refund.updated_at: clock.now(),
-                    }
-                )
-                .where(Refund.id == refund["id"])
-                .run()
-            )
-            continue
-        status = RefundStatus.succeeded if state.status == "succeeded" else RefundStatus.pending
-        if state.status in ("failed", "canceled"):
-            status = RefundStatus.failed
-        await (
-            Refund.update(
-                {
-                    Refund.provider_id: state.provider_id,
-                    Refund.status: status.value,
-                    Refund.attempts: refund["attempts"] + 1,
-                    Refund.last_error: "",
-                    Refund.updated_at: clock.now(),
-                }
-            )
-            .where(Refund.id == refund["id"])
-            .run()
-        )
-        done += 1
     return done
+
+
+async def sync_refunds(limit: int = 200) -> int:
+    """Ask Stripe about refunds it left pending, for `refund.updated` webhooks that never
+    arrived; returns how many changed."""
+    rows = (
+        await Refund.select(Refund.provider_id, Refund.status)
+        .where(
+            (Refund.status == RefundStatus.pending.value)
+            & Refund.provider_id.is_not_null()
+            & (Refund.provider == "stripe")
+            & (Refund.created_at >= clock.now() - SYNC_WINDOW)
+        )
+        .order_by(Refund.updated_at)
+        .limit(limit)
+        .run()
+    )
+    changed = 0
+    for row in rows:
+        try:
+            state = await stripe_provider().fetch_refund(row["provider_id"])
+        except UnknownObject:
+            continue
+        if _REFUND_STATUSES.get(state.status, RefundStatus.pending) != RefundStatus.pending:
+            await _apply_refund_state(state.provider_id, state.status)
+            changed += 1
+    return changed
 
 
 # ---------------------------------------------------------------- operator views
@@ -617,23 +801,40 @@ async def reconciliation(
     principal: OperatorPrincipal, date_from: date | None, date_to: date | None
 ) -> Reconciliation:
     """Bookings made in a date range (operator's local dates): what was paid and refunded,
-    and every booking whose money does not match its status."""
+    and every mismatch between the money and the bookings, one line per booking and
+    problem, for as long as it lasts.
+
+    Besides our own books, Stripe is asked about every intent of these bookings that is not
+    settled yet: money it took that no webhook told us about shows as `paid_not_recorded`
+    until the sweep confirms the booking or refunds it."""
     operator = await get_operator_row(principal.operator_id)
     start, end = local_day_range(date_from, date_to, operator["time_zone"])
-    query = Booking.select().where(Booking.operator == principal.operator_id)
+    in_range: Any = Booking.operator == principal.operator_id
     if start is not None:
-        query = query.where(Booking.created_at >= start)
+        in_range &= Booking.created_at >= start
     if end is not None:
-        query = query.where(Booking.created_at < end)
-    bookings = await query.order_by(Booking.created_at).run()
+        in_range &= Booking.created_at < end
+    bookings = await Booking.select().where(in_range).order_by(Booking.created_at).run()
+    booking_ids = Booking.select(Booking.id).where(in_range)
+    unrecorded, unverified, unsettled = await _unrecorded_at_provider(booking_ids)
+    refund_problems = await _refund_problems(booking_ids)
     total_paid = total_refunded = 0
     mismatches = []
     for booking in bookings:
         paid, refunded = await money_of(booking)
         total_paid += paid
         total_refunded += refunded
-        problem = money_problem(booking, paid, refunded)
-        if problem:
+        problems = [money_problem(booking, paid, refunded)]
+        if unrecorded.get(booking["id"]):
+            problems.append("paid_not_recorded")
+        if booking["id"] in unverified:
+            problems.append("provider_unverified")
+        if booking["id"] in unsettled:
+            problems.append("payment_unsettled")
+        problems += refund_problems.get(booking["id"], [])
+        for problem in problems:
+            if problem is None:
+                continue
             mismatches.append(
                 ReconciliationLine(
                     reference=booking["reference"],
@@ -644,6 +845,7 @@ async def reconciliation(
                     if booking["status"] == BookingStatus.confirmed
                     else 0,
                     problem=problem,
+                    unrecorded=unrecorded.get(booking["id"], 0),
                 )
             )
     currency = operator["currency"]
@@ -653,33 +855,195 @@ async def reconciliation(
     )  # fmt: skip
 
 
-async def sync_open_payments(limit: int = 200) -> int:
-    """Ask Stripe about payments still open here, for webhooks that never arrived."""
+def _unsettled() -> Any:
+    # A payment that succeeded here was applied in the same transaction: settled.
+    return (
+        (Payment.provider == "stripe")
+        & Payment.provider_id.is_not_null()
+        & Payment.settled_at.is_null()
+        & (Payment.status != PaymentStatus.succeeded.value)
+    )
+
+
+async def _unrecorded_at_provider(
+    booking_ids: Any,
+) -> tuple[dict[UUID, int], set[UUID], set[UUID]]:
+    """What Stripe holds that our books do not show, for the unsettled intents of these
+    bookings: the amounts it took (asked now, for intents younger than SYNC_WINDOW, which
+    the sweep may not have seen yet), by booking; the bookings it could not tell us about
+    (unreachable, or beyond REPORT_PROVIDER_CHECKS); and those with an older intent the
+    sweep has looked at and could not settle."""
+    since = clock.now() - SYNC_WINDOW
     rows = (
-        await Payment.select()
-        .where(
-            (Payment.status == PaymentStatus.requires_payment.value)
-            & Payment.provider_id.is_not_null()
+        await Payment.select(
+            Payment.booking, Payment.provider_id, Payment.created_at, Payment.checked_at
         )
+        .where(_unsettled() & Payment.booking.is_in(booking_ids))
+        .order_by(Payment.created_at, ascending=False)
+        .run()
+    )
+    recent = [row for row in rows if row["created_at"] >= since]
+    unsettled = {row["booking"] for row in rows if row["created_at"] < since and row["checked_at"]}
+    unrecorded: dict[UUID, int] = {}
+    unverified = {row["booking"] for row in recent[REPORT_PROVIDER_CHECKS:]}
+    gate = asyncio.Semaphore(8)
+
+    async def check(row: dict[str, Any]) -> None:
+        async with gate:
+            try:
+                intent = await stripe_provider().fetch(row["provider_id"])
+            except UnknownObject:
+                return
+            except DomainError:
+                unverified.add(row["booking"])
+                return
+        if intent.status == "succeeded":
+            unrecorded[row["booking"]] = unrecorded.get(row["booking"], 0) + intent.amount
+
+    await asyncio.gather(*(check(dict(row)) for row in recent[:REPORT_PROVIDER_CHECKS]))
+    return unrecorded, unverified, unsettled
+
+
+async def _refund_problems(booking_ids: Any) -> dict[UUID, list[str]]:
+    """Refunds through a provider that will not complete by themselves: refused by it or
+    out of retries (`refund_failed`), or still open a day after they were owed
+    (`refund_stuck`). Manual refunds are a person's to-do, not a mismatch."""
+    now = clock.now()
+    rows = (
+        await Refund.select()
+        .where(
+            Refund.booking.is_in(booking_ids)
+            & (Refund.provider != "manual")
+            & Refund.status.is_in(
+                [RefundStatus.pending.value, RefundStatus.processing.value,
+                 RefundStatus.failed.value]
+            )
+        )
+        .run()
+    )  # fmt: skip
+    problems: dict[UUID, list[str]] = {}
+    for row in rows:
+        if row["status"] == RefundStatus.failed and (
+            row["provider_id"] or row["attempts"] >= MAX_REFUND_ATTEMPTS
+        ):
+            problem = "refund_failed"
+        elif row["created_at"] <= now - REFUND_OVERDUE or (
+            row["attempts"] >= MAX_REFUND_ATTEMPTS and not row["provider_id"]
+        ):
+            problem = "refund_stuck"
+        else:
+            continue
+        found = problems.setdefault(row["booking"], [])
+        if problem not in found:
+            found.append(problem)
+    return problems
+
+
+async def sync_open_payments(limit: int = 200) -> int:
+    """The reconciliation sweep, for webhooks that never arrived: re-fetch from Stripe
+    every intent that could still move money (whatever its status here, until it is
+    settled; see SYNC_WINDOW) and settle it; then pay due refunds and catch up refunds Stripe left
+    pending.
+
+    A succeeded intent confirms its booking if it can still be held (on hold, or expired
+    with its seats still free), else is refunded in full with a notice to the tourist; an
+    open intent of a booking that can no longer be paid is cancelled. Returns how many
+    intents changed here."""
+    now = clock.now()
+    # Intents never fetched (newest first) and those due again (longest unchecked first),
+    # half the batch each at least: a backlog of either rotates and starves neither.
+    unchecked = (
+        await Payment.select(Payment.id)
+        .where(_unsettled() & Payment.checked_at.is_null())
+        .order_by(Payment.created_at, ascending=False)
         .limit(limit)
         .run()
     )
+    due = (
+        await Payment.select(Payment.id)
+        .where(_unsettled() & _due_for_check(now))
+        .order_by(Payment.checked_at)
+        .limit(limit)
+        .run()
+    )
+    due = due[: max(limit - len(unchecked), limit // 2)]
+    rows = due + unchecked[: limit - len(due)]
     changed = 0
     for row in rows:
-        intent = await stripe_provider().fetch(row["provider_id"])
-        async with write_transaction():
-            if intent.status == "succeeded":
-                await _apply_success(intent)
-                changed += 1
-            elif intent.status == "canceled":
-                await (
-                    Payment.update({Payment.status: PaymentStatus.cancelled.value})
-                    .where(Payment.id == row["id"])
-                    .run()
-                )
-                changed += 1
+        payment = await _claim_check(row["id"], now)
+        if payment is None:
+            continue  # Another sweep has it.
+        try:
+            intent = await stripe_provider().fetch(payment["provider_id"])
+        except UnknownObject:
+            # Not Stripe's (another account, a deleted test object): it can take nothing.
+            logger.warning("payment intent %s is unknown to Stripe", payment["provider_id"])
+            await _settle_payment(payment["id"])
+            continue
+        outcome = await reconcile_intent(payment, intent)
+        if outcome not in ("open", "already_applied", "processing", "cancel_failed"):
+            changed += 1
     await execute_pending_refunds()
+    await sync_refunds(limit)
     return changed
+
+
+def _due_for_check(now: datetime) -> Any:
+    recent = (Payment.created_at >= now - SYNC_WINDOW) & (Payment.checked_at <= now - SYNC_RECHECK)
+    old = (Payment.created_at < now - SYNC_WINDOW) & (Payment.checked_at <= now - SYNC_RECHECK_OLD)
+    return recent | old
+
+
+async def _claim_check(payment_id: UUID, now: datetime) -> dict[str, Any] | None:
+    """Mark the payment checked now, unless another sweep checked it recently enough."""
+    rows = (
+        await Payment.update({Payment.checked_at: now})
+        .where(
+            (Payment.id == payment_id)
+            & _unsettled()
+            & (Payment.checked_at.is_null() | _due_for_check(now))
+        )
+        .returning(*Payment.all_columns())
+        .run()
+    )
+    return dict(rows[0]) if rows else None
+
+
+async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
+    """Bring one payment in line with its intent as Stripe has it now; what was done."""
+    if intent.status == "succeeded":
+        async with write_transaction():
+            outcome = await _apply_success(intent)
+        if outcome == "refunded":
+            # Pay it back now; the refund worker retries if Stripe fails.
+            await settle_after_change([payment["booking"]])
+        return outcome
+    if intent.status == "canceled":
+        await _mark_cancelled(payment["id"])
+        return "cancelled"
+    booking = (
+        await Booking.select(Booking.status, Booking.expires_at)
+        .where(Booking.id == payment["booking"])
+        .first()
+        .run()
+    )
+    payable = (
+        booking is not None
+        and booking["status"] == BookingStatus.on_hold
+        and (booking["expires_at"] is None or booking["expires_at"] > clock.now())
+        and payment["status"] in (PaymentStatus.requires_payment, PaymentStatus.failed)
+    )
+    if payable:
+        return "open"  # The tourist may still pay it (a declined card can be retried).
+    if intent.status == "processing":
+        return "processing"  # Stripe cannot cancel it; its outcome is fetched next time.
+    # Nobody may pay this intent any more: cancelled so that it never takes money.
+    try:
+        await stripe_provider().cancel(intent.provider_id)
+    except ProviderError:
+        return "cancel_failed"  # e.g. it has just succeeded: the next sweep applies it.
+    await _mark_cancelled(payment["id"])
+    return "cancelled"
 
 
 async def settle_after_change(booking_ids: list[UUID]) -> None:

@@ -23,6 +23,8 @@ class PaymentStatus(StrEnum):
 
 class RefundStatus(StrEnum):
     pending = "pending"
+    # Claimed by one worker (until `claimed_until`) while it asks the provider.
+    processing = "processing"
     succeeded = "succeeded"
     failed = "failed"
     # Nothing was paid through a provider: someone must pay it back by hand.
@@ -42,6 +44,12 @@ class Payment(Table):
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     succeeded_at = Timestamptz(null=True, default=None)
+    # When the provider's word on this intent was last fetched by the reconciliation sweep
+    # (also its claim: two sweeps never fetch the same intent at once).
+    checked_at = Timestamptz(null=True, default=None)
+    # Set once the intent can move no more money that our books do not show: cancelled at
+    # the provider, or its success applied (booking confirmed, or a refund owed).
+    settled_at = Timestamptz(null=True, default=None, index=True)
 
 
 class Refund(Table):
@@ -58,6 +66,10 @@ class Refund(Table):
     status = Varchar(length=24, choices=RefundStatus, default=RefundStatus.pending, index=True)
     attempts = Integer(default=0)
     last_error = Text(default="")
+    # The worker that claimed the refund; its outcome is recorded only while it holds the
+    # claim. `claimed_until` is the claim's lease, or when a failed refund may be retried.
+    claim = UUID(null=True, default=None)
+    claimed_until = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

@@ -4,6 +4,8 @@ failed refunds retried, reconciliation and the operators' money views."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -21,12 +23,27 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
+from app.core.settings import get_settings
 from app.payments import providers
-from app.payments.services import execute_pending_refunds, money_of, money_problem, owe_refund
+from app.payments.services import (
+    MAX_REFUND_ATTEMPTS,
+    REFUND_OVERDUE,
+    REFUND_RETRY_FIRST,
+    REFUND_RETRY_MAX,
+    claim_refund,
+    execute_pending_refunds,
+    execute_refund,
+    money_of,
+    money_problem,
+    owe_refund,
+    refund_idempotency_key,
+    sync_open_payments,
+)
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
 from tests.assertions import ok
 from tests.conftest import Account
 from tests.factories import create_departure, create_route, create_vehicle, in_days
+from tests.servers import free_port
 
 BOOKINGS = "/api/v1/bookings"
 DEPARTURES = "/api/v1/operator/departures"
@@ -602,7 +619,12 @@ async def test_failed_refund_is_recorded_then_retried_once(
     assert await problem_of(ref(created)) is None
 
     monkeypatch.undo()
-    assert await execute_pending_refunds() == 1
+    # Not at once: the retry waits its backoff, then goes out under the same key.
+    failed_at = refund["updated_at"]
+    with clock.frozen(failed_at + REFUND_RETRY_FIRST - timedelta(seconds=1)):
+        assert await execute_pending_refunds() == 0
+    with clock.frozen(failed_at + REFUND_RETRY_FIRST):
+        assert await execute_pending_refunds() == 1
     [refund] = await refunds_of(ref(created))
     assert refund["status"] == RefundStatus.succeeded
     assert refund["attempts"] == 2
@@ -613,6 +635,141 @@ async def test_failed_refund_is_recorded_then_retried_once(
     assert await stripe_refunds(stripe_api, pi) == [ADULT]
     [shown] = (await money(client, operator, ref(created)))["refunds"]
     assert (shown["status"], shown["provider_id"]) == ("succeeded", refund["provider_id"])
+
+
+# ---------------------------------------------------------------- one worker per refund
+
+
+async def owed_refund(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> tuple[dict[str, Any], str]:
+    """A paid booking (two adults) cancelled with one fare owed back, as the cancellation
+    commits it: the refund is recorded and no worker has taken it yet. The booking and its
+    PaymentIntent."""
+    _route, _vehicle, departure = await bus_line(client, operator.headers)
+    created = await hold(client, departure["id"], adults=2)
+    pi = await pay(client, stripe_api, created)
+    async with write_transaction():
+        await transition(
+            await booking_row(ref(created)),
+            BookingStatus.cancelled,
+            actor="guest",
+            reason="cancelled_by_guest",
+            refund_amount=ADULT,
+        )
+    return created, pi
+
+
+async def test_two_workers_executing_refunds_at_once_send_each_once(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    created, pi = await owed_refund(client, operator, stripe_api)
+
+    done = await asyncio.gather(execute_pending_refunds(), execute_pending_refunds())
+
+    assert sorted(done) == [0, 1]
+    # localstripe has no idempotency keys: two calls would have made two refunds.
+    assert await stripe_refunds(stripe_api, pi) == [ADULT]
+    [refund] = await refunds_of(ref(created))
+    await assert_sent_to_stripe(stripe_api, refund, pi, ADULT)
+    assert (refund["claim"], refund["claimed_until"]) == (None, None)
+    assert await execute_pending_refunds() == 0
+    assert await stripe_refunds(stripe_api, pi) == [ADULT]
+
+
+async def test_refund_of_a_worker_that_died_after_stripes_answer_is_adopted_not_repeated(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    created, pi = await owed_refund(client, operator, stripe_api)
+    [owed] = await refunds_of(ref(created))
+    # A worker claims the refund, reaches Stripe under its natural key, and dies before it
+    # can record the answer.
+    claimed = await claim_refund(owed["id"])
+    assert claimed is not None
+    assert (claimed["status"], claimed["attempts"]) == (RefundStatus.processing, 1)
+    made = await providers.stripe_provider().refund(pi, ADULT, refund_idempotency_key(claimed))
+    [left] = await refunds_of(ref(created))
+    assert (left["status"], left["provider_id"]) == (RefundStatus.processing, None)
+
+    # While its lease runs, no other worker touches the refund.
+    assert await claim_refund(owed["id"]) is None
+    assert await execute_pending_refunds() == 0
+    with clock.frozen(claimed["claimed_until"] - timedelta(seconds=1)):
+        assert await execute_pending_refunds() == 0
+    # Once it lapses, the next worker finds Stripe's refund instead of making another.
+    with clock.frozen(claimed["claimed_until"]):
+        assert await execute_pending_refunds() == 1
+    [refund] = await refunds_of(ref(created))
+    assert (refund["status"], refund["provider_id"], refund["attempts"]) == (
+        RefundStatus.succeeded,
+        made.provider_id,
+        2,
+    )
+    assert await stripe_refunds(stripe_api, pi) == [ADULT]
+
+    # The first worker coming back with its old claim neither sends nor records anything.
+    assert await execute_refund(claimed) is False
+    assert await stripe_refunds(stripe_api, pi) == [ADULT]
+    assert await refunds_of(ref(created)) == [refund]
+    assert await problem_of(ref(created)) is None
+    assert ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"] == []
+
+
+async def test_refunds_out_of_retries_stay_on_the_report_until_they_succeed(
+    client: httpx.AsyncClient,
+    operator: Account,
+    stripe_api: stripe.StripeClient,
+) -> None:
+    created, pi = await owed_refund(client, operator, stripe_api)
+    [owed] = await refunds_of(ref(created))
+    now = clock.now()
+    # Stripe unreachable (a closed port) for every attempt.
+    settings = dataclasses.replace(
+        get_settings(), stripe_api_base=f"http://127.0.0.1:{free_port()}"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(providers, "get_settings", lambda: settings)
+        for attempt in range(1, MAX_REFUND_ATTEMPTS + 1):
+            with clock.frozen(now + attempt * REFUND_RETRY_MAX):
+                assert await execute_pending_refunds() == 0
+    [failed] = await refunds_of(ref(created))
+    assert (failed["status"], failed["attempts"]) == (RefundStatus.failed, MAX_REFUND_ATTEMPTS)
+    assert failed["last_error"]
+    mismatches = ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"]
+    assert [(m["reference"], m["problem"]) for m in mismatches] == [(ref(created), "refund_failed")]
+    assert await stripe_refunds(stripe_api, pi) == []
+    assert owed["id"] == failed["id"]
+
+
+async def test_refund_left_pending_whose_update_never_came_is_caught_up_by_the_sweep(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    created, pi = await owed_refund(client, operator, stripe_api)
+    assert await execute_pending_refunds() == 1
+    [refund] = await refunds_of(ref(created))
+    # As if Stripe had answered `pending` and its refund.updated event were lost
+    # (localstripe settles every refund at once).
+    await Refund.update({Refund.status: RefundStatus.pending.value}).where(
+        Refund.id == refund["id"]
+    )
+    assert ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"] == []
+    # A day on, it is stuck: the report says so (the refund is dated back a day, since the
+    # operator's token would not outlive a frozen clock moved a day ahead).
+    await Refund.update({Refund.created_at: refund["created_at"] - REFUND_OVERDUE}).where(
+        Refund.id == refund["id"]
+    )
+    mismatches = ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"]
+    assert [(m["reference"], m["problem"]) for m in mismatches] == [(ref(created), "refund_stuck")]
+
+    await sync_open_payments()
+
+    assert ok(await client.get(RECONCILIATION, headers=operator.headers))["mismatches"] == []
+    [caught_up] = await refunds_of(ref(created))
+    assert (caught_up["status"], caught_up["provider_id"]) == (
+        RefundStatus.succeeded,
+        refund["provider_id"],
+    )
+    assert await stripe_refunds(stripe_api, pi) == [ADULT]
 
 
 # ---------------------------------------------------------------- invariants
