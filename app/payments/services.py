@@ -523,9 +523,10 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
 
 
 def refund_idempotency_key(refund: dict[str, Any]) -> str:
-    """Stripe's idempotency key for a refund: its natural key (the cause), so every worker
-    and every retry asks for the same refund."""
-    return f"tourline-refund-{refund['key']}"
+    """Stripe's idempotency key for a refund: its row's id (one row per natural key, the
+    cause), so every worker and every retry asks for the same refund. The id, as before the
+    claims existed, so that a refund retried across that upgrade keeps its key."""
+    return f"tourline-refund-{refund['id']}"
 
 
 def _refund_claimable(now: datetime) -> Any:
