@@ -1003,17 +1003,13 @@ async def confirm_paid(booking_id: UUID, *, actor: str) -> str:
             .where((BookingLine.booking == booking_id) & (BookingLine.departure == departure["id"]))
             .run()
         )
-        taken = (
-            await BookingLine.exists()
-            .where(
-                (BookingLine.departure == departure["id"])
-                & (BookingLine.live == True)  # noqa: E712
-                & BookingLine.seat.is_in([line["seat"] for line in lines] or [booking_id])
-            )
-            .run()
+        # Its seats must be free as a new booking would find them: not taken, not blocked
+        # since, and not among the seats other agencies' allotments keep.
+        free = await inventory.seats_still_free(
+            departure, [line["seat"] for line in lines], booking["agency"]
         )
         still_running = departure["status"] in (DepartureStatus.published, DepartureStatus.closed)
-        if taken or not lines or not still_running or clock.now() >= departure["departs_at"]:
+        if not free or not still_running or clock.now() >= departure["departs_at"]:
             return "seats_gone"
         await (
             BookingLine.update({BookingLine.live: True})

@@ -72,8 +72,42 @@ _FREE_SEATS = f"""
 async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -> list[FreeSeat]:
     """Seats of the departure's vehicle that are not blocked and not held by a live line,
     less what other agencies' running allotments keep (the last seats of each class)."""
+    free, allotments = await _unheld_seats(departure)
+    if not allotments:
+        return free
+    departure_id = departure["id"]
+    kept = (await allotment_holdback([departure_id], agency_id))[departure_id]
+    held = held_back_seats([(seat.id, seat.seat_class) for seat in free], kept)
+    return [seat for seat in free if seat.id not in held]
+
+
+async def seats_still_free(
+    departure: dict[str, Any], seat_ids: list[UUID], agency_id: UUID | None = None
+) -> bool:
+    """Whether these seats could be booked now: none blocked or held by a live line, and
+    enough left in each of their classes beyond what other agencies' allotments keep."""
+    if not seat_ids:
+        return False
+    free, allotments = await _unheld_seats(departure)
+    by_id = {seat.id: seat for seat in free}
+    if any(seat_id not in by_id for seat_id in seat_ids):
+        return False
+    if not allotments:
+        return True
+    wanted: dict[str, int] = defaultdict(int)
+    for seat_id in seat_ids:
+        wanted[by_id[seat_id].seat_class] += 1
+    left: dict[str, int] = defaultdict(int)
+    for seat in await free_seats(departure, agency_id):
+        left[seat.seat_class] += 1
+    # Which seats an allotment keeps is a choice; how many it keeps per class is not.
+    return all(left[seat_class] >= count for seat_class, count in wanted.items())
+
+
+async def _unheld_seats(departure: dict[str, Any]) -> tuple[list[FreeSeat], bool]:
+    """Seats neither blocked nor held by a live line, and whether allotments are running."""
     if departure["vehicle"] is None:
-        return []
+        return [], False
     departure_id = departure["id"]
     rows = await Seat.raw(
         _FREE_SEATS, departure_id, clock.now(), departure["vehicle"], departure_id, departure_id
@@ -91,11 +125,7 @@ async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -
         )
         for seat in rows
     ]
-    if not (rows and rows[0]["allotments"]):
-        return free
-    kept = (await allotment_holdback([departure_id], agency_id))[departure_id]
-    held = held_back_seats([(seat.id, seat.seat_class) for seat in free], kept)
-    return [seat for seat in free if seat.id not in held]
+    return free, bool(rows and rows[0]["allotments"])
 
 
 async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:

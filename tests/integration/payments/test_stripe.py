@@ -794,6 +794,37 @@ async def test_paid_after_expiry_with_seats_still_free_is_confirmed(
     assert len(await outbox("booking.confirmed", ref(late))) == 1
 
 
+async def test_paid_after_expiry_with_a_seat_blocked_meanwhile_is_refunded(
+    client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient
+) -> None:
+    """A run-out hold is only taken back when a new booking could have its seats: one the
+    operator blocked since (a guide's seat) is not sold to it."""
+    _route, _vehicle, departure = await bus_line(client, operator)
+    now = clock.now()
+    with clock.frozen(now):
+        late = await hold(client, departure["id"], seats=["7A", "7B"])
+        secret = ok(await start(client, late))["client_secret"]
+    expires_at = parse(late["booking"]["expires_at"])
+    with clock.frozen(expires_at + timedelta(minutes=1)):
+        await hold(client, departure["id"], seats=["9A"])  # expires the run-out hold
+        assert (await view(client, late))["status"] == "expired"
+        ok(
+            await client.put(
+                f"/api/v1/operator/departures/{departure['id']}/blocks",
+                json={"blocks": [{"label": "7B", "reason": "guide"}]},
+                headers=operator.headers,
+            )
+        )
+        await pay_card(browser, secret)
+        event = await intent_event(browser, "payment_intent.succeeded", intent_id(secret))
+        assert outcome(await deliver(client, event)) == "refunded"
+        assert (await view(client, late))["status"] == "expired"
+        assert await live_lines(late) == [False, False]
+    [refund] = await refunds(late)
+    assert refund["amount"] == 2 * ADULT
+    assert refund["reason"] == "paid_after_expiry"
+
+
 async def test_expiring_a_hold_cancels_its_open_payment_intent(
     client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient
 ) -> None:
