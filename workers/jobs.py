@@ -63,12 +63,12 @@ class Step:
 STEPS: list[Step] = [
     Step("expired", expire_all_overdue, every=10),
     Step("allotments_released", release_due_allotments, every=30),
-    Step("outbox", dispatch_outbox, every=5),
+    Step("outbox", dispatch_outbox, every=2),
     Step("reminders", queue_reminders, every=60),
-    Step("sent", send_due_notifications, every=5),
+    Step("sent", send_due_notifications, every=2),
     Step("refunds", execute_pending_refunds, every=30),
     Step("idempotency_purged", purge_expired, every=600),
-    Step("webhooks_delivered", deliver_due_webhooks, every=10),
+    Step("webhooks_delivered", deliver_due_webhooks, every=5),
     Step("intents_cancelled", cancel_stale_intents, every=60, drain=False, stripe=True),
     Step("payments_synced", sync_open_payments, every=60, drain=False, stripe=True),
 ]

@@ -22,6 +22,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from app.core import database, http_clients
+from app.core.observability import configure_logging
 from app.core.redis_client import close_clients
 from app.core.settings import Settings, get_settings
 from workers.periodic import Periodic
@@ -38,10 +39,12 @@ READ_TIMEOUT_SECONDS = 5.0
 
 
 def run() -> None:
-    asyncio.run(main(get_settings()))
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    asyncio.run(main(settings))
 
 
-async def main(settings: Settings, queue_name: str | None = None) -> None:
+async def main(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT (or until cancelled)."""
     loop = asyncio.get_running_loop()
     this = asyncio.current_task()
@@ -52,7 +55,7 @@ async def main(settings: Settings, queue_name: str | None = None) -> None:
     periodic = Periodic(settings)
     periodic.start()
     try:
-        await serve_queue(settings, queue_name)
+        await serve_queue(settings)
     except asyncio.CancelledError:
         logger.info("worker stopping")
     finally:
@@ -64,7 +67,7 @@ async def main(settings: Settings, queue_name: str | None = None) -> None:
             loop.remove_signal_handler(signum)
 
 
-async def serve_queue(settings: Settings, queue_name: str | None = None) -> None:
+async def serve_queue(settings: Settings) -> None:
     """Run arq workers on `settings.redis_url` one after the other, forever."""
     pause = FIRST_RETRY_SECONDS
     down_since: float | None = None
@@ -75,9 +78,8 @@ async def serve_queue(settings: Settings, queue_name: str | None = None) -> None
             socket_timeout=READ_TIMEOUT_SECONDS,
             health_check_interval=30,
         )
-        if queue_name:
-            pool.default_queue_name = queue_name
-        worker = _worker(pool, queue_name)
+        pool.default_queue_name = settings.job_queue
+        worker = _worker(pool, settings.job_queue)
         try:
             await pool.ping()
             if down_since is not None:
@@ -103,16 +105,15 @@ def loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
-def _worker(pool: ArqRedis, queue_name: str | None) -> Worker:
+def _worker(pool: ArqRedis, queue_name: str) -> Worker:
     options: dict[str, Any] = {
         "functions": WorkerSettings.functions,
         "redis_pool": pool,
         "handle_signals": False,
         "max_tries": WorkerSettings.max_tries,
         "job_timeout": WorkerSettings.job_timeout,
+        "queue_name": queue_name,
     }
-    if queue_name:
-        options["queue_name"] = queue_name
     return Worker(**options)
 
 

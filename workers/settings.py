@@ -42,5 +42,6 @@ class WorkerSettings:
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings()
+    queue_name = get_settings().job_queue
     max_tries = 5
     job_timeout = 120

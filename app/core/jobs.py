@@ -22,16 +22,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tourline.jobs")
 
-# The Redis that jobs are enqueued on, once started with one.
+# The Redis (and queue) that jobs are enqueued on, once started with one.
 _redis_url = ""
+_queue = ""
 # The periodic loops this process runs (without Redis).
 _periodic: Periodic | None = None
 
 
 async def start(settings: Settings) -> None:
-    global _redis_url, _periodic
+    global _redis_url, _queue, _periodic
     if settings.redis_url:
-        _redis_url = settings.redis_url
+        _redis_url, _queue = settings.redis_url, settings.job_queue
     else:
         from workers.periodic import Periodic
 
@@ -58,7 +59,9 @@ async def defer(function: str, *args: Any, at: datetime, job_id: str) -> None:
         await call(
             _redis_url,
             "jobs",
-            lambda client: client.enqueue_job(function, *args, _job_id=job_id, _defer_until=at),
+            lambda client: client.enqueue_job(
+                function, *args, _job_id=job_id, _defer_until=at, _queue_name=_queue
+            ),
         )
     except RedisUnavailable:
         pass  # counted and logged by the breaker; the sweep is the safety net
