@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 
 import app  # noqa: F401 - sets PICCOLO_CONF before tables are used
-from app.core import database
+from app.core import database, http_clients
 from app.core.settings import get_settings
 from workers.jobs import expire_booking, tick
 from workers.periodic import Periodic
@@ -26,6 +26,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     periodic = ctx.pop("periodic", None)
     if periodic is not None:
         await periodic.stop()
+    await http_clients.close_all()
     await database.close_database()
 
 

@@ -279,10 +279,50 @@ async def test_with_redis_black_holed_a_booking_is_answered_at_once_and_the_swee
         assert await status_of(booking["booking"]["reference"]) == "expired"
 
 
+async def test_the_app_starts_while_redis_is_down_and_schedules_jobs_once_it_is_back(
+    client: httpx.AsyncClient, operator: Account, redis_url: str, tmp_path: Path
+) -> None:
+    _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    check = aioredis.Redis.from_url(redis_url)
+    job_keys: list[str] = []
+    try:
+        async with redis_behind_proxy(redis_url) as (proxy, proxied_url):
+            await proxy.refuse()
+            async with (
+                api_servers(1, server_env(proxied_url), tmp_path) as [base],
+                httpx.AsyncClient(
+                    base_url=base, timeout=10, headers={"X-Forwarded-For": random_ip()}
+                ) as http,
+            ):
+                before = await http.post(BOOKINGS, json=hold_body(departure["id"]))
+                assert (await http.get("/ready")).status_code == 503
+                await proxy.restore()
+                await eventually(lambda: _is_ready(http), 15, "/ready after Redis came up")
+                after = await http.post(BOOKINGS, json=hold_body(departure["id"]))
+        assert before.status_code == 201, before.text
+        assert after.status_code == 201, after.text
+        for created in (before, after):
+            row = (
+                await Booking.select(Booking.id)
+                .where(Booking.reference == created.json()["booking"]["reference"])
+                .first()
+                .run()
+            )
+            assert row is not None
+            job_keys.append(f"arq:job:expire:{row['id']}")
+        # Only the hold made once Redis was up has its expiry job (the sweep has the other).
+        assert [bool(await check.exists(key)) for key in job_keys] == [False, True]
+    finally:
+        if job_keys:
+            await check.delete(*job_keys)
+        await forget_queue(redis_url)
+        await check.aclose()
+
+
 # ---------------------------------------------------------------- the worker
 
 
-async def test_tourline_worker_outlives_redis_refused_and_then_runs_a_new_job(
+async def test_tourline_worker_starts_without_redis_outlives_a_refusal_and_runs_a_new_job(
     client: httpx.AsyncClient, operator: Account, redis_url: str, tmp_path: Path
 ) -> None:
     _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
@@ -296,42 +336,47 @@ async def test_tourline_worker_outlives_redis_refused_and_then_runs_a_new_job(
     await forget_queue(redis_url)
     check = aioredis.Redis.from_url(redis_url)
     try:
-        async with (
-            redis_behind_proxy(redis_url) as (proxy, proxied_url),
-            tourline_worker(server_env(proxied_url), log) as worker,
-        ):
-            # Connected: arq's health check key appears with its first poll.
-            await eventually(lambda: check.exists(f"{QUEUE}:health-check"), 30, "worker connected")
+        async with redis_behind_proxy(redis_url) as (proxy, proxied_url):
+            # It starts while Redis is down, and waits for it.
             await proxy.refuse()
-            await asyncio.sleep(4)
-            assert worker.returncode is None, log.read_text()
-            await proxy.restore()
-
-            # The hold runs out now; a job enqueued after the outage expires it.
-            async with write_transaction():
-                await (
-                    Booking.update({Booking.expires_at: clock.now() - timedelta(seconds=1)})
-                    .where(Booking.id == row["id"])
-                    .run()
+            async with tourline_worker(server_env(proxied_url), log) as worker:
+                await asyncio.sleep(2)
+                assert worker.returncode is None, log.read_text()
+                await proxy.restore()
+                # Connected: arq's health check key appears with its first poll.
+                await eventually(
+                    lambda: check.exists(f"{QUEUE}:health-check"), 30, "worker connected"
                 )
-            job_id = f"{QUEUE}:expire:{booking_id}"
-            pool = ArqRedis.from_url(redis_url)
-            try:
-                job = await pool.enqueue_job(
-                    "expire_booking", booking_id, _job_id=job_id, _queue_name=QUEUE,
-                    _defer_until=datetime.now(UTC),
-                )  # fmt: skip
-                assert job is not None
+                await proxy.refuse()
+                await asyncio.sleep(4)
+                assert worker.returncode is None, log.read_text()
+                await proxy.restore()
 
-                async def finished() -> bool:
-                    return await Job(job_id, redis=pool).result_info() is not None
+                # The hold runs out now; a job enqueued after the outage expires it.
+                async with write_transaction():
+                    await (
+                        Booking.update({Booking.expires_at: clock.now() - timedelta(seconds=1)})
+                        .where(Booking.id == row["id"])
+                        .run()
+                    )
+                job_id = f"{QUEUE}:expire:{booking_id}"
+                pool = ArqRedis.from_url(redis_url)
+                try:
+                    job = await pool.enqueue_job(
+                        "expire_booking", booking_id, _job_id=job_id, _queue_name=QUEUE,
+                        _defer_until=datetime.now(UTC),
+                    )  # fmt: skip
+                    assert job is not None
 
-                await eventually(finished, 20, "the job after the outage")
-                info = await Job(job_id, redis=pool).result_info()
-            finally:
-                await pool.aclose()
-            assert worker.returncode is None
-        assert worker.returncode == 0, log.read_text()
+                    async def finished() -> bool:
+                        return await Job(job_id, redis=pool).result_info() is not None
+
+                    await eventually(finished, 20, "the job after the outage")
+                    info = await Job(job_id, redis=pool).result_info()
+                finally:
+                    await pool.aclose()
+                assert worker.returncode is None
+            assert worker.returncode == 0, log.read_text()
     finally:
         await forget_queue(redis_url)
         await check.aclose()
