@@ -62,6 +62,7 @@ class Step:
 
 STEPS: list[Step] = [
     Step("expired", expire_all_overdue, every=10),
+    # Before the outbox (in `tick`): the waiting-list offers a release makes go out with it.
     Step("allotments_released", release_due_allotments, every=30),
     Step("outbox", dispatch_outbox, every=2),
     Step("reminders", queue_reminders, every=60),
@@ -101,16 +102,41 @@ async def run_step(step: Step, settings: Settings, *, drain: bool | None = None)
                 break
     except DomainError as exc:
         # e.g. Stripe not reachable: expected now and then, not a bug.
-        logger.warning("job step %s skipped: %s", step.name, exc.code)
+        _failed(step.name, f"skipped: {exc.code}")
     except TimeoutError:
-        logger.warning("job step %s cancelled after %.0f s", step.name, step.timeout)
-    except Exception:
-        logger.exception("job step %s failed", step.name)
+        _failed(step.name, f"cancelled after {step.timeout:.0f} s")
+    except Exception as exc:
+        _failed(step.name, f"failed: {type(exc).__name__}: {exc}", exc)
     else:
+        if _failing.pop(step.name, None) is not None:
+            logger.warning("job step %s works again", step.name)
         await jobs.record_run(settings.redis_url, step.name, ok=True)
         return done
     await jobs.record_run(settings.redis_url, step.name, ok=False)
     return None
+
+
+# Steps failing in a row (a database outage fails them all, every few seconds): when the
+# last failure was logged, and how many since. Every failure is counted in /metrics.
+_failing: dict[str, tuple[float, int]] = {}
+LOG_FAILURES_EVERY_SECONDS = 60.0
+
+
+def _failed(name: str, what: str, exc: BaseException | None = None) -> None:
+    now = time.monotonic()
+    logged, unlogged = _failing.get(name, (None, 0))
+    if logged is None:
+        # The first of a row; with its traceback, as an error, when it is not one of ours.
+        if exc is None:
+            logger.warning("job step %s %s", name, what)
+        else:
+            logger.error("job step %s %s", name, what, exc_info=exc)
+        _failing[name] = (now, 0)
+    elif now - logged >= LOG_FAILURES_EVERY_SECONDS:
+        logger.warning("job step %s still failing (%d times more): %s", name, unlogged + 1, what)
+        _failing[name] = (now, 0)
+    else:
+        _failing[name] = (logged, unlogged + 1)
 
 
 async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:

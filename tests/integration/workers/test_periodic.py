@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -100,6 +101,34 @@ async def test_a_step_over_its_time_limit_is_cancelled_and_counted_as_failed() -
     after_runs, after_failures = await jobs.run_counts("")
     assert after_runs.get(name, 0) == runs.get(name, 0) + 1
     assert after_failures.get(name, 0) == failures.get(name, 0) + 1
+
+
+async def test_a_step_failing_in_a_row_is_logged_once_and_counted_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database outage fails every step every few seconds: the log gets the first
+    failure (with its traceback) and a line when the step works again, /metrics all."""
+    outcomes = [RuntimeError("connection refused")] * 3 + [None]
+
+    async def flaky() -> int:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return 0
+
+    settings = dataclasses.replace(get_settings(), redis_url="")
+    name = "test_flaky"
+    _runs, failures = await jobs.run_counts("")
+    with caplog.at_level(logging.WARNING, logger="tourline.jobs"):
+        results = [await run_step(Step(name, flaky, every=1), settings) for _ in range(4)]
+    assert results == [None, None, None, 0]
+    lines = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records]
+    assert lines == [
+        ("ERROR", f"job step {name} failed: RuntimeError: connection refused", True),
+        ("WARNING", f"job step {name} works again", False),
+    ]
+    _runs, after = await jobs.run_counts("")
+    assert after[name] == failures.get(name, 0) + 3
 
 
 # ---------------------------------------------------------------- one HTTP client
