@@ -35,7 +35,7 @@ from app.catalogue.controllers import (
     PublicDepartureController,
     PublicRouteController,
 )
-from app.core import database, jobs
+from app.core import database, http_clients, jobs
 from app.core.http_security import (
     CanonicalPathMiddleware,
     PublicRateLimitMiddleware,
@@ -176,6 +176,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def on_shutdown() -> None:
         await jobs.stop()
+        await http_clients.close_all()
         await database.close_database()
 
     app = Litestar(

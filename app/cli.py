@@ -150,18 +150,18 @@ def run_asgi_server(
 
 @main.command()
 def worker() -> None:
-    """Run the background worker (needs REDIS_URL): holds, outbox, reminders, refunds."""
+    """Run the background worker (needs REDIS_URL): holds, outbox, reminders, refunds.
+    It keeps running through Redis outages and reconnects by itself."""
     _refuse_unsafe_production()
-    from arq import run_worker
-
     from app.core.settings import get_settings
-    from workers.settings import WorkerSettings
 
     if not get_settings().redis_url:
         raise click.UsageError(
             "REDIS_URL is not set: without Redis, `tourline serve` runs the jobs itself"
         )
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    from workers.runner import run
+
+    run()
 
 
 @main.command()

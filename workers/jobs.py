@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +15,7 @@ from app.core import jobs
 from app.core.errors import DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.observability import booking_reference_var
-from app.core.settings import get_settings
+from app.core.settings import Settings, get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
 from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
@@ -35,46 +38,117 @@ async def expire_booking(ctx: dict[str, Any], booking_id: str) -> bool:
         return False
 
 
-# The periodic steps, in order; each is safe to repeat.
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One kind of periodic work, run by its own loop (workers/periodic.py).
+
+    `run` handles what is due now (claiming its rows, so several loops of one step may run
+    at once) and returns how many it handled. With `drain`, a run goes on calling it
+    until it handles nothing more (a backlog goes out in one run, batch after batch), for
+    at most `budget` seconds; a step whose count includes rows that stay due (asking Stripe
+    about open payments) runs once per round instead. One call longer than `timeout`
+    seconds is cancelled and counted as a failure. Between runs the loop waits `every`
+    seconds (give or take a tenth, so that workers do not all ask at once)."""
+
+    name: str
+    run: Callable[[], Awaitable[int]]
+    every: float
+    timeout: float = 120.0
+    drain: bool = True
+    budget: float = 60.0
+    # Asks Stripe: only where card payments are configured.
+    stripe: bool = False
+
+
+STEPS: list[Step] = [
+    Step("expired", expire_all_overdue, every=10),
+    # Before the outbox (in `tick`): the waiting-list offers a release makes go out with it.
+    Step("allotments_released", release_due_allotments, every=30),
+    Step("outbox", dispatch_outbox, every=2),
+    Step("reminders", queue_reminders, every=60),
+    Step("sent", send_due_notifications, every=2),
+    Step("refunds", execute_pending_refunds, every=30),
+    Step("idempotency_purged", purge_expired, every=600),
+    Step("webhooks_delivered", deliver_due_webhooks, every=5),
+    Step("intents_cancelled", cancel_stale_intents, every=60, drain=False, stripe=True),
+    Step("payments_synced", sync_open_payments, every=60, drain=False, stripe=True),
+]
+# The same steps as (name, function), in the order `tick` runs them.
 TICK_STEPS: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-    ("expired", expire_all_overdue),
-    # Before the outbox: the waiting-list offers a release makes go out in this tick.
-    ("allotments_released", release_due_allotments),
-    ("outbox", dispatch_outbox),
-    ("reminders", queue_reminders),
-    ("sent", send_due_notifications),
-    ("refunds", execute_pending_refunds),
-    ("idempotency_purged", purge_expired),
-    ("webhooks_delivered", deliver_due_webhooks),
+    (step.name, step.run) for step in STEPS if not step.stripe
 ]
 STRIPE_STEPS: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-    ("intents_cancelled", cancel_stale_intents),
-    ("payments_synced", sync_open_payments),
+    (step.name, step.run) for step in STEPS if step.stripe
 ]
+
+
+def steps_for(settings: Settings) -> list[Step]:
+    return [step for step in STEPS if settings.stripe_secret_key or not step.stripe]
+
+
+async def run_step(step: Step, settings: Settings, *, drain: bool | None = None) -> int | None:
+    """One run of `step` (draining its backlog if it drains), logged and counted in
+    /metrics; how many rows it handled, None if it failed."""
+    drain = step.drain if drain is None else drain
+    deadline = time.monotonic() + step.budget
+    done = 0
+    try:
+        while True:
+            # Log lines of a step name the booking it is working on, never the previous one's.
+            booking_reference_var.set(None)
+            handled = await asyncio.wait_for(step.run(), step.timeout)
+            done += handled
+            if not drain or not handled or time.monotonic() >= deadline:
+                break
+    except DomainError as exc:
+        # e.g. Stripe not reachable: expected now and then, not a bug.
+        _failed(step.name, f"skipped: {exc.code}")
+    except TimeoutError:
+        _failed(step.name, f"cancelled after {step.timeout:.0f} s")
+    except Exception as exc:
+        _failed(step.name, f"failed: {type(exc).__name__}: {exc}", exc)
+    else:
+        if _failing.pop(step.name, None) is not None:
+            logger.warning("job step %s works again", step.name)
+        await jobs.record_run(settings.redis_url, step.name, ok=True)
+        return done
+    await jobs.record_run(settings.redis_url, step.name, ok=False)
+    return None
+
+
+# Steps failing in a row (a database outage fails them all, every few seconds): when the
+# last failure was logged, and how many since. Every failure is counted in /metrics.
+_failing: dict[str, tuple[float, int]] = {}
+LOG_FAILURES_EVERY_SECONDS = 60.0
+
+
+def _failed(name: str, what: str, exc: BaseException | None = None) -> None:
+    now = time.monotonic()
+    logged, unlogged = _failing.get(name, (None, 0))
+    if logged is None:
+        # The first of a row; with its traceback, as an error, when it is not one of ours.
+        if exc is None:
+            logger.warning("job step %s %s", name, what)
+        else:
+            logger.error("job step %s %s", name, what, exc_info=exc)
+        _failing[name] = (now, 0)
+    elif now - logged >= LOG_FAILURES_EVERY_SECONDS:
+        logger.warning("job step %s still failing (%d times more): %s", name, unlogged + 1, what)
+        _failing[name] = (now, 0)
+    else:
+        _failing[name] = (logged, unlogged + 1)
 
 
 async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
-    """Everything periodic: expiry sweep, allotment releases, outbox, reminders, sending,
-    refund retries, old idempotency keys, partner webhooks, Stripe reconciliation.
+    """Every periodic step once, one after the other (one batch each): for tests and for
+    an operator who wants everything done now (`tick` can be enqueued as a job). The
+    workers do not run it: each step has its own loop.
 
-    A failing step is logged and counted (/metrics) and does not stop the others; the
-    next tick tries it again."""
+    A failing step is logged and counted (/metrics) and does not stop the others."""
     settings = get_settings()
-    steps = TICK_STEPS + (STRIPE_STEPS if settings.stripe_secret_key else [])
     done: dict[str, int] = {}
-    for name, step in steps:
-        # Log lines of a step name the booking it is working on, never the previous one's.
-        booking_reference_var.set(None)
-        try:
-            done[name] = await step()
-        except DomainError as exc:
-            # e.g. Stripe not reachable: expected now and then, not a bug.
-            logger.warning("job step %s skipped: %s", name, exc.code)
-            await jobs.record_run(settings.redis_url, name, ok=False)
-            continue
-        except Exception:
-            logger.exception("job step %s failed", name)
-            await jobs.record_run(settings.redis_url, name, ok=False)
-            continue
-        await jobs.record_run(settings.redis_url, name, ok=True)
+    for step in steps_for(settings):
+        handled = await run_step(step, settings, drain=False)
+        if handled is not None:
+            done[step.name] = handled
     return done

@@ -1,23 +1,32 @@
-"""arq worker: `tourline worker` (or `arq workers.settings.WorkerSettings`)."""
+"""arq worker settings. Run `tourline worker` (workers/runner.py): it also runs the
+periodic loops and outlives Redis outages. `arq workers.settings.WorkerSettings` works too,
+but arq's own runner stops for good when Redis goes away."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from arq import cron
 from arq.connections import RedisSettings
 
 import app  # noqa: F401 - sets PICCOLO_CONF before tables are used
-from app.core import database
+from app.core import database, http_clients
 from app.core.settings import get_settings
 from workers.jobs import expire_booking, tick
+from workers.periodic import Periodic
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    await database.open_database(get_settings())
+    settings = get_settings()
+    await database.open_database(settings)
+    ctx["periodic"] = periodic = Periodic(settings)
+    periodic.start()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    periodic = ctx.pop("periodic", None)
+    if periodic is not None:
+        await periodic.stop()
+    await http_clients.close_all()
     await database.close_database()
 
 
@@ -27,11 +36,13 @@ def redis_settings() -> RedisSettings:
 
 
 class WorkerSettings:
+    # The jobs enqueued on Redis: each hold's expiry at its time, and `tick` (every
+    # periodic step once) when someone wants it now. The periodic work itself runs in
+    # loops beside the worker (workers/periodic.py), not as cron jobs.
     functions: ClassVar[list[Any]] = [expire_booking, tick]
-    # Every 30 seconds; each step is idempotent, so two workers running it is harmless.
-    cron_jobs: ClassVar[list[Any]] = [cron(tick, second={0, 30}, unique=True, run_at_startup=True)]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings()
+    queue_name = get_settings().job_queue
     max_tries = 5
     job_timeout = 120

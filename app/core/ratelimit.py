@@ -1,16 +1,19 @@
 """Fixed-window rate limits shared by every process through Redis (in-process without it).
 
 A window is counted in one Redis key (`INCR` + `EXPIRE`), so any number of API processes on
-any number of machines see the same count.
+any number of machines see the same count. When Redis is away (refused, hanging), a limit
+is counted in this process instead (each process then allows the limit on its own): a
+limit must never turn a request into an error.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from app.core import clock
-from app.core.redis_client import redis_client
+from app.core.redis_client import RedisUnavailable, call
 
 _local: dict[str, tuple[int, int]] = {}
 
@@ -33,8 +36,11 @@ async def count(redis_url: str, key: str, window_seconds: int = 60) -> tuple[int
     """How many hits `key` has in the current window, and seconds until the window ends."""
     name, window, retry_after = _window(key, window_seconds)
     if redis_url:
-        value = await redis_client(redis_url).get(name)
-        return int(value or 0), retry_after
+        try:
+            value = await call(redis_url, "ratelimit", lambda client: client.get(name))
+            return int(value or 0), retry_after
+        except RedisUnavailable:
+            pass  # the hits this process counted meanwhile
     seen_window, seen = _local.get(name, (window, 0))
     return (seen if seen_window == window else 0), retry_after
 
@@ -56,11 +62,23 @@ BATCH_SECONDS = 1.0
 
 
 async def _add(redis_url: str, name: str, amount: int, window_seconds: int) -> int:
-    async with redis_client(redis_url).pipeline(transaction=True) as pipe:
-        pipe.incrby(name, amount)
-        pipe.expire(name, window_seconds + 1)
-        count, _ok = await pipe.execute()
-    return int(count)
+    async def add(client: Any) -> int:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incrby(name, amount)
+            pipe.expire(name, window_seconds + 1)
+            count, _ok = await pipe.execute()
+        return int(count)
+
+    return await call(redis_url, "ratelimit", add)
+
+
+def _local_hit(name: str, window: int) -> int:
+    seen_window, count = _local.get(name, (window, 0))
+    count = count + 1 if seen_window == window else 1
+    _local[name] = (window, count)
+    if len(_local) > 100_000:
+        _local.clear()
+    return count
 
 
 async def hit(
@@ -88,14 +106,22 @@ async def hit(
         ):
             sending, entry.unsent = entry.unsent, 0
             entry.sent_at = now
-            entry.shared = await _add(redis_url, name, sending, window_seconds)
+            try:
+                entry.shared = await _add(redis_url, name, sending, window_seconds)
+            except RedisUnavailable:
+                # Added once Redis is back; meanwhile the count is the last one Redis gave
+                # plus this process's hits since.
+                entry.unsent += sending
         count = entry.shared + entry.unsent
     elif redis_url:
-        count = await _add(redis_url, name, 1, window_seconds)
+        try:
+            count = await _add(redis_url, name, 1, window_seconds)
+        except RedisUnavailable:
+            count = _local_hit(name, window)
     else:
-        seen_window, count = _local.get(name, (window, 0))
-        count = count + 1 if seen_window == window else 1
-        _local[name] = (window, count)
-        if len(_local) > 100_000:
-            _local.clear()
+        count = _local_hit(name, window)
+    return _verdict(count, limit, retry_after)
+
+
+def _verdict(count: int, limit: int, retry_after: int) -> Verdict:
     return Verdict(allowed=count <= limit, remaining=max(0, limit - count), retry_after=retry_after)

@@ -62,6 +62,9 @@ class Settings:
     database_pool_max: int = 10
     # `redis://host:port/db`; empty means no Redis (the embedded default).
     redis_url: str = ""
+    # The Redis list (arq queue) that jobs go to and workers take them from: distinct
+    # names let several installations (or test runs) share one Redis.
+    job_queue: str = "arq:queue"
     # Signs staff JWTs.
     secret_key: str = DEVELOPMENT_SECRET_KEY
     # Lifetime of a staff login token.
@@ -167,6 +170,7 @@ def load_settings() -> Settings:
         database_pool_min=_env_int("DATABASE_POOL_MIN", defaults.database_pool_min),
         database_pool_max=_env_int("DATABASE_POOL_MAX", defaults.database_pool_max),
         redis_url=_env_str("REDIS_URL", defaults.redis_url),
+        job_queue=_env_str("TOURLINE_JOB_QUEUE", defaults.job_queue),
         secret_key=_env_str("TOURLINE_SECRET_KEY", defaults.secret_key),
         token_ttl_minutes=_env_int("TOURLINE_TOKEN_TTL_MINUTES", defaults.token_ttl_minutes),
         max_body_bytes=_env_int("TOURLINE_MAX_BODY_BYTES", defaults.max_body_bytes),

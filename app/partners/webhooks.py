@@ -31,7 +31,7 @@ from app.booking.services.state import LIVE_STATUSES
 from app.booking.tables import Booking, BookingEvent, BookingStatus
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure
-from app.core import clock
+from app.core import clock, http_clients
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
@@ -194,8 +194,11 @@ async def _post(url: str, secret: str, delivery: dict[str, Any]) -> tuple[int | 
     }
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-            response = await client.post(url, content=body.encode(), headers=headers)
+        client = http_clients.shared(
+            "webhooks",
+            lambda: httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False),
+        )
+        response = await client.post(url, content=body.encode(), headers=headers)
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500], int((time.monotonic() - started) * 1000)
     elapsed = int((time.monotonic() - started) * 1000)

@@ -19,9 +19,13 @@ from typing import Any, Protocol, cast
 
 import stripe
 
+from app.core import http_clients
 from app.core.errors import DomainError
 from app.core.i18n import _
 from app.core.settings import Settings, get_settings
+
+# A Stripe call that takes longer fails (as unknown; retried with its idempotency key).
+STRIPE_TIMEOUT_SECONDS = 30.0
 
 
 class PaymentsNotConfigured(DomainError):
@@ -100,7 +104,9 @@ class StripeProvider:
             raise PaymentsNotConfigured(
                 _("This service takes no card payments yet: STRIPE_SECRET_KEY is not set.")
             )
-        options: dict[str, Any] = {"http_client": stripe.HTTPXClient()}
+        # Stripe's own default waits 80 s for an answer.
+        self.http_client = stripe.HTTPXClient(timeout=STRIPE_TIMEOUT_SECONDS)
+        options: dict[str, Any] = {"http_client": self.http_client}
         if settings.stripe_api_base:
             options["base_addresses"] = {"api": settings.stripe_api_base}
         self.client = stripe.StripeClient(settings.stripe_secret_key, **options)
@@ -210,7 +216,15 @@ def stripe_provider() -> StripeProvider:
         if len(_providers) > 8:  # loops of finished CLI commands
             _providers.clear()
         provider = _providers[key] = StripeProvider(settings)
+        http_clients.on_close(lambda: _close(key))
     return provider
+
+
+async def _close(key: tuple[int, str, str]) -> None:
+    """On shutdown, with the process's other HTTP clients."""
+    provider = _providers.pop(key, None)
+    if provider is not None:
+        await provider.http_client.close_async()  # type: ignore[no-untyped-call]
 
 
 def verify_stripe_event(

@@ -5,6 +5,8 @@ server process on the machine). Business series are read from the database at sc
 time, so they are the same whichever process is scraped: bookings by status, holds
 expired, payments and refunds by outcome, the backlog of the outbox, notifications and
 agency webhooks. Job runs and failures are counted in Redis (or in this process without it).
+Uses of Redis that went on without it (`tourline_redis_failures_total{use}`) are counted
+per process, with the request series (app/core/redis_client.py).
 """
 
 from __future__ import annotations

@@ -489,9 +489,8 @@ async def test_jobs_start_with_redis_defers_each_hold_expiry_and_stop_closes_the
     check = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
         await jobs.start(dataclasses.replace(get_settings(), redis_url=redis_url))
-        pool = jobs._pool
-        assert pool is not None
-        assert jobs._runner is None  # with Redis, the workers run the periodic jobs
+        assert jobs._redis_url == redis_url
+        assert jobs._periodic is None  # with Redis, the workers run the periodic jobs
         created = await hold(client, departure["id"])
         the_id = await booking_id(created)
         job = Job(f"expire:{the_id}", redis=check)
@@ -507,7 +506,7 @@ async def test_jobs_start_with_redis_defers_each_hold_expiry_and_stop_closes_the
         assert await check.zscore(default_queue_name, f"expire:{the_id}") == info.score
 
         await jobs.stop()
-        assert jobs._pool is None
+        assert jobs._redis_url == ""
         # Stopped: holds get no job any more (the periodic sweep covers them).
         later = await hold(client, departure["id"])
         assert await Job(f"expire:{await booking_id(later)}", redis=check).status() == (
@@ -522,36 +521,34 @@ async def test_jobs_start_with_redis_defers_each_hold_expiry_and_stop_closes_the
         await check.aclose()
 
 
-async def test_jobs_start_without_redis_ticks_in_process_and_stop_cancels_it(
-    client: httpx.AsyncClient, operator: Account, monkeypatch: pytest.MonkeyPatch
+async def test_jobs_start_without_redis_runs_each_step_in_its_own_loop_and_stop_cancels_them(
+    client: httpx.AsyncClient, operator: Account
 ) -> None:
+    """Without Redis the API process runs the periodic steps itself, each in a loop of
+    its own that runs at once on start; stop cancels every loop."""
     _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
     start = clock.now()
     with clock.frozen(start):
         created = await hold(client, departure["id"], seats=3)
-    real_tick = worker_jobs.tick
-    ticks: list[dict[str, int]] = []
-    ticked = asyncio.Event()
-
-    async def counted_tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
-        ticks.append(await real_tick(ctx))
-        ticked.set()
-        return ticks[-1]
-
-    monkeypatch.setattr(worker_jobs, "tick", counted_tick)
+    settings = dataclasses.replace(get_settings(), redis_url="", stripe_secret_key="")
     with clock.frozen(expires_at(created)):
-        await jobs.start(dataclasses.replace(get_settings(), redis_url=""))
-        runner = jobs._runner
+        await jobs.start(settings)
+        periodic = jobs._periodic
+        assert periodic is not None
+        loops = list(periodic.tasks)
         try:
-            assert runner is not None
-            assert jobs._pool is None
-            await asyncio.wait_for(ticked.wait(), timeout=30)
+            assert jobs._redis_url == ""
+            assert sorted(task.get_name() for task in loops) == sorted(
+                f"periodic:{name}" for name, _step in worker_jobs.TICK_STEPS
+            )
+            for _ in range(300):
+                if await status(client, created) == "expired":
+                    break
+                await asyncio.sleep(0.1)
         finally:
             await jobs.stop()
-    assert runner.cancelled()
-    assert jobs._runner is None
-    assert len(ticks) == 1
-    assert ticks[0]["expired"] == 1
+    assert all(task.cancelled() for task in loops)
+    assert jobs._periodic is None
     assert await status(client, created) == "expired"
     assert await expiries(created) == (1, 1)
     with clock.frozen(start):

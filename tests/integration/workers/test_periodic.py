@@ -1,0 +1,180 @@
+"""The periodic steps as the workers run them (workers/jobs.py `run_step`): a run drains a
+backlog batch after batch, a call over its time limit is cancelled and counted, and agency
+webhooks go out through one HTTP client per process."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from app.booking.tables import Booking
+from app.core import jobs
+from app.core.settings import get_settings
+from app.notifications.services import notify
+from app.notifications.tables import Notification, NotificationStatus
+from app.partners.webhooks import queue_event
+from tests.conftest import Account, Mailbox
+from tests.factories import published_bus_departure
+from workers.jobs import STEPS, Step, run_step, tick
+
+
+def step(name: str) -> Step:
+    return next(step for step in STEPS if step.name == name)
+
+
+async def test_a_run_drains_a_backlog_larger_than_one_batch(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    """150 mails due: `tick` sends one batch (100); a worker's run of the mail step sends
+    every one of them, batch after batch, and each once."""
+    _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    response = await client.post(
+        "/api/v1/bookings",
+        json={
+            "departure_id": departure["id"],
+            "counts": [{"seat_class": "standard", "passenger_type": "adult", "count": 1}],
+            "contact": {
+                "name": "Drain",
+                "email": "drain@example.cn",
+                "phone": "+86 138 0000 0000",
+                "locale": "en",
+            },
+        },
+    )
+    assert response.status_code == 201, response.text
+    row = (
+        await Booking.select(Booking.id)
+        .where(Booking.reference == response.json()["booking"]["reference"])
+        .first()
+        .run()
+    )
+    assert row is not None
+    booking_id = row["id"]
+    payload = {"advisory_id": str(uuid.uuid4()), "advisory_kind": "general",
+               "message": {"en": "Bring a hat."}, "max_temperature_c": None}  # fmt: skip
+    for n in range(150):
+        assert await notify(
+            f"advisory:test:{n}", "advisory", f"p{n}@example.cn", "en",
+            booking=booking_id, departure=uuid.UUID(departure["id"]),
+            payload=payload,
+        )  # fmt: skip
+    await Notification.delete().where(Notification.kind != "advisory").run()
+
+    assert (await tick())["sent"] == 100
+    assert await run_step(step("sent"), get_settings()) == 50
+    sent = await Notification.select().where(Notification.status == NotificationStatus.sent).run()
+    assert len(sent) == 150
+    assert all(row["attempts"] == 1 for row in sent)
+    assert sorted(message["To"] for message in mailbox.messages) == sorted(
+        f"p{n}@example.cn" for n in range(150)
+    )
+
+
+async def test_a_step_over_its_time_limit_is_cancelled_and_counted_as_failed() -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def hangs() -> int:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 0
+
+    settings = dataclasses.replace(get_settings(), redis_url="")
+    runs, failures = await jobs.run_counts("")
+    name = "test_hangs"
+    result = await run_step(Step(name, hangs, every=1, timeout=0.2), settings)
+    assert result is None
+    assert started.is_set()
+    assert cancelled.is_set()
+    after_runs, after_failures = await jobs.run_counts("")
+    assert after_runs.get(name, 0) == runs.get(name, 0) + 1
+    assert after_failures.get(name, 0) == failures.get(name, 0) + 1
+
+
+async def test_a_step_failing_in_a_row_is_logged_once_and_counted_each_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database outage fails every step every few seconds: the log gets the first
+    failure (with its traceback) and a line when the step works again, /metrics all."""
+    outcomes = [RuntimeError("connection refused")] * 3 + [None]
+
+    async def flaky() -> int:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return 0
+
+    settings = dataclasses.replace(get_settings(), redis_url="")
+    name = "test_flaky"
+    _runs, failures = await jobs.run_counts("")
+    with caplog.at_level(logging.WARNING, logger="tourline.jobs"):
+        results = [await run_step(Step(name, flaky, every=1), settings) for _ in range(4)]
+    assert results == [None, None, None, 0]
+    lines = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records]
+    assert lines == [
+        ("ERROR", f"job step {name} failed: RuntimeError: connection refused", True),
+        ("WARNING", f"job step {name} works again", False),
+    ]
+    _runs, after = await jobs.run_counts("")
+    assert after[name] == failures.get(name, 0) + 3
+
+
+# ---------------------------------------------------------------- one HTTP client
+
+
+@pytest.fixture
+async def agency_endpoint() -> AsyncIterator[tuple[str, list[tuple[Any, ...]]]]:
+    """An agency's webhook endpoint that notes the connection each request came on."""
+    connections: list[tuple[Any, ...]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        connections.append(tuple(request.transport.get_extra_info("peername")))
+        return web.Response(text="ok")
+
+    application = web.Application()
+    application.router.add_post("/hook", handle)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/hook", connections
+    finally:
+        await runner.cleanup()
+
+
+async def test_webhook_deliveries_reuse_one_connection(
+    client: httpx.AsyncClient,
+    operator: Account,
+    agency_endpoint: tuple[str, list[tuple[Any, ...]]],
+) -> None:
+    url, connections = agency_endpoint
+    response = await client.post(
+        "/api/v1/operator/agencies",
+        json={"name": "Hook Tours", "contact_email": "hook@example.cn", "webhook_url": url},
+        headers=operator.headers,
+    )
+    assert response.status_code == 201, response.text
+    agency_id = uuid.UUID(response.json()["id"])
+    deliver = step("webhooks_delivered")
+    for n in range(3):
+        assert await queue_event(agency_id, "booking.confirmed", f"test:{n}", {"n": n})
+        assert await run_step(deliver, get_settings()) == 1
+    assert len(connections) == 3
+    # One client per process: its keep-alive connection carried every delivery.
+    assert len(set(connections)) == 1, connections
