@@ -2,35 +2,258 @@
 
 Writing transactions go through `write_transaction()`, which is IMMEDIATE on SQLite so two
 writers never interleave a read and a write of the same rows.
+
+An outage is bounded and named: connecting, each statement and waiting for a pooled
+connection have timeouts (settings), and a database that is away, cut off or hanging
+raises `DatabaseUnavailable` (a 503), never a 500 or an endless wait. Every transaction
+gives its connection back whatever fails, BEGIN, COMMIT and ROLLBACK included, so that
+the pool is whole again after any number of outages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator
-from typing import Any
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.finder import engine_finder
-from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.querystring import QueryString
 
+from app.core.errors import DatabaseUnavailable
 from app.core.settings import Settings
+
+logger = logging.getLogger("tourline.database")
+
+# How long a stopping process waits for its pool to close politely before cutting it:
+# closing waits for every connection in use and says goodbye over each, which a dead
+# database never acknowledges.
+POOL_CLOSE_SECONDS = 5.0
+
+# What a lost, refused, hanging or overwhelmed PostgreSQL raises (as opposed to an error
+# of the statement itself, e.g. a constraint): the connection's state is unknown.
+_POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # connect, statement or pool timeout: a black hole, or far too slow
+    asyncpg.PostgresConnectionError,  # class 08; also "connection was closed in the middle"
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting, canceled
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def unavailable_from(exc: BaseException) -> DatabaseUnavailable | None:
+    """The 503 that `exc` amounts to, if it means the database is away (or, on SQLite,
+    locked longer than the timeout); None for a bug or an error of the statement."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc)
+        locked = "locked" in message or "busy" in message
+        return DatabaseUnavailable("database_busy") if locked else None
+    if isinstance(exc, asyncpg.InterfaceError):
+        # asyncpg's client-side errors are mostly misuse (bugs), except a closed connection
+        # or a closing pool.
+        message = str(exc)
+        return DatabaseUnavailable() if "closed" in message or "closing" in message else None
+    return DatabaseUnavailable() if isinstance(exc, _POSTGRES_OUTAGES) else None
+
+
+@contextlib.contextmanager
+def _outage_is_unavailable() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        unavailable = unavailable_from(exc)
+        if unavailable is None or unavailable is exc:
+            raise
+        raise unavailable from exc
+
+
+async def _give_back(pool: Any, connection: Any, failure: BaseException | None) -> None:
+    """Return a pooled connection, also after a failure. One whose statement was lost to an
+    outage or interrupted (cancelled) is in an unknown state: it is terminated, at once,
+    and the pool opens a fresh one when next needed. Otherwise asyncpg's release rolls back
+    an open transaction (bounded by the acquire timeout, then terminated)."""
+    if failure is not None and (
+        isinstance(failure, asyncio.CancelledError) or unavailable_from(failure) is not None
+    ):
+        # A connection that closed (lost) is already back in the pool: asyncpg then refuses
+        # any call on it, and there is nothing left to terminate.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            connection.terminate()
+    if pool is not None:
+        await pool.release(connection)
+    elif failure is None:
+        await connection.close()
+
+
+class _GivesConnectionBack:
+    """Piccolo's transactions give their connection back only after BEGIN and then COMMIT
+    or ROLLBACK succeeded: one that raises (a timeout, a reset, a cancelled task) kept the
+    pooled connection out of the pool for good. This `__aenter__`/`__aexit__` gives it back
+    on every path, and turns an outage into `DatabaseUnavailable`."""
+
+    __slots__ = ()
+    # Of Piccolo's transaction classes, which this is mixed into.
+    _parent: Any
+    _committed: bool
+    _rolled_back: bool
+    engine: Any
+    connection: Any
+    context: Any
+
+    if TYPE_CHECKING:  # Piccolo's, and the engine's own `_give_back`
+
+        async def get_connection(self) -> Any: ...
+        async def begin(self) -> None: ...
+        async def commit(self) -> None: ...
+        async def rollback(self) -> None: ...
+        async def _give_back(self, failure: BaseException | None) -> None: ...
+
+    async def __aenter__(self) -> Any:
+        if self._parent is not None:
+            return self._parent
+        with _outage_is_unavailable():
+            self.connection = await self.get_connection()
+            try:
+                await self.begin()
+            except BaseException as exc:
+                await self._give_back(exc)
+                raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent:
+            return exception is None
+        # What leaves the connection in an unknown state: its statements lost to an outage
+        # (queries in the body went through the engine, which named them so), or a
+        # failing end of the transaction.
+        failure: BaseException | None = None
+        try:
+            with _outage_is_unavailable():
+                if isinstance(exception, DatabaseUnavailable):
+                    # Nothing left to roll back (the server does it when the connection
+                    # goes), and asking would only wait for another timeout.
+                    failure = exception
+                elif exception is not None:
+                    if not self._rolled_back:
+                        await self.rollback()
+                elif not self._committed and not self._rolled_back:
+                    await self.commit()
+        except BaseException as ending:
+            failure = ending
+            raise
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            await self._give_back(failure)
+        return exception is None
+
+
+class _PostgresTransaction(_GivesConnectionBack, PostgresTransaction):
+    __slots__ = ()
+
+    async def get_connection(self) -> Any:
+        pool = self.engine.pool
+        if pool is None:
+            return await self.engine.get_new_connection()
+        return await pool.acquire(timeout=self.engine.acquire_timeout)
+
+    async def begin(self) -> None:
+        self.transaction = self.connection.transaction()
+        await self.transaction.start()
+
+    async def _give_back(self, failure: BaseException | None) -> None:
+        await _give_back(self.engine.pool, self.connection, failure)
+
+
+class _SQLiteTransaction(_GivesConnectionBack, SQLiteTransaction):
+    __slots__ = ()
+
+    async def _give_back(self, failure: BaseException | None) -> None:
+        await self.connection.close()
+
+
+class BoundedPostgresEngine(PostgresEngine):
+    """Piccolo's PostgresEngine with a bounded wait for a pooled connection, transactions
+    that always give their connection back, and outages raised as `DatabaseUnavailable`."""
+
+    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+        self.acquire_timeout = acquire_timeout
+        super().__init__(*args, **kwargs)
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return _PostgresTransaction(engine=self, allow_nested=allow_nested)
+
+    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        if self.pool is None:
+            raise ValueError("A pool isn't currently running.")
+        connection = await self.pool.acquire(timeout=self.acquire_timeout)
+        failure: BaseException | None = None
+        try:
+            return await connection.fetch(query, *(args or ()))
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await _give_back(self.pool, connection, failure)
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
+        with _outage_is_unavailable():
+            return await super().run_querystring(querystring, in_pool)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = True) -> Any:
+        with _outage_is_unavailable():
+            return await super().run_ddl(ddl, in_pool)
+
+
+class BoundedSQLiteEngine(SQLiteEngine):
+    """Piccolo's SQLiteEngine whose transactions always close their connection, and whose
+    "database is locked" (after the timeout) is a `DatabaseUnavailable` (busy)."""
+
+    def transaction(
+        self,
+        transaction_type: TransactionType = TransactionType.deferred,
+        allow_nested: bool = True,
+    ) -> SQLiteTransaction:
+        return _SQLiteTransaction(
+            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
+        )
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> Any:
+        with _outage_is_unavailable():
+            return await super().run_querystring(querystring, in_pool)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = False) -> Any:
+        with _outage_is_unavailable():
+            return await super().run_ddl(ddl, in_pool)
 
 
 def create_engine(settings: Settings) -> Engine[Any]:
     if settings.uses_postgres:
-        return PostgresEngine(
-            config=_asyncpg_config(settings.database_url),
+        return BoundedPostgresEngine(
+            config={
+                **_asyncpg_config(settings.database_url),
+                "timeout": settings.database_connect_timeout,
+            },
             extensions=(),
             log_queries=settings.log_sql,
+            acquire_timeout=settings.database_acquire_timeout,
         )
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    # timeout: how long a writer waits for SQLite's lock before failing.
-    return SQLiteEngine(path=str(path), log_queries=settings.log_sql, timeout=30)
+    # timeout: how long a writer waits for SQLite's lock before failing (a 503, busy).
+    return BoundedSQLiteEngine(
+        path=str(path), log_queries=settings.log_sql, timeout=settings.database_statement_timeout
+    )
 
 
 def _asyncpg_config(url: str) -> dict[str, Any]:
@@ -66,26 +289,54 @@ async def _keep_session(connection: Any) -> None:
     by asyncpg before this is called."""
 
 
-async def start_pool(min_size: int, max_size: int) -> None:
+def _pool_options(settings: Settings) -> dict[str, Any]:
+    statement_seconds = settings.database_statement_timeout
+    return {
+        "reset": _keep_session,
+        # The client gives up on a statement after this (a black hole answers nothing, not
+        # even an error), and the server stops it too, even if the cancel never arrives.
+        "command_timeout": statement_seconds,
+        "server_settings": {"statement_timeout": str(statement_seconds * 1000)},
+    }
+
+
+async def start_pool(min_size: int, max_size: int, engine: Engine[Any] | None = None) -> None:
     """Open the PostgreSQL engine's connection pool."""
-    engine = get_engine()
+    from app.core.settings import get_settings
+
+    engine = engine or get_engine()
     assert isinstance(engine, PostgresEngine)
-    await engine.start_connection_pool(min_size=min_size, max_size=max_size, reset=_keep_session)
+    await engine.start_connection_pool(
+        min_size=min_size, max_size=max_size, **_pool_options(get_settings())
+    )
 
 
-async def open_database(settings: Settings) -> None:
-    engine = get_engine()
+async def open_database(settings: Settings, engine: Engine[Any] | None = None) -> None:
+    engine = engine or get_engine()
     if isinstance(engine, PostgresEngine):
-        await start_pool(settings.database_pool_min, settings.database_pool_max)
+        await engine.start_connection_pool(
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            **_pool_options(settings),
+        )
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers proceed while one writer holds the lock; it persists in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")
 
 
-async def close_database() -> None:
-    engine = get_engine()
-    if isinstance(engine, PostgresEngine):
-        await engine.close_connection_pool()
+async def close_database(engine: Engine[Any] | None = None) -> None:
+    """Close the pool, within POOL_CLOSE_SECONDS: then its connections are cut, so that a
+    stopping process never waits on a database that is gone (or on a connection that was
+    never given back)."""
+    engine = engine or get_engine()
+    if not isinstance(engine, PostgresEngine) or engine.pool is None:
+        return
+    pool, engine.pool = engine.pool, None
+    try:
+        await asyncio.wait_for(pool.close(), timeout=POOL_CLOSE_SECONDS)
+    except Exception as exc:  # a timeout, or a connection failing to say goodbye
+        logger.warning("database pool cut instead of closed: %r", exc)
+        pool.terminate()
 
 
 @contextlib.asynccontextmanager
@@ -112,24 +363,36 @@ async def migrate(quiet: bool = True) -> None:
     """Apply every pending migration (idempotent). On PostgreSQL, processes that start
     together (several API servers on a deploy) take turns: the others wait, then find
     nothing left to do."""
+    engine = get_engine()
+    if not isinstance(engine, PostgresEngine):
+        await _run_migrations(quiet)
+        return
+    lock = await asyncpg.connect(**engine.config)
+    requests_pool = engine.pool
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        # A migration may run longer than a request's statement timeout (an index on a
+        # big table): it gets a pool of its own, without one.
+        engine.pool = await asyncpg.create_pool(
+            **engine.config, min_size=1, max_size=2, reset=_keep_session
+        )
+        try:
+            await _run_migrations(quiet)
+        finally:
+            await engine.pool.close()
+    finally:
+        engine.pool = requests_pool
+        await lock.close()  # ends the session, and with it the lock
+
+
+async def _run_migrations(quiet: bool) -> None:
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    engine = get_engine()
-    lock = None
-    if isinstance(engine, PostgresEngine):
-        import asyncpg
-
-        lock = await asyncpg.connect(**engine.config)
-        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-    try:
-        output = io.StringIO()
-        with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
-            result = await run_forwards(app_name="all")
-        if not result.success:
-            raise RuntimeError(f"migrations failed: {result.message}\n{output.getvalue()}")
-    finally:
-        if lock is not None:
-            await lock.close()  # ends the session, and with it the lock
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output) if quiet else contextlib.nullcontext():
+        result = await run_forwards(app_name="all")
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}\n{output.getvalue()}")
 
 
 def for_update(query: Any) -> Any:

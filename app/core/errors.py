@@ -130,6 +130,20 @@ class Forbidden(DomainError):
         return _("You are not allowed to do this")
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or did not answer in time (on SQLite: its write lock
+    stayed taken). Neither the client's fault nor a bug: a 503 to retry in a moment. Not a
+    DomainError, so that no service takes it for a broken rule (a rule's answer may be
+    stored, e.g. for an idempotency key; an outage's must not)."""
+
+    # Seconds a client should wait: about one connect and one statement timeout.
+    retry_after = 5
+
+    def __init__(self, code: str = "database_unavailable") -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[Problem]:
     problem.instance = problem.instance or request.url.path
     headers = {}
@@ -341,11 +355,35 @@ def handle_integrity_error(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+def handle_database_unavailable(
+    request: Request[Any, Any, Any], exc: DatabaseUnavailable
+) -> Response[Problem]:
+    logger.warning(
+        "database unavailable at %s %s: %r", request.method, request.url.path, exc.__cause__
+    )
+    if exc.code == "database_busy":
+        detail = _("Too many changes at once; try again in a few seconds.")
+    else:
+        detail = _("Our database is not answering; try again in a few seconds.")
+    response = problem_response(
+        request,
+        Problem(
+            title=_("The service is briefly unavailable"),
+            status=503,
+            code=exc.code,
+            detail=detail,
+        ),
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     DomainError: handle_domain_error,
     HTTPException: handle_http_exception,
     sqlite3.IntegrityError: handle_integrity_error,
     asyncpg.exceptions.IntegrityConstraintViolationError: handle_integrity_error,
+    DatabaseUnavailable: handle_database_unavailable,
     Exception: handle_unexpected_error,
 }
 
@@ -360,22 +398,24 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
         409: "Conflicts with the current state",
         413: "Request body too large",
         429: "Too many requests: wait for Retry-After seconds",
+        503: "The database is briefly unavailable: retry after Retry-After seconds",
     }
-    # Any operation can meet a malformed parameter or header (400); public ones a client
-    # address over its budget (429).
+    # Any operation can meet a malformed parameter or header (400), a database outage
+    # (503); public ones a client address over its budget (429).
     return {
         status: ResponseSpec(
             data_container=Problem,
             description=descriptions.get(status, "Problem"),
             media_type=PROBLEM_MEDIA_TYPE,
         )
-        for status in sorted({400, 429, *statuses})
+        for status in sorted({400, 429, 503, *statuses})
     }
 
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "Conflict",
+    "DatabaseUnavailable",
     "DomainError",
     "FieldError",
     "Forbidden",

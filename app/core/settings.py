@@ -60,6 +60,12 @@ class Settings:
     # PostgreSQL connection pool bounds (ignored for SQLite).
     database_pool_min: int = 1
     database_pool_max: int = 10
+    # Seconds before the database counts as unavailable (a 503 to the client): opening a
+    # connection; running one statement (PostgreSQL; on SQLite, waiting for the write
+    # lock); waiting for a free connection of the pool.
+    database_connect_timeout: int = 3
+    database_statement_timeout: int = 5
+    database_acquire_timeout: int = 5
     # `redis://host:port/db`; empty means no Redis (the embedded default).
     redis_url: str = ""
     # The Redis list (arq queue) that jobs go to and workers take them from: distinct
@@ -169,6 +175,15 @@ def load_settings() -> Settings:
         database_url=database_url,
         database_pool_min=_env_int("DATABASE_POOL_MIN", defaults.database_pool_min),
         database_pool_max=_env_int("DATABASE_POOL_MAX", defaults.database_pool_max),
+        database_connect_timeout=_env_int(
+            "DATABASE_CONNECT_TIMEOUT", defaults.database_connect_timeout
+        ),
+        database_statement_timeout=_env_int(
+            "DATABASE_STATEMENT_TIMEOUT", defaults.database_statement_timeout
+        ),
+        database_acquire_timeout=_env_int(
+            "DATABASE_ACQUIRE_TIMEOUT", defaults.database_acquire_timeout
+        ),
         redis_url=_env_str("REDIS_URL", defaults.redis_url),
         job_queue=_env_str("TOURLINE_JOB_QUEUE", defaults.job_queue),
         secret_key=_env_str("TOURLINE_SECRET_KEY", defaults.secret_key),

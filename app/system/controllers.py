@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any, Literal
 
@@ -40,12 +41,7 @@ class SystemController(Controller):
         description="Checks the database, and Redis when one is configured; 503 when one fails.",
     )
     async def ready(self, state: State) -> Response[ReadyOut]:
-        checks: dict[str, str] = {}
-        try:
-            await database.ping()
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready
-            checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks: dict[str, str] = {"database": await _check_database()}
         settings = state.get("settings") or get_settings()
         redis_url = settings.redis_url
         if redis_url:
@@ -76,6 +72,18 @@ class SystemController(Controller):
             ):
                 raise Unauthorized(_("Send the metrics token."), code="metrics_token_required")
         return Response(await render(settings), media_type="text/plain; version=0.0.4")
+
+
+# A probe answers within about this long (a hanging database must not hang the probe).
+READY_CHECK_SECONDS = 2.0
+
+
+async def _check_database() -> str:
+    try:
+        await asyncio.wait_for(database.ping(), timeout=READY_CHECK_SECONDS)
+        return "ok"
+    except Exception as exc:  # any failure means not ready
+        return f"unavailable: {type(exc.__cause__ or exc).__name__}"
 
 
 async def _check_redis(url: str) -> str:
