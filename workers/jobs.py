@@ -12,7 +12,7 @@ from uuid import UUID
 
 from app.booking.services.bookings import expire_all_overdue, expire_hold
 from app.core import jobs
-from app.core.errors import DomainError, NotFound
+from app.core.errors import DatabaseUnavailable, DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.observability import booking_reference_var
 from app.core.settings import Settings, get_settings
@@ -105,6 +105,9 @@ async def run_step(step: Step, settings: Settings, *, drain: bool | None = None)
         _failed(step.name, f"skipped: {exc.code}")
     except TimeoutError:
         _failed(step.name, f"cancelled after {step.timeout:.0f} s")
+    except DatabaseUnavailable as exc:
+        # An outage, not a bug: no traceback; the step runs again when it is due.
+        _failed(step.name, f"skipped: {exc.code}")
     except Exception as exc:
         _failed(step.name, f"failed: {type(exc).__name__}: {exc}", exc)
     else:
