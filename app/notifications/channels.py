@@ -92,7 +92,10 @@ async def send_email(settings: Settings, email: Email, command_timeout: float = 
             timeout=command_timeout,
         )
     except (aiosmtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=_permanent(exc)) from exc
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected)):
+            error += " (the outcome is unknown)"
+        raise DeliveryError(error, permanent=_permanent(exc)) from exc
 
 
 class SmsProvider(Protocol):

@@ -418,6 +418,42 @@ async def test_a_refusing_server_is_retried_with_backoff_then_failed_then_resent
     assert item["last_error"] == ""
 
 
+async def test_a_permanent_refusal_fails_at_once_and_a_message_being_sent_is_not_resent(
+    client: httpx.AsyncClient,
+    operator: Account,
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    departure = await bus_departure(client, operator)
+    email = "nobody@example.com"
+    reference = await book(client, departure, email)
+    await dispatch_outbox()
+
+    async def no_such_user(*args: Any) -> str:
+        return "550 5.1.1 No such user here"
+
+    monkeypatch.setattr(mailbox, "handle_RCPT", no_such_user, raising=False)
+    assert await send_due_notifications() == 0
+    row = await the_notification(reference, "booking.confirmed")
+    assert (row["status"], row["attempts"]) == (NotificationStatus.failed, 1)
+    assert "550" in row["last_error"]
+    with clock.frozen(clock.now() + timedelta(days=1)):
+        assert await send_due_notifications() == 0  # not retried
+    assert mailbox.messages == []
+
+    # While a worker holds a message, the operator's resend would send a second copy.
+    await (
+        Notification.update({Notification.status: NotificationStatus.sending.value})
+        .where(Notification.id == row["id"])
+        .run()
+    )
+    response = await client.post(
+        f"{OPERATOR}/notifications/{row['id']}/resend", headers=operator.headers
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "notification_sending"
+
+
 async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
     client: httpx.AsyncClient,
     operator: Account,
