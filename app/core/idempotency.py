@@ -103,8 +103,8 @@ def _replay(stored: dict[str, Any]) -> Response[Any]:
     )
 
 
-async def _set_local(setting: str, value: str) -> None:
-    await IdempotencyRecord.raw(f"SET LOCAL {setting} = {value}").run()
+def _ms(duration: timedelta) -> str:
+    return f"{int(duration.total_seconds() * 1000)}ms"
 
 
 async def idempotent(
@@ -141,10 +141,16 @@ async def _claim_and_run(
     """Inside the request's transaction: claim the key (or find its answer), run the
     handler, store its answer."""
     postgres = not is_sqlite()
+    lock_timeout = ""
     if postgres:
         # A concurrent first request with this key holds its index entry until it ends:
-        # wait for it only this long.
-        await _set_local("lock_timeout", f"'{int(IN_PROGRESS_WAIT.total_seconds() * 1000)}ms'")
+        # wait for it only this long (for this statement; the setting is restored after).
+        [row] = await IdempotencyRecord.raw(
+            "SELECT current_setting('lock_timeout') AS previous, "
+            "set_config('lock_timeout', {}, true)",
+            _ms(IN_PROGRESS_WAIT),
+        ).run()
+        lock_timeout = row["previous"]
     record = IdempotencyRecord(
         scope=scope, key=key, request_hash=request_hash, created_at=clock.now()
     )
@@ -156,11 +162,12 @@ async def _claim_and_run(
     )
     record_id = record.id
     if postgres:
-        await _set_local("lock_timeout", "DEFAULT")
-        await _set_local(
-            "idle_in_transaction_session_timeout",
-            f"'{int(IN_PROGRESS_LEASE.total_seconds() * 1000)}ms'",
-        )
+        await IdempotencyRecord.raw(
+            "SELECT set_config('lock_timeout', {}, true), "
+            "set_config('idle_in_transaction_session_timeout', {}, true)",
+            lock_timeout,
+            _ms(IN_PROGRESS_LEASE),
+        ).run()
     # A first use (the usual case) needs no read of what the key already holds.
     if not claimed:
         stored = (

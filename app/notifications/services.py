@@ -489,10 +489,11 @@ async def _attempt(
                 )
                 await send_email(settings, email, command_timeout=seconds)
     except NoLongerRelevant as exc:
+        # The message cannot be made (its booking is missing): it fails for good.
         await _record(
             notification,
             {
-                Notification.status: NotificationStatus.skipped.value,
+                Notification.status: NotificationStatus.failed.value,
                 Notification.last_error: f"not sent: {exc}",
                 **_token_dropped(notification),
             },
