@@ -332,12 +332,11 @@ async def _claim(notification_id: UUID, lease: timedelta) -> dict[str, Any] | No
             return None  # Another worker has it, or has just sent it.
         notification = dict(row)
         reason = await _no_longer_relevant(notification)
+        status = NotificationStatus.skipped
         if reason is None and notification["attempts"] >= MAX_ATTEMPTS:
             # Its last attempt's worker died: what happened to the message is unknown.
-            reason = "the last attempt's worker stopped"
+            reason, status = "the last attempt's worker stopped", NotificationStatus.failed
         if reason is not None:
-            skipped = reason != "the last attempt's worker stopped"
-            status = NotificationStatus.skipped if skipped else NotificationStatus.failed
             await (
                 Notification.update(
                     {

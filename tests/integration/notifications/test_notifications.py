@@ -507,6 +507,35 @@ async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
     assert row["attempts"] == 2
 
 
+async def test_a_last_attempt_whose_worker_died_fails_instead_of_going_on(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    departure = await bus_departure(client, operator)
+    reference = await book(client, departure, "last@example.com")
+    await dispatch_outbox()
+    row = await the_notification(reference, "booking.confirmed")
+    # The sixth attempt was claimed by a worker that never came back.
+    lease_end = clock.now() + services.send_lease()
+    await (
+        Notification.update(
+            {
+                Notification.status: NotificationStatus.sending.value,
+                Notification.attempts: MAX_ATTEMPTS,
+                Notification.next_attempt_at: lease_end,
+            }
+        )
+        .where(Notification.id == row["id"])
+        .run()
+    )
+    assert await send_due_notifications() == 0  # still its claim
+    with clock.frozen(lease_end):
+        assert await send_due_notifications() == 0
+    row = await the_notification(reference, "booking.confirmed")
+    assert (row["status"], row["attempts"]) == (NotificationStatus.failed, MAX_ATTEMPTS)
+    assert row["last_error"] == "not sent: the last attempt's worker stopped"
+    assert mailbox.messages == []
+
+
 # ---------------------------------------------------------------- operators' notices
 
 
