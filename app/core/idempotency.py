@@ -1,9 +1,27 @@
 """Idempotent POSTs: the first response to an `Idempotency-Key` is stored and replayed.
 
-The key is claimed in its own committed statement before the work starts, so that a
-concurrent retry sees it and gets 409 instead of doing the work twice. The same key with a
-different request is 422. Responses of 5xx are not stored: the client may retry them.
-Records are kept at least `KEEP_FOR` (a worker job purges older ones).
+The key is claimed in the same database transaction as the work it protects: the record
+is inserted, the handler's writes are made and its response is stored, then all of it
+commits at once. So a request that crashes (an exception, a killed process, a dropped
+connection) rolls its claim back with its work, and a retry runs once as if it were the
+first; a retry that comes while the first request is still running waits on the key's
+unique index, then replays the stored answer. A domain error (409 sold out, 404 ...) rolls
+the handler's writes back to a savepoint and is stored like any answer; 5xx answers are
+not stored (the claim is rolled back too): the client may retry them.
+
+Network effects of the handler (paying a refund, scheduling the hold's expiry job) run
+only after the commit (`app.core.after_commit`), so no provider acts on work that is then
+rolled back, and a rerun finds the same committed rows, and so the same provider
+idempotency keys, as the first run.
+
+Keys in progress expire after a short lease: on PostgreSQL a retry waits at most
+`IN_PROGRESS_WAIT` for the first request, then gets 409 `idempotency_in_progress`; a first
+request that hangs between statements for `IN_PROGRESS_LEASE` has its session ended by the
+server, which rolls its claim back. A dead process's claim goes at once (the server rolls
+back the transaction of a closed connection). A record committed without an answer (left
+by an earlier version, which claimed keys in a transaction of their own) is taken over
+after `IN_PROGRESS_TIMEOUT`. Records are kept at least `KEEP_FOR` (a worker job purges
+older ones).
 """
 
 from __future__ import annotations
@@ -17,12 +35,21 @@ import msgspec
 from litestar import Request, Response
 
 from app.core import clock
+from app.core.after_commit import Effect, effects_after_commit
+from app.core.database import get_engine, is_sqlite, write_transaction
 from app.core.errors import Conflict, DomainError, InvalidInput, handle_domain_error
 from app.core.i18n import _
 from app.core.tables import IdempotencyRecord
 
 KEEP_FOR = timedelta(hours=24)
+# How long a retry waits for a first request with the same key that is still running.
+IN_PROGRESS_WAIT = timedelta(seconds=5)
+# How long a first request may sit idle inside its transaction before the server ends it.
+IN_PROGRESS_LEASE = timedelta(seconds=30)
+# When a record committed without an answer (an earlier version's) may be taken over.
 IN_PROGRESS_TIMEOUT = timedelta(minutes=2)
+# PostgreSQL's SQLSTATE for lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class IdempotencyMismatch(DomainError):
@@ -31,6 +58,14 @@ class IdempotencyMismatch(DomainError):
 
     def title(self) -> str:
         return _("This Idempotency-Key was used for another request")
+
+
+class _NotStored(Exception):
+    """A 5xx answer: roll the claim back with the work and answer it unstored."""
+
+    def __init__(self, response: Response[Any]) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 async def _request_hash(request: Request[Any, Any, Any]) -> str:
@@ -48,6 +83,30 @@ def _encode(response: Response[Any]) -> bytes:
     return msgspec.json.encode(content)
 
 
+def _in_progress() -> Conflict:
+    conflict = Conflict(
+        _("A request with this Idempotency-Key is still being processed."),
+        code="idempotency_in_progress",
+    )
+    conflict.headers["Retry-After"] = str(int(IN_PROGRESS_WAIT.total_seconds()))
+    return conflict
+
+
+def _replay(stored: dict[str, Any]) -> Response[Any]:
+    return Response(
+        content=stored["response_body"].encode(),
+        status_code=stored["status_code"],
+        media_type="application/problem+json"
+        if stored["status_code"] >= 400
+        else "application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def _ms(duration: timedelta) -> str:
+    return f"{int(duration.total_seconds() * 1000)}ms"
+
+
 async def idempotent(
     request: Request[Any, Any, Any],
     key: str | None,
@@ -60,6 +119,38 @@ async def idempotent(
     if not key.strip() or len(key) > 255:
         raise InvalidInput("Idempotency-Key", _("Use 1 to 255 characters."), source="header")
     request_hash = await _request_hash(request)
+    try:
+        async with effects_after_commit() as effects, write_transaction():
+            return await _claim_and_run(request, scope, key, request_hash, handler, effects)
+    except _NotStored as not_stored:
+        return not_stored.response
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise _in_progress() from exc
+        raise
+
+
+async def _claim_and_run(
+    request: Request[Any, Any, Any],
+    scope: str,
+    key: str,
+    request_hash: str,
+    handler: Callable[[], Awaitable[Response[Any]]],
+    effects: list[Effect],
+) -> Response[Any]:
+    """Inside the request's transaction: claim the key (or find its answer), run the
+    handler, store its answer."""
+    postgres = not is_sqlite()
+    lock_timeout = ""
+    if postgres:
+        # A concurrent first request with this key holds its index entry until it ends:
+        # wait for it only this long (for this statement; the setting is restored after).
+        [row] = await IdempotencyRecord.raw(
+            "SELECT current_setting('lock_timeout') AS previous, "
+            "set_config('lock_timeout', {}, true)",
+            _ms(IN_PROGRESS_WAIT),
+        ).run()
+        lock_timeout = row["previous"]
     record = IdempotencyRecord(
         scope=scope, key=key, request_hash=request_hash, created_at=clock.now()
     )
@@ -70,6 +161,13 @@ async def idempotent(
         .run()
     )
     record_id = record.id
+    if postgres:
+        await IdempotencyRecord.raw(
+            "SELECT set_config('lock_timeout', {}, true), "
+            "set_config('idle_in_transaction_session_timeout', {}, true)",
+            lock_timeout,
+            _ms(IN_PROGRESS_LEASE),
+        ).run()
     # A first use (the usual case) needs no read of what the key already holds.
     if not claimed:
         stored = (
@@ -78,40 +176,44 @@ async def idempotent(
             .first()
             .run()
         )
-        assert stored is not None
+        if stored is None:  # purged in between: a first use after all
+            raise _in_progress()
         record_id = stored["id"]
         if stored["request_hash"] != request_hash:
             raise IdempotencyMismatch(
                 _("Send a new key for a different request."), code="idempotency_key_reused"
             )
-        if stored["status_code"] is None:
-            if stored["created_at"] > clock.now() - IN_PROGRESS_TIMEOUT:
-                raise Conflict(
-                    _("A request with this Idempotency-Key is still being processed."),
-                    code="idempotency_in_progress",
-                )
-            # The first attempt died without an answer: this retry takes its place.
-            await (
-                IdempotencyRecord.update({IdempotencyRecord.created_at: clock.now()})
-                .where(IdempotencyRecord.id == record_id)
-                .run()
+        if stored["status_code"] is not None:
+            return _replay(dict(stored))
+        if stored["created_at"] > clock.now() - IN_PROGRESS_TIMEOUT:
+            raise _in_progress()
+        # Committed without an answer by an attempt that died: this retry takes its place
+        # (conditionally: of two such retries, one does).
+        taken = (
+            await IdempotencyRecord.update({IdempotencyRecord.created_at: clock.now()})
+            .where(
+                (IdempotencyRecord.id == record_id)
+                & IdempotencyRecord.status_code.is_null()
+                & (IdempotencyRecord.created_at == stored["created_at"])
             )
-        else:
-            return Response(
-                content=stored["response_body"].encode(),
-                status_code=stored["status_code"],
-                media_type="application/problem+json"
-                if stored["status_code"] >= 400
-                else "application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
+            .returning(IdempotencyRecord.id)
+            .run()
+        )
+        if not taken:
+            raise _in_progress()
+    transaction = get_engine().current_transaction.get()
+    assert transaction is not None
+    savepoint = await transaction.savepoint()
+    mark = len(effects)
     try:
         response = await handler()
     except DomainError as exc:
+        # The answer is stored; the handler's writes and effects are not kept.
+        await savepoint.rollback_to()
+        del effects[mark:]
         response = handle_domain_error(request, exc)
-    except BaseException:
-        await IdempotencyRecord.delete().where(IdempotencyRecord.id == record_id).run()
-        raise
+    if (response.status_code or 200) >= 500:
+        raise _NotStored(response)
     body = _encode(response)
     await (
         IdempotencyRecord.update(

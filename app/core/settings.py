@@ -120,6 +120,10 @@ class Settings:
     smtp_password: str = ""
     smtp_starttls: bool = False
     mail_from: str = "Tourline <no-reply@tourline.example>"
+    # How long a worker holds a claimed message (mail, SMS, partner webhook) before
+    # another may send it again; each send is cut off after half of it, so a slow server
+    # can never outlast the claim.
+    send_lease_seconds: int = 120
     # Log SQL statements (development aid).
     log_sql: bool = False
 
@@ -218,6 +222,9 @@ def load_settings() -> Settings:
         smtp_password=_env_str("SMTP_PASSWORD", defaults.smtp_password),
         smtp_starttls=_env_bool("SMTP_STARTTLS", defaults.smtp_starttls),
         mail_from=_env_str("TOURLINE_MAIL_FROM", defaults.mail_from),
+        send_lease_seconds=max(
+            2, _env_int("TOURLINE_SEND_LEASE_SECONDS", defaults.send_lease_seconds)
+        ),
         log_sql=_env_bool("TOURLINE_LOG_SQL", defaults.log_sql),
     )
 

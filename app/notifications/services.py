@@ -2,27 +2,39 @@
 
 Side effects are written to the outbox in the transaction that causes them (`enqueue`).
 The dispatcher turns each outbox row into work: notifications to send (each with a natural
-key, so a repeat creates nothing) or a refund to retry. Notifications are claimed with a
-lease before sending, so two workers never send the same one at the same time, and one
-whose worker died is sent again when its lease runs out.
+key, so a repeat creates nothing) or a refund to retry.
+
+A notification is claimed in a committed transaction before the network call: status
+`sending`, the attempt's number, the worker and a lease. The claim re-checks the booking's
+current state (`SENDABLE_WHILE`): a message that no longer applies is `skipped`, never
+sent. The send is cut off after half the lease, so a slow server can never outlast the
+claim and let a second worker send a copy; the outcome is recorded only if the claim is
+still this attempt's. A claim whose worker died is taken over when its lease runs out
+(the outcome is unknown: at least once), and the message goes out with the same Message-ID.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
+import os
+import socket
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.core import clock
-from app.core.database import is_sqlite
+from app.core.after_commit import after_commit, effects_after_commit
+from app.core.database import is_sqlite, write_transaction
 from app.core.i18n import use_locale
 from app.core.settings import get_settings
 from app.notifications.channels import (
     DeliveryError,
     LoggingSmsProvider,
     SmsProvider,
+    message_id,
     send_email,
 )
 from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
@@ -31,8 +43,6 @@ from app.web.links import booking_url
 logger = logging.getLogger("tourline.notifications")
 
 MAX_ATTEMPTS = 6
-# How long a worker may take to send one message before another may try.
-LEASE = timedelta(minutes=2)
 # Departure reminders are looked for this far ahead (routes allow up to 336 hours).
 MAX_REMINDER_AHEAD = timedelta(hours=336)
 # An unpaid hold gets a reminder this long before it runs out.
@@ -55,12 +65,39 @@ class NoLongerRelevant(Exception):
     """The message no longer applies (e.g. a reminder for a booking since cancelled)."""
 
 
-# Messages that only make sense while the booking still holds its seats.
-NEEDS_LIVE_BOOKING = {
-    "payment.reminder",
-    "advisory",
-    "departure.changed",
+_LIVE = frozenset({"on_hold", "confirmed"})
+# The booking statuses a message may still go out in, by kind (`reminder.48h` is
+# `reminder`); None: whatever the booking's status. Checked when a message is claimed, so
+# that one queued before a change is never sent after it: no "confirmed" once cancelled,
+# no "your hold ran out" once paid, no payment reminder unless still on hold.
+SENDABLE_WHILE: dict[str, frozenset[str] | None] = {
+    "booking.confirmed": frozenset({"confirmed"}),
+    "booking.cancelled": frozenset({"cancelled"}),
+    "booking.expired": frozenset({"expired"}),
+    "payment.reminder": frozenset({"on_hold"}),
+    "waitlist.offer": frozenset({"on_hold"}),
+    "reminder": _LIVE,
+    "advisory": _LIVE,
+    "departure.changed": _LIVE,
+    "feedback": frozenset({"confirmed"}),
+    # Money already sent back, and the guest's own link: true whatever happens next.
+    "payment.refunded_late": None,
+    "booking.link": None,
 }
+
+
+def sendable_while(kind: str) -> frozenset[str] | None:
+    """The statuses of `SENDABLE_WHILE` for a kind; a kind not listed there is a bug."""
+    return SENDABLE_WHILE[kind.split(".", 1)[0] if kind.startswith("reminder.") else kind]
+
+
+def send_lease() -> timedelta:
+    return timedelta(seconds=get_settings().send_lease_seconds)
+
+
+def worker_name() -> str:
+    """Who holds a claim: shown to operators, and what a test kills."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def sms_provider() -> SmsProvider:
@@ -170,7 +207,10 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
 
         contact = await _booking_contact(str(payload.get("reference", "")))
         if contact:
-            await settle_after_change([contact["id"]])
+            # Paid once the dispatcher's transaction commits: no provider call under its
+            # locks, and the refund's own claim commits before the provider is asked.
+            booking_ids = [contact["id"]]
+            await after_commit(lambda: settle_after_change(booking_ids))
     # Partner agencies hear about the departures they booked on (about their bookings,
     # from the change itself: `tell_agency`).
     if kind in PARTNER_DEPARTURE_EVENTS:
@@ -198,10 +238,8 @@ async def dispatch_outbox(limit: int = 100) -> int:
     )
     if not is_sqlite():
         query = query.lock_rows("UPDATE", skip_locked=True)
-    from app.core.database import write_transaction
-
     handled = 0
-    async with write_transaction():
+    async with effects_after_commit(), write_transaction():
         rows = await query.run()
         for row in rows:
             try:
@@ -249,19 +287,103 @@ def _token_dropped(notification: dict[str, Any]) -> dict[Any, Any]:
     return {} if payload is None else {Notification.payload: payload}
 
 
-async def _claim(notification_id: UUID) -> bool:
+def _due(now: Any) -> Any:
+    """Pending and due, or claimed by a worker whose lease has run out."""
+    return Notification.status.is_in(
+        [NotificationStatus.pending.value, NotificationStatus.sending.value]
+    ) & (Notification.next_attempt_at <= now)
+
+
+async def _no_longer_relevant(notification: dict[str, Any]) -> str | None:
+    """Why the message must not go out now, or None."""
+    from app.booking.tables import Booking
+
+    statuses = sendable_while(notification["kind"])
+    if notification["booking"] is None:
+        return None
+    booking = (
+        await Booking.select(Booking.status)
+        .where(Booking.id == notification["booking"])
+        .first()
+        .run()
+    )
+    if booking is None:
+        return "the booking is gone"
+    if statuses is not None and booking["status"] not in statuses:
+        return f"the booking is {booking['status']}"
+    return None
+
+
+async def _claim(notification_id: UUID, lease: timedelta) -> dict[str, Any] | None:
+    """Claim a due notification for one attempt, committed before anything is sent; None
+    if another worker has it, or it no longer applies (then it is `skipped`)."""
     now = clock.now()
-    claimed = (
-        await Notification.update({Notification.next_attempt_at: now + LEASE})
+    query = (
+        Notification.select()
+        .where((Notification.id == notification_id) & _due(now))
+        .first()
+        .output(load_json=True)
+    )
+    if not is_sqlite():
+        query = query.lock_rows("UPDATE", skip_locked=True)
+    async with write_transaction():
+        row = await query.run()
+        if row is None:
+            return None  # Another worker has it, or has just sent it.
+        notification = dict(row)
+        reason = await _no_longer_relevant(notification)
+        status = NotificationStatus.skipped
+        if reason is None and notification["attempts"] >= MAX_ATTEMPTS:
+            # Its last attempt's worker died: what happened to the message is unknown.
+            reason, status = "the last attempt's worker stopped", NotificationStatus.failed
+        if reason is not None:
+            await (
+                Notification.update(
+                    {
+                        Notification.status: status.value,
+                        Notification.last_error: f"not sent: {reason}"[:2000],
+                        **_token_dropped(notification),
+                    }
+                )
+                .where(Notification.id == notification_id)
+                .run()
+            )
+            return None
+        notification["attempts"] += 1
+        await (
+            Notification.update(
+                {
+                    Notification.status: NotificationStatus.sending.value,
+                    Notification.attempts: notification["attempts"],
+                    Notification.next_attempt_at: now + lease,
+                    Notification.claimed_by: worker_name(),
+                }
+            )
+            .where(Notification.id == notification_id)
+            .run()
+        )
+    return notification
+
+
+async def _record(notification: dict[str, Any], values: dict[Any, Any]) -> bool:
+    """Record an attempt's outcome, only if the claim is still this attempt's (fencing: a
+    worker that overran its lease must not overwrite its successor's record)."""
+    recorded = (
+        await Notification.update(values)
         .where(
-            (Notification.id == notification_id)
-            & (Notification.status == NotificationStatus.pending.value)
-            & (Notification.next_attempt_at <= now)
+            (Notification.id == notification["id"])
+            & (Notification.status == NotificationStatus.sending.value)
+            & (Notification.attempts == notification["attempts"])
         )
         .returning(Notification.id)
         .run()
     )
-    return bool(claimed)
+    if not recorded:
+        logger.warning(
+            "notification %s: attempt %s lost its claim before its outcome was recorded",
+            notification["id"], notification["attempts"],
+        )  # fmt: skip
+    return bool(recorded)
 
 
 async def render(notification: dict[str, Any]) -> Any:
@@ -288,14 +410,6 @@ async def render(notification: dict[str, Any]) -> Any:
         )
         if booking is None:
             raise NoLongerRelevant("the booking is gone")
-        needs_live = notification["kind"] in NEEDS_LIVE_BOOKING or notification["kind"].startswith(
-            "reminder."
-        )
-        if needs_live and booking["status"] not in (
-            "on_hold",
-            "confirmed",
-        ):
-            raise NoLongerRelevant(f"the booking is {booking['status']}")
         out = await booking_out(booking["id"])
         departure = (
             await Departure.select(Departure.returns_at, Departure.route, Departure.guide_phone)
@@ -333,95 +447,98 @@ async def render(notification: dict[str, Any]) -> Any:
         )  # fmt: skip
 
 
-async def send_due_notifications(limit: int = 100) -> int:
-    """Send every due notification once; failures wait and are tried again, then fail."""
+async def send_due_notifications(limit: int = 100, lease: timedelta | None = None) -> int:
+    """Send every due notification once; failures wait and are tried again, then fail.
+    Returns how many were sent."""
     settings = get_settings()
+    lease = lease or send_lease()
+    # Well inside the lease: the claim outlives the attempt, whatever the server does.
+    timeout = lease.total_seconds() / 2
     due = (
         await Notification.select(Notification.id)
-        .where(
-            (Notification.status == NotificationStatus.pending.value)
-            & (Notification.next_attempt_at <= clock.now())
-        )
+        .where(_due(clock.now()))
         .order_by(Notification.created_at)
         .limit(limit)
         .run()
     )
     sent = 0
     for row in due:
-        if not await _claim(row["id"]):
-            continue  # Another worker has it.
-        notification = (
-            await Notification.select()
-            .where(Notification.id == row["id"])
-            .first()
-            .output(load_json=True)
-            .run()
-        )
-        assert notification is not None
-        attempts = notification["attempts"] + 1
-        try:
-            email = await render(dict(notification))
+        notification = await _claim(row["id"], lease)
+        if notification is None:
+            continue
+        sent += await _attempt(settings, notification, lease, timeout)
+    return sent
+
+
+async def _attempt(
+    settings: Any, notification: dict[str, Any], lease: timedelta, seconds: float
+) -> int:
+    """Send one claimed notification and record the outcome; 1 if it was sent."""
+    attempts = notification["attempts"]
+    try:
+        async with asyncio.timeout(seconds):
+            email = await render(notification)
             if notification["channel"] == "sms":
                 await sms_provider().send(
                     notification["recipient"], f"{email.subject}\n{email.text}"
                 )
             else:
-                await send_email(settings, email)
-        except NoLongerRelevant as exc:
-            await (
-                Notification.update(
-                    {
-                        Notification.attempts: attempts,
-                        Notification.status: NotificationStatus.failed.value,
-                        Notification.last_error: f"not sent: {exc}",
-                        **_token_dropped(notification),
-                    }
+                email = dataclasses.replace(
+                    email, message_id=message_id(notification["key"], settings.mail_from)
                 )
-                .where(Notification.id == row["id"])
-                .run()
-            )
-            continue
-        except Exception as exc:
-            # A refusal is tried again after the backoff. Anything else (a bug, a crash in
-            # the middle of sending) is logged and counted too, and waits at least for the
-            # lease: it neither stops the other messages nor is retried forever.
-            now = clock.now()
-            failed = attempts >= MAX_ATTEMPTS
-            delay = backoff(attempts)
+                await send_email(settings, email, command_timeout=seconds)
+    except NoLongerRelevant as exc:
+        # The message cannot be made (its booking is missing): it fails for good.
+        await _record(
+            notification,
+            {
+                Notification.status: NotificationStatus.failed.value,
+                Notification.last_error: f"not sent: {exc}",
+                **_token_dropped(notification),
+            },
+        )
+        return 0
+    except Exception as exc:
+        # A temporary refusal, or an outcome we cannot know (a timeout, a dropped
+        # connection: the server may have taken the message), is tried again after the
+        # backoff, with the same Message-ID. A permanent refusal is not. Anything else (a
+        # bug) is logged and waits at least for the lease: it neither stops the other
+        # messages nor is retried forever.
+        now = clock.now()
+        permanent = isinstance(exc, DeliveryError) and exc.permanent
+        failed = permanent or attempts >= MAX_ATTEMPTS
+        delay = backoff(attempts)
+        if isinstance(exc, DeliveryError):
             error = str(exc)
-            if not isinstance(exc, DeliveryError):
-                logger.exception("notification %s failed unexpectedly", row["id"])
-                error = f"{type(exc).__name__}: {exc}"
-                delay = max(delay, LEASE)
-            await (
-                Notification.update(
-                    {
-                        Notification.attempts: attempts,
-                        Notification.last_error: error[:2000],
-                        Notification.status: (
-                            NotificationStatus.failed.value
-                            if failed
-                            else NotificationStatus.pending.value
-                        ),
-                        Notification.next_attempt_at: now + delay,
-                        **(_token_dropped(notification) if failed else {}),
-                    }
-                )
-                .where(Notification.id == row["id"])
-                .run()
-            )
-            continue
-        sent_values: dict[Any, Any] = {
+        elif isinstance(exc, TimeoutError):
+            error = f"no answer within {seconds:g} s: the outcome is unknown"
+        else:
+            logger.exception("notification %s failed unexpectedly", notification["id"])
+            error = f"{type(exc).__name__}: {exc}"
+            delay = max(delay, lease)
+        await _record(
+            notification,
+            {
+                Notification.last_error: error[:2000],
+                Notification.status: (
+                    NotificationStatus.failed.value if failed else NotificationStatus.pending.value
+                ),
+                Notification.next_attempt_at: now + delay,
+                **(_token_dropped(notification) if failed else {}),
+            },
+        )
+        return 0
+    recorded = await _record(
+        notification,
+        {
             Notification.status: NotificationStatus.sent.value,
-            Notification.attempts: attempts,
             Notification.subject: email.subject[:300],
             Notification.sent_at: clock.now(),
             Notification.last_error: "",
             **_token_dropped(notification),
-        }
-        await Notification.update(sent_values).where(Notification.id == row["id"]).run()
-        sent += 1
-    return sent
+        },
+    )
+    return int(recorded)
 
 
 async def queue_reminders() -> int:
@@ -635,7 +752,7 @@ async def list_notifications(
 async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
     """Send a notification again (a failed one, or one the tourist did not get)."""
     from app.booking.tables import Booking
-    from app.core.errors import NotFound
+    from app.core.errors import Conflict, NotFound
     from app.core.i18n import _
 
     row = await Notification.select().where(Notification.id == notification_id).first().run()
@@ -646,8 +763,8 @@ async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
         )
     if row is None or owner is None or owner["operator"] != principal.operator_id:
         raise NotFound(_("Notification not found."), code="notification_not_found")
-    await (
-        Notification.update(
+    reset = (
+        await Notification.update(
             {
                 Notification.status: NotificationStatus.pending.value,
                 Notification.attempts: 0,
@@ -655,9 +772,16 @@ async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
                 Notification.last_error: "",
             }
         )
-        .where(Notification.id == notification_id)
+        .where(
+            (Notification.id == notification_id)
+            & (Notification.status != NotificationStatus.sending.value)
+        )
+        .returning(Notification.id)
         .run()
     )
+    if not reset:
+        # A worker is sending it right now: a second copy would go out beside it.
+        raise Conflict(_("This message is being sent right now."), code="notification_sending")
     updated = await Notification.select().where(Notification.id == notification_id).first().run()
     assert updated is not None
     return dict(updated)

@@ -26,12 +26,19 @@ class OutboxMessage(Table):
 
 class NotificationStatus(StrEnum):
     pending = "pending"
+    # Claimed by a worker (`claimed_by`) until `next_attempt_at`, for attempt `attempts`.
+    sending = "sending"
     sent = "sent"
     failed = "failed"
+    # No longer relevant when its turn came (e.g. "confirmed" for a booking since
+    # cancelled): never sent.
+    skipped = "skipped"
 
 
 class Notification(Table):
-    """One message to one person on one channel; `key` makes it go out at most once."""
+    """One message to one person on one channel; `key` makes it be sent once, or, if a
+    worker dies between the server's acceptance and the record, again with the same
+    Message-ID (derived from the key)."""
 
     id = UUID(primary_key=True)
     key = Varchar(length=200, unique=True)
@@ -47,6 +54,9 @@ class Notification(Table):
     status = Varchar(length=16, choices=NotificationStatus, default=NotificationStatus.pending)
     attempts = Integer(default=0)
     last_error = Text(default="")
+    # When pending: when it may be tried; when sending: when the claim's lease runs out.
     next_attempt_at = Timestamptz(default=TimestamptzNow(), index=True)
+    # The worker (host:pid) that claimed the current attempt.
+    claimed_by = Varchar(length=120, default="")
     sent_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())

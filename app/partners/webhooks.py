@@ -3,9 +3,13 @@ departure changed / cancelled, allotment released.
 
 An event is written as a `WebhookDelivery` row in the transaction that causes it (or by
 the outbox dispatcher for booking and departure events), with its JSON body fixed then.
-`deliver_due_webhooks` posts due rows with a lease (two workers never post the same one at
-once), logs every attempt, retries with growing pauses for up to three days, and stops
-for good on 410 Gone, which also disables the agency's endpoint until its URL is set again.
+`deliver_due_webhooks` claims a due row in a committed statement before the POST (the
+attempt's number and a lease: two workers never post the same one at once), cuts the POST
+off well inside the lease, records the outcome only if the claim is still this attempt's,
+logs every attempt, retries with growing pauses for up to three days, and stops for good
+on 410 Gone, which also disables the agency's endpoint until its URL is set again. A
+claim whose worker died is posted again when its lease runs out, with the same event id
+(`Tourline-Event-Id`): agencies dedupe by it.
 
 Signature (documented for agencies in the README): header
 `Tourline-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
@@ -13,6 +17,7 @@ Signature (documented for agencies in the README): header
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -35,6 +40,7 @@ from app.core import clock, http_clients
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
+from app.core.settings import get_settings
 from app.partners.octo import utc_text
 from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
 from app.partners.services import owned_agency
@@ -47,8 +53,18 @@ SIGNATURE_HEADER = "Tourline-Signature"
 RETRY_WINDOW = timedelta(days=3)
 # Pauses after the 1st, 2nd ... failed attempt; the last one repeats.
 RETRY_PAUSES = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440)]
-LEASE = timedelta(minutes=2)
+# The longest a POST may take; within half the claim's lease (TOURLINE_SEND_LEASE_SECONDS).
 TIMEOUT_SECONDS = 10.0
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=get_settings().send_lease_seconds)
+
+
+def post_timeout(claim_lease: timedelta) -> float:
+    """The POST is cut off well inside the claim's lease: no second worker posts a copy
+    while a slow endpoint still holds the first."""
+    return min(TIMEOUT_SECONDS, claim_lease.total_seconds() / 2)
 
 
 def sign(secret: str, timestamp: int, body: str) -> str:
@@ -168,18 +184,47 @@ async def departure_event(kind: str, key: str, departure_id: UUID, details: dict
     return queued
 
 
-async def _claim(delivery_id: UUID, now: datetime) -> bool:
+async def _claim(delivery_id: UUID, now: datetime, claim_lease: timedelta) -> int | None:
+    """Claim a due delivery for one attempt (committed before the POST); the attempt's
+    number, or None if another worker has it."""
     claimed = (
-        await WebhookDelivery.update({WebhookDelivery.next_attempt_at: now + LEASE})
+        await WebhookDelivery.update(
+            {
+                WebhookDelivery.next_attempt_at: now + claim_lease,
+                WebhookDelivery.attempts: WebhookDelivery.attempts + 1,
+            }
+        )
         .where(
             (WebhookDelivery.id == delivery_id)
             & (WebhookDelivery.status == WebhookStatus.pending.value)
             & (WebhookDelivery.next_attempt_at <= now)
         )
-        .returning(WebhookDelivery.id)
+        .returning(WebhookDelivery.attempts)
         .run()
     )
-    return bool(claimed)
+    return int(claimed[0]["attempts"]) if claimed else None
+
+
+def _still_claimed(delivery_id: UUID, attempt: int) -> Combinable:
+    """Fencing: an outcome is recorded only by the attempt that holds the claim."""
+    return (
+        (WebhookDelivery.id == delivery_id)
+        & (WebhookDelivery.status == WebhookStatus.pending.value)
+        & (WebhookDelivery.attempts == attempt)
+    )
+
+
+async def _post_within(
+    seconds: float, url: str, secret: str, delivery: dict[str, Any]
+) -> tuple[int | None, str, int]:
+    """`_post`, cut off after `seconds` whatever the endpoint does (a slow trickle too)."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(seconds):
+            return await _post(url, secret, delivery)
+    except TimeoutError:
+        error = f"no answer within {seconds:g} s: the outcome is unknown"
+        return None, error, int((time.monotonic() - started) * 1000)
 
 
 async def _post(url: str, secret: str, delivery: dict[str, Any]) -> tuple[int | None, str, int]:
@@ -222,8 +267,10 @@ async def _disable_endpoint(agency_id: UUID, now: datetime) -> None:
     )
 
 
-async def deliver_due_webhooks(limit: int = 100) -> int:
+async def deliver_due_webhooks(limit: int = 100, claim_lease: timedelta | None = None) -> int:
     """Post every due delivery once; returns how many the agencies accepted."""
+    claim_lease = claim_lease or lease()
+    seconds = post_timeout(claim_lease)
     due = (
         await WebhookDelivery.select(WebhookDelivery.id)
         .where(
@@ -236,7 +283,8 @@ async def deliver_due_webhooks(limit: int = 100) -> int:
     )
     delivered = 0
     for row in due:
-        if not await _claim(row["id"], clock.now()):
+        attempts = await _claim(row["id"], clock.now(), claim_lease)
+        if attempts is None:
             continue  # Another worker has it.
         delivery = (
             await WebhookDelivery.select().where(WebhookDelivery.id == row["id"]).first().run()
@@ -253,16 +301,21 @@ async def deliver_due_webhooks(limit: int = 100) -> int:
         now = clock.now()
         if agency is None or not agency["webhook_url"] or agency["webhook_disabled_at"]:
             await (
-                WebhookDelivery.update({WebhookDelivery.status: WebhookStatus.disabled.value})
-                .where(WebhookDelivery.id == row["id"])
+                WebhookDelivery.update(
+                    {
+                        WebhookDelivery.status: WebhookStatus.disabled.value,
+                        WebhookDelivery.attempts: attempts - 1,  # nothing was posted
+                    }
+                )
+                .where(_still_claimed(row["id"], attempts))
                 .run()
             )
             continue
-        code, error, elapsed = await _post(
-            agency["webhook_url"], agency["webhook_secret"], delivery
+        code, error, elapsed = await _post_within(
+            seconds, agency["webhook_url"], agency["webhook_secret"], delivery
         )
         now = clock.now()
-        attempts = delivery["attempts"] + 1
+        # The attempt was made, whoever holds the claim now: it is logged either way.
         await WebhookAttempt.insert(
             WebhookAttempt(
                 delivery=row["id"],
@@ -278,21 +331,35 @@ async def deliver_due_webhooks(limit: int = 100) -> int:
             WebhookDelivery.last_status_code: code,
             WebhookDelivery.last_error: error,
         }
-        if code is not None and 200 <= code < 300:
+        accepted = code is not None and 200 <= code < 300
+        if accepted:
             values[WebhookDelivery.status] = WebhookStatus.delivered.value
             values[WebhookDelivery.delivered_at] = now
-            delivered += 1
         elif code == 410:
-            logger.warning("agency %s answered 410 Gone: webhooks disabled", delivery["agency"])
             values[WebhookDelivery.status] = WebhookStatus.disabled.value
-            await _disable_endpoint(delivery["agency"], now)
         else:
+            # Refused, or the outcome is unknown (no answer): posted again after a pause.
             retry_at = now + retry_pause(attempts)
             if retry_at - delivery["retry_from"] > RETRY_WINDOW:
                 values[WebhookDelivery.status] = WebhookStatus.failed.value
             else:
                 values[WebhookDelivery.next_attempt_at] = retry_at
-        await WebhookDelivery.update(values).where(WebhookDelivery.id == row["id"]).run()
+        recorded = (
+            await WebhookDelivery.update(values)
+            .where(_still_claimed(row["id"], attempts))
+            .returning(WebhookDelivery.id)
+            .run()
+        )
+        if not recorded:
+            logger.warning(
+                "webhook %s: attempt %s lost its claim before its outcome was recorded",
+                row["id"], attempts,
+            )  # fmt: skip
+            continue
+        if code == 410:
+            logger.warning("agency %s answered 410 Gone: webhooks disabled", delivery["agency"])
+            await _disable_endpoint(delivery["agency"], now)
+        delivered += accepted
     return delivered
 
 

@@ -83,7 +83,12 @@ async def business_metrics(settings: Settings) -> list[Metric]:
     backlog.add_metric(
         ["notifications"],
         await Notification.count()
-        .where(Notification.status == NotificationStatus.pending.value)
+        .where(
+            # Claimed messages are still owed (a dead worker's until its lease runs out).
+            Notification.status.is_in(
+                [NotificationStatus.pending.value, NotificationStatus.sending.value]
+            )
+        )
         .run(),
     )
     backlog.add_metric(

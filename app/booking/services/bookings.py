@@ -42,6 +42,7 @@ from app.catalogue.tables import (
     StopKind,
 )
 from app.core import clock, ratelimit
+from app.core.after_commit import after_commit
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, localize
@@ -524,8 +525,11 @@ async def create_booking(
         )  # fmt: skip
     from app.core import jobs
 
-    await jobs.defer(
-        "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
+    # After the commit: the job must not run for a hold whose transaction is still open.
+    await after_commit(
+        lambda: jobs.defer(
+            "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
+        )
     )
     # The response from the rows as this transaction wrote them, not read back (that
     # would take five more queries).
@@ -950,7 +954,8 @@ async def expire_hold(booking_id: UUID) -> bool:
 async def _settle(booking_ids: list[UUID]) -> None:
     from app.payments.services import settle_after_change
 
-    await settle_after_change(booking_ids)
+    # Refunds are paid once the change is committed (an idempotent request commits later).
+    await after_commit(lambda: settle_after_change(booking_ids))
 
 
 async def seats_freed(departure: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from app.catalogue.services.departures import (
 )
 from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
 from app.core import clock
+from app.core.after_commit import after_commit
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _, localize
@@ -336,7 +337,9 @@ async def cancel_departure(
         )
     from app.payments.services import settle_after_change
 
-    await settle_after_change([booking["id"] for booking in live])
+    # Refunds are paid once the cancellation is committed (idempotent requests commit later).
+    cancelled_ids = [booking["id"] for booking in live]
+    await after_commit(lambda: settle_after_change(cancelled_ids))
     currency = (await get_operator_row(departure["operator"]))["currency"]
     return DepartureCancellationOut(
         departure=await departure_out(departure_id),

@@ -145,7 +145,8 @@ async def test_a_retry_while_the_first_request_runs_is_409(
     seed = await post_booking(client, body, "key-seed")
     assert seed.status_code == 201, seed.text
     stored = (await records())["key-seed"]
-    # A first attempt with this key and body that has not answered yet.
+    # A key committed without an answer, as an earlier version (which claimed keys in a
+    # transaction of their own) left them while its request ran, or when it died.
     await IdempotencyRecord.insert(
         IdempotencyRecord(
             scope=stored["scope"],
@@ -178,18 +179,58 @@ async def test_concurrent_duplicates_book_once(
     responses = await asyncio.gather(
         post_booking(client, body, "key-race"), post_booking(client, body, "key-race")
     )
-    statuses = sorted(response.status_code for response in responses)
-    assert statuses in ([201, 201], [201, 409]), [r.text for r in responses]
-    originals = [r for r in responses if r.status_code == 201 and not replayed(r)]
+    # The second waits for the first (the key is claimed in the booking's transaction),
+    # then replays its answer.
+    assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
+    originals = [r for r in responses if not replayed(r)]
     assert len(originals) == 1
-    for response in responses:
-        if response.status_code == 409:
-            problem(response, 409, "idempotency_in_progress")
-        elif response is not originals[0]:
-            assert replayed(response)
-            assert response.json() == originals[0].json()
+    [copy] = [r for r in responses if r is not originals[0]]
+    assert replayed(copy)
+    assert copy.json() == originals[0].json()
     assert await booking_count() == 1
     assert await Booking.count().where(Booking.status == BookingStatus.on_hold.value).run() == 1
+
+
+async def test_a_retry_waits_for_a_running_first_request_for_a_few_seconds_only(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """PostgreSQL: the key of a request still running is an uncommitted index entry; a
+    retry waits for it at most IN_PROGRESS_WAIT, then gets 409 with Retry-After."""
+    import os
+
+    import asyncpg
+
+    from app.core import database
+    from app.core.idempotency import IN_PROGRESS_WAIT
+
+    if database.is_sqlite():
+        pytest.skip("SQLite writers queue on the database lock instead")
+    departure = await small_departure(client, operator)
+    body = booking_body(departure["id"])
+    running = await asyncpg.connect(os.environ["DATABASE_URL"])
+    try:
+        transaction = running.transaction()
+        await transaction.start()
+        # The first request's claim, in its transaction that has not ended yet.
+        await running.execute(
+            "INSERT INTO idempotency_record (id, scope, key, request_hash, status_code, "
+            "response_body, created_at) VALUES (gen_random_uuid(), 'public:bookings', "
+            "'key-slow', 'x', NULL, '', now())"
+        )
+        started = asyncio.get_running_loop().time()
+        waiting = await post_booking(client, body, "key-slow")
+        waited = asyncio.get_running_loop().time() - started
+        problem(waiting, 409, "idempotency_in_progress")
+        assert waiting.headers["Retry-After"] == str(int(IN_PROGRESS_WAIT.total_seconds()))
+        assert IN_PROGRESS_WAIT.total_seconds() - 0.5 <= waited < 30
+        await transaction.rollback()  # the first request died: its claim goes with it
+    finally:
+        await running.close()
+    assert await booking_count() == 0
+    retry = await post_booking(client, body, "key-slow")
+    assert retry.status_code == 201, retry.text
+    assert not replayed(retry)
+    assert await booking_count() == 1
 
 
 async def test_an_error_answer_is_stored_and_replayed(

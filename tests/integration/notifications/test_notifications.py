@@ -20,7 +20,6 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.notifications import channels, services
 from app.notifications.services import (
-    LEASE,
     MAX_ATTEMPTS,
     backoff,
     dispatch_outbox,
@@ -419,6 +418,42 @@ async def test_a_refusing_server_is_retried_with_backoff_then_failed_then_resent
     assert item["last_error"] == ""
 
 
+async def test_a_permanent_refusal_fails_at_once_and_a_message_being_sent_is_not_resent(
+    client: httpx.AsyncClient,
+    operator: Account,
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    departure = await bus_departure(client, operator)
+    email = "nobody@example.com"
+    reference = await book(client, departure, email)
+    await dispatch_outbox()
+
+    async def no_such_user(*args: Any) -> str:
+        return "550 5.1.1 No such user here"
+
+    monkeypatch.setattr(mailbox, "handle_RCPT", no_such_user, raising=False)
+    assert await send_due_notifications() == 0
+    row = await the_notification(reference, "booking.confirmed")
+    assert (row["status"], row["attempts"]) == (NotificationStatus.failed, 1)
+    assert "550" in row["last_error"]
+    with clock.frozen(clock.now() + timedelta(days=1)):
+        assert await send_due_notifications() == 0  # not retried
+    assert mailbox.messages == []
+
+    # While a worker holds a message, the operator's resend would send a second copy.
+    await (
+        Notification.update({Notification.status: NotificationStatus.sending.value})
+        .where(Notification.id == row["id"])
+        .run()
+    )
+    response = await client.post(
+        f"{OPERATOR}/notifications/{row['id']}/resend", headers=operator.headers
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "notification_sending"
+
+
 async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
     client: httpx.AsyncClient,
     operator: Account,
@@ -433,13 +468,14 @@ async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
     real_send = channels.send_email
     crashed: list[str] = []
 
-    async def crash_once(settings: Any, email: Any) -> None:
+    async def crash_once(settings: Any, email: Any, **options: Any) -> None:
         if not crashed:
             crashed.append(email.to)
             raise RuntimeError("worker blew up mid-send")
-        await real_send(settings, email)
+        await real_send(settings, email, **options)
 
     monkeypatch.setattr(services, "send_email", crash_once)
+    lease = services.send_lease()
     with clock.frozen(clock.now()):
         # The crash is contained: the other notification of the batch still goes out.
         assert await send_due_notifications() == 1
@@ -454,7 +490,7 @@ async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
         assert row["last_error"].startswith("RuntimeError")
 
         # Other workers keep away while the lease lasts...
-        clock.advance(LEASE - timedelta(seconds=1))
+        clock.advance(lease - timedelta(seconds=1))
         assert await send_due_notifications() == 0
         assert len(mailbox.messages) == 1
         # ... and take it over once it has run out.
@@ -469,6 +505,35 @@ async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
     row = await the_notification(reference, "booking.confirmed")
     assert row["status"] == NotificationStatus.sent
     assert row["attempts"] == 2
+
+
+async def test_a_last_attempt_whose_worker_died_fails_instead_of_going_on(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    departure = await bus_departure(client, operator)
+    reference = await book(client, departure, "last@example.com")
+    await dispatch_outbox()
+    row = await the_notification(reference, "booking.confirmed")
+    # The sixth attempt was claimed by a worker that never came back.
+    lease_end = clock.now() + services.send_lease()
+    await (
+        Notification.update(
+            {
+                Notification.status: NotificationStatus.sending.value,
+                Notification.attempts: MAX_ATTEMPTS,
+                Notification.next_attempt_at: lease_end,
+            }
+        )
+        .where(Notification.id == row["id"])
+        .run()
+    )
+    assert await send_due_notifications() == 0  # still its claim
+    with clock.frozen(lease_end):
+        assert await send_due_notifications() == 0
+    row = await the_notification(reference, "booking.confirmed")
+    assert (row["status"], row["attempts"]) == (NotificationStatus.failed, MAX_ATTEMPTS)
+    assert row["last_error"] == "not sent: the last attempt's worker stopped"
+    assert mailbox.messages == []
 
 
 # ---------------------------------------------------------------- operators' notices
@@ -614,5 +679,5 @@ async def test_a_reminder_for_a_booking_cancelled_meanwhile_is_not_sent(
         for r in await notifications_of(reference)
         if r["kind"] == "reminder.3h" and r["channel"] == "email"
     ]
-    assert row["status"] == NotificationStatus.failed.value
+    assert row["status"] == NotificationStatus.skipped.value
     assert "the booking is cancelled" in row["last_error"]
