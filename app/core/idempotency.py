@@ -39,17 +39,26 @@ from app.core.after_commit import Effect, effects_after_commit
 from app.core.database import get_engine, is_sqlite, write_transaction
 from app.core.errors import Conflict, DomainError, InvalidInput, handle_domain_error
 from app.core.i18n import _
+from app.core.settings import get_settings
 from app.core.tables import IdempotencyRecord
 
 KEEP_FOR = timedelta(hours=24)
-# How long a retry waits for a first request with the same key that is still running.
-IN_PROGRESS_WAIT = timedelta(seconds=5)
+# How long a retry waits for a first request with the same key that is still running; less
+# than the statement timeout (DATABASE_STATEMENT_TIMEOUT, 5 s by default), which would end
+# the wait as a database outage (503) instead of the 409 it is.
+IN_PROGRESS_WAIT = timedelta(seconds=3)
 # How long a first request may sit idle inside its transaction before the server ends it.
 IN_PROGRESS_LEASE = timedelta(seconds=30)
 # When a record committed without an answer (an earlier version's) may be taken over.
 IN_PROGRESS_TIMEOUT = timedelta(minutes=2)
 # PostgreSQL's SQLSTATE for lock_timeout.
 LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _in_progress_wait() -> timedelta:
+    """IN_PROGRESS_WAIT, shortened below a statement timeout configured shorter than it."""
+    statement_timeout = timedelta(seconds=get_settings().database_statement_timeout)
+    return min(IN_PROGRESS_WAIT, statement_timeout * 0.8)
 
 
 class IdempotencyMismatch(DomainError):
@@ -148,7 +157,7 @@ async def _claim_and_run(
         [row] = await IdempotencyRecord.raw(
             "SELECT current_setting('lock_timeout') AS previous, "
             "set_config('lock_timeout', {}, true)",
-            _ms(IN_PROGRESS_WAIT),
+            _ms(_in_progress_wait()),
         ).run()
         lock_timeout = row["previous"]
     record = IdempotencyRecord(
