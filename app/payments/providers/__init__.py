@@ -60,7 +60,11 @@ def _load(entry: str) -> ProviderFactory:
     try:
         factory = getattr(importlib.import_module(module_name), attribute or "Provider")
     except (ImportError, AttributeError) as exc:
-        raise RuntimeError(f"TOURLINE_PAYMENT_PROVIDERS: cannot load {entry!r}: {exc}") from exc
+        raise PaymentsNotConfigured(
+            _("TOURLINE_PAYMENT_PROVIDERS names {entry}, which cannot be loaded.").format(
+                entry=entry
+            )
+        ) from exc
     return cast(ProviderFactory, factory)
 
 
