@@ -13,7 +13,7 @@ import pytest
 
 from app.booking.tables import BookingEvent
 from app.core import clock
-from app.core.settings import get_settings
+from app.core.settings import get_settings, load_settings
 from app.payments.services import execute_pending_refunds, sync_open_payments
 from app.payments.tables import RefundStatus
 from tests.conftest import Account
@@ -148,3 +148,12 @@ async def test_an_entry_that_cannot_be_loaded_is_503_not_configured(
     assert "tests.no_such_provider" in body["detail"]
     assert await payments_of(ref(created)) == []
     assert (await view(client, created))["status"] == "on_hold"
+
+
+@pytest.mark.parametrize("value", ["", " , "])
+def test_a_configuration_without_any_provider_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TOURLINE_PAYMENT_PROVIDERS", value)
+    with pytest.raises(ValueError, match="TOURLINE_PAYMENT_PROVIDERS"):
+        load_settings()
