@@ -98,6 +98,10 @@ class Settings:
     stripe_api_base: str = ""
     # Payment method types offered: card by default; alipay and wechat_pay can be added.
     stripe_payment_method_types: tuple[str, ...] = ("card",)
+    # Payment providers enabled, by built-in name (`stripe`, `on_account`) or dotted path
+    # (`package.module` or `package.module:Class`); tourists pay through the first one
+    # listed that takes their payments (see app/payments/providers/).
+    payment_providers: tuple[str, ...] = ("stripe", "on_account")
     # Where tourists open the pages: links in messages (a booking's own link) start here.
     public_url: str = DEVELOPMENT_PUBLIC_URL
     # Requests per minute a partner API key may make (shared across processes via Redis).
@@ -174,6 +178,10 @@ def load_settings() -> Settings:
     environment = _env_str("TOURLINE_ENV", defaults.environment)
     if environment not in ("development", "test", "production"):
         raise ValueError("TOURLINE_ENV must be development, test or production")
+    payment_providers = _env_list("TOURLINE_PAYMENT_PROVIDERS", defaults.payment_providers)
+    if not payment_providers:
+        # Every payment and refund row names its provider: one must handle them.
+        raise ValueError("TOURLINE_PAYMENT_PROVIDERS must name at least one provider")
     return Settings(
         environment=environment,
         database_url=database_url,
@@ -207,6 +215,7 @@ def load_settings() -> Settings:
         stripe_payment_method_types=_env_list(
             "STRIPE_PAYMENT_METHOD_TYPES", defaults.stripe_payment_method_types
         ),
+        payment_providers=payment_providers,
         public_url=public_url,
         partner_rate_limit=_env_int("TOURLINE_PARTNER_RATE_LIMIT", defaults.partner_rate_limit),
         public_rate_limit=_env_int("TOURLINE_PUBLIC_RATE_LIMIT", defaults.public_rate_limit),

@@ -30,8 +30,8 @@ from app.partners import octo
 from app.partners.schemas import AgencyPrincipal
 from app.partners.services import credit_used
 from app.partners.tables import Agency, PaymentTerms
+from app.payments.providers import on_account
 from app.payments.services import pay_booking, settle_after_change
-from app.payments.tables import Payment, PaymentStatus
 
 OCTO_STATUS = {
     BookingStatus.on_hold: "ON_HOLD",
@@ -390,21 +390,12 @@ async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -
                 code="credit_limit_exceeded",
             )
         await _save_contact(booking, body)
-        await Payment.insert(
-            Payment(
-                booking=booking["id"],
-                provider="on_account",
-                amount=booking["total_amount"],
-                currency=booking["currency"],
-                status=PaymentStatus.succeeded.value,
-                succeeded_at=clock.now(),
-            )
-        ).run()
+        await on_account.record_payment(booking["id"], booking["total_amount"], booking["currency"])
         await transition(
             booking,
             BookingStatus.confirmed,
             actor=f"agency:{principal.agency_id}",
-            reason="on_account",
+            reason=on_account.NAME,
         )
     return await booking_object(await _row(principal, uuid))
 

@@ -34,6 +34,7 @@ from app.partners.schemas import (
     SettlementOut,
 )
 from app.partners.tables import Agency, AgencyStatus, ApiKey, NetRate, Settlement
+from app.payments.providers import on_account
 from app.payments.tables import Payment, Refund
 
 KEY_PREFIX = "tl_"
@@ -365,17 +366,19 @@ async def credit_used(agency_id: UUID) -> int:
         """
         SELECT COALESCE(SUM(p.amount), 0) AS amount FROM payment p
         JOIN booking b ON b.id = p.booking
-        WHERE b.agency = {} AND p.provider = 'on_account' AND p.status = 'succeeded'
+        WHERE b.agency = {} AND p.provider = {} AND p.status = 'succeeded'
         """,
         agency_id,
+        on_account.NAME,
     ).run()
     refunded: list[dict[str, Any]] = await Refund.raw(
         """
         SELECT COALESCE(SUM(r.amount), 0) AS amount FROM refund r
         JOIN booking b ON b.id = r.booking
-        WHERE b.agency = {} AND r.provider = 'on_account' AND r.status != 'failed'
+        WHERE b.agency = {} AND r.provider = {} AND r.status != 'failed'
         """,
         agency_id,
+        on_account.NAME,
     ).run()
     settled = sum(
         int(row["amount"])

@@ -15,7 +15,8 @@ from app.payments.tables import PaymentStatus, RefundStatus
 class PaymentStartOut(msgspec.Struct, kw_only=True):
     """What the page needs to take the payment with Stripe.js (or that none is needed)."""
 
-    provider: Literal["stripe", "free"]
+    # `free`, or the name of the enabled provider tourists pay through (`stripe`).
+    provider: str
     status: Literal["requires_payment", "confirmed"]
     amount: PriceOut
     client_secret: str | None = None

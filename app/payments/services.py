@@ -32,10 +32,16 @@ from app.core.money import PriceOut
 from app.core.settings import get_settings
 from app.notifications.services import enqueue
 from app.payments.providers import (
+    STRIPE,
     IntentState,
+    PaymentProvider,
     ProviderError,
     RefundState,
     UnknownObject,
+    checkout_provider,
+    enabled_names,
+    get_provider,
+    is_remote,
     stripe_provider,
     verify_stripe_event,
 )
@@ -109,7 +115,6 @@ async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
 async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
     """Create, or reuse, the card payment of a complete booking on hold; a booking that
     costs nothing is confirmed at once."""
-    settings = get_settings()
     async with write_transaction():
         booking, _departure = await lock_booking(booking_id)
         if booking["status"] == BookingStatus.confirmed:
@@ -141,10 +146,10 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             return PaymentStartOut(
                 provider="free", status="confirmed", amount=PriceOut.minor(0, currency)
             )
-        provider = stripe_provider()
+        provider = checkout_provider()
         payments = (
             await Payment.select()
-            .where((Payment.booking == booking["id"]) & (Payment.provider == "stripe"))
+            .where((Payment.booking == booking["id"]) & (Payment.provider == provider.name))
             .order_by(Payment.attempt, ascending=False)
             .run()
         )
@@ -172,14 +177,14 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             attempt = (payments[0]["attempt"] + 1) if payments else 1
             # Created by our clock: the sweep's window (SYNC_WINDOW) is measured on it.
             payment = Payment(
-                booking=booking["id"], provider="stripe", attempt=attempt, amount=total,
+                booking=booking["id"], provider=provider.name, attempt=attempt, amount=total,
                 currency=currency, status=PaymentStatus.requires_payment.value,
                 created_at=clock.now(), updated_at=clock.now(),
             )  # fmt: skip
             await payment.save().run()
             current = {"id": payment.id, "attempt": attempt, "provider_id": None}
     if stale is not None and stale["provider_id"]:
-        await _cancel_quietly(stale["provider_id"])
+        await _cancel_quietly(provider, stale["provider_id"])
     # Derived from the booking and attempt: a retry can never create a second charge.
     key = f"tourline-booking-{booking['id']}-attempt-{current['attempt']}"
     if current["provider_id"]:
@@ -194,18 +199,18 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             .run()
         )
     return PaymentStartOut(
-        provider="stripe",
+        provider=provider.name,
         status="requires_payment",
         amount=PriceOut.minor(total, currency),
         client_secret=intent.client_secret,
-        publishable_key=settings.stripe_publishable_key or None,
-        payment_method_types=list(settings.stripe_payment_method_types),
+        publishable_key=provider.publishable_key,
+        payment_method_types=list(provider.payment_method_types),
     )
 
 
-async def _cancel_quietly(provider_id: str) -> None:
+async def _cancel_quietly(provider: PaymentProvider, provider_id: str) -> None:
     try:
-        await stripe_provider().cancel(provider_id)
+        await provider.cancel(provider_id)
     except ProviderError:
         logger.warning("could not cancel payment intent %s", provider_id)
 
@@ -225,13 +230,14 @@ async def cancel_open_payments(booking_id: UUID) -> int:
     cancelled = 0
     for payment in open_payments:
         if payment["provider_id"]:
-            intent = await stripe_provider().fetch(payment["provider_id"])
+            provider = get_provider(payment["provider"])
+            intent = await provider.fetch(payment["provider_id"])
             if intent.status in ("succeeded", "processing"):
                 # Money moved (or may yet): its webhook or the reconciliation sweep
                 # (`sync_open_payments`) confirms the booking or refunds it.
                 continue
             if intent.status != "canceled":
-                await stripe_provider().cancel(payment["provider_id"])
+                await provider.cancel(payment["provider_id"])
         await _mark_cancelled(payment["id"])
         cancelled += 1
     return cancelled
@@ -295,7 +301,7 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
     refund_states = []
     for refund_id in refund_ids:
         try:
-            refund_states.append(await stripe_provider().fetch_refund(refund_id))
+            refund_states.append((refund_id, await stripe_provider().fetch_refund(refund_id)))
         except UnknownObject:
             continue
     outcome = "ignored"
@@ -309,11 +315,11 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
         if not claimed:
             return "duplicate"
         if intent is not None and event_type == "payment_intent.succeeded":
-            outcome = await _apply_success(intent)
+            outcome = await _apply_success(STRIPE, intent)
         elif intent is not None and event_type == "payment_intent.payment_failed":
-            outcome = await _apply_failure(intent)
-        for state in refund_states:
-            outcome = await _apply_refund_state(state.provider_id, state.status)
+            outcome = await _apply_failure(STRIPE, intent)
+        for refund_id, state in refund_states:
+            outcome = await _apply_refund_state(refund_id, state.status)
     if outcome == "refunded" and intent is not None:
         # Pay the late payment back now; the worker retries if Stripe fails.
         payment = (
@@ -327,7 +333,7 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
     return outcome
 
 
-async def _payment_for(intent: IntentState) -> dict[str, Any] | None:
+async def _payment_for(provider: str, intent: IntentState) -> dict[str, Any] | None:
     payment = await Payment.select().where(Payment.provider_id == intent.provider_id).first().run()
     if payment is not None or intent.reference is None:
         return dict(payment) if payment else None
@@ -341,7 +347,7 @@ async def _payment_for(intent: IntentState) -> dict[str, Any] | None:
     if booking is None:
         return None
     row = Payment(
-        booking=booking["id"], provider="stripe", provider_id=intent.provider_id, attempt=0,
+        booking=booking["id"], provider=provider, provider_id=intent.provider_id, attempt=0,
         amount=intent.amount, currency=intent.currency,
         status=PaymentStatus.requires_payment.value, created_at=clock.now(),
         updated_at=clock.now(),
@@ -350,10 +356,10 @@ async def _payment_for(intent: IntentState) -> dict[str, Any] | None:
     return dict(await Payment.select().where(Payment.id == row.id).first().run() or {})
 
 
-async def _apply_success(intent: IntentState) -> str:
+async def _apply_success(provider: str, intent: IntentState) -> str:
     if intent.status != "succeeded":
         return "stale_event"
-    payment = await _payment_for(intent)
+    payment = await _payment_for(provider, intent)
     if payment is None:
         logger.warning("payment intent %s matches no booking", intent.provider_id)
         return "unknown_payment"
@@ -390,7 +396,7 @@ async def _apply_success(intent: IntentState) -> str:
     outdated = payment["status"] == PaymentStatus.cancelled or (
         owed is not None and intent.amount != owed["total_amount"] - owed["balance_due"]
     )
-    result = "outdated" if outdated else await confirm_paid(payment["booking"], actor="stripe")
+    result = "outdated" if outdated else await confirm_paid(payment["booking"], actor=provider)
     if result in ("confirmed", "already_confirmed"):
         return result
     # Paid, but the booking cannot be honoured (hold ran out and seats resold, or
@@ -413,8 +419,8 @@ async def _apply_success(intent: IntentState) -> str:
     return "refunded"
 
 
-async def _apply_failure(intent: IntentState) -> str:
-    payment = await _payment_for(intent)
+async def _apply_failure(provider: str, intent: IntentState) -> str:
+    payment = await _payment_for(provider, intent)
     if payment is None:
         return "unknown_payment"
     if payment["status"] == PaymentStatus.succeeded:
@@ -603,9 +609,9 @@ _REFUND_STATUSES = {
 }
 
 
-async def _ask_provider(claimed: dict[str, Any], provider_id: str) -> RefundState:
+async def _ask_provider(claimed: dict[str, Any], provider_id: str | None) -> RefundState:
     key = refund_idempotency_key(claimed)
-    provider = stripe_provider()
+    provider = get_provider(claimed["provider"])
     if claimed["attempts"] > 1:
         # A retry: an earlier attempt may have reached Stripe (a timeout, or a worker that
         # died before recording). The same key makes Stripe answer with that refund for
@@ -619,18 +625,13 @@ async def _ask_provider(claimed: dict[str, Any], provider_id: str) -> RefundStat
 async def execute_refund(claimed: dict[str, Any]) -> bool:
     """Pay back one refund this worker has claimed (`claim_refund`); True when the provider
     accepted it and its answer was recorded."""
-    if claimed["provider"] == "on_account":
-        # Nothing to send: the agency's next invoice is credited.
-        return await _record_refund(
-            claimed, {Refund.status: RefundStatus.succeeded.value, Refund.claimed_until: None}
-        )
     payment = (
         await Payment.select(Payment.provider_id)
         .where(Payment.id == claimed["payment"])
         .first()
         .run()
     )
-    if payment is None or not payment["provider_id"]:
+    if payment is None or (not payment["provider_id"] and is_remote(claimed["provider"])):
         await _record_refund(
             claimed,
             {
@@ -692,11 +693,11 @@ async def sync_refunds(limit: int = 200) -> int:
     """Ask Stripe about refunds it left pending, for `refund.updated` webhooks that never
     arrived; returns how many changed."""
     rows = (
-        await Refund.select(Refund.provider_id, Refund.status)
+        await Refund.select(Refund.provider, Refund.provider_id, Refund.status)
         .where(
             (Refund.status == RefundStatus.pending.value)
             & Refund.provider_id.is_not_null()
-            & (Refund.provider == "stripe")
+            & Refund.provider.is_in(enabled_names())
             & (Refund.created_at >= clock.now() - SYNC_WINDOW)
         )
         .order_by(Refund.updated_at)
@@ -706,11 +707,11 @@ async def sync_refunds(limit: int = 200) -> int:
     changed = 0
     for row in rows:
         try:
-            state = await stripe_provider().fetch_refund(row["provider_id"])
+            state = await get_provider(row["provider"]).fetch_refund(row["provider_id"])
         except UnknownObject:
             continue
         if _REFUND_STATUSES.get(state.status, RefundStatus.pending) != RefundStatus.pending:
-            await _apply_refund_state(state.provider_id, state.status)
+            await _apply_refund_state(row["provider_id"], state.status)
             changed += 1
     return changed
 
@@ -859,7 +860,7 @@ async def reconciliation(
 def _unsettled() -> Any:
     # A payment that succeeded here was applied in the same transaction: settled.
     return (
-        (Payment.provider == "stripe")
+        Payment.provider.is_in(enabled_names())
         & Payment.provider_id.is_not_null()
         & Payment.settled_at.is_null()
         & (Payment.status != PaymentStatus.succeeded.value)
@@ -877,7 +878,11 @@ async def _unrecorded_at_provider(
     since = clock.now() - SYNC_WINDOW
     rows = (
         await Payment.select(
-            Payment.booking, Payment.provider_id, Payment.created_at, Payment.checked_at
+            Payment.booking,
+            Payment.provider,
+            Payment.provider_id,
+            Payment.created_at,
+            Payment.checked_at,
         )
         .where(_unsettled() & Payment.booking.is_in(booking_ids))
         .order_by(Payment.created_at, ascending=False)
@@ -892,7 +897,7 @@ async def _unrecorded_at_provider(
     async def check(row: dict[str, Any]) -> None:
         async with gate:
             try:
-                intent = await stripe_provider().fetch(row["provider_id"])
+                intent = await get_provider(row["provider"]).fetch(row["provider_id"])
             except UnknownObject:
                 return
             except DomainError:
@@ -975,10 +980,12 @@ async def sync_open_payments(limit: int = 200) -> int:
         if payment is None:
             continue  # Another sweep has it.
         try:
-            intent = await stripe_provider().fetch(payment["provider_id"])
+            intent = await get_provider(payment["provider"]).fetch(payment["provider_id"])
         except UnknownObject:
-            # Not Stripe's (another account, a deleted test object): it can take nothing.
-            logger.warning("payment intent %s is unknown to Stripe", payment["provider_id"])
+            # Not the provider's (another account, a deleted test object): it takes nothing.
+            logger.warning(
+                "payment %s is unknown to %s", payment["provider_id"], payment["provider"]
+            )
             await _settle_payment(payment["id"])
             continue
         outcome = await reconcile_intent(payment, intent)
@@ -1014,7 +1021,7 @@ async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
     """Bring one payment in line with its intent as Stripe has it now; what was done."""
     if intent.status == "succeeded":
         async with write_transaction():
-            outcome = await _apply_success(intent)
+            outcome = await _apply_success(payment["provider"], intent)
         if outcome == "refunded":
             # Pay it back now; the refund worker retries if Stripe fails.
             await settle_after_change([payment["booking"]])
@@ -1040,7 +1047,7 @@ async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
         return "processing"  # Stripe cannot cancel it; its outcome is fetched next time.
     # Nobody may pay this intent any more: cancelled so that it never takes money.
     try:
-        await stripe_provider().cancel(intent.provider_id)
+        await get_provider(payment["provider"]).cancel(intent.provider_id)
     except ProviderError:
         return "cancel_failed"  # e.g. it has just succeeded: the next sweep applies it.
     await _mark_cancelled(payment["id"])

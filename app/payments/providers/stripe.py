@@ -1,92 +1,33 @@
-"""Payment providers: what taking and giving back money means for each way of paying.
+"""The Stripe provider: cards (and Alipay / WeChat Pay) through Stripe PaymentIntents.
 
-- `stripe`: cards (and Alipay / WeChat Pay) through Stripe PaymentIntents.
-- `free`: a booking whose total is zero is confirmed at once.
-- `on_account`: partner agencies are invoiced later (used by the partner API).
-
-Only the Stripe provider talks to the network; it is the one edge tests replace with
-localstripe, a fake Stripe server.
+It is the one edge tests replace with localstripe, a fake Stripe server. Stripe's
+webhook (`verify_stripe_event`) is only a hint: the services fetch the object again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import stripe
 
-from app.core import http_clients
-from app.core.errors import DomainError
+from app.core.errors import InvalidInput
 from app.core.i18n import _
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings
+from app.payments.providers.base import (
+    IntentState,
+    PaymentsNotConfigured,
+    ProviderError,
+    RefundState,
+    UnknownObject,
+)
+
+NAME = "stripe"
 
 # A Stripe call that takes longer fails (as unknown; retried with its idempotency key).
 STRIPE_TIMEOUT_SECONDS = 30.0
-
-
-class PaymentsNotConfigured(DomainError):
-    status_code = 503
-    code = "payments_not_configured"
-
-    def title(self) -> str:
-        return _("Card payment is not configured")
-
-
-class UnknownObject(DomainError):
-    """The provider does not know this id."""
-
-    status_code = 404
-    code = "unknown_payment_object"
-
-
-class ProviderError(DomainError):
-    status_code = 502
-    code = "payment_provider_error"
-
-    def title(self) -> str:
-        return _("The payment provider could not be reached")
-
-
-@dataclass(frozen=True, slots=True)
-class IntentState:
-    """A payment as the provider sees it now (never trusted from a webhook body)."""
-
-    provider_id: str
-    status: str
-    amount: int
-    currency: str
-    reference: str | None
-    client_secret: str | None
-    failure_reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RefundState:
-    provider_id: str
-    status: str
-    amount: int
-
-
-class PaymentProvider(Protocol):
-    name: str
-
-    async def start(
-        self, amount: int, currency: str, reference: str, idempotency_key: str
-    ) -> IntentState: ...
-
-    async def fetch(self, provider_id: str) -> IntentState: ...
-
-    async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState: ...
-
-    async def fetch_refund(self, provider_id: str) -> RefundState: ...
-
-    async def find_refund(self, provider_id: str, idempotency_key: str) -> RefundState | None: ...
-
-    async def cancel(self, provider_id: str) -> None: ...
 
 
 REFUND_KEY_METADATA = "tourline_refund_key"
@@ -97,7 +38,9 @@ def _error_message(exc: stripe.StripeError) -> str:
 
 
 class StripeProvider:
-    name = "stripe"
+    name = NAME
+    checkout = True
+    remote = True
 
     def __init__(self, settings: Settings) -> None:
         if not settings.stripe_secret_key:
@@ -110,8 +53,12 @@ class StripeProvider:
         if settings.stripe_api_base:
             options["base_addresses"] = {"api": settings.stripe_api_base}
         self.client = stripe.StripeClient(settings.stripe_secret_key, **options)
-        self.publishable_key = settings.stripe_publishable_key
-        self.method_types = list(settings.stripe_payment_method_types)
+        self.publishable_key: str | None = settings.stripe_publishable_key or None
+        self.payment_method_types = list(settings.stripe_payment_method_types)
+
+    async def aclose(self) -> None:
+        """On shutdown, with the process's other HTTP clients."""
+        await self.http_client.close_async()  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _state(intent: Any) -> IntentState:
@@ -133,7 +80,7 @@ class StripeProvider:
         params: dict[str, Any] = {
             "amount": amount,
             "currency": currency.lower(),
-            "payment_method_types": self.method_types,
+            "payment_method_types": self.payment_method_types,
             "metadata": {"booking_reference": reference},
         }
         with _stripe_errors():
@@ -147,7 +94,11 @@ class StripeProvider:
         with _stripe_errors(provider_id):
             return self._state(await self.client.v1.payment_intents.retrieve_async(provider_id))
 
-    async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState:
+    async def refund(
+        self, provider_id: str | None, amount: int, idempotency_key: str
+    ) -> RefundState:
+        if provider_id is None:
+            raise UnknownObject("")  # Stripe refunds a PaymentIntent: there is none.
         with _stripe_errors():
             refund = await self.client.v1.refunds.create_async(
                 params={
@@ -160,9 +111,13 @@ class StripeProvider:
             )
         return RefundState(provider_id=refund.id, status=refund.status or "pending", amount=amount)
 
-    async def find_refund(self, provider_id: str, idempotency_key: str) -> RefundState | None:
+    async def find_refund(
+        self, provider_id: str | None, idempotency_key: str
+    ) -> RefundState | None:
         """The refund of this intent made earlier under `idempotency_key`, if any: what a
         worker that died after Stripe's answer left behind."""
+        if provider_id is None:
+            return None
         with _stripe_errors(provider_id):
             page = await self.client.v1.refunds.list_async(
                 params={"payment_intent": provider_id, "limit": 100}
@@ -203,30 +158,6 @@ def _stripe_errors(looked_up: str | None = None) -> Iterator[None]:
         raise ProviderError(_error_message(exc)) from exc
 
 
-# One provider (and so one pool of connections to Stripe) per event loop and account,
-# not one per call: a new HTTP client per webhook cost 5 ms of CPU and a TLS handshake.
-_providers: dict[tuple[int, str, str], StripeProvider] = {}
-
-
-def stripe_provider() -> StripeProvider:
-    settings = get_settings()
-    key = (id(asyncio.get_running_loop()), settings.stripe_secret_key, settings.stripe_api_base)
-    provider = _providers.get(key)
-    if provider is None:
-        if len(_providers) > 8:  # loops of finished CLI commands
-            _providers.clear()
-        provider = _providers[key] = StripeProvider(settings)
-        http_clients.on_close(lambda: _close(key))
-    return provider
-
-
-async def _close(key: tuple[int, str, str]) -> None:
-    """On shutdown, with the process's other HTTP clients."""
-    provider = _providers.pop(key, None)
-    if provider is not None:
-        await provider.http_client.close_async()  # type: ignore[no-untyped-call]
-
-
 def verify_stripe_event(
     payload: bytes, signature: str | None, settings: Settings
 ) -> dict[str, Any]:
@@ -243,8 +174,6 @@ def verify_stripe_event(
             raise ValueError("not an event")
         return event
     except (stripe.SignatureVerificationError, ValueError) as exc:
-        from app.core.errors import InvalidInput
-
         raise InvalidInput(
             "Stripe-Signature", _("The signature does not match."), source="header",
             code="bad_signature",
