@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
+import httpx
 import stripe
 
 from app.core import http_clients
@@ -203,28 +205,28 @@ def _stripe_errors(looked_up: str | None = None) -> Iterator[None]:
         raise ProviderError(_error_message(exc)) from exc
 
 
-# One provider (and so one pool of connections to Stripe) per event loop and account,
-# not one per call: a new HTTP client per webhook cost 5 ms of CPU and a TLS handshake.
-_providers: dict[tuple[int, str, str], StripeProvider] = {}
+# One provider per account, for the current event loop, not one per call: a new HTTP
+# client per webhook cost 5 ms of CPU and a TLS handshake. Its connections are the
+# process's shared "stripe" client (`http_clients`), closed on shutdown with the others;
+# a provider of another (finished) loop is replaced, so nothing piles up per loop.
+_providers: dict[tuple[str, str], tuple[asyncio.AbstractEventLoop, StripeProvider]] = {}
 
 
 def stripe_provider() -> StripeProvider:
     settings = get_settings()
-    key = (id(asyncio.get_running_loop()), settings.stripe_secret_key, settings.stripe_api_base)
-    provider = _providers.get(key)
-    if provider is None:
-        if len(_providers) > 8:  # loops of finished CLI commands
-            _providers.clear()
-        provider = _providers[key] = StripeProvider(settings)
-        http_clients.on_close(lambda: _close(key))
-    return provider
+    loop = asyncio.get_running_loop()
+    key = (settings.stripe_secret_key, settings.stripe_api_base)
+    entry = _providers.get(key)
+    if entry is None or entry[0] is not loop or entry[1].http_client._client_async.is_closed:
+        provider = StripeProvider(settings)
+        provider.http_client._client_async = http_clients.shared("stripe", _stripe_http_client)
+        entry = _providers[key] = (loop, provider)
+    return entry[1]
 
 
-async def _close(key: tuple[int, str, str]) -> None:
-    """On shutdown, with the process's other HTTP clients."""
-    provider = _providers.pop(key, None)
-    if provider is not None:
-        await provider.http_client.close_async()  # type: ignore[no-untyped-call]
+def _stripe_http_client() -> httpx.AsyncClient:
+    # As stripe.HTTPXClient makes its own (certificates from Stripe's bundle).
+    return httpx.AsyncClient(verify=ssl.create_default_context(cafile=stripe.ca_bundle_path))
 
 
 def verify_stripe_event(
