@@ -64,6 +64,8 @@ class IntentState:
     reference: str | None
     client_secret: str | None
     failure_reason: str | None
+    # Given back so far on its latest charge, by anyone (us, or the Stripe dashboard).
+    amount_refunded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,8 @@ class RefundState:
     provider_id: str
     status: str
     amount: int
+    # Our idempotency key (`REFUND_KEY_METADATA`), None for a refund made outside Tourline.
+    key: str | None = None
 
 
 class PaymentProvider(Protocol):
@@ -87,6 +91,8 @@ class PaymentProvider(Protocol):
     async def fetch_refund(self, provider_id: str) -> RefundState: ...
 
     async def find_refund(self, provider_id: str, idempotency_key: str) -> RefundState | None: ...
+
+    async def list_refunds(self, provider_id: str) -> list[RefundState]: ...
 
     async def cancel(self, provider_id: str) -> None: ...
 
@@ -119,6 +125,7 @@ class StripeProvider:
     def _state(intent: Any) -> IntentState:
         data = intent.to_dict()
         error = data.get("last_payment_error") or {}
+        charge = data.get("latest_charge")
         return IntentState(
             provider_id=data["id"],
             status=data["status"],
@@ -127,6 +134,9 @@ class StripeProvider:
             reference=(data.get("metadata") or {}).get("booking_reference"),
             client_secret=data.get("client_secret"),
             failure_reason=error.get("message") if isinstance(error, dict) else None,
+            amount_refunded=int(charge.get("amount_refunded") or 0)
+            if isinstance(charge, dict)
+            else 0,
         )
 
     async def start(
@@ -147,7 +157,11 @@ class StripeProvider:
 
     async def fetch(self, provider_id: str) -> IntentState:
         with _stripe_errors(provider_id):
-            return self._state(await self.client.v1.payment_intents.retrieve_async(provider_id))
+            # With its charge: what was refunded, also outside Tourline.
+            intent = await self.client.v1.payment_intents.retrieve_async(
+                provider_id, params={"expand": ["latest_charge"]}
+            )
+        return self._state(intent)
 
     async def refund(self, provider_id: str, amount: int, idempotency_key: str) -> RefundState:
         with _stripe_errors():
@@ -165,19 +179,27 @@ class StripeProvider:
     async def find_refund(self, provider_id: str, idempotency_key: str) -> RefundState | None:
         """The refund of this intent made earlier under `idempotency_key`, if any: what a
         worker that died after Stripe's answer left behind."""
+        refunds = await self.list_refunds(provider_id)
+        return next((refund for refund in refunds if refund.key == idempotency_key), None)
+
+    async def list_refunds(self, provider_id: str) -> list[RefundState]:
+        """Every refund of this intent (a booking's are a few, far below one page)."""
         with _stripe_errors(provider_id):
             page = await self.client.v1.refunds.list_async(
                 params={"payment_intent": provider_id, "limit": 100}
             )
+        refunds = []
         for refund in page.data:
             data = refund.to_dict()
-            if (data.get("metadata") or {}).get(REFUND_KEY_METADATA) == idempotency_key:
-                return RefundState(
+            refunds.append(
+                RefundState(
                     provider_id=data["id"],
                     status=data.get("status") or "pending",
                     amount=int(data["amount"]),
+                    key=(data.get("metadata") or {}).get(REFUND_KEY_METADATA),
                 )
-        return None
+            )
+        return refunds
 
     async def fetch_refund(self, provider_id: str) -> RefundState:
         with _stripe_errors(provider_id):
