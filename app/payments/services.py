@@ -986,16 +986,20 @@ def _unsettled() -> Any:
     )
 
 
-def _swept(now: datetime) -> Any:
-    """What the sweep asks Stripe about: unsettled intents, and succeeded ones younger than
-    REFUND_WATCH (for refunds made outside Tourline)."""
-    watched = (
+def _watched(now: datetime) -> Any:
+    # Succeeded, and young enough to be asked about refunds made outside Tourline.
+    return (
         (Payment.provider == "stripe")
         & Payment.provider_id.is_not_null()
         & (Payment.status == PaymentStatus.succeeded.value)
         & (Payment.created_at >= now - REFUND_WATCH)
     )
-    return _unsettled() | watched
+
+
+def _swept(now: datetime) -> Any:
+    """What the sweep asks Stripe about: unsettled intents, and succeeded ones younger than
+    REFUND_WATCH (for refunds made outside Tourline)."""
+    return _unsettled() | _watched(now)
 
 
 async def _unrecorded_at_provider(
@@ -1084,27 +1088,14 @@ async def sync_open_payments(limit: int = 200) -> int:
     open intent of a booking that can no longer be paid is cancelled; a refund made at
     Stripe directly is recorded. Returns how many intents changed here."""
     now = clock.now()
-    # Intents never fetched (newest first) and those due again (longest unchecked first),
-    # half the batch each at least: a backlog of either rotates and starves neither.
-    unchecked = (
-        await Payment.select(Payment.id)
-        .where(_swept(now) & Payment.checked_at.is_null())
-        .order_by(Payment.created_at, ascending=False)
-        .limit(limit)
-        .run()
-    )
-    due = (
-        await Payment.select(Payment.id)
-        .where(_swept(now) & _due_for_check(now))
-        .order_by(Payment.checked_at)
-        .limit(limit)
-        .run()
-    )
-    due = due[: max(limit - len(unchecked), limit // 2)]
-    rows = due + unchecked[: limit - len(due)]
+    ids = await _due_ids(_unsettled(), now, limit)
+    # Succeeded payments, watched for refunds, take what is left of the batch: a payment
+    # that may have been lost never waits behind them.
+    if len(ids) < limit:
+        ids += await _due_ids(_watched(now), now, limit - len(ids))
     changed = 0
-    for row in rows:
-        payment = await _claim_check(row["id"], now)
+    for payment_id in ids:
+        payment = await _claim_check(payment_id, now)
         if payment is None:
             continue  # Another sweep has it.
         try:
@@ -1119,6 +1110,28 @@ async def sync_open_payments(limit: int = 200) -> int:
             changed += 1
     await sync_refunds(limit)
     return changed
+
+
+async def _due_ids(which: Any, now: datetime, limit: int) -> list[UUID]:
+    """Up to `limit` payments of `which` to ask Stripe about now: those never fetched
+    (newest first) and those due again (longest unchecked first), half the batch each at
+    least: a backlog of either rotates and starves neither."""
+    unchecked = (
+        await Payment.select(Payment.id)
+        .where(which & Payment.checked_at.is_null())
+        .order_by(Payment.created_at, ascending=False)
+        .limit(limit)
+        .run()
+    )
+    due = (
+        await Payment.select(Payment.id)
+        .where(which & _due_for_check(now))
+        .order_by(Payment.checked_at)
+        .limit(limit)
+        .run()
+    )
+    due = due[: max(limit - len(unchecked), limit // 2)]
+    return [row["id"] for row in due + unchecked[: limit - len(due)]]
 
 
 # What reconcile_intent answers when nothing changed here.

@@ -448,3 +448,27 @@ async def test_a_refund_made_at_stripe_directly_is_recorded_by_the_sweep_and_rep
     assert len(await refunds(created)) == 1
     listed = await browser.v1.refunds.list_async(params={"payment_intent": pi})
     assert [(r.id, r.amount) for r in listed.data] == [(at_stripe.id, 500)]
+
+
+async def test_a_lost_payment_is_asked_about_before_succeeded_ones_watched_for_refunds(
+    client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient, stripe_server: str
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    lost = await hold(client, departure["id"])
+    await declined_then_paid_without_webhook(client, browser, stripe_server, lost)
+    # Newer, and never asked about either: a payment applied by its webhook.
+    paid = await hold(client, departure["id"])
+    pi = await paid_intent(client, browser, paid)
+    assert outcome(
+        await deliver(client, await intent_event(browser, "payment_intent.succeeded", pi))
+    ) == ("confirmed")
+
+    # A batch of one goes to the payment that may have been lost.
+    assert await sync_open_payments(limit=1) == 1
+    assert (await view(client, lost))["status"] == "confirmed"
+    [watched] = await payments(paid)
+    assert watched["checked_at"] is None
+    # Then the watched one has its turn.
+    assert await sync_open_payments(limit=1) == 0
+    [watched] = await payments(paid)
+    assert watched["checked_at"] is not None
