@@ -19,11 +19,7 @@ from app.core.settings import Settings, get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
 from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
-from app.payments.services import (
-    cancel_stale_intents,
-    execute_pending_refunds,
-    sync_open_payments,
-)
+from app.payments.services import execute_pending_refunds, sync_open_payments
 
 logger = logging.getLogger("tourline.jobs")
 
@@ -70,7 +66,6 @@ STEPS: list[Step] = [
     Step("refunds", execute_pending_refunds, every=30),
     Step("idempotency_purged", purge_expired, every=600),
     Step("webhooks_delivered", deliver_due_webhooks, every=5),
-    Step("intents_cancelled", cancel_stale_intents, every=60, drain=False, stripe=True),
     Step("payments_synced", sync_open_payments, every=60, drain=False, stripe=True),
 ]
 # The same steps as (name, function), in the order `tick` runs them.

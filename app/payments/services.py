@@ -8,6 +8,7 @@ cause) so that repeats and races change nothing twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -34,7 +35,6 @@ from app.notifications.services import enqueue
 from app.payments.providers import (
     STRIPE,
     IntentState,
-    PaymentProvider,
     ProviderError,
     RefundState,
     UnknownObject,
@@ -79,6 +79,10 @@ REFUND_OVERDUE = timedelta(days=1)
 SYNC_WINDOW = timedelta(days=7)
 SYNC_RECHECK = timedelta(minutes=1)
 SYNC_RECHECK_OLD = timedelta(days=1)
+# A payment that succeeded is asked about too, on the same schedule, while younger than
+# this: a refund made outside Tourline (the Stripe dashboard) whose webhook never reached
+# us is recorded then. A bound on the sweep's work: one call a day per older payment.
+REFUND_WATCH = timedelta(days=180)
 # The report asks Stripe about at most this many unsettled intents per request.
 REPORT_PROVIDER_CHECKS = 100
 
@@ -184,7 +188,11 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             await payment.save().run()
             current = {"id": payment.id, "attempt": attempt, "provider_id": None}
     if stale is not None and stale["provider_id"]:
-        await _cancel_quietly(provider, stale["provider_id"])
+        try:
+            await cancel_intent(stale)
+        except DomainError:
+            # Still unsettled: the sweep (`sync_open_payments`) cancels it.
+            logger.warning("could not cancel payment intent %s", stale["provider_id"])
     # Derived from the booking and attempt: a retry can never create a second charge.
     key = f"tourline-booking-{booking['id']}-attempt-{current['attempt']}"
     if current["provider_id"]:
@@ -208,17 +216,11 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
     )
 
 
-async def _cancel_quietly(provider: PaymentProvider, provider_id: str) -> None:
-    try:
-        await provider.cancel(provider_id)
-    except ProviderError:
-        logger.warning("could not cancel payment intent %s", provider_id)
-
-
 async def cancel_open_payments(booking_id: UUID) -> int:
-    """Cancel the open PaymentIntents of a booking that can no longer be paid."""
+    """Cancel the open PaymentIntents of a booking that can no longer be paid; how many.
+    One that fails is left to the sweep (`sync_open_payments`) and does not stop the rest."""
     open_payments = (
-        await Payment.select()
+        await Payment.select(Payment.id, Payment.provider, Payment.provider_id)
         .where(
             (Payment.booking == booking_id)
             & Payment.status.is_in(
@@ -229,18 +231,52 @@ async def cancel_open_payments(booking_id: UUID) -> int:
     )
     cancelled = 0
     for payment in open_payments:
-        if payment["provider_id"]:
-            provider = get_provider(payment["provider"])
-            intent = await provider.fetch(payment["provider_id"])
-            if intent.status in ("succeeded", "processing"):
-                # Money moved (or may yet): its webhook or the reconciliation sweep
-                # (`sync_open_payments`) confirms the booking or refunds it.
-                continue
-            if intent.status != "canceled":
-                await provider.cancel(payment["provider_id"])
-        await _mark_cancelled(payment["id"])
-        cancelled += 1
+        if not payment["provider_id"]:
+            await _mark_cancelled(payment["id"])
+            cancelled += 1
+            continue
+        try:
+            outcome = await cancel_intent(payment)
+        except DomainError as exc:
+            logger.warning(
+                "could not cancel payment intent %s: %s", payment["provider_id"], exc.code
+            )
+            continue
+        cancelled += outcome == "cancelled"
     return cancelled
+
+
+async def cancel_intent(payment: dict[str, Any], intent: IntentState | None = None) -> str:
+    """Cancel at Stripe an intent nobody may pay any more, and mark its payment cancelled
+    (settled) once Stripe has it so; what became of it. Safe to race: Stripe refuses to
+    cancel twice, and an intent another worker cancelled first is just as cancelled.
+
+    A succeeded or processing intent cannot be cancelled: money moved (or may yet), and
+    its webhook or the sweep confirms the booking or refunds it. An intent unknown to
+    Stripe (another account, a deleted test object) can take nothing: settled."""
+    payment_id, provider_id = payment["id"], str(payment["provider_id"])
+    provider = get_provider(payment["provider"])
+    try:
+        if intent is None:
+            intent = await provider.fetch(provider_id)
+        if intent.status not in ("canceled", "succeeded", "processing"):
+            try:
+                await provider.cancel(provider_id)
+            except ProviderError:
+                # Cancelled meanwhile elsewhere, or it has just succeeded: Stripe's word.
+                intent = await provider.fetch(provider_id)
+                if intent.status not in ("canceled", "succeeded", "processing"):
+                    return "cancel_failed"
+            else:
+                intent = dataclasses.replace(intent, status="canceled")
+    except UnknownObject:
+        logger.warning("payment intent %s is unknown to Stripe", provider_id)
+        await _settle_payment(payment_id)
+        return "unknown"
+    if intent.status != "canceled":
+        return intent.status
+    await _mark_cancelled(payment_id)
+    return "cancelled"
 
 
 async def _mark_cancelled(payment_id: UUID) -> None:
@@ -270,12 +306,9 @@ async def _settle_payment(payment_id: UUID) -> None:
 # ---------------------------------------------------------------- webhooks
 
 
-HANDLED_EVENTS = {
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "charge.refunded",
-    "refund.updated",
-}
+# Refunds, ours or made at Stripe directly: the intent's refunds are fetched again.
+REFUND_EVENTS = {"charge.refunded", "refund.created", "refund.updated"}
+HANDLED_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed", *REFUND_EVENTS}
 
 
 async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
@@ -292,18 +325,26 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
             intent = await stripe_provider().fetch(object_id)
         except UnknownObject:
             intent = None  # Not ours (e.g. a dashboard test event): stored, nothing to do.
+    # Of a refund event, only the intent's id is taken from the body: its refunds as Stripe
+    # lists them now are what counts (without an intent, the refunds named are fetched).
+    named_intent = data_object.get("payment_intent")
+    refunded_intent = named_intent if isinstance(named_intent, str) and named_intent else None
     refund_ids: list[str] = []
-    if event_type == "charge.refunded":
+    if event_type not in REFUND_EVENTS:
+        refunded_intent = None
+    elif refunded_intent is None and event_type == "charge.refunded":
         refunds = (data_object.get("refunds") or {}).get("data") or []
         refund_ids = [str(r["id"]) for r in refunds if isinstance(r, dict) and r.get("id")]
-    elif event_type == "refund.updated" and object_id:
+    elif refunded_intent is None and object_id:
         refund_ids = [object_id]
     refund_states = []
-    for refund_id in refund_ids:
-        try:
-            refund_states.append((refund_id, await stripe_provider().fetch_refund(refund_id)))
-        except UnknownObject:
-            continue
+    try:
+        if refunded_intent:
+            refund_states = await stripe_provider().list_refunds(refunded_intent)
+        for refund_id in refund_ids:
+            refund_states.append(await stripe_provider().fetch_refund(refund_id))
+    except UnknownObject:
+        pass  # Not ours: stored, nothing to do.
     outcome = "ignored"
     async with write_transaction():
         claimed = await (
@@ -318,8 +359,17 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
             outcome = await _apply_success(STRIPE, intent)
         elif intent is not None and event_type == "payment_intent.payment_failed":
             outcome = await _apply_failure(STRIPE, intent)
-        for refund_id, state in refund_states:
-            outcome = await _apply_refund_state(refund_id, state.status)
+        refunded = None
+        if refunded_intent:
+            refunded = (
+                await Payment.select().where(Payment.provider_id == refunded_intent).first().run()
+            )
+        if refunded is not None:
+            recorded = await _record_provider_refunds(dict(refunded), refund_states)
+            outcome = "refunded_at_provider" if recorded else "refund_updated"
+        else:
+            for state in refund_states:
+                outcome = await _apply_refund_state(state.provider_id, state.status)
     if outcome == "refunded" and intent is not None:
         # Pay the late payment back now; the worker retries if Stripe fails.
         payment = (
@@ -441,19 +491,95 @@ async def _apply_failure(provider: str, intent: IntentState) -> str:
     return "failed"
 
 
-async def _apply_refund_state(provider_id: str, status: str) -> str:
-    mapped = {
+def _refund_status(provider_status: str) -> RefundStatus:
+    """A Stripe refund's status as ours (any other is still on its way)."""
+    return {
         "succeeded": RefundStatus.succeeded,
         "failed": RefundStatus.failed,
         "canceled": RefundStatus.failed,
-    }.get(status, RefundStatus.pending)
+    }.get(provider_status, RefundStatus.pending)
+
+
+async def _apply_refund_state(provider_id: str | None, status: str) -> str:
+    if provider_id is None:
+        return "unknown_refund"  # A provider that keeps no refund objects (on account).
     updated = (
-        await Refund.update({Refund.status: mapped.value, Refund.updated_at: clock.now()})
+        await Refund.update(
+            {Refund.status: _refund_status(status).value, Refund.updated_at: clock.now()}
+        )
         .where(Refund.provider_id == provider_id)
         .returning(Refund.id)
         .run()
     )
     return "refund_updated" if updated else "unknown_refund"
+
+
+async def _record_provider_refunds(payment: dict[str, Any], states: list[RefundState]) -> int:
+    """Inside a transaction: bring our refunds of a payment in line with the refunds
+    Stripe lists for its intent (`states`); how many made outside Tourline were recorded.
+
+    Ours take Stripe's status. One made at Stripe directly (the dashboard) is recorded as a
+    refund `refunded_at_provider` with its Stripe id: the ledger then adds up, and it is
+    never paid again. The booking is left as it is: the report shows the mismatch until
+    the operator settles it."""
+    recorded = 0
+    for state in states:
+        if await _apply_refund_state(state.provider_id, state.status) == "refund_updated":
+            continue
+        if state.key is not None:
+            continue  # Ours, from a worker that has not recorded it yet: the refunds step will.
+        status = _refund_status(state.status)
+        if status == RefundStatus.failed:
+            continue  # It gave nothing back.
+        inserted = (
+            await Refund.insert(
+                Refund(
+                    booking=payment["booking"],
+                    payment=payment["id"],
+                    provider="stripe",
+                    provider_id=state.provider_id,
+                    key=f"provider-refund:{state.provider_id}",
+                    amount=state.amount,
+                    currency=payment["currency"],
+                    reason="refunded_at_provider",
+                    status=status.value,
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+            .on_conflict(action="DO NOTHING")
+            .returning(Refund.id)
+            .run()
+        )
+        if inserted:
+            logger.warning(
+                "refund %s of payment intent %s was made outside Tourline",
+                state.provider_id,
+                payment["provider_id"],
+            )
+            recorded += 1
+    return recorded
+
+
+async def _catch_up_provider_refunds(payment: dict[str, Any], intent: IntentState) -> int:
+    """Record the refunds made outside Tourline of a payment whose intent Stripe says has
+    given back more than our refunds through it show; how many."""
+    payment_id = payment["id"]
+    ours = (
+        await Refund.select(Refund.amount)
+        .where(
+            (Refund.payment == payment_id)
+            & Refund.provider_id.is_not_null()
+            & Refund.status.is_in([RefundStatus.pending.value, RefundStatus.succeeded.value])
+        )
+        .run()
+    )
+    if intent.amount_refunded <= sum(row["amount"] for row in ours):
+        return 0
+    states = await get_provider(payment["provider"]).list_refunds(intent.provider_id)
+    async with write_transaction():
+        row = await Payment.select().where(Payment.id == payment_id).first().run()
+        return await _record_provider_refunds(dict(row), states) if row else 0
 
 
 # ---------------------------------------------------------------- refunds
@@ -602,13 +728,6 @@ def _retry_delay(attempts: int) -> timedelta:
     return min(REFUND_RETRY_FIRST * factor, REFUND_RETRY_MAX)
 
 
-_REFUND_STATUSES = {
-    "succeeded": RefundStatus.succeeded,
-    "failed": RefundStatus.failed,
-    "canceled": RefundStatus.failed,
-}
-
-
 async def _ask_provider(claimed: dict[str, Any], provider_id: str | None) -> RefundState:
     key = refund_idempotency_key(claimed)
     provider = get_provider(claimed["provider"])
@@ -658,20 +777,21 @@ async def execute_refund(claimed: dict[str, Any]) -> bool:
             },
         )
         return False
-    status = _REFUND_STATUSES.get(state.status, RefundStatus.pending)
     return await _record_refund(
         claimed,
         {
             Refund.provider_id: state.provider_id,
-            Refund.status: status.value,
+            Refund.status: _refund_status(state.status).value,
             Refund.last_error: "",
             Refund.claimed_until: None,
         },
     )
 
 
-async def execute_pending_refunds(booking_ids: list[UUID] | None = None) -> int:
-    """Pay back every refund that is due; returns how many the provider accepted.
+async def execute_pending_refunds(booking_ids: list[UUID] | None = None, *, limit: int = 50) -> int:
+    """Pay back the refunds that are due, oldest first, at most `limit` (a batch: the
+    refunds step drains a backlog batch after batch); returns how many the provider
+    accepted.
 
     Each refund is claimed in a committed row first, so two workers never send the same
     one; Stripe sees the refund's natural key as idempotency key, so a retry after an
@@ -682,7 +802,7 @@ async def execute_pending_refunds(booking_ids: list[UUID] | None = None) -> int:
             return 0
         query = query.where(Refund.booking.is_in(booking_ids))
     done = 0
-    for row in await query.order_by(Refund.created_at).run():
+    for row in await query.order_by(Refund.created_at).limit(limit).run():
         claimed = await claim_refund(row["id"])
         if claimed is not None and await execute_refund(claimed):
             done += 1
@@ -710,8 +830,8 @@ async def sync_refunds(limit: int = 200) -> int:
             state = await get_provider(row["provider"]).fetch_refund(row["provider_id"])
         except UnknownObject:
             continue
-        if _REFUND_STATUSES.get(state.status, RefundStatus.pending) != RefundStatus.pending:
-            await _apply_refund_state(row["provider_id"], state.status)
+        if _refund_status(state.status) != RefundStatus.pending:
+            await _apply_refund_state(state.provider_id, state.status)
             changed += 1
     return changed
 
@@ -867,6 +987,22 @@ def _unsettled() -> Any:
     )
 
 
+def _watched(now: datetime) -> Any:
+    # Succeeded, and young enough to be asked about refunds made outside Tourline.
+    return (
+        (Payment.provider == "stripe")
+        & Payment.provider_id.is_not_null()
+        & (Payment.status == PaymentStatus.succeeded.value)
+        & (Payment.created_at >= now - REFUND_WATCH)
+    )
+
+
+def _swept(now: datetime) -> Any:
+    """What the sweep asks Stripe about: unsettled intents, and succeeded ones younger than
+    REFUND_WATCH (for refunds made outside Tourline)."""
+    return _unsettled() | _watched(now)
+
+
 async def _unrecorded_at_provider(
     booking_ids: Any,
 ) -> tuple[dict[UUID, int], set[UUID], set[UUID]]:
@@ -948,35 +1084,23 @@ async def _refund_problems(booking_ids: Any) -> dict[UUID, list[str]]:
 async def sync_open_payments(limit: int = 200) -> int:
     """The reconciliation sweep, for webhooks that never arrived: re-fetch from Stripe
     every intent that could still move money (whatever its status here, until it is
-    settled; see SYNC_WINDOW) and settle it; then pay due refunds and catch up refunds Stripe left
-    pending.
+    settled; see SYNC_WINDOW) and settle it, and every recent succeeded one (see
+    REFUND_WATCH); then catch up refunds Stripe left pending. Paying refunds owed is the
+    refunds step's (`execute_pending_refunds`).
 
     A succeeded intent confirms its booking if it can still be held (on hold, or expired
     with its seats still free), else is refunded in full with a notice to the tourist; an
-    open intent of a booking that can no longer be paid is cancelled. Returns how many
-    intents changed here."""
+    open intent of a booking that can no longer be paid is cancelled; a refund made at
+    Stripe directly is recorded. Returns how many intents changed here."""
     now = clock.now()
-    # Intents never fetched (newest first) and those due again (longest unchecked first),
-    # half the batch each at least: a backlog of either rotates and starves neither.
-    unchecked = (
-        await Payment.select(Payment.id)
-        .where(_unsettled() & Payment.checked_at.is_null())
-        .order_by(Payment.created_at, ascending=False)
-        .limit(limit)
-        .run()
-    )
-    due = (
-        await Payment.select(Payment.id)
-        .where(_unsettled() & _due_for_check(now))
-        .order_by(Payment.checked_at)
-        .limit(limit)
-        .run()
-    )
-    due = due[: max(limit - len(unchecked), limit // 2)]
-    rows = due + unchecked[: limit - len(due)]
+    ids = await _due_ids(_unsettled(), now, limit)
+    # Succeeded payments, watched for refunds, take what is left of the batch: a payment
+    # that may have been lost never waits behind them.
+    if len(ids) < limit:
+        ids += await _due_ids(_watched(now), now, limit - len(ids))
     changed = 0
-    for row in rows:
-        payment = await _claim_check(row["id"], now)
+    for payment_id in ids:
+        payment = await _claim_check(payment_id, now)
         if payment is None:
             continue  # Another sweep has it.
         try:
@@ -989,11 +1113,36 @@ async def sync_open_payments(limit: int = 200) -> int:
             await _settle_payment(payment["id"])
             continue
         outcome = await reconcile_intent(payment, intent)
-        if outcome not in ("open", "already_applied", "processing", "cancel_failed"):
+        if outcome not in _UNCHANGED:
             changed += 1
-    await execute_pending_refunds()
     await sync_refunds(limit)
     return changed
+
+
+async def _due_ids(which: Any, now: datetime, limit: int) -> list[UUID]:
+    """Up to `limit` payments of `which` to ask Stripe about now: those never fetched
+    (newest first) and those due again (longest unchecked first), half the batch each at
+    least: a backlog of either rotates and starves neither."""
+    unchecked = (
+        await Payment.select(Payment.id)
+        .where(which & Payment.checked_at.is_null())
+        .order_by(Payment.created_at, ascending=False)
+        .limit(limit)
+        .run()
+    )
+    due = (
+        await Payment.select(Payment.id)
+        .where(which & _due_for_check(now))
+        .order_by(Payment.checked_at)
+        .limit(limit)
+        .run()
+    )
+    due = due[: max(limit - len(unchecked), limit // 2)]
+    return [row["id"] for row in due + unchecked[: limit - len(due)]]
+
+
+# What reconcile_intent answers when nothing changed here.
+_UNCHANGED = {"open", "already_applied", "processing", "succeeded", "cancel_failed"}
 
 
 def _due_for_check(now: datetime) -> Any:
@@ -1008,7 +1157,7 @@ async def _claim_check(payment_id: UUID, now: datetime) -> dict[str, Any] | None
         await Payment.update({Payment.checked_at: now})
         .where(
             (Payment.id == payment_id)
-            & _unsettled()
+            & _swept(now)
             & (Payment.checked_at.is_null() | _due_for_check(now))
         )
         .returning(*Payment.all_columns())
@@ -1025,10 +1174,11 @@ async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
         if outcome == "refunded":
             # Pay it back now; the refund worker retries if Stripe fails.
             await settle_after_change([payment["booking"]])
+        if await _catch_up_provider_refunds(payment, intent):
+            outcome = "refunded_at_provider"
         return outcome
     if intent.status == "canceled":
-        await _mark_cancelled(payment["id"])
-        return "cancelled"
+        return await cancel_intent(payment, intent)
     booking = (
         await Booking.select(Booking.status, Booking.expires_at)
         .where(Booking.id == payment["booking"])
@@ -1043,15 +1193,9 @@ async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
     )
     if payable:
         return "open"  # The tourist may still pay it (a declined card can be retried).
-    if intent.status == "processing":
-        return "processing"  # Stripe cannot cancel it; its outcome is fetched next time.
-    # Nobody may pay this intent any more: cancelled so that it never takes money.
-    try:
-        await get_provider(payment["provider"]).cancel(intent.provider_id)
-    except ProviderError:
-        return "cancel_failed"  # e.g. it has just succeeded: the next sweep applies it.
-    await _mark_cancelled(payment["id"])
-    return "cancelled"
+    # Nobody may pay this intent any more: cancelled so that it never takes money (one
+    # processing, or that has just succeeded, is fetched again next time).
+    return await cancel_intent(payment, intent)
 
 
 async def settle_after_change(booking_ids: list[UUID]) -> None:
@@ -1070,27 +1214,3 @@ async def settle_after_change(booking_ids: list[UUID]) -> None:
                 await cancel_open_payments(booking_id)
     except DomainError as exc:
         logger.warning("settling bookings %s deferred to the worker: %s", booking_ids, exc.code)
-
-
-async def cancel_stale_intents(limit: int = 200) -> int:
-    """Cancel open payment intents of bookings that can no longer be paid (expired or
-    cancelled elsewhere, e.g. a run-out hold expired while someone else was booking)."""
-    rows = (
-        await Payment.select(Payment.booking)
-        .where(
-            Payment.status.is_in([PaymentStatus.requires_payment.value, PaymentStatus.failed.value])
-            & Payment.booking.is_in(
-                Booking.select(Booking.id).where(
-                    Booking.status.is_in(
-                        [BookingStatus.expired.value, BookingStatus.cancelled.value]
-                    )
-                )
-            )
-        )
-        .limit(limit)
-        .run()
-    )
-    cancelled = 0
-    for booking_id in sorted({row["booking"] for row in rows}, key=str):
-        cancelled += await cancel_open_payments(booking_id)
-    return cancelled

@@ -46,7 +46,7 @@ class Payment(Table):
     succeeded_at = Timestamptz(null=True, default=None)
     # When the provider's word on this intent was last fetched by the reconciliation sweep
     # (also its claim: two sweeps never fetch the same intent at once).
-    checked_at = Timestamptz(null=True, default=None)
+    checked_at = Timestamptz(null=True, default=None, index=True)
     # Set once the intent can move no more money that our books do not show: cancelled at
     # the provider, or its success applied (booking confirmed, or a refund owed).
     settled_at = Timestamptz(null=True, default=None, index=True)

@@ -113,6 +113,15 @@ class StationCashProvider:
                 return RefundState(provider_id=payout.id, status="succeeded", amount=payout.amount)
         return None
 
+    async def list_refunds(self, provider_id: str) -> list[RefundState]:
+        return [
+            RefundState(
+                provider_id=payout.id, status="succeeded", amount=payout.amount, key=payout.key
+            )
+            for payout in TILL.payouts
+            if payout.slip == provider_id
+        ]
+
     async def fetch_refund(self, provider_id: str) -> RefundState:
         for payout in TILL.payouts:
             if payout.id == provider_id:

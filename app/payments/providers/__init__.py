@@ -16,7 +16,6 @@ import asyncio
 import importlib
 from typing import cast
 
-from app.core import http_clients
 from app.core.i18n import _
 from app.core.settings import Settings, get_settings
 from app.payments.providers.base import (
@@ -89,28 +88,20 @@ def is_remote(name: str) -> bool:
     return factory is None or factory.remote
 
 
-# One provider (and so one pool of connections to it) per event loop and settings, not
-# one per call: a new HTTP client per Stripe webhook cost 5 ms of CPU and a TLS handshake.
-_providers: dict[tuple[int, str, Settings], PaymentProvider] = {}
+# One provider per kind and settings, for the current event loop, not one per call: a new
+# HTTP client per Stripe webhook cost 5 ms of CPU and a TLS handshake. A provider of
+# another (finished) loop, or whose connections were closed, is replaced, so nothing piles
+# up per loop.
+_providers: dict[tuple[str, Settings], tuple[asyncio.AbstractEventLoop, PaymentProvider]] = {}
 
 
 def _make(factory: ProviderFactory, settings: Settings) -> PaymentProvider:
-    key = (id(asyncio.get_running_loop()), factory.name, settings)
-    provider = _providers.get(key)
-    if provider is None:
-        if len(_providers) > 16:  # loops of finished CLI commands
-            _providers.clear()
-        provider = _providers[key] = factory(settings)
-        http_clients.on_close(lambda: _close(key))
-    return provider
-
-
-async def _close(key: tuple[int, str, Settings]) -> None:
-    """On shutdown, with the process's other HTTP clients."""
-    provider = _providers.pop(key, None)
-    close = getattr(provider, "aclose", None)
-    if close is not None:
-        await close()
+    loop = asyncio.get_running_loop()
+    key = (factory.name, settings)
+    entry = _providers.get(key)
+    if entry is None or entry[0] is not loop or getattr(entry[1], "closed", False):
+        entry = _providers[key] = (loop, factory(settings))
+    return entry[1]
 
 
 def get_provider(name: str) -> PaymentProvider:

@@ -50,6 +50,8 @@ class IntentState:
     reference: str | None
     client_secret: str | None
     failure_reason: str | None
+    # Given back so far (on Stripe: its latest charge), by anyone: us, or the dashboard.
+    amount_refunded: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,8 @@ class RefundState:
     provider_id: str | None
     status: str
     amount: int
+    # Our idempotency key as the provider keeps it; None for a refund made outside Tourline.
+    key: str | None = None
 
 
 class PaymentProvider(Protocol):
@@ -95,6 +99,10 @@ class PaymentProvider(Protocol):
     async def find_refund(
         self, provider_id: str | None, idempotency_key: str
     ) -> RefundState | None: ...
+
+    async def list_refunds(self, provider_id: str) -> list[RefundState]:
+        """Every refund of the payment at the provider, ours and any made elsewhere."""
+        ...
 
     async def cancel(self, provider_id: str) -> None: ...
 

@@ -55,6 +55,9 @@ class OnAccountProvider:
     ) -> RefundState | None:
         return None  # A credit is made when recorded: an earlier try left nothing behind.
 
+    async def list_refunds(self, provider_id: str) -> list[RefundState]:
+        return []  # Credits exist only in our own books.
+
     async def cancel(self, provider_id: str) -> None:
         return None  # Taken at once: never open, nothing to cancel.
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any, cast
 
+import httpx
 import stripe
 
+from app.core import http_clients
 from app.core.errors import InvalidInput
 from app.core.i18n import _
 from app.core.settings import Settings
@@ -47,8 +50,10 @@ class StripeProvider:
             raise PaymentsNotConfigured(
                 _("This service takes no card payments yet: STRIPE_SECRET_KEY is not set.")
             )
-        # Stripe's own default waits 80 s for an answer.
+        # Stripe's own default waits 80 s for an answer. Its connections are the process's
+        # shared "stripe" client (`http_clients`), closed on shutdown with the others.
         self.http_client = stripe.HTTPXClient(timeout=STRIPE_TIMEOUT_SECONDS)
+        self.http_client._client_async = http_clients.shared("stripe", _stripe_http_client)
         options: dict[str, Any] = {"http_client": self.http_client}
         if settings.stripe_api_base:
             options["base_addresses"] = {"api": settings.stripe_api_base}
@@ -56,14 +61,16 @@ class StripeProvider:
         self.publishable_key: str | None = settings.stripe_publishable_key or None
         self.payment_method_types = list(settings.stripe_payment_method_types)
 
-    async def aclose(self) -> None:
-        """On shutdown, with the process's other HTTP clients."""
-        await self.http_client.close_async()  # type: ignore[no-untyped-call]
+    @property
+    def closed(self) -> bool:
+        """Its connections were closed (shutdown): the registry makes a new provider."""
+        return bool(self.http_client._client_async.is_closed)
 
     @staticmethod
     def _state(intent: Any) -> IntentState:
         data = intent.to_dict()
         error = data.get("last_payment_error") or {}
+        charge = data.get("latest_charge")
         return IntentState(
             provider_id=data["id"],
             status=data["status"],
@@ -72,6 +79,9 @@ class StripeProvider:
             reference=(data.get("metadata") or {}).get("booking_reference"),
             client_secret=data.get("client_secret"),
             failure_reason=error.get("message") if isinstance(error, dict) else None,
+            amount_refunded=int(charge.get("amount_refunded") or 0)
+            if isinstance(charge, dict)
+            else 0,
         )
 
     async def start(
@@ -92,7 +102,11 @@ class StripeProvider:
 
     async def fetch(self, provider_id: str) -> IntentState:
         with _stripe_errors(provider_id):
-            return self._state(await self.client.v1.payment_intents.retrieve_async(provider_id))
+            # With its charge: what was refunded, also outside Tourline.
+            intent = await self.client.v1.payment_intents.retrieve_async(
+                provider_id, params={"expand": ["latest_charge"]}
+            )
+        return self._state(intent)
 
     async def refund(
         self, provider_id: str | None, amount: int, idempotency_key: str
@@ -118,19 +132,27 @@ class StripeProvider:
         worker that died after Stripe's answer left behind."""
         if provider_id is None:
             return None
+        refunds = await self.list_refunds(provider_id)
+        return next((refund for refund in refunds if refund.key == idempotency_key), None)
+
+    async def list_refunds(self, provider_id: str) -> list[RefundState]:
+        """Every refund of this intent (a booking's are a few, far below one page)."""
         with _stripe_errors(provider_id):
             page = await self.client.v1.refunds.list_async(
                 params={"payment_intent": provider_id, "limit": 100}
             )
+        refunds = []
         for refund in page.data:
             data = refund.to_dict()
-            if (data.get("metadata") or {}).get(REFUND_KEY_METADATA) == idempotency_key:
-                return RefundState(
+            refunds.append(
+                RefundState(
                     provider_id=data["id"],
                     status=data.get("status") or "pending",
                     amount=int(data["amount"]),
+                    key=(data.get("metadata") or {}).get(REFUND_KEY_METADATA),
                 )
-        return None
+            )
+        return refunds
 
     async def fetch_refund(self, provider_id: str) -> RefundState:
         with _stripe_errors(provider_id):
@@ -156,6 +178,11 @@ def _stripe_errors(looked_up: str | None = None) -> Iterator[None]:
         raise ProviderError(_error_message(exc)) from exc
     except stripe.StripeError as exc:
         raise ProviderError(_error_message(exc)) from exc
+
+
+def _stripe_http_client() -> httpx.AsyncClient:
+    # As stripe.HTTPXClient makes its own (certificates from Stripe's bundle).
+    return httpx.AsyncClient(verify=ssl.create_default_context(cafile=stripe.ca_bundle_path))
 
 
 def verify_stripe_event(

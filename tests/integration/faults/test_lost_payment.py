@@ -16,15 +16,21 @@ import stripe
 
 import app.payments.providers
 from app.booking.services.bookings import expire_all_overdue
+from app.booking.services.state import transition
+from app.booking.tables import BookingStatus
 from app.core import clock
+from app.core.database import write_transaction
 from app.core.settings import get_settings
-from app.payments.providers import ProviderError
+from app.payments.providers import IntentState, ProviderError, StripeProvider
 from app.payments.services import (
     SYNC_RECHECK,
     SYNC_RECHECK_OLD,
     SYNC_WINDOW,
+    execute_pending_refunds,
+    settle_after_change,
     sync_open_payments,
 )
+from app.payments.tables import Payment
 from tests.assertions import ok
 from tests.conftest import Account
 from tests.integration.payments.test_stripe import (
@@ -40,6 +46,7 @@ from tests.integration.payments.test_stripe import (
     live_lines,
     outbox,
     outcome,
+    paid_intent,
     parse,
     pay_card,
     payments,
@@ -160,11 +167,17 @@ async def test_lost_payment_with_its_seats_still_free_is_confirmed_by_the_sweep(
     assert len(await outbox("booking.confirmed", ref(created))) == 1
     assert await outbox("payment.refunded_late", ref(created)) == []
 
-    # Settled: later sweeps leave it alone (no second confirmation, no refund, no fetch).
-    with clock.frozen(expires_at + timedelta(minutes=1) + 2 * SYNC_RECHECK):
+    # Settled: later sweeps only look for refunds made at Stripe (no second confirmation,
+    # no refund).
+    later = expires_at + timedelta(minutes=1) + 2 * SYNC_RECHECK
+    with clock.frozen(later):
         assert await sync_open_payments() == 0
     [again] = await payments(created)
-    assert again["checked_at"] == payment["checked_at"]
+    assert (again["status"], again["settled_at"], again["checked_at"]) == (
+        "succeeded",
+        payment["settled_at"],
+        later,
+    )
     assert len(await outbox("booking.confirmed", ref(created))) == 1
 
 
@@ -351,3 +364,111 @@ async def test_report_with_stripe_unreachable_says_what_it_could_not_verify(
         assert await sync_open_payments() == 1
     assert (await view(client, created))["status"] == "confirmed"
     assert (await report(client, operator))["mismatches"] == []
+
+
+async def test_an_intent_cancelled_meanwhile_or_unknown_to_stripe_does_not_stop_the_others(
+    client: httpx.AsyncClient,
+    operator: Account,
+    browser: stripe.StripeClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    unknown, raced, plain = [await hold(client, departure["id"]) for _ in range(3)]
+    raced_pi, plain_pi = [
+        intent_id(ok(await start(client, created))["client_secret"]) for created in (raced, plain)
+    ]
+    ok(await start(client, unknown))
+    # An intent Stripe does not know (another account, a deleted test object).
+    [gone] = await payments(unknown)
+    await Payment.update({Payment.provider_id: "pi_gone"}).where(Payment.id == gone["id"])
+    # Another worker cancels `raced` at Stripe between this one's fetch and its cancel.
+    fetch = StripeProvider.fetch
+
+    async def fetch_then_raced(self: StripeProvider, provider_id: str) -> IntentState:
+        intent = await fetch(self, provider_id)
+        if provider_id == raced_pi and intent.status != "canceled":
+            await browser.v1.payment_intents.cancel_async(raced_pi)
+        return intent
+
+    monkeypatch.setattr(StripeProvider, "fetch", fetch_then_raced)
+    for created in (unknown, raced, plain):
+        async with write_transaction():
+            await transition(
+                await booking_row(created), BookingStatus.cancelled, actor="guest",
+                reason="cancelled_by_guest",
+            )  # fmt: skip
+
+    await settle_after_change([(await booking_row(c))["id"] for c in (unknown, raced, plain)])
+
+    for created, pi in ((raced, raced_pi), (plain, plain_pi)):
+        assert (await intent_at_stripe(browser, pi))["status"] == "canceled"
+        [payment] = await payments(created)
+        assert payment["status"] == "cancelled"
+        assert payment["settled_at"] is not None
+    # It can take no money: settled, so the sweep does not ask about it for ever.
+    [gone] = await payments(unknown)
+    assert (gone["status"], gone["settled_at"] is not None) == ("requires_payment", True)
+    monkeypatch.undo()
+    assert await sync_open_payments() == 0
+    assert (await report(client, operator))["mismatches"] == []
+
+
+async def test_a_refund_made_at_stripe_directly_is_recorded_by_the_sweep_and_reported(
+    client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    created = await hold(client, departure["id"])
+    pi = await paid_intent(client, browser, created)
+    succeeded = await intent_event(browser, "payment_intent.succeeded", pi)
+    assert outcome(await deliver(client, succeeded)) == "confirmed"
+    # Someone refunds part of it in the Stripe dashboard; no webhook reaches Tourline.
+    at_stripe = await browser.v1.refunds.create_async(params={"payment_intent": pi, "amount": 500})
+    assert (await report(client, operator))["mismatches"] == []
+
+    with clock.frozen(clock.now() + SYNC_RECHECK):
+        assert await sync_open_payments() == 1
+
+    [refund] = await refunds(created)
+    assert (refund["provider_id"], refund["amount"], refund["status"], refund["reason"]) == (
+        at_stripe.id,
+        500,
+        "succeeded",
+        "refunded_at_provider",
+    )
+    # The ledger adds up with Stripe; the booking no longer does until the operator acts.
+    body = await report(client, operator)
+    assert body["refunded"]["amount"] == 500
+    assert [
+        (m["reference"], m["problem"], m["paid"], m["refunded"]) for m in body["mismatches"]
+    ] == [(ref(created), "confirmed_but_paid_differs", 2 * ADULT, 500)]
+    # Never paid again, nor recorded twice by a later sweep.
+    assert await execute_pending_refunds() == 0
+    with clock.frozen(clock.now() + 2 * SYNC_RECHECK):
+        assert await sync_open_payments() == 0
+    assert len(await refunds(created)) == 1
+    listed = await browser.v1.refunds.list_async(params={"payment_intent": pi})
+    assert [(r.id, r.amount) for r in listed.data] == [(at_stripe.id, 500)]
+
+
+async def test_a_lost_payment_is_asked_about_before_succeeded_ones_watched_for_refunds(
+    client: httpx.AsyncClient, operator: Account, browser: stripe.StripeClient, stripe_server: str
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator)
+    lost = await hold(client, departure["id"])
+    await declined_then_paid_without_webhook(client, browser, stripe_server, lost)
+    # Newer, and never asked about either: a payment applied by its webhook.
+    paid = await hold(client, departure["id"])
+    pi = await paid_intent(client, browser, paid)
+    assert outcome(
+        await deliver(client, await intent_event(browser, "payment_intent.succeeded", pi))
+    ) == ("confirmed")
+
+    # A batch of one goes to the payment that may have been lost.
+    assert await sync_open_payments(limit=1) == 1
+    assert (await view(client, lost))["status"] == "confirmed"
+    [watched] = await payments(paid)
+    assert watched["checked_at"] is None
+    # Then the watched one has its turn.
+    assert await sync_open_payments(limit=1) == 0
+    [watched] = await payments(paid)
+    assert watched["checked_at"] is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 import time
 import uuid
@@ -944,3 +945,56 @@ async def test_reconciliation_filters_by_the_operators_local_dates(
     )
     assert {m["reference"] for m in (await report())["mismatches"]} == set()
     assert (await booking_row(ref(night)))["created_at"] == after_midnight
+
+
+async def test_the_refunds_step_pays_a_backlog_in_batches_of_its_limit(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator.headers)
+    bookings = [await hold(client, departure["id"]) for _ in range(2)]
+    intents = [await pay(client, stripe_api, created) for created in bookings]
+    for created in bookings:
+        async with write_transaction():
+            await transition(
+                await booking_row(ref(created)), BookingStatus.cancelled, actor="guest",
+                reason="cancelled_by_guest", refund_amount=ADULT,
+            )  # fmt: skip
+
+    assert await execute_pending_refunds(limit=1) == 1
+    assert sorted([await stripe_refunds(stripe_api, pi) for pi in intents]) == [[], [ADULT]]
+    assert await execute_pending_refunds(limit=1) == 1
+    assert await execute_pending_refunds(limit=1) == 0
+    assert [await stripe_refunds(stripe_api, pi) for pi in intents] == [[ADULT], [ADULT]]
+
+
+async def test_migration_settles_old_payments_that_can_move_no_more_money(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator.headers)
+    created = await hold(client, departure["id"])
+    booking = await booking_row(ref(created))
+    long_ago = clock.now() - timedelta(days=30)
+    # Payments as they were before `settled_at` existed.
+    for status in ("cancelled", "succeeded", "failed"):
+        await Payment.insert(
+            Payment(
+                booking=booking["id"],
+                provider="stripe",
+                provider_id=f"pi_old_{status}",
+                amount=ADULT,
+                currency="CNY",
+                status=status,
+                created_at=long_ago,
+                updated_at=long_ago,
+                succeeded_at=long_ago if status == "succeeded" else None,
+            )
+        )
+
+    manager = await importlib.import_module(
+        "migrations.tourline_2026_12_04t11_10_00_000019"
+    ).forwards()
+    await manager.run()
+
+    settled = {p["status"]: p["settled_at"] for p in await payments_of(ref(created))}
+    # A failed intent may still take the tourist's money: the sweep asks Stripe about it.
+    assert settled == {"cancelled": long_ago, "succeeded": long_ago, "failed": None}
