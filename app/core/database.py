@@ -88,6 +88,10 @@ def _outage_is_unavailable(statement: object = None) -> Iterator[None]:
 
 
 def _shortened(statement: object, limit: int = 500) -> str:
+    """The statement for the log: its text with placeholders, without the values (which
+    may be a person's details)."""
+    if isinstance(statement, QueryString):
+        statement = statement.compile_string(engine_type="postgres")[0]
     text = " ".join(str(statement or "(end of a transaction)").split())
     return text if len(text) <= limit else f"{text[:limit]}..."
 
