@@ -11,8 +11,9 @@ this process) that answers each message after ``--delay-ms`` milliseconds. For e
 count, in every round: start that many real ``tourline worker`` processes (PostgreSQL, and
 Redis for their job queue), wait until each has connected, then queue ``--mails`` mails at
 once (an operator's advisory to every passenger, as notification rows due now: the 50
-bookings x mails/50 advisories) and time until none is pending. The workers' mail loops
-share the backlog: each claims the rows it sends, so more workers drain it faster.
+bookings x mails/50 advisories) and time until none is pending or being sent. The workers'
+mail loops share the backlog: each claims the rows it sends, so more workers drain it
+faster.
 
 The table gives, per worker count, the seconds to drain (from queueing to the last row
 sent, including the wait for the loops' next look, at most ~2 s), mails per second, the
@@ -161,12 +162,17 @@ async def queue_mails(bookings: list[dict[str, Any]], mails: int) -> None:
                 queued += 1
 
 
-async def pending() -> int:
+async def unfinished() -> int:
+    """Mails still to send: pending, or being sent (claimed) right now."""
     from app.notifications.tables import Notification, NotificationStatus
 
     return int(
         await Notification.count()
-        .where(Notification.status == NotificationStatus.pending.value)
+        .where(
+            Notification.status.is_in(
+                [NotificationStatus.pending.value, NotificationStatus.sending.value]
+            )
+        )
         .run()
     )
 
@@ -237,7 +243,7 @@ async def drain_once(
         before = {name: meter() for name, meter in meters.items()}
         started = time.perf_counter()
         await queue_mails(bookings, mails)
-        while await pending():
+        while await unfinished():
             if time.perf_counter() - started > 600:
                 problems.append(f"{count} workers: not drained in 600 s")
                 break

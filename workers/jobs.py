@@ -91,6 +91,7 @@ async def run_step(step: Step, settings: Settings, *, drain: bool | None = None)
         while True:
             # Log lines of a step name the booking it is working on, never the previous one's.
             booking_reference_var.set(None)
+            called = time.monotonic()
             handled = await asyncio.wait_for(step.run(), step.timeout)
             done += handled
             if not drain or not handled or time.monotonic() >= deadline:
@@ -98,8 +99,11 @@ async def run_step(step: Step, settings: Settings, *, drain: bool | None = None)
     except DomainError as exc:
         # e.g. Stripe not reachable: expected now and then, not a bug.
         _failed(step.name, f"skipped: {exc.code}")
-    except TimeoutError:
-        _failed(step.name, f"cancelled after {step.timeout:.0f} s")
+    except TimeoutError as exc:
+        if time.monotonic() - called >= step.timeout:
+            _failed(step.name, f"cancelled after {step.timeout:.0f} s, its time limit")
+        else:  # a timeout of its own (a socket, SMTP, a lock): a failure like any other
+            _failed(step.name, f"failed: timed out: {type(exc).__name__}: {exc}", exc)
     except DatabaseUnavailable as exc:
         # An outage, not a bug: no traceback; the step runs again when it is due.
         _failed(step.name, f"skipped: {exc.code}")

@@ -67,14 +67,33 @@ def unavailable_from(exc: BaseException) -> DatabaseUnavailable | None:
 
 
 @contextlib.contextmanager
-def _outage_is_unavailable() -> Iterator[None]:
+def _outage_is_unavailable(statement: object = None) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
         unavailable = unavailable_from(exc)
         if unavailable is None or unavailable is exc:
             raise
+        if isinstance(exc, asyncpg.exceptions.QueryCanceledError):
+            # The server ended a statement that ran (or waited for a lock) past the
+            # statement timeout: the database is up, the statement is too slow. Still a
+            # 503 to retry, but a fault of ours to fix: logged loudly, with the statement.
+            logger.error(
+                "statement cancelled by the server after the statement timeout (a slow "
+                "query or a long lock wait, not an outage): %s",
+                _shortened(statement),
+                exc_info=exc,
+            )
         raise unavailable from exc
+
+
+def _shortened(statement: object, limit: int = 500) -> str:
+    """The statement for the log: its text with placeholders, without the values (which
+    may be a person's details)."""
+    if isinstance(statement, QueryString):
+        statement = statement.compile_string(engine_type="postgres")[0]
+    text = " ".join(str(statement or "(end of a transaction)").split())
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 async def _give_back(pool: Any, connection: Any, failure: BaseException | None) -> None:
@@ -93,6 +112,11 @@ async def _give_back(pool: Any, connection: Any, failure: BaseException | None) 
         await pool.release(connection)
     elif failure is None:
         await connection.close()
+    else:
+        # Not pooled, and its state is unknown (e.g. a failed COMMIT): nothing else would
+        # ever close it.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            connection.terminate()
 
 
 class _GivesConnectionBack:
@@ -140,7 +164,13 @@ class _GivesConnectionBack:
         failure: BaseException | None = None
         try:
             with _outage_is_unavailable():
-                if isinstance(exception, DatabaseUnavailable):
+                if exception is not None and not isinstance(exception, Exception):
+                    # Cancelled (SIGTERM, a stop, a time limit): the cancel must go on as
+                    # it is, at once. A rollback could wait for a database that is gone,
+                    # and its failure would replace the cancel by an outage; ending the
+                    # connection rolls the transaction back on the server anyway.
+                    failure = exception
+                elif isinstance(exception, DatabaseUnavailable):
                     # Nothing left to roll back (the server does it when the connection
                     # goes), and asking would only wait for another timeout.
                     failure = exception
@@ -159,10 +189,11 @@ class _GivesConnectionBack:
 
 
 class _PostgresTransaction(_GivesConnectionBack, PostgresTransaction):
-    __slots__ = ()
+    # The pool the connection came from: the engine's may be gone (closing) by the end.
+    __slots__ = ("pool",)
 
     async def get_connection(self) -> Any:
-        pool = self.engine.pool
+        self.pool = pool = self.engine.pool
         if pool is None:
             return await self.engine.get_new_connection()
         return await pool.acquire(timeout=self.engine.acquire_timeout)
@@ -172,7 +203,7 @@ class _PostgresTransaction(_GivesConnectionBack, PostgresTransaction):
         await self.transaction.start()
 
     async def _give_back(self, failure: BaseException | None) -> None:
-        await _give_back(self.engine.pool, self.connection, failure)
+        await _give_back(self.pool, self.connection, failure)
 
 
 class _SQLiteTransaction(_GivesConnectionBack, SQLiteTransaction):
@@ -194,25 +225,36 @@ class BoundedPostgresEngine(PostgresEngine):
         return _PostgresTransaction(engine=self, allow_nested=allow_nested)
 
     async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
-        if self.pool is None:
+        pool = self.pool
+        if pool is None:
             raise ValueError("A pool isn't currently running.")
-        connection = await self.pool.acquire(timeout=self.acquire_timeout)
-        failure: BaseException | None = None
-        try:
-            return await connection.fetch(query, *(args or ()))
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            await _give_back(self.pool, connection, failure)
+        connection = await pool.acquire(timeout=self.acquire_timeout)
+        return await _fetch_and_give_back(pool, connection, query, args)
+
+    async def _run_in_new_connection(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        connection = await self.get_new_connection()
+        return await _fetch_and_give_back(None, connection, query, args)
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
-        with _outage_is_unavailable():
+        with _outage_is_unavailable(querystring):
             return await super().run_querystring(querystring, in_pool)
 
     async def run_ddl(self, ddl: str, in_pool: bool = True) -> Any:
-        with _outage_is_unavailable():
+        with _outage_is_unavailable(ddl):
             return await super().run_ddl(ddl, in_pool)
+
+
+async def _fetch_and_give_back(
+    pool: Any, connection: Any, query: str, args: Sequence[Any] | None
+) -> Any:
+    failure: BaseException | None = None
+    try:
+        return await connection.fetch(query, *(args or ()))
+    except BaseException as exc:
+        failure = exc
+        raise
+    finally:
+        await _give_back(pool, connection, failure)
 
 
 class BoundedSQLiteEngine(SQLiteEngine):
@@ -293,32 +335,37 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
     statement_seconds = settings.database_statement_timeout
     return {
         "reset": _keep_session,
-        # The client gives up on a statement after this (a black hole answers nothing, not
-        # even an error), and the server stops it too, even if the cancel never arrives.
-        "command_timeout": statement_seconds,
-        "server_settings": {"statement_timeout": str(statement_seconds * 1000)},
+        # The server stops a statement after the statement timeout; the client gives up a
+        # moment later (a black hole answers nothing, not even an error). So a slow
+        # statement on a healthy server ends as the server's cancel (logged as the error
+        # it is), and only a database that does not answer as a client timeout (an outage).
+        "command_timeout": statement_seconds + min(1.0, statement_seconds / 5),
+        "server_settings": {"statement_timeout": str(int(statement_seconds * 1000))},
     }
 
 
-async def start_pool(min_size: int, max_size: int, engine: Engine[Any] | None = None) -> None:
-    """Open the PostgreSQL engine's connection pool."""
+async def start_pool(
+    min_size: int,
+    max_size: int,
+    engine: Engine[Any] | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Open the PostgreSQL engine's connection pool, with the timeouts of `settings`; a
+    database that cannot be reached raises `DatabaseUnavailable`."""
     from app.core.settings import get_settings
 
     engine = engine or get_engine()
     assert isinstance(engine, PostgresEngine)
-    await engine.start_connection_pool(
-        min_size=min_size, max_size=max_size, **_pool_options(get_settings())
-    )
+    with _outage_is_unavailable():
+        await engine.start_connection_pool(
+            min_size=min_size, max_size=max_size, **_pool_options(settings or get_settings())
+        )
 
 
 async def open_database(settings: Settings, engine: Engine[Any] | None = None) -> None:
     engine = engine or get_engine()
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
-            **_pool_options(settings),
-        )
+        await start_pool(settings.database_pool_min, settings.database_pool_max, engine, settings)
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers proceed while one writer holds the lock; it persists in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")

@@ -51,6 +51,8 @@ IN_PROGRESS_WAIT = timedelta(seconds=3)
 IN_PROGRESS_LEASE = timedelta(seconds=30)
 # When a record committed without an answer (an earlier version's) may be taken over.
 IN_PROGRESS_TIMEOUT = timedelta(minutes=2)
+# Keys forgotten per statement by `purge_expired` (each well inside the statement timeout).
+PURGE_BATCH = 1000
 # PostgreSQL's SQLSTATE for lock_timeout.
 LOCK_NOT_AVAILABLE = "55P03"
 
@@ -238,11 +240,21 @@ async def _claim_and_run(
     return response
 
 
-async def purge_expired() -> int:
-    """Forget keys older than KEEP_FOR."""
+async def purge_expired(limit: int = PURGE_BATCH) -> int:
+    """Forget up to `limit` keys older than KEEP_FOR; how many. A day of keys in one DELETE
+    could run past the statement timeout, fail the same way every time and never purge
+    anything: the periodic step calls this again until nothing is left (`Step.drain`)."""
+    due = (
+        await IdempotencyRecord.select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.created_at < clock.now() - KEEP_FOR)
+        .limit(limit)
+        .run()
+    )
+    if not due:
+        return 0
     removed = (
         await IdempotencyRecord.delete()
-        .where(IdempotencyRecord.created_at < clock.now() - KEEP_FOR)
+        .where(IdempotencyRecord.id.is_in([row["id"] for row in due]))
         .returning(IdempotencyRecord.id)
         .run()
     )

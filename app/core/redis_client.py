@@ -4,8 +4,10 @@ job counters and the enqueueing of jobs; and the breaker that keeps Redis an acc
 Nothing a tourist or an agency does needs Redis to succeed: every use goes through `call`,
 which gives up after a short timeout and raises `RedisUnavailable`, and the caller goes on
 without Redis (a limit counted in this process, a job left to the periodic sweep). After a
-failure the breaker skips Redis for `PAUSE_SECONDS`, so a Redis that hangs costs one
-request one timeout, not every request; then one call tries again. Each use that went on
+failure the breaker skips Redis for `PAUSE_SECONDS`, then one call tries again. So a Redis
+that hangs costs a timeout (up to `2 * TIMEOUT_SECONDS`) to every request that was already
+waiting on it when it went away (they all time out together), and to the one trying request
+per pause; the requests in between skip it at once. Each use that went on
 without Redis is counted in /metrics (`tourline_redis_failures_total{use=...}`), and the
 outage is logged when it starts, once a minute while it lasts, and when it ends.
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import signal
 import sqlite3
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -26,15 +28,26 @@ from urllib.parse import urlparse, urlunparse
 import asyncpg
 import httpx
 import pytest
+from piccolo.querystring import QueryString
 
+from app.booking.tables import Booking
 from app.cli import GRACEFUL_SHUTDOWN_SECONDS
-from app.core import database
+from app.core import clock, database
+from app.core.database import write_transaction
 from app.core.errors import DatabaseUnavailable
 from app.core.settings import get_settings
 from tests.assertions import problem
 from tests.conftest import Account
 from tests.factories import published_bus_departure
 from tests.faults import TcpProxy, tcp_proxy
+from tests.integration.faults.test_redis_outage import (
+    QUEUE,
+    eventually,
+    forget_queue,
+    server_env,
+    status_of,
+    tourline_worker,
+)
 from tests.servers import PROJECT_ROOT, _log_text, api_servers, free_port
 
 postgres_only = pytest.mark.skipif(
@@ -457,3 +470,170 @@ async def test_sqlite_locked_past_its_timeout_answers_503_busy_and_still_stops(
         created = await http.post(f"{base}{BOOKINGS}", json=body)
         assert created.status_code == 201, created.text
         MEASURED["SQLite locked: stopped after"] = await stopped_by_sigterm(process, log)
+
+
+# ---------------------------------------------------------------- cancelled, closed, slow
+
+
+@postgres_only
+@pytest.mark.parametrize("outage", ["black hole", "refused"])
+async def test_a_task_cancelled_in_a_transaction_during_an_outage_ends_cancelled_at_once(
+    migrated_database: None, outage: str
+) -> None:
+    """SIGTERM, a loop's stop or a time limit cancels a task inside a transaction while the
+    database is away: the cancel goes through at once (the rollback used to fail and turn
+    it into an outage, so the stopping loop went on and its stop waited forever), and the
+    pool is whole once the database is back."""
+    target = urlparse(os.environ["DATABASE_URL"])
+    async with (
+        tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy,
+        engine_through(proxy) as engine,
+    ):
+        inside = asyncio.Event()
+
+        async def work() -> None:
+            async with engine.transaction():
+                await engine.run_ddl("SELECT 1")
+                inside.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(work())
+        await asyncio.wait_for(inside.wait(), 5)
+        if outage == "black hole":
+            proxy.blackhole()
+        else:
+            await proxy.refuse()
+        started = time.monotonic()
+        task.cancel()
+        done, _pending = await asyncio.wait([task], timeout=10)
+        took = time.monotonic() - started
+        assert task in done, "the cancelled task is still running"
+        assert task.cancelled(), task.exception()
+        assert took < 0.5
+        await proxy.restore()
+        await all_connections_at_once(engine)
+
+
+@postgres_only
+async def test_closing_the_pool_under_transactions_in_flight_lets_them_give_back_at_once(
+    migrated_database: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stopping process closes its pool while transactions are still running, one of
+    which then fails at COMMIT (a deferred constraint): each gives its connection back to
+    the pool it came from, and the close ends as soon as they have. (The failed one's
+    connection was neither given back nor closed: the close waited POOL_CLOSE_SECONDS,
+    then cut every connection.)"""
+    target = urlparse(os.environ["DATABASE_URL"])
+    async with (
+        tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy,
+        engine_through(proxy) as engine,
+    ):
+        pool = engine.pool
+        inside = asyncio.Barrier(POOL_MAX + 1)
+        finish = asyncio.Event()
+
+        async def one(fails_at_commit: bool) -> int:
+            async with engine.transaction():
+                await engine.run_ddl(
+                    "CREATE TEMPORARY TABLE once (id int PRIMARY KEY DEFERRABLE INITIALLY"
+                    " DEFERRED) ON COMMIT DROP"
+                )
+                await inside.wait()
+                await finish.wait()
+                if fails_at_commit:  # checked, and refused, only at COMMIT
+                    await engine.run_ddl("INSERT INTO once VALUES (1), (1)")
+                [row] = await engine.run_ddl("SELECT 2 AS two")
+                return int(row["two"])
+
+        transactions = [asyncio.create_task(one(n == 0)) for n in range(POOL_MAX)]
+        await asyncio.wait_for(inside.wait(), 5)
+        closing = asyncio.create_task(database.close_database(engine))
+        await asyncio.sleep(0.2)
+        assert not closing.done()
+        finish.set()
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="tourline.database"):
+            await asyncio.wait_for(closing, timeout=database.POOL_CLOSE_SECONDS + 5)
+        took = time.monotonic() - started
+        failed, *committed = await asyncio.gather(*transactions, return_exceptions=True)
+        assert isinstance(failed, asyncpg.UniqueViolationError), failed
+        assert committed == [2] * (POOL_MAX - 1)
+        assert took < 2, f"the close waited {took:.1f} s"
+        assert not [r for r in caplog.records if "cut instead of closed" in r.getMessage()]
+        # Every connection came back to the pool, and the pool closed them politely.
+        assert pool._closed
+        assert all(holder._con is None for holder in pool._holders)
+
+
+@postgres_only
+async def test_a_statement_stopped_by_the_statement_timeout_is_logged_as_an_error(
+    migrated_database: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A slow statement on a healthy database (a lock wait, an unbounded DELETE) is ended
+    by the server: still a 503 for the client, but logged loudly with the statement, not
+    taken for an outage."""
+    target = urlparse(os.environ["DATABASE_URL"])
+    async with (
+        tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy,
+        engine_through(proxy) as engine,
+    ):
+        with caplog.at_level(logging.ERROR, logger="tourline.database"):
+            with pytest.raises(DatabaseUnavailable):
+                await engine.run_ddl("SELECT pg_sleep(3) AS slow_statement")
+            rows = await engine.run_ddl("SELECT 1 AS one")
+            assert [dict(row) for row in rows] == [{"one": 1}]
+            # A query's values stay out of the log: they may be a person's details.
+            slow = QueryString(
+                "SELECT pg_sleep({}) AS slow_query, {} AS email", 3, "who@example.cn"
+            )
+            with pytest.raises(DatabaseUnavailable):
+                await engine.run_querystring(slow)
+    first, second = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "slow_statement" in first
+    assert "statement timeout" in first
+    assert "slow_query" in second
+    assert "who@example.cn" not in second
+
+
+@postgres_only
+async def test_a_worker_started_during_an_outage_waits_and_works_once_the_database_is_back(
+    client: httpx.AsyncClient, operator: Account, redis_url: str, tmp_path: Path
+) -> None:
+    """`tourline worker` started while PostgreSQL refuses connections keeps running (it
+    used to exit at once) and, once the database is back, does its work: here it expires a
+    hold that ran out."""
+    _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    created = await client.post(BOOKINGS, json=hold_body(departure["id"]))
+    assert created.status_code == 201, created.text
+    reference = created.json()["booking"]["reference"]
+    async with write_transaction():
+        await (
+            Booking.update({Booking.expires_at: clock.now() - timedelta(seconds=1)})
+            .where(Booking.reference == reference)
+            .run()
+        )
+    log = tmp_path / "worker.log"
+    target = urlparse(os.environ["DATABASE_URL"])
+    async with tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+        await proxy.refuse()
+        env = {
+            **server_env(redis_url),
+            **server_environment(proxy),
+            "REDIS_URL": redis_url,
+            "TOURLINE_JOB_QUEUE": QUEUE,
+        }
+        try:
+            async with tourline_worker(env, log) as worker:
+                await asyncio.sleep(3)
+                assert worker.returncode is None, log.read_text()
+                assert await status_of(reference) == "on_hold"
+                await proxy.restore()
+
+                async def expired() -> bool:
+                    return await status_of(reference) == "expired"
+
+                await eventually(expired, 20, "the hold expired by the worker")
+            assert worker.returncode == 0, log.read_text()
+        finally:
+            await forget_queue(redis_url)
+    assert "database unavailable" in log.read_text()

@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,14 +17,17 @@ import pytest
 from aiohttp import web
 
 from app.booking.tables import Booking
-from app.core import jobs
+from app.core import clock, jobs
+from app.core.idempotency import KEEP_FOR, PURGE_BATCH, purge_expired
 from app.core.settings import get_settings
+from app.core.tables import IdempotencyRecord
 from app.notifications.services import notify
 from app.notifications.tables import Notification, NotificationStatus
 from app.partners.webhooks import queue_event
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure
 from workers.jobs import STEPS, Step, run_step, tick
+from workers.periodic import Periodic
 
 
 def step(name: str) -> Step:
@@ -129,6 +133,87 @@ async def test_a_step_failing_in_a_row_is_logged_once_and_counted_each_time(
     ]
     _runs, after = await jobs.run_counts("")
     assert after[name] == failures.get(name, 0) + 3
+
+
+async def test_a_timeout_inside_a_step_is_not_reported_as_its_time_limit(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An SMTP or socket timeout raised by the step itself is a failure like any other
+    (with its traceback), not "cancelled after 120 s"."""
+
+    async def times_out() -> int:
+        raise TimeoutError("SMTP server did not answer")
+
+    settings = dataclasses.replace(get_settings(), redis_url="")
+    name = "test_times_out"
+    with caplog.at_level(logging.WARNING, logger="tourline.jobs"):
+        assert await run_step(Step(name, times_out, every=1), settings) is None
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"job step {name} failed: timed out: TimeoutError: SMTP server did not answer"
+    )
+    assert record.exc_info
+
+
+async def test_old_idempotency_keys_are_purged_in_batches() -> None:
+    """A day of keys is not one DELETE that may run past the statement timeout (and fail
+    the same way every time): each call deletes a batch, the step drains them all."""
+    old = clock.now() - KEEP_FOR - timedelta(minutes=1)
+    expired = 2 * PURGE_BATCH + 10
+    await IdempotencyRecord.insert(
+        *(
+            IdempotencyRecord(scope="test", key=f"old-{n}", request_hash="x", created_at=old)
+            for n in range(expired)
+        )
+    ).run()
+    await IdempotencyRecord.insert(
+        IdempotencyRecord(scope="test", key="new", request_hash="x", created_at=clock.now())
+    ).run()
+    assert await purge_expired() == PURGE_BATCH
+    assert await run_step(step("idempotency_purged"), get_settings()) == expired - PURGE_BATCH
+    assert [row["key"] for row in await IdempotencyRecord.select(IdempotencyRecord.key)] == ["new"]
+
+
+async def test_stopping_lets_the_batch_in_flight_finish_and_starts_no_other() -> None:
+    """`Periodic.stop()` (SIGTERM to a worker, the API's shutdown): the batch being
+    worked on (a mail being sent) finishes; no further batch of the drain starts."""
+    sending = asyncio.Event()
+    batches: list[str] = []
+
+    async def slow_batch() -> int:
+        batches.append("started")
+        sending.set()
+        await asyncio.sleep(1)
+        batches.append("finished")
+        return 1  # more to do: a drain would ask for the next batch
+
+    settings = dataclasses.replace(get_settings(), redis_url="")
+    periodic = Periodic(settings, [Step("test_slow_batch", slow_batch, every=60)])
+    periodic.start()
+    await asyncio.wait_for(sending.wait(), 5)
+    await asyncio.wait_for(periodic.stop(), 5)
+    assert batches == ["started", "finished"]
+
+
+async def test_stopping_cancels_a_batch_that_outlasts_the_grace() -> None:
+    hung = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def hangs() -> int:
+        hung.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 0
+
+    settings = dataclasses.replace(get_settings(), redis_url="")
+    periodic = Periodic(settings, [Step("test_hangs_on_stop", hangs, every=60)])
+    periodic.start()
+    await asyncio.wait_for(hung.wait(), 5)
+    await asyncio.wait_for(periodic.stop(grace=0.2), 5)
+    assert cancelled.is_set()
 
 
 # ---------------------------------------------------------------- one HTTP client
