@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -444,9 +445,12 @@ async def render(notification: dict[str, Any]) -> Any:
         )  # fmt: skip
 
 
-async def send_due_notifications(limit: int = 100, lease: timedelta | None = None) -> int:
+async def send_due_notifications(
+    limit: int = 100, lease: timedelta | None = None, deadline: float | None = None
+) -> int:
     """Send every due notification once; failures wait and are tried again, then fail.
-    Returns how many were sent."""
+    Returns how many were sent. With a `deadline` (time.monotonic()), no message is
+    claimed once less time is left than one send may take."""
     settings = get_settings()
     lease = lease or send_lease()
     # Well inside the lease: the claim outlives the attempt, whatever the server does.
@@ -460,6 +464,8 @@ async def send_due_notifications(limit: int = 100, lease: timedelta | None = Non
     )
     sent = 0
     for row in due:
+        if deadline is not None and time.monotonic() + timeout > deadline:
+            break  # the next call takes it, with time to record its outcome
         notification = await _claim(row["id"], lease)
         if notification is None:
             continue

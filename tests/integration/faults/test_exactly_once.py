@@ -633,3 +633,35 @@ async def test_an_outbox_row_failing_in_the_database_neither_aborts_the_batch_no
     assert bad["available_at"] > clock.now()
     assert "value too long" in bad["last_error"] or "StringDataRightTruncation" in bad["last_error"]
     assert await dispatch_outbox() == 0
+
+
+async def test_the_mail_step_claims_no_message_it_has_no_time_left_to_send(
+    client: httpx.AsyncClient,
+    operator: Account,
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server stalls the first message: its attempt is cut off and recorded; with
+    less time left before the call's deadline than one send may take, the second message
+    is not claimed (it would be cut off unrecorded and stay claimed for its lease): the
+    next call sends it."""
+    departure = await bus_departure(client, operator)
+    references = [await hold(client, departure, f"due{n}@example.com") for n in range(2)]
+    for reference in references:
+        await move(reference, BookingStatus.confirmed)
+    await dispatch_outbox()
+    lease = timedelta(seconds=2)  # each send is cut off after 1 s
+    stalling = stall(monkeypatch, mailbox, nth=1, seconds=4)
+    try:
+        assert await send_due_notifications(lease=lease, deadline=time.monotonic() + 1.5) == 0
+    finally:
+        stalling.released.set()
+    rows = [await the_notification(reference, "booking.confirmed") for reference in references]
+    stalled = next(row for row in rows if row["recipient"] == stalling.stalled_to)
+    waiting = next(row for row in rows if row["recipient"] != stalling.stalled_to)
+    assert (stalled["attempts"], stalled["status"]) == (1, NotificationStatus.pending)
+    assert "the outcome is unknown" in stalled["last_error"]
+    assert (waiting["attempts"], waiting["status"]) == (0, NotificationStatus.pending)
+    assert mailbox.to(waiting["recipient"]) == []
+    assert await send_due_notifications(lease=lease, deadline=time.monotonic() + 1.5) == 1
+    [_sent] = mailbox.to(waiting["recipient"])
