@@ -104,6 +104,19 @@ async def queue_event(
         separators=(",", ":"),
     )
     disabled = agency["webhook_disabled_at"] is not None
+    queued_at = now
+    if subject is not None:
+        # Its place in the subject's order: after every earlier event of it, even one
+        # recorded at the same instant (a frozen or coarse clock).
+        latest = (
+            await WebhookDelivery.select(WebhookDelivery.created_at)
+            .where((WebhookDelivery.agency == agency_id) & (WebhookDelivery.subject == subject))
+            .order_by(WebhookDelivery.created_at, ascending=False)
+            .first()
+            .run()
+        )
+        if latest is not None and latest["created_at"] >= now:
+            queued_at = latest["created_at"] + timedelta(microseconds=1)
     created = await (
         WebhookDelivery.insert(
             WebhookDelivery(
@@ -114,7 +127,7 @@ async def queue_event(
                 body=body,
                 status=(WebhookStatus.disabled if disabled else WebhookStatus.pending).value,
                 next_attempt_at=now,
-                created_at=now,
+                created_at=queued_at,
                 retry_from=now,
                 subject=subject,
             )
