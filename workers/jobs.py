@@ -19,6 +19,7 @@ from app.core.settings import Settings, get_settings
 from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
 from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
+from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
 from app.payments.services import execute_pending_refunds, sync_open_payments
 
 logger = logging.getLogger("tourline.jobs")
@@ -34,46 +35,71 @@ async def expire_booking(ctx: dict[str, Any], booking_id: str) -> bool:
         return False
 
 
+# How long one call of a step may take, unless its Step says otherwise.
+STEP_TIMEOUT = 120.0
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One kind of periodic work, run by its own loop (workers/periodic.py).
 
-    `run` handles what is due now (claiming its rows, so several loops of one step may run
-    at once) and returns how many it handled. With `drain`, a run goes on calling it
-    until it handles nothing more (a backlog goes out in one run, batch after batch), for
-    at most `budget` seconds; a step whose count includes rows that stay due (asking Stripe
-    about open payments) runs once per round instead. One call longer than `timeout`
-    seconds is cancelled and counted as a failure. Between runs the loop waits `every`
-    seconds (give or take a tenth, so that workers do not all ask at once)."""
+    `run(deadline)` handles what is due now (claiming its rows, so several loops of one
+    step may run at once) and returns how many it handled. `deadline` (time.monotonic())
+    is when the call must be done: a step whose items wait on the network (a mail, a
+    webhook, a refund) claims no new item once less time is left than one item may take,
+    so that every attempt it makes is recorded, none is left claimed until its lease runs
+    out, and the call is never cut off. With `drain`, a run goes on calling it until it
+    handles nothing more (a backlog goes out in one run, batch after batch), for at most
+    `budget` seconds; a step whose count includes rows that stay due (asking Stripe about
+    open payments) runs once per round instead. One call longer than `timeout` seconds
+    is cancelled and counted as a failure (a safety net: `deadline` comes first). Between
+    runs the loop waits `every` seconds (give or take a tenth, so that workers do not all
+    ask at once)."""
 
     name: str
-    run: Callable[[], Awaitable[int]]
+    run: Callable[[float], Awaitable[int]]
     every: float
-    timeout: float = 120.0
+    timeout: float = STEP_TIMEOUT
     drain: bool = True
     budget: float = 60.0
     # Asks Stripe: only where card payments are configured.
     stripe: bool = False
 
 
+# Of a call's `timeout`, the part its deadline leaves for recording the last outcome.
+RECORD_MARGIN = 0.1
+
+
+def _whole_batch(run: Callable[[], Awaitable[int]]) -> Callable[[float], Awaitable[int]]:
+    """A step that needs no deadline: its batch is database work, far inside the timeout,
+    or (the Stripe sweeps) it stops at the first call Stripe does not answer."""
+
+    async def call(deadline: float) -> int:
+        return await run()
+
+    return call
+
+
+# Each refund may wait for Stripe up to its timeout: a batch that fits in one call (3);
+# the run drains a backlog batch after batch.
+REFUNDS_PER_CALL = max(1, int(STEP_TIMEOUT * (1 - RECORD_MARGIN) // STRIPE_TIMEOUT_SECONDS))
+
+
+async def _refunds(deadline: float) -> int:
+    return await execute_pending_refunds(limit=REFUNDS_PER_CALL)
+
+
 STEPS: list[Step] = [
-    Step("expired", expire_all_overdue, every=10),
+    Step("expired", _whole_batch(expire_all_overdue), every=10),
     # Before the outbox (in `tick`): the waiting-list offers a release makes go out with it.
-    Step("allotments_released", release_due_allotments, every=30),
-    Step("outbox", dispatch_outbox, every=2),
-    Step("reminders", queue_reminders, every=60),
-    Step("sent", send_due_notifications, every=2),
-    Step("refunds", execute_pending_refunds, every=30),
-    Step("idempotency_purged", purge_expired, every=600),
-    Step("webhooks_delivered", deliver_due_webhooks, every=5),
-    Step("payments_synced", sync_open_payments, every=60, drain=False, stripe=True),
-]
-# The same steps as (name, function), in the order `tick` runs them.
-TICK_STEPS: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-    (step.name, step.run) for step in STEPS if not step.stripe
-]
-STRIPE_STEPS: list[tuple[str, Callable[[], Awaitable[int]]]] = [
-    (step.name, step.run) for step in STEPS if step.stripe
+    Step("allotments_released", _whole_batch(release_due_allotments), every=30),
+    Step("outbox", _whole_batch(dispatch_outbox), every=2),
+    Step("reminders", _whole_batch(queue_reminders), every=60),
+    Step("sent", lambda deadline: send_due_notifications(deadline=deadline), every=2),
+    Step("refunds", _refunds, every=30),
+    Step("idempotency_purged", _whole_batch(purge_expired), every=600),
+    Step("webhooks_delivered", lambda deadline: deliver_due_webhooks(deadline=deadline), every=5),
+    Step("payments_synced", _whole_batch(sync_open_payments), every=60, drain=False, stripe=True),
 ]
 
 
@@ -92,7 +118,8 @@ async def run_step(step: Step, settings: Settings, *, drain: bool | None = None)
             # Log lines of a step name the booking it is working on, never the previous one's.
             booking_reference_var.set(None)
             called = time.monotonic()
-            handled = await asyncio.wait_for(step.run(), step.timeout)
+            call_deadline = called + step.timeout * (1 - RECORD_MARGIN)
+            handled = await asyncio.wait_for(step.run(call_deadline), step.timeout)
             done += handled
             if not drain or not handled or time.monotonic() >= deadline:
                 break

@@ -1,14 +1,15 @@
 """Network effects that must wait for the database work that causes them to commit.
 
-A service that calls a provider after its transaction (pay owed refunds, schedule a hold's
-expiry job) hands the call to `after_commit`. Run alone, the call is made at once, as
-before. Run inside a larger transaction that collects effects (an idempotent request: the
-key, the work and the stored answer commit together), the call waits until that
-transaction has committed, so that no provider is asked to act on work that may still be
+A service that calls a provider or Redis because of its writes (pay owed refunds,
+schedule a hold's expiry job) hands the call to `after_commit`. Inside a transaction the
+call waits until the outermost one has committed, and is dropped if it rolls back:
+`write_transaction()` collects the effects made inside it (unless an enclosing
+`effects_after_commit()` already does, e.g. an idempotent request, whose key, work and
+stored answer commit together). So no provider is asked to act on work that may still be
 rolled back (a refund paid for a cancellation that never happened), and no transaction
-holds its locks while a provider answers. If the process dies after the commit and before
-the call, the workers' periodic steps make it (refunds are retried, holds are expired by
-the sweep).
+holds its locks while a provider or Redis answers. Outside any transaction the call is
+made at once. If the process dies after the commit and before the call, the workers'
+periodic steps make it (refunds are retried, holds are expired by the sweep).
 """
 
 from __future__ import annotations
@@ -25,13 +26,24 @@ Effect = Callable[[], Awaitable[object]]
 _pending: ContextVar[list[Effect] | None] = ContextVar("tourline_after_commit", default=None)
 
 
+def _transaction_open() -> bool:
+    from app.core.database import get_engine
+
+    return get_engine().current_transaction.get() is not None
+
+
 async def after_commit(effect: Effect) -> None:
-    """Run `effect` now, or once the enclosing collecting transaction has committed."""
+    """Run `effect` once the enclosing transaction has committed (dropped if it rolls
+    back); at once outside any transaction."""
     pending = _pending.get()
-    if pending is None:
-        await effect()
-    else:
+    if pending is not None:
         pending.append(effect)
+    elif _transaction_open():
+        # Only a transaction opened around write_transaction() collects nothing: running
+        # the effect now would act before the commit, waiting would lose it.
+        raise RuntimeError("after_commit inside a transaction that does not collect effects")
+    else:
+        await effect()
 
 
 @contextlib.asynccontextmanager
@@ -50,3 +62,38 @@ async def effects_after_commit() -> AsyncIterator[list[Effect]]:
             await effect()
         except Exception:  # the work is committed; the workers' sweeps retry the effect
             logger.exception("an effect after commit failed")
+
+
+@contextlib.asynccontextmanager
+async def effects_of_transaction() -> AsyncIterator[None]:
+    """For `write_transaction()`, around its transaction: the outermost one collects the
+    effects made inside it and runs them after its COMMIT; a nested one, or one inside an
+    `effects_after_commit()` block, leaves them to the enclosing collector."""
+    if _pending.get() is not None or _transaction_open():
+        yield
+        return
+    async with effects_after_commit():
+        yield
+
+
+@contextlib.asynccontextmanager
+async def savepoint() -> AsyncIterator[None]:
+    """Inside a transaction: when the block raises, undo its writes (ROLLBACK TO
+    SAVEPOINT) and drop the effects it registered, and re-raise; the transaction goes on
+    usable (on PostgreSQL a failed statement otherwise aborts the whole transaction)."""
+    from app.core.database import get_engine
+
+    transaction = get_engine().current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("savepoint() outside a transaction")
+    pending = _pending.get()
+    mark = len(pending) if pending is not None else 0
+    point = await transaction.savepoint()
+    try:
+        yield
+    except Exception:
+        await point.rollback_to()
+        if pending is not None:
+            del pending[mark:]
+        raise
+    await point.release()

@@ -388,14 +388,18 @@ async def close_database(engine: Engine[Any] | None = None) -> None:
 
 @contextlib.asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
-    """A transaction for reads that lead to writes (IMMEDIATE on SQLite)."""
+    """A transaction for reads that lead to writes (IMMEDIATE on SQLite). The outermost
+    one runs the `after_commit` effects made inside it once it has committed."""
+    from app.core.after_commit import effects_of_transaction
+
     engine = get_engine()
-    if isinstance(engine, SQLiteEngine):
-        async with engine.transaction(transaction_type=TransactionType.immediate):
-            yield
-    else:
-        async with engine.transaction():
-            yield
+    async with effects_of_transaction():
+        if isinstance(engine, SQLiteEngine):
+            async with engine.transaction(transaction_type=TransactionType.immediate):
+                yield
+        else:
+            async with engine.transaction():
+                yield
 
 
 async def ping() -> None:

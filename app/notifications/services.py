@@ -20,13 +20,14 @@ import dataclasses
 import logging
 import os
 import socket
+import time
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.core import clock
-from app.core.after_commit import after_commit, effects_after_commit
+from app.core.after_commit import savepoint
 from app.core.database import is_sqlite, write_transaction
 from app.core.i18n import use_locale
 from app.core.settings import get_settings
@@ -202,15 +203,8 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
             "departure.changed",
             **{"changes": payload.get("changes", [])},
         )
-    elif kind == "refund.requested":
-        from app.payments.services import settle_after_change
-
-        contact = await _booking_contact(str(payload.get("reference", "")))
-        if contact:
-            # Paid once the dispatcher's transaction commits: no provider call under its
-            # locks, and the refund's own claim commits before the provider is asked.
-            booking_ids = [contact["id"]]
-            await after_commit(lambda: settle_after_change(booking_ids))
+    # "refund.requested": nothing here. The refund row was written with the change and
+    # the `refunds` step pays it: the dispatcher never waits on Stripe.
     # Partner agencies hear about the departures they booked on (about their bookings,
     # from the change itself: `tell_agency`).
     if kind in PARTNER_DEPARTURE_EVENTS:
@@ -239,11 +233,15 @@ async def dispatch_outbox(limit: int = 100) -> int:
     if not is_sqlite():
         query = query.lock_rows("UPDATE", skip_locked=True)
     handled = 0
-    async with effects_after_commit(), write_transaction():
+    async with write_transaction():
         rows = await query.run()
         for row in rows:
             try:
-                await _handle_outbox(dict(row))
+                # A failing row undoes only its own work: on PostgreSQL its error would
+                # otherwise abort the whole batch's transaction, the failure could not be
+                # recorded, and the same row would stall the outbox every round.
+                async with savepoint():
+                    await _handle_outbox(dict(row))
             except Exception as exc:
                 attempts = row["attempts"] + 1
                 logger.warning("outbox %s failed (attempt %s): %s", row["key"], attempts, exc)
@@ -447,9 +445,12 @@ async def render(notification: dict[str, Any]) -> Any:
         )  # fmt: skip
 
 
-async def send_due_notifications(limit: int = 100, lease: timedelta | None = None) -> int:
+async def send_due_notifications(
+    limit: int = 100, lease: timedelta | None = None, deadline: float | None = None
+) -> int:
     """Send every due notification once; failures wait and are tried again, then fail.
-    Returns how many were sent."""
+    Returns how many were sent. With a `deadline` (time.monotonic()), no message is
+    claimed once less time is left than one send may take."""
     settings = get_settings()
     lease = lease or send_lease()
     # Well inside the lease: the claim outlives the attempt, whatever the server does.
@@ -463,6 +464,8 @@ async def send_due_notifications(limit: int = 100, lease: timedelta | None = Non
     )
     sent = 0
     for row in due:
+        if deadline is not None and time.monotonic() + timeout > deadline:
+            break  # the next call takes it, with time to record its outcome
         notification = await _claim(row["id"], lease)
         if notification is None:
             continue

@@ -141,6 +141,9 @@ class WebhookDelivery(Table):
     # Retries stop three days after this: the event's creation, or an operator's resend.
     retry_from = Timestamptz(default=TimestamptzNow())
     delivered_at = Timestamptz(null=True, default=None)
+    # What the event is about ("booking:<id>", "departure:<id>"): an agency gets the
+    # events of one subject in the order they happened (None: no order to keep).
+    subject = Varchar(length=100, null=True, default=None, index=True)
 
 
 class WebhookAttempt(Table):

@@ -29,6 +29,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
@@ -40,7 +41,7 @@ from app.core import clock, http_clients
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
-from app.core.settings import get_settings
+from app.notifications.services import send_lease
 from app.partners.octo import utc_text
 from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
 from app.partners.services import owned_agency
@@ -55,10 +56,6 @@ RETRY_WINDOW = timedelta(days=3)
 RETRY_PAUSES = [timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440)]
 # The longest a POST may take; within half the claim's lease (TOURLINE_SEND_LEASE_SECONDS).
 TIMEOUT_SECONDS = 10.0
-
-
-def lease() -> timedelta:
-    return timedelta(seconds=get_settings().send_lease_seconds)
 
 
 def post_timeout(claim_lease: timedelta) -> float:
@@ -80,10 +77,17 @@ def retry_pause(attempts: int) -> timedelta:
     return RETRY_PAUSES[min(attempts, len(RETRY_PAUSES)) - 1]
 
 
-async def queue_event(agency_id: UUID, event_type: str, key: str, data: dict[str, Any]) -> bool:
+async def queue_event(
+    agency_id: UUID,
+    event_type: str,
+    key: str,
+    data: dict[str, Any],
+    subject: str | None = None,
+) -> bool:
     """Record an event for an agency, once per `key`; True if this call recorded it.
     Nothing is recorded for an agency without a webhook URL; an event for a disabled
-    endpoint is recorded as `disabled` (visible to the operator, not sent)."""
+    endpoint is recorded as `disabled` (visible to the operator, not sent). Events with
+    the same `subject` reach the agency in the order they were recorded."""
     agency = (
         await Agency.select(Agency.webhook_url, Agency.webhook_disabled_at)
         .where(Agency.id == agency_id)
@@ -100,6 +104,19 @@ async def queue_event(agency_id: UUID, event_type: str, key: str, data: dict[str
         separators=(",", ":"),
     )
     disabled = agency["webhook_disabled_at"] is not None
+    queued_at = now
+    if subject is not None:
+        # Its place in the subject's order: after every earlier event of it, even one
+        # recorded at the same instant (a frozen or coarse clock).
+        latest = (
+            await WebhookDelivery.select(WebhookDelivery.created_at)
+            .where((WebhookDelivery.agency == agency_id) & (WebhookDelivery.subject == subject))
+            .order_by(WebhookDelivery.created_at, ascending=False)
+            .first()
+            .run()
+        )
+        if latest is not None and latest["created_at"] >= now:
+            queued_at = latest["created_at"] + timedelta(microseconds=1)
     created = await (
         WebhookDelivery.insert(
             WebhookDelivery(
@@ -110,8 +127,9 @@ async def queue_event(agency_id: UUID, event_type: str, key: str, data: dict[str
                 body=body,
                 status=(WebhookStatus.disabled if disabled else WebhookStatus.pending).value,
                 next_attempt_at=now,
-                created_at=now,
+                created_at=queued_at,
                 retry_from=now,
+                subject=subject,
             )
         )
         .on_conflict(target=WebhookDelivery.key, action="DO NOTHING")
@@ -130,7 +148,9 @@ async def booking_event(kind: str, key: str, booking_id: UUID) -> bool:
     if row is None or row["agency"] is None:
         return False
     booking = await booking_object(dict(row))
-    return await queue_event(row["agency"], kind, f"webhook:{key}", {"booking": booking})
+    return await queue_event(
+        row["agency"], kind, f"webhook:{key}", {"booking": booking}, subject=f"booking:{booking_id}"
+    )
 
 
 async def departure_event(kind: str, key: str, departure_id: UUID, details: dict[str, Any]) -> int:
@@ -180,13 +200,31 @@ async def departure_event(kind: str, key: str, departure_id: UUID, details: dict
             "bookingUuids": sorted(booking_uuids),
             **details,
         }
-        queued += await queue_event(agency_id, kind, f"webhook:{key}:{agency_id}", data)
+        queued += await queue_event(
+            agency_id, kind, f"webhook:{key}:{agency_id}", data, subject=f"departure:{departure_id}"
+        )
     return queued
+
+
+# No older event of the same subject for the same agency is still to be delivered (the
+# row being claimed is `webhook_delivery`; `older` is the other one).
+_NOTHING_OLDER_PENDING = WhereRaw(
+    "(webhook_delivery.subject IS NULL OR NOT EXISTS ("
+    "SELECT 1 FROM webhook_delivery AS older"
+    " WHERE older.agency = webhook_delivery.agency"
+    " AND older.subject = webhook_delivery.subject"
+    " AND older.status = {}"
+    " AND (older.created_at < webhook_delivery.created_at"
+    " OR (older.created_at = webhook_delivery.created_at AND older.id < webhook_delivery.id))))",
+    WebhookStatus.pending.value,
+)
 
 
 async def _claim(delivery_id: UUID, now: datetime, claim_lease: timedelta) -> int | None:
     """Claim a due delivery for one attempt (committed before the POST); the attempt's
-    number, or None if another worker has it."""
+    number, or None if another worker has it, or an older event of its subject is still
+    to be delivered to the agency: it waits for that one (retried, it keeps its turn), so
+    that "confirmed" never arrives after "cancelled"."""
     claimed = (
         await WebhookDelivery.update(
             {
@@ -198,6 +236,7 @@ async def _claim(delivery_id: UUID, now: datetime, claim_lease: timedelta) -> in
             (WebhookDelivery.id == delivery_id)
             & (WebhookDelivery.status == WebhookStatus.pending.value)
             & (WebhookDelivery.next_attempt_at <= now)
+            & _NOTHING_OLDER_PENDING
         )
         .returning(WebhookDelivery.attempts)
         .run()
@@ -267,100 +306,129 @@ async def _disable_endpoint(agency_id: UUID, now: datetime) -> None:
     )
 
 
-async def deliver_due_webhooks(limit: int = 100, claim_lease: timedelta | None = None) -> int:
-    """Post every due delivery once; returns how many the agencies accepted."""
-    claim_lease = claim_lease or lease()
+# Agencies posted to at once; each agency's deliveries go one after the other (in order,
+# over one keep-alive connection): a slow or dead endpoint holds up only its own agency.
+CONCURRENT_AGENCIES = 8
+
+
+async def deliver_due_webhooks(
+    limit: int = 100, claim_lease: timedelta | None = None, deadline: float | None = None
+) -> int:
+    """Post the due deliveries, at most `limit` per agency, agencies at once; returns how
+    many the agencies accepted. With a `deadline` (time.monotonic()), no delivery is
+    claimed once less time is left than one POST may take."""
+    claim_lease = claim_lease or send_lease()
     seconds = post_timeout(claim_lease)
-    due = (
-        await WebhookDelivery.select(WebhookDelivery.id)
-        .where(
-            (WebhookDelivery.status == WebhookStatus.pending.value)
-            & (WebhookDelivery.next_attempt_at <= clock.now())
-        )
-        .order_by(WebhookDelivery.created_at)
-        .limit(limit)
+    due = WebhookDelivery.status == WebhookStatus.pending.value
+    agencies = [
+        row["agency"]
+        for row in await WebhookDelivery.select(WebhookDelivery.agency)
+        .where(due & (WebhookDelivery.next_attempt_at <= clock.now()))
+        .distinct()
         .run()
-    )
-    delivered = 0
-    for row in due:
-        attempts = await _claim(row["id"], clock.now(), claim_lease)
-        if attempts is None:
-            continue  # Another worker has it.
-        delivery = (
-            await WebhookDelivery.select().where(WebhookDelivery.id == row["id"]).first().run()
-        )
-        assert delivery is not None
-        agency = (
-            await Agency.select(
-                Agency.webhook_url, Agency.webhook_secret, Agency.webhook_disabled_at
-            )
-            .where(Agency.id == delivery["agency"])
-            .first()
-            .run()
-        )
-        now = clock.now()
-        if agency is None or not agency["webhook_url"] or agency["webhook_disabled_at"]:
-            await (
-                WebhookDelivery.update(
-                    {
-                        WebhookDelivery.status: WebhookStatus.disabled.value,
-                        WebhookDelivery.attempts: attempts - 1,  # nothing was posted
-                    }
+    ]
+    slots = asyncio.Semaphore(CONCURRENT_AGENCIES)
+
+    async def deliver_for(agency_id: UUID) -> int:
+        async with slots:
+            rows = (
+                await WebhookDelivery.select(WebhookDelivery.id)
+                .where(
+                    due
+                    & (WebhookDelivery.agency == agency_id)
+                    & (WebhookDelivery.next_attempt_at <= clock.now())
                 )
-                .where(_still_claimed(row["id"], attempts))
+                .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+                .limit(limit)
                 .run()
             )
-            continue
-        code, error, elapsed = await _post_within(
-            seconds, agency["webhook_url"], agency["webhook_secret"], delivery
-        )
-        now = clock.now()
-        # The attempt was made, whoever holds the claim now: it is logged either way.
-        await WebhookAttempt.insert(
-            WebhookAttempt(
-                delivery=row["id"],
-                at=now,
-                url=agency["webhook_url"],
-                status_code=code,
-                error=error,
-                duration_ms=elapsed,
+            delivered = 0
+            for row in rows:
+                if deadline is not None and time.monotonic() + seconds > deadline:
+                    break  # the next call takes it, with time to record its outcome
+                delivered += await _deliver(row["id"], claim_lease, seconds)
+            return delivered
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(deliver_for(agency_id)) for agency_id in agencies]
+    return sum(task.result() for task in tasks)
+
+
+async def _deliver(delivery_id: UUID, claim_lease: timedelta, seconds: float) -> int:
+    """Claim one delivery, post it and record the outcome; 1 if the agency accepted it."""
+    attempts = await _claim(delivery_id, clock.now(), claim_lease)
+    if attempts is None:
+        return 0  # Another worker has it, or it waits for an older one.
+    delivery = await WebhookDelivery.select().where(WebhookDelivery.id == delivery_id).first().run()
+    assert delivery is not None
+    agency = (
+        await Agency.select(Agency.webhook_url, Agency.webhook_secret, Agency.webhook_disabled_at)
+        .where(Agency.id == delivery["agency"])
+        .first()
+        .run()
+    )
+    now = clock.now()
+    if agency is None or not agency["webhook_url"] or agency["webhook_disabled_at"]:
+        await (
+            WebhookDelivery.update(
+                {
+                    WebhookDelivery.status: WebhookStatus.disabled.value,
+                    WebhookDelivery.attempts: attempts - 1,  # nothing was posted
+                }
             )
-        ).run()
-        values: dict[Any, Any] = {
-            WebhookDelivery.attempts: attempts,
-            WebhookDelivery.last_status_code: code,
-            WebhookDelivery.last_error: error,
-        }
-        accepted = code is not None and 200 <= code < 300
-        if accepted:
-            values[WebhookDelivery.status] = WebhookStatus.delivered.value
-            values[WebhookDelivery.delivered_at] = now
-        elif code == 410:
-            values[WebhookDelivery.status] = WebhookStatus.disabled.value
-        else:
-            # Refused, or the outcome is unknown (no answer): posted again after a pause.
-            retry_at = now + retry_pause(attempts)
-            if retry_at - delivery["retry_from"] > RETRY_WINDOW:
-                values[WebhookDelivery.status] = WebhookStatus.failed.value
-            else:
-                values[WebhookDelivery.next_attempt_at] = retry_at
-        recorded = (
-            await WebhookDelivery.update(values)
-            .where(_still_claimed(row["id"], attempts))
-            .returning(WebhookDelivery.id)
+            .where(_still_claimed(delivery_id, attempts))
             .run()
         )
-        if not recorded:
-            logger.warning(
-                "webhook %s: attempt %s lost its claim before its outcome was recorded",
-                row["id"], attempts,
-            )  # fmt: skip
-            continue
-        if code == 410:
-            logger.warning("agency %s answered 410 Gone: webhooks disabled", delivery["agency"])
-            await _disable_endpoint(delivery["agency"], now)
-        delivered += accepted
-    return delivered
+        return 0
+    code, error, elapsed = await _post_within(
+        seconds, agency["webhook_url"], agency["webhook_secret"], delivery
+    )
+    now = clock.now()
+    # The attempt was made, whoever holds the claim now: it is logged either way.
+    await WebhookAttempt.insert(
+        WebhookAttempt(
+            delivery=delivery_id,
+            at=now,
+            url=agency["webhook_url"],
+            status_code=code,
+            error=error,
+            duration_ms=elapsed,
+        )
+    ).run()
+    values: dict[Any, Any] = {
+        WebhookDelivery.attempts: attempts,
+        WebhookDelivery.last_status_code: code,
+        WebhookDelivery.last_error: error,
+    }
+    accepted = code is not None and 200 <= code < 300
+    if accepted:
+        values[WebhookDelivery.status] = WebhookStatus.delivered.value
+        values[WebhookDelivery.delivered_at] = now
+    elif code == 410:
+        values[WebhookDelivery.status] = WebhookStatus.disabled.value
+    else:
+        # Refused, or the outcome is unknown (no answer): posted again after a pause.
+        retry_at = now + retry_pause(attempts)
+        if retry_at - delivery["retry_from"] > RETRY_WINDOW:
+            values[WebhookDelivery.status] = WebhookStatus.failed.value
+        else:
+            values[WebhookDelivery.next_attempt_at] = retry_at
+    recorded = (
+        await WebhookDelivery.update(values)
+        .where(_still_claimed(delivery_id, attempts))
+        .returning(WebhookDelivery.id)
+        .run()
+    )
+    if not recorded:
+        logger.warning(
+            "webhook %s: attempt %s lost its claim before its outcome was recorded",
+            delivery_id, attempts,
+        )  # fmt: skip
+        return 0
+    if code == 410:
+        logger.warning("agency %s answered 410 Gone: webhooks disabled", delivery["agency"])
+        await _disable_endpoint(delivery["agency"], now)
+    return int(accepted)
 
 
 # ---------------------------------------------------------------- operator view

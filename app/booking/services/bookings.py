@@ -947,7 +947,8 @@ async def expire_hold(booking_id: UUID) -> bool:
             return False
         await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
         await seats_freed(departure)
-    await _settle([booking_id])
+    # Stripe is not asked here (the sweeps and the guest's page call this): an expired
+    # hold owes no refund, and its open intent is cancelled by the payments sweep.
     return True
 
 

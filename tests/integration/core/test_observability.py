@@ -31,7 +31,7 @@ from tests.assertions import ok, problem
 from tests.conftest import Account
 from tests.factories import create_departure, in_days, published_bus_departure
 from tests.servers import free_port
-from workers.jobs import STRIPE_STEPS, TICK_STEPS, tick
+from workers.jobs import STEPS, tick
 
 BOOKINGS = "/api/v1/bookings"
 DEPARTURES = "/api/v1/operator/departures"
@@ -322,7 +322,7 @@ async def test_metrics_count_requests_by_route_and_the_booking_lifecycle(
     assert value(after, "tourline_backlog", queue="webhooks") == webhooks
 
     # The tick counted each of its steps once, in this process (no Redis here).
-    for name, _step in TICK_STEPS + STRIPE_STEPS:
+    for name in (step.name for step in STEPS):
         assert (
             value(after, "tourline_job_runs_total", job=name)
             - value(before, "tourline_job_runs_total", job=name)
@@ -392,7 +392,7 @@ async def test_job_runs_and_failures_are_counted_in_redis_across_processes(
         after = await scrape(api)
         local_after = await scrape(local)
 
-    steps = [name for name, _step in TICK_STEPS + STRIPE_STEPS]
+    steps = [step.name for step in STEPS]
     for name in steps:
         runs = value(after, "tourline_job_runs_total", job=name) - value(
             before, "tourline_job_runs_total", job=name

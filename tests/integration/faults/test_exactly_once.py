@@ -534,3 +534,134 @@ async def test_a_server_killed_mid_request_leaves_a_key_the_retry_books_once(
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == retry.json()
     assert await Booking.count().run() == 1
+
+
+# ---------------------------------------------------------------- sweeps never wait on Stripe
+
+
+async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
+    client: httpx.AsyncClient,
+    operator: Account,
+    stripe_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    import app.payments.providers
+    from app.notifications.services import enqueue
+    from app.payments.services import sync_open_payments
+    from app.payments.tables import Payment
+    from tests.faults import tcp_proxy
+    from tests.integration.payments import test_stripe as stripe_tests
+
+    _route, _vehicle, departure = await stripe_tests.bus_line(client, operator)
+    start = clock.now()
+    with clock.frozen(start):
+        created = await stripe_tests.hold(client, departure["id"])
+        ok(await stripe_tests.start(client, created))
+    reference = stripe_tests.ref(created)
+    stripe_at = urlparse(stripe_server)
+    async with tcp_proxy(str(stripe_at.hostname), int(stripe_at.port or 80)) as proxy:
+        through = dataclasses.replace(
+            get_settings(), stripe_api_base=f"http://127.0.0.1:{proxy.port}"
+        )
+        monkeypatch.setattr(app.payments.providers, "get_settings", lambda: through)
+        proxy.blackhole()  # Stripe accepts connections and never answers
+        with clock.frozen(start + timedelta(hours=1)):
+            began = time.monotonic()
+            assert await expire_all_overdue() == 1
+            # What a cancellation queues for the outbox: its refund row is the refunds
+            # step's, not the dispatcher's.
+            await enqueue(
+                "refund.requested", f"refund.requested:{reference}:test", {"reference": reference}
+            )
+            assert await dispatch_outbox() >= 1
+            assert time.monotonic() - began < 3
+            booking = (
+                await Booking.select(Booking.status)
+                .where(Booking.reference == reference)
+                .first()
+                .run()
+            )
+            assert booking is not None
+            assert booking["status"] == BookingStatus.expired
+            assert [p["status"] for p in await Payment.select(Payment.status).run()] == [
+                "requires_payment"
+            ]
+        await proxy.restore()
+        # The payments sweep, once Stripe answers, cancels the expired hold's intent.
+        with clock.frozen(start + timedelta(hours=1)):
+            await sync_open_payments()
+        assert [p["status"] for p in await Payment.select(Payment.status).run()] == ["cancelled"]
+
+
+# ---------------------------------------------------------------- one failing outbox row
+
+
+async def test_an_outbox_row_failing_in_the_database_neither_aborts_the_batch_nor_stalls(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    from app.notifications.services import enqueue
+    from app.notifications.tables import OutboxMessage
+
+    departure = await bus_departure(client, operator)
+    reference = await hold(client, departure, "guest@example.com")
+    # A waiting-list offer whose address is longer than a recipient column holds: its
+    # INSERT fails in the database (on PostgreSQL that aborts the transaction it runs in).
+    await enqueue(
+        "waitlist.offer", "waitlist.offer:bad", {"reference": reference, "email": "x" * 300}
+    )
+    await enqueue(
+        "waitlist.offer", "waitlist.offer:good", {"reference": reference, "email": "a@b.example"}
+    )
+
+    await dispatch_outbox()
+
+    rows = {
+        row["key"]: row
+        for row in await OutboxMessage.select().where(OutboxMessage.kind == "waitlist.offer").run()
+    }
+    good, bad = rows["waitlist.offer:good"], rows["waitlist.offer:bad"]
+    assert good["done_at"] is not None
+    assert (
+        await Notification.count().where(Notification.key == "waitlist.offer:good:email").run() == 1
+    )
+    if database.is_sqlite():
+        return  # SQLite does not check a VARCHAR's length: the row went through
+    # The bad row's failure is recorded and it waits for its retry: the outbox goes on.
+    assert (bad["done_at"], bad["attempts"]) == (None, 1)
+    assert bad["available_at"] > clock.now()
+    assert "value too long" in bad["last_error"] or "StringDataRightTruncation" in bad["last_error"]
+    assert await dispatch_outbox() == 0
+
+
+async def test_the_mail_step_claims_no_message_it_has_no_time_left_to_send(
+    client: httpx.AsyncClient,
+    operator: Account,
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server stalls the first message: its attempt is cut off and recorded; with
+    less time left before the call's deadline than one send may take, the second message
+    is not claimed (it would be cut off unrecorded and stay claimed for its lease): the
+    next call sends it."""
+    departure = await bus_departure(client, operator)
+    references = [await hold(client, departure, f"due{n}@example.com") for n in range(2)]
+    for reference in references:
+        await move(reference, BookingStatus.confirmed)
+    await dispatch_outbox()
+    lease = timedelta(seconds=2)  # each send is cut off after 1 s
+    stalling = stall(monkeypatch, mailbox, nth=1, seconds=4)
+    try:
+        assert await send_due_notifications(lease=lease, deadline=time.monotonic() + 1.5) == 0
+    finally:
+        stalling.released.set()
+    rows = [await the_notification(reference, "booking.confirmed") for reference in references]
+    stalled = next(row for row in rows if row["recipient"] == stalling.stalled_to)
+    waiting = next(row for row in rows if row["recipient"] != stalling.stalled_to)
+    assert (stalled["attempts"], stalled["status"]) == (1, NotificationStatus.pending)
+    assert "the outcome is unknown" in stalled["last_error"]
+    assert (waiting["attempts"], waiting["status"]) == (0, NotificationStatus.pending)
+    assert mailbox.to(waiting["recipient"]) == []
+    assert await send_due_notifications(lease=lease, deadline=time.monotonic() + 1.5) == 1
+    [_sent] = mailbox.to(waiting["recipient"])

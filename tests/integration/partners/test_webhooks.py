@@ -776,3 +776,35 @@ async def test_the_retry_endpoint_sends_a_failed_event_again(
     # An event of another agency is not this agency's.
     other_id, _other = await _agency(client, operator, receiver.url("/other"))
     problem(await _retry(client, operator, other_id, row["id"]), 404, "webhook_not_found")
+
+
+async def test_a_refused_event_keeps_its_turn_before_the_next_event_of_its_booking(
+    client: httpx.AsyncClient, operator: Account, receiver: Receiver
+) -> None:
+    """The agency refuses "confirmed" and the booking is cancelled meanwhile: "cancelled"
+    waits for "confirmed" (the agency ends with the booking cancelled, having seen
+    every event in order); another booking's events do not wait."""
+    departure = await _departure(client, operator)
+    agency_id, headers = await _agency(client, operator, receiver.url())
+    secret = await _secret(client, operator, agency_id)
+    start = clock.now()
+    with clock.frozen(start):
+        await _book(client, headers, departure, "in-order")
+        receiver.status = 500
+        assert (await tick())["webhooks_delivered"] == 0
+        receiver.status = 200
+        await _cancel(client, headers, "in-order")
+        await _book(client, headers, departure, "other")
+        assert (await tick())["webhooks_delivered"] == 1
+    seen = [(r.event["type"], r.event["data"]["booking"]["uuid"]) for r in receiver.requests]
+    assert seen == [("booking.confirmed", "in-order"), ("booking.confirmed", "other")]
+
+    with clock.frozen(start + PAUSES[0]):
+        assert (await tick())["webhooks_delivered"] == 2
+    events = [verified(secret, r) for r in receiver.requests[2:]]
+    assert [(e["type"], e["data"]["booking"]["status"]) for e in events] == [
+        ("booking.confirmed", "CONFIRMED"),
+        ("booking.cancelled", "CANCELLED"),
+    ]
+    assert {e["data"]["booking"]["uuid"] for e in events} == {"in-order"}
+    assert (await _events(client, operator, agency_id, status="delivered"))["total"] == 3

@@ -26,6 +26,7 @@ from app.booking.tables import Booking, BookingEvent, BookingLine
 from app.core import clock
 from app.core.settings import get_settings
 from app.notifications.tables import OutboxMessage
+from app.payments.services import sync_open_payments
 from app.payments.tables import Payment, Refund, StripeEvent
 from tests.assertions import ok
 from tests.conftest import Account
@@ -853,6 +854,9 @@ async def test_expiring_a_hold_cancels_its_open_payment_intent(
         assert await booking_service.expire_all_overdue() == 1
         assert (await view(client, created))["status"] == "expired"
         assert (await view(client, kept))["status"] == "confirmed"
+        # The expiry sweep never waits on Stripe: the payments sweep cancels the intent.
+        assert (await intent_at_stripe(browser, pi))["status"] == "requires_payment_method"
+        await sync_open_payments()
     assert (await intent_at_stripe(browser, pi))["status"] == "canceled"
     assert [r["status"] for r in await payments(created)] == ["cancelled"]
     assert [r["status"] for r in await payments(kept)] == ["succeeded"]

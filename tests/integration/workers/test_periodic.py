@@ -86,7 +86,7 @@ async def test_a_step_over_its_time_limit_is_cancelled_and_counted_as_failed() -
     started = asyncio.Event()
     cancelled = asyncio.Event()
 
-    async def hangs() -> int:
+    async def hangs(deadline: float) -> int:
         started.set()
         try:
             await asyncio.Event().wait()
@@ -114,7 +114,7 @@ async def test_a_step_failing_in_a_row_is_logged_once_and_counted_each_time(
     failure (with its traceback) and a line when the step works again, /metrics all."""
     outcomes = [RuntimeError("connection refused")] * 3 + [None]
 
-    async def flaky() -> int:
+    async def flaky(deadline: float) -> int:
         outcome = outcomes.pop(0)
         if outcome is not None:
             raise outcome
@@ -263,3 +263,96 @@ async def test_webhook_deliveries_reuse_one_connection(
     assert len(connections) == 3
     # One client per process: its keep-alive connection carried every delivery.
     assert len(set(connections)) == 1, connections
+
+
+# ---------------------------------------------------------------- a deadline per call
+
+
+async def test_an_unresponsive_agency_holds_up_only_itself_and_every_attempt_is_recorded(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """Agency A's endpoint accepts connections and never answers; agency B's answers.
+    B's event goes out while A's first POST is still waiting; A gets as many POSTs as
+    fit in the call, each recorded (none left claimed for its lease), and the call ends
+    on its deadline instead of being cancelled by its timeout."""
+    from datetime import timedelta
+
+    from app.partners.tables import WebhookAttempt, WebhookDelivery
+    from app.partners.webhooks import deliver_due_webhooks
+
+    a_deliveries: list[uuid.UUID] = []
+    a_attempts_when_b_arrived: list[int] = []
+
+    released = asyncio.Event()
+
+    async def hangs(request: web.Request) -> web.Response:
+        await released.wait()  # until the test ends
+        return web.Response(text="too late")
+
+    async def answers(request: web.Request) -> web.Response:
+        await request.read()
+        a_attempts_when_b_arrived.append(
+            await WebhookAttempt.count().where(WebhookAttempt.delivery.is_in(a_deliveries)).run()
+        )
+        return web.Response(text="ok")
+
+    application = web.Application()
+    application.router.add_post("/a", hangs)
+    application.router.add_post("/b", answers)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        agencies = {}
+        for name in ("a", "b"):
+            response = await client.post(
+                "/api/v1/operator/agencies",
+                json={"name": f"Agency {name}", "contact_email": f"{name}@example.cn",
+                      "webhook_url": f"http://{host}:{port}/{name}"},
+                headers=operator.headers,
+            )  # fmt: skip
+            assert response.status_code == 201, response.text
+            agencies[name] = uuid.UUID(response.json()["id"])
+        # A's events are the oldest: a batch in order of age has them first.
+        past = clock.now() - timedelta(minutes=10)
+        for n in range(3):
+            with clock.frozen(past + timedelta(seconds=n)):
+                assert await queue_event(agencies["a"], "booking.confirmed", f"a:{n}", {"n": n})
+        with clock.frozen(past + timedelta(minutes=1)):
+            assert await queue_event(agencies["b"], "booking.confirmed", "b:0", {"n": 0})
+        a_deliveries += [
+            row["id"]
+            for row in await WebhookDelivery.select(WebhookDelivery.id)
+            .where(WebhookDelivery.agency == agencies["a"])
+            .run()
+        ]
+        # A 2-second lease: each POST is cut off after 1 s; the call has 2.7 s.
+        slow = Step(
+            "test_webhooks",
+            lambda deadline: deliver_due_webhooks(
+                claim_lease=timedelta(seconds=2), deadline=deadline
+            ),
+            every=1,
+            timeout=3,
+            drain=False,
+        )
+        settings = dataclasses.replace(get_settings(), redis_url="")
+        assert await run_step(slow, settings) == 1
+    finally:
+        released.set()
+        await runner.cleanup()
+    assert a_attempts_when_b_arrived == [0]
+    rows = (
+        await WebhookDelivery.select()
+        .where(WebhookDelivery.agency == agencies["a"])
+        .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+        .run()
+    )
+    # Two POSTs fit (1 s each); the third was left for the next call, unclaimed.
+    assert [row["attempts"] for row in rows] == [1, 1, 0]
+    assert all("no answer within 1 s" in row["last_error"] for row in rows[:2])
+    attempts = await WebhookAttempt.count().where(WebhookAttempt.delivery.is_in(a_deliveries)).run()
+    assert attempts == 2
+    [b] = await WebhookDelivery.select().where(WebhookDelivery.agency == agencies["b"]).run()
+    assert b["status"] == "delivered"
