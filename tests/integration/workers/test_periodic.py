@@ -141,7 +141,7 @@ async def test_a_timeout_inside_a_step_is_not_reported_as_its_time_limit(
     """An SMTP or socket timeout raised by the step itself is a failure like any other
     (with its traceback), not "cancelled after 120 s"."""
 
-    async def times_out() -> int:
+    async def times_out(deadline: float) -> int:
         raise TimeoutError("SMTP server did not answer")
 
     settings = dataclasses.replace(get_settings(), redis_url="")
@@ -180,7 +180,7 @@ async def test_stopping_lets_the_batch_in_flight_finish_and_starts_no_other() ->
     sending = asyncio.Event()
     batches: list[str] = []
 
-    async def slow_batch() -> int:
+    async def slow_batch(deadline: float) -> int:
         batches.append("started")
         sending.set()
         await asyncio.sleep(1)
@@ -199,7 +199,7 @@ async def test_stopping_cancels_a_batch_that_outlasts_the_grace() -> None:
     hung = asyncio.Event()
     cancelled = asyncio.Event()
 
-    async def hangs() -> int:
+    async def hangs(deadline: float) -> int:
         hung.set()
         try:
             await asyncio.Event().wait()
