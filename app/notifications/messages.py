@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
+import jinja2
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
@@ -16,6 +17,14 @@ from app.core import clock
 from app.core.i18n import _, current_locale, localize
 from app.notifications.channels import Attachment, Email
 from app.web.links import booking_url, find_booking_url
+
+# The mail's markup, apart from what it says; autoescaped, so that a name or a message
+# from an operator is shown as written and never read as HTML.
+_MAIL = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
 
 
 def _when(moment: datetime, time_zone: str) -> str:
@@ -76,10 +85,10 @@ def calendar_event(booking: BookingOut, returns_at: datetime, meeting_point: str
     return content
 
 
-def _html(paragraphs: list[str]) -> str:
-    body = "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-    lang = current_locale().replace("_", "-")
-    return f'<!doctype html><html lang="{lang}"><body>{body}</body></html>'
+def _html(subject: str, paragraphs: list[str]) -> str:
+    return _MAIL.get_template("mail.html").render(
+        lang=current_locale().replace("_", "-"), subject=subject, paragraphs=paragraphs
+    )
 
 
 def booking_email(
@@ -209,7 +218,7 @@ def booking_email(
         to=to,
         subject=subject,
         text="\n\n".join(paragraphs),
-        html=_html(paragraphs),
+        html=_html(subject, paragraphs),
         attachments=attachments,
     )
 
@@ -226,4 +235,6 @@ def waitlist_offer_email(to: str, reference: str, token: str, expires_at: str | 
         _("Access token: {token}").format(token=token),
         _("The hold runs out at {moment}.").format(moment=expires_at or ""),
     ]
-    return Email(to=to, subject=subject, text="\n\n".join(paragraphs), html=_html(paragraphs))
+    return Email(
+        to=to, subject=subject, text="\n\n".join(paragraphs), html=_html(subject, paragraphs)
+    )

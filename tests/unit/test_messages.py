@@ -1,12 +1,14 @@
-"""The calendar file as RFC 5545 readers take it, in both languages.
+"""The calendar file and the mail as RFC 5545 and HTML readers take them, in both languages.
 
-The checks come from RFC 5545 itself (content lines, folding, escaping, required properties,
-time zones), not from what the code happens to write."""
+The calendar checks come from RFC 5545 itself (content lines, folding, escaping, required
+properties, time zones), not from what the code happens to write; the mail checks read the
+HTML back with a parser and compare it with the text part."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
@@ -19,7 +21,8 @@ from app.catalogue.tables import PassengerType
 from app.core import clock
 from app.core.i18n import use_locale
 from app.core.money import PriceOut
-from app.notifications.messages import calendar_event
+from app.notifications.channels import Email
+from app.notifications.messages import booking_email, calendar_event, waitlist_offer_email
 
 NOW = datetime(2026, 7, 1, 9, 30, tzinfo=UTC)
 # Summer time in Berlin: the offset differs from the zone's winter one, so a VTIMEZONE
@@ -259,3 +262,93 @@ def test_a_meeting_point_is_the_location_when_there_is_no_pickup_stop() -> None:
     )
     [event] = icalendar.Calendar.from_ical(data).walk("VEVENT")
     assert event.decoded("DTSTART") == DEPARTS
+
+
+# ---------------------------------------------------------------- the mail
+
+
+class MailReader(HTMLParser):
+    """The html lang, the title and the text of each paragraph, as a mail client shows
+    them (entities decoded), and every tag met."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lang: str | None = None
+        self.title = ""
+        self.paragraphs: list[str] = []
+        self.tags: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "html":
+            self.lang = dict(attrs).get("lang")
+        if tag in ("p", "title"):
+            self._in = tag
+            if tag == "p":
+                self.paragraphs.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "p":
+            self.paragraphs[-1] += data
+        elif self._in == "title":
+            self.title += data
+
+
+def read(mail: Email) -> MailReader:
+    reader = MailReader()
+    reader.feed(mail.html)
+    reader.close()
+    return reader
+
+
+@pytest.mark.parametrize(
+    ("locale", "lang", "greeting", "reference_line"),
+    [
+        ("zh_Hans", "zh-Hans", f"{NASTY}，您好：", "订单号：AB12CD34"),
+        ("en", "en", f"Hello {NASTY},", "Booking reference: AB12CD34"),
+    ],
+)
+def test_the_mail_html_says_what_the_text_says_with_everything_escaped(
+    locale: str, lang: str, greeting: str, reference_line: str
+) -> None:
+    trip = booking(name=NASTY, route=f"Line {NASTY}", seats=2)
+    with use_locale(locale), clock.frozen(NOW):
+        confirmed = booking_email("booking.confirmed", "x@example.cn", trip, RETURNS, None, {})
+        advisory = booking_email(
+            "advisory", "x@example.cn", trip, RETURNS, None,
+            {"message": {"zh_Hans": f"注意{NASTY}", "en": f"Mind {NASTY}"}},
+        )  # fmt: skip
+    for mail in (confirmed, advisory):
+        reader = read(mail)
+        assert reader.lang == lang
+        assert reader.title == mail.subject
+        assert reader.paragraphs == mail.text.split("\n\n")
+        # Only the template's own tags: the name's <b> is text, not markup.
+        assert set(reader.tags) == {"html", "head", "meta", "title", "body", "p"}
+        assert "<b>" not in mail.html
+        assert "&lt;b&gt;&amp;&#34;Tom&#39;s" in mail.html
+        assert reader.paragraphs[0] == greeting
+        assert reader.paragraphs[-1] == reference_line
+    assert NASTY in read(advisory).paragraphs[1]
+    # The find-booking link keeps its query once read back (its "&" was escaped).
+    [link] = [p for p in read(confirmed).paragraphs if "/find-booking?" in p]
+    assert "reference=AB12CD34&lang=" in link
+    assert "&amp;lang=" in confirmed.html
+
+
+@pytest.mark.parametrize(
+    ("locale", "opening"),
+    [("zh_Hans", "您候补的座位已为您保留"), ("en", "seats you were waiting for are held")],
+)
+def test_the_waiting_list_offer_mail_in_both_languages(locale: str, opening: str) -> None:
+    with use_locale(locale):
+        mail = waitlist_offer_email("x@example.cn", "AB12CD34", "tok<&>", "2026-07-02 10:00")
+    reader = read(mail)
+    assert reader.paragraphs == mail.text.split("\n\n")
+    assert reader.paragraphs[0].startswith(opening)
+    assert any(p.endswith("tok<&>") for p in reader.paragraphs)
+    assert "tok&lt;&amp;&gt;" in mail.html
