@@ -246,6 +246,29 @@ async def test_confirmation_email_in_the_contacts_language_with_a_calendar_event
     assert str(event["UID"]) == f"{reference}@tourline"
 
 
+async def test_a_name_written_like_html_is_shown_as_written_in_the_mail(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    departure = await bus_departure(client, operator)
+    name = '<b>Bob</b> & "Al"'
+    body = {
+        "departure_id": departure["id"],
+        "counts": [{"seat_class": "standard", "passenger_type": "adult", "count": 1}],
+        "contact": {**CONTACTS["en"], "name": name, "email": "html@example.com", "locale": "en"},
+        "passengers": [{"name": name}],
+    }
+    reference = str(ok(await client.post(BOOKINGS, json=body), 201)["booking"]["reference"])
+    await move(reference, BookingStatus.confirmed)
+    await dispatch_outbox()
+    assert await send_due_notifications() == 1
+
+    [message] = mailbox.to("html@example.com")
+    assert f"Hello {name}," in text_of(message)
+    html = html_of(message)
+    assert "<b>" not in html
+    assert "<p>Hello &lt;b&gt;Bob&lt;/b&gt; &amp; &#34;Al&#34;,</p>" in html
+
+
 async def test_dispatching_and_sending_again_sends_nothing_more(
     client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
 ) -> None:

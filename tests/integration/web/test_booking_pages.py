@@ -17,8 +17,10 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import httpx
+import icalendar
 import pytest
 
 import app.web.booking_pages
@@ -994,7 +996,13 @@ async def test_calendar_from_the_page_and_the_api(
         assert body.startswith("BEGIN:VCALENDAR\r\n")
         assert body.rstrip().endswith("END:VCALENDAR")
         assert ref(created) in body
-        assert f"DTSTART:{start:%Y%m%dT%H%M%SZ}\r\n" in body
+        # In the departure's zone (RFC 5545 form 3), with that zone's VTIMEZONE.
+        zone = trip["time_zone"]
+        local = start.astimezone(ZoneInfo(zone))
+        assert f"DTSTART;TZID={zone}:{local:%Y%m%dT%H%M%S}\r\n" in body
+        assert f"BEGIN:VTIMEZONE\r\nTZID:{zone}\r\n" in body
+        [event] = icalendar.Calendar.from_ical(body).walk("VEVENT")
+        assert event.decoded("DTSTART") == start
         assert "4A\\, 4B" in body  # RFC 5545 escapes the comma
 
     html_page(await client.get(f"/bookings/{ref(created)}/calendar.ics"), 404)
