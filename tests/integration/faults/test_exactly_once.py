@@ -159,6 +159,44 @@ async def test_a_mail_stalled_in_data_past_the_lease_is_not_sent_twice(
     assert (row["status"], row["attempts"]) == (NotificationStatus.sent, 2)
 
 
+async def test_a_connection_dropped_mid_message_is_retried_and_arrives_once(
+    client: httpx.AsyncClient,
+    operator: Account,
+    mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server drops the connection after the message's body, before its reply: the
+    message was not taken, the outcome is unknown to the sender. It is tried again after
+    the backoff (not before), and arrives once."""
+    departure = await bus_departure(client, operator)
+    reference = await hold(client, departure, "dropped@example.com")
+    await move(reference, BookingStatus.confirmed)
+    await dispatch_outbox()
+    dropped: list[str] = []
+
+    async def drop_the_first(server: Any, session: Any, envelope: Any) -> str:
+        if not dropped:
+            dropped.append(envelope.rcpt_tos[0])
+            server.transport.abort()  # a reset: the reply never leaves
+            return "451 4.3.0 never sent"
+        return await Mailbox.handle_DATA(mailbox, server, session, envelope)
+
+    monkeypatch.setattr(mailbox, "handle_DATA", drop_the_first, raising=False)
+    assert await send_due_notifications() == 0
+    assert dropped == ["dropped@example.com"]
+    assert mailbox.to("dropped@example.com") == []
+    row = await the_notification(reference, "booking.confirmed")
+    assert (row["status"], row["attempts"]) == (NotificationStatus.pending, 1)
+    assert row["last_error"]
+    assert await send_due_notifications() == 0  # it waits for its backoff
+    with clock.frozen(row["next_attempt_at"]):
+        assert await send_due_notifications() == 1
+    [delivered] = mailbox.to("dropped@example.com")
+    assert delivered["Message-ID"] == message_id(row["key"], get_settings().mail_from)
+    row = await the_notification(reference, "booking.confirmed")
+    assert (row["status"], row["attempts"]) == (NotificationStatus.sent, 2)
+
+
 async def _value(value: bool | Awaitable[bool]) -> bool:
     return await value if inspect.isawaitable(value) else bool(value)
 
