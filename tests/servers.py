@@ -12,10 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
+from aiohttp import web
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def start_web_endpoint(
+    routes: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+) -> tuple[web.AppRunner, str]:
+    """A small HTTP server (an agency's webhook receiver) on a free loopback port, with a
+    POST handler per path; its runner (`await runner.cleanup()` stops it) and base URL."""
+    application = web.Application()
+    for path, handler in routes.items():
+        application.router.add_post(path, handler)
+    runner = web.AppRunner(application, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()  # port 0: the system picks one
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
 
 
 def _log_text(log: Path) -> str:

@@ -46,7 +46,7 @@ from tests.integration.notifications.test_notifications import (
     the_notification,
 )
 from tests.integration.partners.test_webhooks import _agency
-from tests.servers import PROJECT_ROOT, _wait_for_health, free_port
+from tests.servers import PROJECT_ROOT, _wait_for_health, free_port, start_web_endpoint
 
 BOOKINGS = "/api/v1/bookings"
 DEPARTURES = "/api/v1/operator/departures"
@@ -417,15 +417,9 @@ async def test_a_webhook_endpoint_that_never_answers_gets_one_post_per_claim(
             await asyncio.wait_for(released.wait(), timeout=30)
         return web.Response(text="late")
 
-    application = web.Application()
-    application.router.add_post("/hook", hang)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    runner, base = await start_web_endpoint({"/hook": hang})
     try:
-        agency_id, _headers = await _agency(client, operator, f"http://{host}:{port}/hook")
+        agency_id, _headers = await _agency(client, operator, f"{base}/hook")
         assert await queue_event(agency_id, "test.ping", "webhook:test:ping", {"n": 1})
         lease = timedelta(seconds=2)
 

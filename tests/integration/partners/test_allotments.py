@@ -29,6 +29,7 @@ from app.partners.tables import Allotment, WebhookDelivery
 from tests.assertions import fields, ok, problem
 from tests.conftest import STAFF_PASSWORD, Account, Mailbox
 from tests.factories import create_departure, create_route, in_days, set_route_fares
+from tests.servers import start_web_endpoint
 from workers.jobs import tick
 
 AGENCIES = "/api/v1/operator/agencies"
@@ -252,15 +253,9 @@ async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         received.append({"headers": dict(request.headers), "body": await request.text()})
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hooks", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    runner, base = await start_web_endpoint({"/hooks": handle})
     try:
-        yield f"http://127.0.0.1:{port}/hooks", received
+        yield f"{base}/hooks", received
     finally:
         await runner.cleanup()
 

@@ -26,6 +26,7 @@ from app.partners.tables import WebhookAttempt, WebhookDelivery
 from tests.assertions import ok, problem
 from tests.conftest import STAFF_PASSWORD, Account, Mailbox
 from tests.factories import create_departure, in_days, published_bus_departure
+from tests.servers import start_web_endpoint
 from workers.jobs import tick
 
 AGENCIES = "/api/v1/operator/agencies"
@@ -74,14 +75,7 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver()
-    application = web.Application()
-    application.router.add_post("/{tail:.*}", state.handle)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)  # port 0: the system picks a free one
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    state.base = f"http://{host}:{port}"
+    runner, state.base = await start_web_endpoint({"/{tail:.*}": state.handle})
     try:
         yield state
     finally:

@@ -26,6 +26,7 @@ from app.notifications.tables import Notification, NotificationStatus
 from app.partners.webhooks import queue_event
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure
+from tests.servers import start_web_endpoint
 from workers.jobs import STEPS, Step, run_step, tick
 from workers.periodic import Periodic
 
@@ -230,15 +231,9 @@ async def agency_endpoint() -> AsyncIterator[tuple[str, list[tuple[Any, ...]]]]:
         connections.append(tuple(request.transport.get_extra_info("peername")))
         return web.Response(text="ok")
 
-    application = web.Application()
-    application.router.add_post("/hook", handle)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    runner, base = await start_web_endpoint({"/hook": handle})
     try:
-        yield f"http://{host}:{port}/hook", connections
+        yield f"{base}/hook", connections
     finally:
         await runner.cleanup()
 
@@ -296,20 +291,14 @@ async def test_an_unresponsive_agency_holds_up_only_itself_and_every_attempt_is_
         )
         return web.Response(text="ok")
 
-    application = web.Application()
-    application.router.add_post("/a", hangs)
-    application.router.add_post("/b", answers)
-    runner = web.AppRunner(application, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
+    runner, base = await start_web_endpoint({"/a": hangs, "/b": answers})
     try:
         agencies = {}
         for name in ("a", "b"):
             response = await client.post(
                 "/api/v1/operator/agencies",
                 json={"name": f"Agency {name}", "contact_email": f"{name}@example.cn",
-                      "webhook_url": f"http://{host}:{port}/{name}"},
+                      "webhook_url": f"{base}/{name}"},
                 headers=operator.headers,
             )  # fmt: skip
             assert response.status_code == 201, response.text
