@@ -16,7 +16,7 @@ localstripe, as Stripe.js would.
 
 Every request is a POST of an event signed exactly as Stripe signs it:
 ``Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``. What
-POST /api/v1/webhooks/stripe does per event (app/payments/services.py), scenario by
+POST /api/v1/webhooks/stripe does per event (app/payments/services/webhook.py), scenario by
 scenario:
 
 - redelivered event: verify the signature, parse, find the event id already stored

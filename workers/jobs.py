@@ -20,7 +20,8 @@ from app.notifications.services import dispatch_outbox, queue_reminders, send_du
 from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
 from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
-from app.payments.services import execute_pending_refunds, sync_open_payments
+from app.payments.services.refunds import execute_pending_refunds
+from app.payments.services.sweep import sync_open_payments
 
 logger = logging.getLogger("tourline.jobs")
 

@@ -31,7 +31,8 @@ from app.partners.schemas import AgencyPrincipal
 from app.partners.services import credit_used
 from app.partners.tables import Agency, PaymentTerms
 from app.payments.providers import on_account
-from app.payments.services import pay_booking, settle_after_change
+from app.payments.services.settle import settle_after_change
+from app.payments.services.start import pay_booking
 
 OCTO_STATUS = {
     BookingStatus.on_hold: "ON_HOLD",

@@ -14,8 +14,8 @@ from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.controllers import BookingToken, guarded
 from app.core.errors import problem_responses
-from app.payments import services
 from app.payments.schemas import BookingMoneyOut, PaymentStartOut, Reconciliation
+from app.payments.services import reconciliation, start, webhook
 
 
 class WebhookOut(msgspec.Struct, kw_only=True):
@@ -40,7 +40,7 @@ class BookingPaymentController(Controller):
     async def start(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
     ) -> PaymentStartOut:
-        return await guarded(request, lambda: services.start_payment(reference, token))
+        return await guarded(request, lambda: start.start_payment(reference, token))
 
 
 class StripeWebhookController(Controller):
@@ -58,9 +58,7 @@ class StripeWebhookController(Controller):
     )
     async def stripe(self, request: Request[Any, Any, Any]) -> WebhookOut:
         body = await request.body()
-        outcome = await services.handle_stripe_webhook(
-            body, request.headers.get("stripe-signature")
-        )
+        outcome = await webhook.handle_stripe_webhook(body, request.headers.get("stripe-signature"))
         return WebhookOut(received=True, outcome=outcome)
 
 
@@ -78,7 +76,7 @@ class OperatorPaymentController(Controller):
     async def booking_money(
         self, operator: NamedDependency[OperatorPrincipal], reference: FromPath[str]
     ) -> BookingMoneyOut:
-        return await services.booking_money(operator, reference)
+        return await reconciliation.booking_money(operator, reference)
 
     @get(
         "/payments/reconciliation",
@@ -98,4 +96,4 @@ class OperatorPaymentController(Controller):
         date_from: Annotated[date | None, QueryParameter(name="from")] = None,
         date_to: Annotated[date | None, QueryParameter(name="to")] = None,
     ) -> Reconciliation:
-        return await services.reconciliation(operator, date_from, date_to)
+        return await reconciliation.reconciliation(operator, date_from, date_to)

@@ -40,7 +40,7 @@ from app.core.http_security import PAYMENT_PAGE_CSP, STRIPE_JS_URL
 from app.core.i18n import _, current_locale
 from app.core.pagination import PageParams
 from app.core.settings import get_settings
-from app.payments import services as payments
+from app.payments.services.start import start_payment
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, small_number, text
 from app.web.links import booking_path, lang_code
@@ -436,7 +436,7 @@ class BookingPagesController(Controller):
         if not settings.stripe_secret_key and booking.total.amount:
             return Template("pay.html", context={**context, "unconfigured": True})
         try:
-            started = await payments.start_payment(reference, token)
+            started = await start_payment(reference, token)
         except DomainError as exc:
             return await self._booking_page(
                 request, booking, token or "", problems=FormProblems.of(exc),

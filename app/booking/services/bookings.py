@@ -922,7 +922,7 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         )
         await seats_freed(old)
         if refund > 0:
-            from app.payments.services import owe_refund
+            from app.payments.services.refunds import owe_refund
 
             await owe_refund(
                 booking, refund, "rebooked", f"refund:{booking['reference']}:rebook:{event_id}"
@@ -953,7 +953,7 @@ async def expire_hold(booking_id: UUID) -> bool:
 
 
 async def _settle(booking_ids: list[UUID]) -> None:
-    from app.payments.services import settle_after_change
+    from app.payments.services.settle import settle_after_change
 
     # Refunds are paid once the change is committed (an idempotent request commits later).
     await after_commit(lambda: settle_after_change(booking_ids))

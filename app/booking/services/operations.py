@@ -335,7 +335,7 @@ async def cancel_departure(
             )
             .run()
         )
-    from app.payments.services import settle_after_change
+    from app.payments.services.settle import settle_after_change
 
     # Refunds are paid once the cancellation is committed (idempotent requests commit later).
     cancelled_ids = [booking["id"] for booking in live]

@@ -118,7 +118,7 @@ async def transition(
     await enqueue(f"booking.{target.value}", f"booking.{target.value}:{reference}", payload)
     await tell_agency(booking, f"booking.{target.value}", f"booking.{target.value}:{reference}")
     if refund_amount > 0:
-        from app.payments.services import owe_refund
+        from app.payments.services.refunds import owe_refund
 
         refund_key = f"refund:{reference}:{target.value}"
         await owe_refund(booking, refund_amount, reason, refund_key)

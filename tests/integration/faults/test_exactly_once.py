@@ -581,7 +581,7 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
 
     import app.payments.providers
     from app.notifications.services import enqueue
-    from app.payments.services import sync_open_payments
+    from app.payments.services.sweep import sync_open_payments
     from app.payments.tables import Payment
     from tests.faults import tcp_proxy
     from tests.integration.payments import test_stripe as stripe_tests

@@ -22,12 +22,12 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.settings import get_settings
 from app.payments.providers import IntentState, ProviderError, StripeProvider
-from app.payments.services import (
+from app.payments.services.refunds import execute_pending_refunds
+from app.payments.services.settle import settle_after_change
+from app.payments.services.sweep import (
     SYNC_RECHECK,
     SYNC_RECHECK_OLD,
     SYNC_WINDOW,
-    execute_pending_refunds,
-    settle_after_change,
     sync_open_payments,
 )
 from app.payments.tables import Payment

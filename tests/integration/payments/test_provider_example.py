@@ -14,7 +14,8 @@ import pytest
 from app.booking.tables import BookingEvent
 from app.core import clock
 from app.core.settings import get_settings, load_settings
-from app.payments.services import execute_pending_refunds, sync_open_payments
+from app.payments.services.refunds import execute_pending_refunds
+from app.payments.services.sweep import sync_open_payments
 from app.payments.tables import RefundStatus
 from tests.conftest import Account
 from tests.integration.payments.test_refunds import (

@@ -26,20 +26,18 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.settings import get_settings
 from app.payments import providers
-from app.payments.services import (
+from app.payments.services.reconciliation import REFUND_OVERDUE, money_of, money_problem
+from app.payments.services.refunds import (
     MAX_REFUND_ATTEMPTS,
-    REFUND_OVERDUE,
     REFUND_RETRY_FIRST,
     REFUND_RETRY_MAX,
     claim_refund,
     execute_pending_refunds,
     execute_refund,
-    money_of,
-    money_problem,
     owe_refund,
     refund_idempotency_key,
-    sync_open_payments,
 )
+from app.payments.services.sweep import sync_open_payments
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
 from tests.assertions import ok
 from tests.conftest import Account

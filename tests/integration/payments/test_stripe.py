@@ -19,14 +19,14 @@ import pytest
 import stripe
 
 import app.payments.providers
-import app.payments.services
+import app.payments.services.webhook
 from app.booking import controllers
 from app.booking.services import bookings as booking_service
 from app.booking.tables import Booking, BookingEvent, BookingLine
 from app.core import clock
 from app.core.settings import get_settings
 from app.notifications.tables import OutboxMessage
-from app.payments.services import sync_open_payments
+from app.payments.services.sweep import sync_open_payments
 from app.payments.tables import Payment, Refund, StripeEvent
 from tests.assertions import ok
 from tests.conftest import Account
@@ -453,7 +453,7 @@ async def test_without_a_stripe_key_payment_is_503_not_configured(
     created = await hold(client, departure["id"])
     unconfigured = dataclasses.replace(get_settings(), stripe_secret_key="")
     monkeypatch.setattr(app.payments.providers, "get_settings", lambda: unconfigured)
-    monkeypatch.setattr(app.payments.services, "get_settings", lambda: unconfigured)
+    monkeypatch.setattr(app.payments.services.webhook, "get_settings", lambda: unconfigured)
 
     response = await start(client, created)
     body = problem(response, 503, "payments_not_configured")

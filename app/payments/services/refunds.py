@@ -1,0 +1,323 @@
+"""Refunds: owed inside the caller's transaction, claimed by one worker, paid back through
+the provider under an idempotency key; refunds made at the provider recorded."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from app.core import clock
+from app.core.database import write_transaction
+from app.core.errors import DomainError
+from app.core.i18n import _
+from app.payments.providers import RefundState, get_provider, is_remote
+from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
+
+logger = logging.getLogger("tourline.payments")
+
+# Refunds that failed are tried again by the worker up to this many times, the n-th retry
+# waiting REFUND_RETRY_FIRST * 2**(n-1), at most REFUND_RETRY_MAX: all of them fall well
+# inside the 24 hours Stripe keeps an idempotency key.
+MAX_REFUND_ATTEMPTS = 8
+REFUND_RETRY_FIRST = timedelta(seconds=30)
+REFUND_RETRY_MAX = timedelta(hours=1)
+# How long a worker's claim on a refund lasts: longer than any Stripe call (the SDK's
+# timeout and retries). A worker that dies holding it leaves the refund to the next worker
+# once it lapses, with the same idempotency key.
+REFUND_LEASE = timedelta(minutes=5)
+
+
+def _refund_status(provider_status: str) -> RefundStatus:
+    """A Stripe refund's status as ours (any other is still on its way)."""
+    return {
+        "succeeded": RefundStatus.succeeded,
+        "failed": RefundStatus.failed,
+        "canceled": RefundStatus.failed,
+    }.get(provider_status, RefundStatus.pending)
+
+
+async def _apply_refund_state(provider_id: str | None, status: str) -> str:
+    if provider_id is None:
+        return "unknown_refund"  # A provider that keeps no refund objects (on account).
+    updated = (
+        await Refund.update(
+            {Refund.status: _refund_status(status).value, Refund.updated_at: clock.now()}
+        )
+        .where(Refund.provider_id == provider_id)
+        .returning(Refund.id)
+        .run()
+    )
+    return "refund_updated" if updated else "unknown_refund"
+
+
+async def _record_provider_refunds(payment: dict[str, Any], states: list[RefundState]) -> int:
+    """Inside a transaction: bring our refunds of a payment in line with the refunds
+    Stripe lists for its intent (`states`); how many made outside Tourline were recorded.
+
+    Ours take Stripe's status. One made at Stripe directly (the dashboard) is recorded as a
+    refund `refunded_at_provider` with its Stripe id: the ledger then adds up, and it is
+    never paid again. The booking is left as it is: the report shows the mismatch until
+    the operator settles it."""
+    recorded = 0
+    for state in states:
+        if await _apply_refund_state(state.provider_id, state.status) == "refund_updated":
+            continue
+        if state.key is not None:
+            continue  # Ours, from a worker that has not recorded it yet: the refunds step will.
+        status = _refund_status(state.status)
+        if status == RefundStatus.failed:
+            continue  # It gave nothing back.
+        inserted = (
+            await Refund.insert(
+                Refund(
+                    booking=payment["booking"],
+                    payment=payment["id"],
+                    provider="stripe",
+                    provider_id=state.provider_id,
+                    key=f"provider-refund:{state.provider_id}",
+                    amount=state.amount,
+                    currency=payment["currency"],
+                    reason="refunded_at_provider",
+                    status=status.value,
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+            .on_conflict(action="DO NOTHING")
+            .returning(Refund.id)
+            .run()
+        )
+        if inserted:
+            logger.warning(
+                "refund %s of payment intent %s was made outside Tourline",
+                state.provider_id,
+                payment["provider_id"],
+            )
+            recorded += 1
+    return recorded
+
+
+async def _paid_and_committed(booking_id: UUID) -> tuple[list[dict[str, Any]], int]:
+    """Succeeded provider payments of a booking, and what refunds already give back."""
+    payments = (
+        await Payment.select()
+        .where(
+            (Payment.booking == booking_id)
+            & (Payment.status == PaymentStatus.succeeded.value)
+            & (Payment.provider != "free")
+        )
+        .order_by(Payment.succeeded_at)
+        .run()
+    )
+    refunds = (
+        await Refund.select(Refund.amount)
+        .where(
+            (Refund.booking == booking_id) & (Refund.status != RefundStatus.requires_action.value)
+        )
+        .run()
+    )
+    return [dict(p) for p in payments], sum(r["amount"] for r in refunds)
+
+
+async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str) -> None:
+    """Record a refund owed, inside the caller's transaction, never above what was paid.
+
+    What a provider took is refunded through it; any rest (a booking confirmed without a
+    provider payment) is left `requires_action` for the operator to settle by hand.
+    """
+    if amount <= 0:
+        return
+    payments, committed = await _paid_and_committed(booking["id"])
+    refundable = sum(p["amount"] for p in payments) - committed
+    through_provider = max(0, min(amount, refundable))
+    rows = []
+    if through_provider:
+        payment = payments[-1]
+        rows.append(
+            Refund(
+                booking=booking["id"],
+                payment=payment["id"],
+                provider=payment["provider"],
+                key=key,
+                amount=through_provider,
+                currency=booking["currency"],
+                reason=reason,
+                status=RefundStatus.pending.value,
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+    if amount > through_provider:
+        rows.append(
+            Refund(
+                booking=booking["id"],
+                provider="manual",
+                key=f"{key}:manual",
+                amount=amount - through_provider,
+                currency=booking["currency"],
+                reason=reason,
+                status=RefundStatus.requires_action.value,
+                last_error=_("Nothing was paid through a provider for this amount."),
+                created_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
+    for row in rows:
+        await Refund.insert(row).on_conflict(target=Refund.key, action="DO NOTHING").run()
+
+
+def refund_idempotency_key(refund: dict[str, Any]) -> str:
+    """Stripe's idempotency key for a refund: its row's id (one row per natural key, the
+    cause), so every worker and every retry asks for the same refund. The id, as before the
+    claims existed, so that a refund retried across that upgrade keeps its key."""
+    return f"tourline-refund-{refund['id']}"
+
+
+def _refund_claimable(now: datetime) -> Any:
+    """Refunds a worker may take: owed and not yet asked for (or failed, once their retry
+    is due), and those whose worker's claim lapsed with the outcome unknown."""
+    due = Refund.claimed_until.is_null() | (Refund.claimed_until <= now)
+    owed = Refund.status.is_in([RefundStatus.pending.value, RefundStatus.failed.value]) & due
+    lapsed = (Refund.status == RefundStatus.processing.value) & (Refund.claimed_until <= now)
+    return (owed | lapsed) & Refund.provider_id.is_null() & (Refund.attempts < MAX_REFUND_ATTEMPTS)
+
+
+async def claim_refund(refund_id: UUID) -> dict[str, Any] | None:
+    """Claim one refund for this worker in a committed row, before any call to the
+    provider; None when it is not due or another worker holds it."""
+    now = clock.now()
+    async with write_transaction():
+        rows = (
+            await Refund.update(
+                {
+                    Refund.status: RefundStatus.processing.value,
+                    Refund.claim: uuid4(),
+                    Refund.claimed_until: now + REFUND_LEASE,
+                    Refund.attempts: Refund.attempts + 1,
+                    Refund.updated_at: now,
+                }
+            )
+            .where((Refund.id == refund_id) & _refund_claimable(now))
+            .returning(*Refund.all_columns())
+            .run()
+        )
+    return dict(rows[0]) if rows else None
+
+
+async def _record_refund(claimed: dict[str, Any], values: dict[Any, Any]) -> bool:
+    """Record a claimed refund's outcome, only if this worker's claim still holds (a worker
+    whose lease lapsed must not overwrite what the next one found)."""
+    updated = (
+        await Refund.update({**values, Refund.claim: None, Refund.updated_at: clock.now()})
+        .where(
+            (Refund.id == claimed["id"])
+            & (Refund.claim == claimed["claim"])
+            & (Refund.status == RefundStatus.processing.value)
+        )
+        .returning(Refund.id)
+        .run()
+    )
+    if not updated:
+        logger.warning("refund %s was taken over by another worker", claimed["id"])
+    return bool(updated)
+
+
+async def _still_claimed(claimed: dict[str, Any]) -> bool:
+    return bool(
+        await Refund.exists()
+        .where(
+            (Refund.id == claimed["id"])
+            & (Refund.claim == claimed["claim"])
+            & (Refund.status == RefundStatus.processing.value)
+            & (Refund.claimed_until > clock.now())
+        )
+        .run()
+    )
+
+
+def _retry_delay(attempts: int) -> timedelta:
+    factor: int = 2 ** min(max(0, attempts - 1), 16)
+    return min(REFUND_RETRY_FIRST * factor, REFUND_RETRY_MAX)
+
+
+async def _ask_provider(claimed: dict[str, Any], provider_id: str | None) -> RefundState:
+    key = refund_idempotency_key(claimed)
+    provider = get_provider(claimed["provider"])
+    if claimed["attempts"] > 1:
+        # A retry: an earlier attempt may have reached Stripe (a timeout, or a worker that
+        # died before recording). The same key makes Stripe answer with that refund for
+        # 24 hours; looking it up first also covers a retry after Stripe forgot the key.
+        found = await provider.find_refund(provider_id, key)
+        if found is not None:
+            return found
+    return await provider.refund(provider_id, claimed["amount"], key)
+
+
+async def execute_refund(claimed: dict[str, Any]) -> bool:
+    """Pay back one refund this worker has claimed (`claim_refund`); True when the provider
+    accepted it and its answer was recorded."""
+    payment = (
+        await Payment.select(Payment.provider_id)
+        .where(Payment.id == claimed["payment"])
+        .first()
+        .run()
+    )
+    if payment is None or (not payment["provider_id"] and is_remote(claimed["provider"])):
+        await _record_refund(
+            claimed,
+            {
+                Refund.status: RefundStatus.failed.value,
+                Refund.attempts: MAX_REFUND_ATTEMPTS,
+                Refund.last_error: _("The payment to refund is unknown to the provider."),
+                Refund.claimed_until: None,
+            },
+        )
+        return False
+    if not await _still_claimed(claimed):
+        return False  # Paused past its lease: the refund is another worker's now.
+    try:
+        state = await _ask_provider(claimed, payment["provider_id"])
+    except DomainError as exc:
+        # Unknown whether Stripe acted (or it is not configured): retried later under the
+        # same key, never left claimed.
+        await _record_refund(
+            claimed,
+            {
+                Refund.status: RefundStatus.failed.value,
+                Refund.last_error: str(exc.detail or exc.code),
+                Refund.claimed_until: clock.now() + _retry_delay(claimed["attempts"]),
+            },
+        )
+        return False
+    return await _record_refund(
+        claimed,
+        {
+            Refund.provider_id: state.provider_id,
+            Refund.status: _refund_status(state.status).value,
+            Refund.last_error: "",
+            Refund.claimed_until: None,
+        },
+    )
+
+
+async def execute_pending_refunds(booking_ids: list[UUID] | None = None, *, limit: int = 50) -> int:
+    """Pay back the refunds that are due, oldest first, at most `limit` (a batch: the
+    refunds step drains a backlog batch after batch); returns how many the provider
+    accepted.
+
+    Each refund is claimed in a committed row first, so two workers never send the same
+    one; Stripe sees the refund's natural key as idempotency key, so a retry after an
+    unknown outcome can never pay twice."""
+    query = Refund.select(Refund.id).where(_refund_claimable(clock.now()))
+    if booking_ids is not None:
+        if not booking_ids:
+            return 0
+        query = query.where(Refund.booking.is_in(booking_ids))
+    done = 0
+    for row in await query.order_by(Refund.created_at).limit(limit).run():
+        claimed = await claim_refund(row["id"])
+        if claimed is not None and await execute_refund(claimed):
+            done += 1
+    return done
