@@ -68,6 +68,11 @@ def _configure_environment() -> None:
         os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'test.sqlite3'}"
     os.environ["TOURLINE_ENV"] = "test"
     os.environ["TOURLINE_PASSWORD_HASHING"] = "fast"
+    # The suite shares 2 cores between its workers and PostgreSQL: a 300-client rush on one
+    # departure may queue for a connection, or on the departure's lock, longer than the
+    # production bounds (5 s). The outage tests set their own short ones.
+    os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "15")
+    os.environ.setdefault("DATABASE_ACQUIRE_TIMEOUT", "15")
     os.environ.setdefault("TOURLINE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
     os.environ.pop("REDIS_URL", None)
     # Hundreds of requests come from one test client: the per-IP and failed-login limits
