@@ -31,7 +31,7 @@ from app.core.errors import Conflict, DomainError, FieldError
 from app.core.i18n import _
 from app.core.money import PriceOut
 from app.core.settings import get_settings
-from app.notifications.services import enqueue
+from app.notifications.services.outbox import enqueue
 from app.payments.providers import (
     STRIPE,
     IntentState,
