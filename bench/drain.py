@@ -138,7 +138,7 @@ async def queue_mails(bookings: list[dict[str, Any]], mails: int) -> None:
     """`mails` advisory notifications, due now, in one transaction (as post_advisory
     writes them: one per live booking and advisory)."""
     from app.core.database import write_transaction
-    from app.notifications.services import notify
+    from app.notifications.services.common import notify
 
     advisories = -(-mails // len(bookings))
     queued = 0

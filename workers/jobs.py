@@ -16,7 +16,9 @@ from app.core.errors import DatabaseUnavailable, DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.observability import booking_reference_var
 from app.core.settings import Settings, get_settings
-from app.notifications.services import dispatch_outbox, queue_reminders, send_due_notifications
+from app.notifications.services.outbox import dispatch_outbox
+from app.notifications.services.reminders import queue_reminders
+from app.notifications.services.sending import send_due_notifications
 from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
 from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS

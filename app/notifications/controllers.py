@@ -12,8 +12,9 @@ from litestar.params import FromPath, JSONBody
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
 from app.core.errors import problem_responses
-from app.notifications import services
 from app.notifications.schemas import AdvisoryIn, AdvisoryOut, NotificationOut
+from app.notifications.services.advisories import post_advisory
+from app.notifications.services.operator import list_notifications, resend
 from app.notifications.tables import NotificationStatus
 
 
@@ -46,7 +47,7 @@ class OperatorNotificationController(Controller):
         departure_id: FromPath[UUID],
         data: JSONBody[AdvisoryIn],
     ) -> AdvisoryOut:
-        advisory_id, recipients = await services.post_advisory(operator, departure_id, data)
+        advisory_id, recipients = await post_advisory(operator, departure_id, data)
         return AdvisoryOut(advisory_id=advisory_id, recipients=recipients)
 
     @get(
@@ -57,9 +58,7 @@ class OperatorNotificationController(Controller):
     async def of_departure(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> list[NotificationOut]:
-        return [
-            _out(r) for r in await services.list_notifications(operator, departure_id=departure_id)
-        ]
+        return [_out(r) for r in await list_notifications(operator, departure_id=departure_id)]
 
     @get(
         "/bookings/{reference:str}/notifications",
@@ -69,7 +68,7 @@ class OperatorNotificationController(Controller):
     async def of_booking(
         self, operator: NamedDependency[OperatorPrincipal], reference: FromPath[str]
     ) -> list[NotificationOut]:
-        return [_out(r) for r in await services.list_notifications(operator, reference=reference)]
+        return [_out(r) for r in await list_notifications(operator, reference=reference)]
 
     @post(
         "/notifications/{notification_id:uuid}/resend",
@@ -80,4 +79,4 @@ class OperatorNotificationController(Controller):
     async def resend(
         self, operator: NamedDependency[OperatorPrincipal], notification_id: FromPath[UUID]
     ) -> NotificationOut:
-        return _out(await services.resend(operator, notification_id))
+        return _out(await resend(operator, notification_id))

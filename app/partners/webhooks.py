@@ -41,7 +41,7 @@ from app.core import clock, http_clients
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
-from app.notifications.services import send_lease
+from app.notifications.services.sending import send_lease
 from app.partners.octo import utc_text
 from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
 from app.partners.services import owned_agency

@@ -35,8 +35,8 @@ from app.core.http_security import client_ip
 from app.core.i18n import N_, _, localize
 from app.core.pagination import PageParams
 from app.core.settings import get_settings
-from app.notifications import services as notifications
 from app.notifications.schemas import AdvisoryIn
+from app.notifications.services.advisories import post_advisory
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, field_id, text
 from app.web.links import lang_code
@@ -371,7 +371,7 @@ class StaffPagesController(Controller):
                 status_code=400,
             )  # fmt: skip
         try:
-            _advisory_id, recipients = await notifications.post_advisory(
+            _advisory_id, recipients = await post_advisory(
                 principal, departure_id, data, _form_key(form)
             )
         except DomainError as exc:

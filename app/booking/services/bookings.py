@@ -50,7 +50,8 @@ from app.core.money import Money, PriceOut
 from app.core.observability import note_booking
 from app.core.settings import get_settings
 from app.notifications.messages import calendar_event
-from app.notifications.services import enqueue, notify
+from app.notifications.services.common import notify
+from app.notifications.services.outbox import enqueue
 from app.partners.pricing import agency_pricing
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -38,7 +38,7 @@ from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, page_of
-from app.notifications.services import enqueue
+from app.notifications.services.outbox import enqueue
 
 LIVE = [status.value for status in LIVE_STATUSES]
 

@@ -10,7 +10,7 @@ from app.core import clock
 from app.core.errors import Conflict
 from app.core.i18n import _
 from app.core.labels import status_label
-from app.notifications.services import enqueue
+from app.notifications.services.outbox import enqueue
 
 _ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
     BookingStatus.on_hold: {

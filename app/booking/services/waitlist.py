@@ -13,7 +13,7 @@ from app.booking.tables import Booking, BookingChannel, BookingStatus, WaitlistE
 from app.core.database import write_transaction
 from app.core.errors import Conflict, DomainError
 from app.core.i18n import _
-from app.notifications.services import enqueue
+from app.notifications.services.outbox import enqueue
 
 # How long a waiting-list offer holds its seats before it moves on to the next entry.
 OFFER_MINUTES = 60

@@ -398,7 +398,7 @@ async def update_departure(
         if data.stops is not msgspec.UNSET:
             changes.append("stops")
         if changes and await has_live_bookings(departure_id):
-            from app.notifications.services import enqueue
+            from app.notifications.services.outbox import enqueue
 
             version = clock.now().isoformat()
             await enqueue(

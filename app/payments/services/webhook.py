@@ -12,7 +12,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.i18n import _
 from app.core.settings import get_settings
-from app.notifications.services import enqueue
+from app.notifications.services.outbox import enqueue
 from app.payments.providers import (
     STRIPE,
     IntentState,

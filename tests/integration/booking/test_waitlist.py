@@ -18,7 +18,8 @@ from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntr
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.settings import get_settings
-from app.notifications.services import dispatch_outbox, send_due_notifications
+from app.notifications.services.outbox import dispatch_outbox
+from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification, OutboxMessage
 from tests.conftest import Account, Mailbox
 from tests.factories import create_departure, create_route, in_days, set_route_fares

@@ -31,7 +31,8 @@ from app.booking.tables import Booking, BookingStatus
 from app.core import clock, database
 from app.core.settings import get_settings
 from app.notifications.channels import message_id
-from app.notifications.services import dispatch_outbox, send_due_notifications
+from app.notifications.services.outbox import dispatch_outbox
+from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification, NotificationStatus
 from app.partners.tables import WebhookAttempt, WebhookDelivery
 from app.partners.webhooks import deliver_due_webhooks, queue_event
@@ -209,7 +210,7 @@ import asyncio
 import app  # noqa: F401 - sets PICCOLO_CONF
 from app.core import database
 from app.core.settings import get_settings
-from app.notifications.services import send_due_notifications
+from app.notifications.services.sending import send_due_notifications
 
 
 async def main() -> None:
@@ -580,7 +581,7 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
     import dataclasses
 
     import app.payments.providers
-    from app.notifications.services import enqueue
+    from app.notifications.services.outbox import enqueue
     from app.payments.services.sweep import sync_open_payments
     from app.payments.tables import Payment
     from tests.faults import tcp_proxy
@@ -633,7 +634,7 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
 async def test_an_outbox_row_failing_in_the_database_neither_aborts_the_batch_nor_stalls(
     client: httpx.AsyncClient, operator: Account
 ) -> None:
-    from app.notifications.services import enqueue
+    from app.notifications.services.outbox import enqueue
     from app.notifications.tables import OutboxMessage
 
     departure = await bus_departure(client, operator)

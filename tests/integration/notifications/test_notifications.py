@@ -18,14 +18,12 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
-from app.notifications import channels, services
-from app.notifications.services import (
-    MAX_ATTEMPTS,
-    backoff,
-    dispatch_outbox,
-    queue_reminders,
-    send_due_notifications,
-)
+from app.notifications import channels
+from app.notifications.services import sending
+from app.notifications.services.common import MAX_ATTEMPTS, backoff
+from app.notifications.services.outbox import dispatch_outbox
+from app.notifications.services.reminders import queue_reminders
+from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification, NotificationStatus
 from tests.assertions import ok
 from tests.conftest import Account, Mailbox
@@ -497,8 +495,8 @@ async def test_a_crash_while_sending_waits_for_the_lease_then_sends_once(
             raise RuntimeError("worker blew up mid-send")
         await real_send(settings, email, **options)
 
-    monkeypatch.setattr(services, "send_email", crash_once)
-    lease = services.send_lease()
+    monkeypatch.setattr(sending, "send_email", crash_once)
+    lease = sending.send_lease()
     with clock.frozen(clock.now()):
         # The crash is contained: the other notification of the batch still goes out.
         assert await send_due_notifications() == 1
@@ -538,7 +536,7 @@ async def test_a_last_attempt_whose_worker_died_fails_instead_of_going_on(
     await dispatch_outbox()
     row = await the_notification(reference, "booking.confirmed")
     # The sixth attempt was claimed by a worker that never came back.
-    lease_end = clock.now() + services.send_lease()
+    lease_end = clock.now() + sending.send_lease()
     await (
         Notification.update(
             {

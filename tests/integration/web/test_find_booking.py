@@ -12,7 +12,8 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core.database import write_transaction
 from app.core.settings import get_settings
-from app.notifications.services import dispatch_outbox, send_due_notifications
+from app.notifications.services.outbox import dispatch_outbox
+from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure
@@ -156,7 +157,7 @@ async def test_the_confirmation_mail_says_where_to_find_a_lost_link(
 async def test_a_link_that_cannot_be_sent_does_not_keep_the_token_either(
     client: httpx.AsyncClient, mailbox: Mailbox
 ) -> None:
-    from app.notifications.services import notify
+    from app.notifications.services.common import notify
 
     # A message about a booking that is gone fails for good at once.
     await notify(

@@ -9,7 +9,7 @@ import pytest
 from app.core import clock
 from app.core.after_commit import after_commit, savepoint
 from app.core.database import get_engine, write_transaction
-from app.notifications.services import enqueue
+from app.notifications.services.outbox import enqueue
 from app.notifications.tables import OutboxMessage
 
 

@@ -21,7 +21,7 @@ from app.core import clock, jobs
 from app.core.idempotency import KEEP_FOR, PURGE_BATCH, purge_expired
 from app.core.settings import get_settings
 from app.core.tables import IdempotencyRecord
-from app.notifications.services import notify
+from app.notifications.services.common import notify
 from app.notifications.tables import Notification, NotificationStatus
 from app.partners.webhooks import queue_event
 from tests.conftest import Account, Mailbox

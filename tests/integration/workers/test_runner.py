@@ -15,7 +15,7 @@ import pytest
 
 from app.booking.tables import Booking
 from app.core.settings import get_settings
-from app.notifications.services import notify
+from app.notifications.services.common import notify
 from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure

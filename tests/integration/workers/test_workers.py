@@ -34,8 +34,8 @@ from app.booking.tables import Booking, BookingChannel, BookingEvent, BookingSta
 from app.core import clock, jobs
 from app.core.database import write_transaction
 from app.core.settings import PROJECT_ROOT, get_settings
-from app.notifications import services as notification_services
-from app.notifications.services import send_lease
+from app.notifications.services import sending as notification_sending
+from app.notifications.services.sending import send_lease
 from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure
@@ -451,7 +451,7 @@ async def test_tick_killed_while_sending_sends_once_when_the_lease_runs_out(
     _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
     created = await hold(client, departure["id"], who="leased")
     await confirm(created)
-    send = notification_services.send_email
+    send = notification_sending.send_email
     attempts: list[str] = []
 
     async def killed_once(settings: Any, email: Any, **options: Any) -> None:
@@ -460,7 +460,7 @@ async def test_tick_killed_while_sending_sends_once_when_the_lease_runs_out(
             raise asyncio.CancelledError  # the worker is stopped mid-delivery
         await send(settings, email, **options)
 
-    monkeypatch.setattr(notification_services, "send_email", killed_once)
+    monkeypatch.setattr(notification_sending, "send_email", killed_once)
     start = clock.now() + timedelta(minutes=1)
     with clock.frozen(start):
         worker, first = await run_job(arq_pool, "tick", job_id=f"{QUEUE}:tick:1")
