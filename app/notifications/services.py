@@ -386,7 +386,7 @@ async def _record(notification: dict[str, Any], values: dict[Any, Any]) -> bool:
 
 async def render(notification: dict[str, Any]) -> Any:
     """The email of a notification, in its locale."""
-    from app.booking.services.bookings import booking_out
+    from app.booking.services.view import booking_out
     from app.booking.tables import Booking
     from app.catalogue.services.common import as_dict
     from app.catalogue.tables import Departure, Route
@@ -726,7 +726,7 @@ async def post_advisory(
 async def list_notifications(
     principal: Any, departure_id: UUID | None = None, reference: str | None = None
 ) -> list[dict[str, Any]]:
-    from app.booking.services.bookings import booking_not_found, normalize_reference
+    from app.booking.services.access import booking_not_found, normalize_reference
     from app.booking.tables import Booking
     from app.catalogue.services.common import owned_departure
 

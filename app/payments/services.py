@@ -15,13 +15,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from app.accounts.schemas import OperatorPrincipal
-from app.booking.services.bookings import (
+from app.booking.services.access import (
     booking_not_found,
-    confirm_paid,
     guest_booking,
     lock_booking,
     normalize_reference,
 )
+from app.booking.services.confirm import confirm_paid
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.common import get_operator_row, local_day_range
