@@ -87,7 +87,7 @@ async def make_bookings(count: int) -> list[dict[str, Any]]:
     import msgspec
 
     from app.booking.schemas import BookingCreate
-    from app.booking.services.bookings import create_booking
+    from app.booking.services.hold import create_booking
     from app.booking.tables import Booking
     from app.catalogue.tables import Departure
     from app.core import clock

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from app.booking.services.bookings import expire_all_overdue, expire_hold
+from app.booking.services.expiry import expire_all_overdue, expire_hold
 from app.core import jobs
 from app.core.errors import DatabaseUnavailable, DomainError, NotFound
 from app.core.idempotency import purge_expired

@@ -29,7 +29,7 @@ from app.booking.schemas import (
     WaitlistIn,
     WaitlistOut,
 )
-from app.booking.services import bookings, operations, waitlist
+from app.booking.services import access, cancel, guest, hold, operations, rebook, waitlist
 from app.core.errors import NotFound, problem_responses
 from app.core.idempotency import idempotent
 from app.core.openapi import JsonOrCsvOperation
@@ -82,15 +82,15 @@ async def _guest_idempotent(
     never shown without it, and a wrong token is always a counted failure."""
 
     async def call() -> Response[Any]:
-        await bookings.guest_booking(reference, token)
-        scope = f"booking:{bookings.normalize_reference(reference)}"
+        await access.guest_booking(reference, token)
+        scope = f"booking:{access.normalize_reference(reference)}"
         return await idempotent(request, key, scope, run)
 
     return await guarded(request, call)
 
 
 def calendar_response(reference: str, content: bytes) -> Response[bytes]:
-    name = bookings.normalize_reference(reference)
+    name = access.normalize_reference(reference)
     return Response(
         content,
         media_type="text/calendar; charset=utf-8",
@@ -136,7 +136,7 @@ class BookingController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BookingCreated]:
         async def run() -> Response[Any]:
-            return _created(await bookings.create_booking(data))
+            return _created(await hold.create_booking(data))
 
         return await idempotent(request, idempotency_key, "public:bookings", run)
 
@@ -149,7 +149,7 @@ class BookingController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
     ) -> BookingOut:
-        return await guarded(request, lambda: bookings.get_booking(reference, token))
+        return await guarded(request, lambda: guest.get_booking(reference, token))
 
     @patch(
         "/{reference:str}",
@@ -164,7 +164,7 @@ class BookingController(Controller):
         data: JSONBody[BookingUpdate],
         token: BookingToken = None,
     ) -> BookingOut:
-        return await guarded(request, lambda: bookings.update_booking(reference, token, data))
+        return await guarded(request, lambda: guest.update_booking(reference, token, data))
 
     @get(
         "/{reference:str}/cancellation",
@@ -177,7 +177,7 @@ class BookingController(Controller):
     async def cancellation_quote(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
     ) -> CancellationQuote:
-        return await guarded(request, lambda: bookings.guest_cancellation_quote(reference, token))
+        return await guarded(request, lambda: cancel.guest_cancellation_quote(reference, token))
 
     @get(
         "/{reference:str}/calendar",
@@ -189,7 +189,7 @@ class BookingController(Controller):
     async def calendar(
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
     ) -> Response[bytes]:
-        content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
+        content = await guarded(request, lambda: guest.guest_calendar(reference, token))
         return calendar_response(reference, content)
 
     @post(
@@ -211,7 +211,7 @@ class BookingController(Controller):
         data = CancelIn() if not body.strip() else _decode(body, CancelIn)
 
         async def run() -> Response[Any]:
-            return _ok(await bookings.guest_cancel(reference, token, data.reason))
+            return _ok(await cancel.guest_cancel(reference, token, data.reason))
 
         return await _guest_idempotent(request, reference, token, idempotency_key, run)
 
@@ -232,7 +232,7 @@ class BookingController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BookingOut]:
         async def run() -> Response[Any]:
-            return _ok(await bookings.rebook(reference, token, data.departure_id))
+            return _ok(await rebook.rebook(reference, token, data.departure_id))
 
         return await _guest_idempotent(request, reference, token, idempotency_key, run)
 

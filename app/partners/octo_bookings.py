@@ -12,7 +12,9 @@ import asyncpg
 import msgspec
 
 from app.booking.schemas import MAX_PARTY, BookingCreate
-from app.booking.services.bookings import cancel_booking, create_booking, lock_booking
+from app.booking.services.access import lock_booking
+from app.booking.services.cancel import cancel_booking
+from app.booking.services.hold import create_booking
 from app.booking.services.state import transition
 from app.booking.tables import (
     Booking,

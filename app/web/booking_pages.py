@@ -29,7 +29,7 @@ from app.booking.schemas import (
     SeatChoice,
     WaitlistIn,
 )
-from app.booking.services import bookings, waitlist
+from app.booking.services import cancel, guest, hold, rebook, waitlist
 from app.booking.tables import BookingStatus
 from app.catalogue.schemas import PublicDepartureDetail, PublicSeat, PublicStop
 from app.catalogue.services import public
@@ -62,7 +62,7 @@ def booking_link(reference: str, token: str, suffix: str = "", **query: str) -> 
 
 async def _send_link(reference: str, email: str) -> None:
     try:
-        await bookings.send_booking_link(reference, email)
+        await guest.send_booking_link(reference, email)
     except Exception:  # after the answer: nobody to tell but the log
         logger.exception("could not send the link to booking %s", reference)
 
@@ -277,7 +277,7 @@ class BookingPagesController(Controller):
                 request, departure_id, problems=problems, form=form, status_code=400
             )
         try:
-            created = await bookings.create_booking(data)
+            created = await hold.create_booking(data)
         except DomainError as exc:
             problems = FormProblems.of(exc)
             # The API names `seats[0].label`; on the page that is the seat map.
@@ -383,7 +383,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template:
         token = _guest_token(request, token)
-        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
+        booking = await guarded(request, lambda: guest.get_booking(reference, token))
         page = await self._booking_page(request, booking, token)
         # The browser keeps the token for this booking's pages, so that the way back from
         # Stripe needs none in its address (Stripe stores that address).
@@ -402,14 +402,14 @@ class BookingPagesController(Controller):
     ) -> Redirect | Template:
         form = await request.form()
         token = text(form, "token")
-        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
+        booking = await guarded(request, lambda: guest.get_booking(reference, token))
         data, problems = _details_from_form(booking, form)
         if data is None:
             return await self._booking_page(
                 request, booking, token, problems=problems, form=form, status_code=400
             )
         try:
-            booking = await bookings.update_booking(reference, token, data)
+            booking = await guest.update_booking(reference, token, data)
         except DomainError as exc:
             return await self._booking_page(
                 request, booking, token, problems=FormProblems.of(exc), form=form,
@@ -422,7 +422,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Response[Any]:
         token = _guest_token(request, token)
-        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
+        booking = await guarded(request, lambda: guest.get_booking(reference, token))
         settings = get_settings()
         context: dict[str, Any] = {
             **page_context(request),
@@ -466,7 +466,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Response[Any]:
         token = _guest_token(request, token)
-        content = await guarded(request, lambda: bookings.guest_calendar(reference, token))
+        content = await guarded(request, lambda: guest.guest_calendar(reference, token))
         return calendar_response(reference, content)
 
     @get("/find-booking")
@@ -520,12 +520,12 @@ class BookingPagesController(Controller):
         token = _guest_token(request, token)
         try:
             quote = await guarded(
-                request, lambda: bookings.guest_cancellation_quote(reference, token)
+                request, lambda: cancel.guest_cancellation_quote(reference, token)
             )
         except NotFound:
             raise  # the not-found page, not the booking page below
         except DomainError as exc:
-            booking = await bookings.get_booking(reference, token)
+            booking = await guest.get_booking(reference, token)
             return await self._booking_page(
                 request, booking, token or "", problems=FormProblems.of(exc),
                 status_code=exc.status_code,
@@ -562,16 +562,16 @@ class BookingPagesController(Controller):
         shown = small_number(text(form, "shown_percent"))
         try:
             quote = await guarded(
-                request, lambda: bookings.guest_cancellation_quote(reference, token)
+                request, lambda: cancel.guest_cancellation_quote(reference, token)
             )
             if shown is not None and quote.refund_percent < shown:
                 # The policy's next tier began since the page was read: show it again.
                 return self._cancel_page(request, quote, token, changed=True)
-            done = await guarded(request, lambda: bookings.guest_cancel(reference, token, reason))
+            done = await guarded(request, lambda: cancel.guest_cancel(reference, token, reason))
         except NotFound:
             raise  # the not-found page, not the booking page below
         except DomainError as exc:
-            booking = await bookings.get_booking(reference, token)
+            booking = await guest.get_booking(reference, token)
             return await self._booking_page(
                 request, booking, token, problems=FormProblems.of(exc),
                 status_code=exc.status_code,
@@ -583,7 +583,7 @@ class BookingPagesController(Controller):
         self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
     ) -> Template | Redirect:
         token = _guest_token(request, token)
-        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
+        booking = await guarded(request, lambda: guest.get_booking(reference, token))
         if booking.status != BookingStatus.confirmed:
             # Only a confirmed booking moves; the booking page says what it can do.
             return Redirect(booking_link(booking.reference, token or ""), status_code=303)
@@ -635,7 +635,7 @@ class BookingPagesController(Controller):
     ) -> Redirect | Template:
         form = await request.form()
         token = text(form, "token")
-        booking = await guarded(request, lambda: bookings.get_booking(reference, token))
+        booking = await guarded(request, lambda: guest.get_booking(reference, token))
         chosen = text(form, "departure_id")
         try:
             departure_id = UUID(chosen)
@@ -644,7 +644,7 @@ class BookingPagesController(Controller):
             problems.add("departure_id", _("Choose one of the listed departures."))
             return await self._rebook_page(request, booking, token, problems, 400)
         try:
-            moved = await bookings.rebook(reference, token, departure_id)
+            moved = await rebook.rebook(reference, token, departure_id)
         except DomainError as exc:
             return await self._rebook_page(
                 request, booking, token, FormProblems.of(exc), exc.status_code

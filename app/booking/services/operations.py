@@ -20,7 +20,8 @@ from app.booking.schemas import (
     ManifestLine,
     SalesOverview,
 )
-from app.booking.services.bookings import cancel_booking, normalize_reference
+from app.booking.services.access import normalize_reference
+from app.booking.services.cancel import cancel_booking
 from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.availability import ClassCounts, class_counts

@@ -49,7 +49,9 @@ async def _entry_out(entry_id: UUID) -> WaitlistOut:
 
 async def join(departure_id: UUID, data: WaitlistIn) -> WaitlistOut:
     """Join the list; only when the class has fewer free seats than the party needs."""
-    from app.booking.services.bookings import _sellable, expire_overdue, seats_freed
+    # expiry and hold import seats_freed from here: imported here, not at the top.
+    from app.booking.services.expiry import expire_overdue
+    from app.booking.services.hold import _sellable
 
     async with write_transaction():
         departure = await inventory.lock_departure(departure_id)
@@ -92,13 +94,18 @@ async def _class_exists(departure: dict[str, Any], seat_class: str) -> bool:
     )
 
 
+async def seats_freed(departure: dict[str, Any]) -> None:
+    """Seats came back on the (locked) departure: offer them to the waiting list."""
+    await offer_freed_seats(departure)
+
+
 async def offer_freed_seats(departure: dict[str, Any]) -> int:
     """Give freed seats of a (locked) departure to waiting entries, oldest first.
 
     An offer whose hold ran out moves its entry to `expired`; the next entry that fits
     gets the seats. Each offer is a hold booking and an outbox message to the tourist.
     """
-    from app.booking.services.bookings import create_booking
+    from app.booking.services.hold import create_booking
 
     offered = (
         await WaitlistEntry.select(WaitlistEntry.id, WaitlistEntry.offered_booking)

@@ -12,7 +12,7 @@ from app.notifications.tables import Notification, NotificationStatus
 async def list_notifications(
     principal: Any, departure_id: UUID | None = None, reference: str | None = None
 ) -> list[dict[str, Any]]:
-    from app.booking.services.bookings import booking_not_found, normalize_reference
+    from app.booking.services.access import booking_not_found, normalize_reference
     from app.booking.tables import Booking
     from app.catalogue.services.common import owned_departure
 

@@ -191,7 +191,7 @@ async def _record(notification: dict[str, Any], values: dict[Any, Any]) -> bool:
 
 async def render(notification: dict[str, Any]) -> Any:
     """The email of a notification, in its locale."""
-    from app.booking.services.bookings import booking_out
+    from app.booking.services.view import booking_out
     from app.booking.tables import Booking
     from app.catalogue.services.common import as_dict
     from app.catalogue.tables import Departure, Route

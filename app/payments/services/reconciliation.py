@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
-from app.booking.services.bookings import booking_not_found, normalize_reference
+from app.booking.services.access import booking_not_found, normalize_reference
 from app.booking.tables import Booking, BookingStatus
 from app.catalogue.services.common import get_operator_row, local_day_range
 from app.core import clock

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from app.booking.services.bookings import guest_booking, lock_booking
+from app.booking.services.access import guest_booking, lock_booking
 from app.booking.services.state import transition
 from app.booking.tables import BookingLine, BookingStatus
 from app.core import clock

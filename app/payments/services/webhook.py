@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from app.booking.services.bookings import confirm_paid, normalize_reference
+from app.booking.services.access import normalize_reference
+from app.booking.services.confirm import confirm_paid
 from app.booking.tables import Booking
 from app.core import clock
 from app.core.database import write_transaction

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from app.booking import controllers
-from app.booking.services import bookings as booking_service
+from app.booking.services import expiry
+from app.booking.services import hold as hold_service
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.catalogue.tables import Operator
@@ -711,7 +712,7 @@ async def test_a_taken_reference_is_drawn_again(
 ) -> None:
     _route, _vehicle, departure = await bus_line(client, operator.headers)
     draws = iter(["AAAAAAAA", "AAAAAAAA", "AAAAAAAA", "BBBBBBBB"])
-    monkeypatch.setattr(booking_service, "new_reference", lambda: next(draws))
+    monkeypatch.setattr(hold_service, "new_reference", lambda: next(draws))
     first = await hold(client, departure["id"], [count()])
     second = await hold(client, departure["id"], [count()])
     assert (ref(first), ref(second)) == ("AAAAAAAA", "BBBBBBBB")
@@ -859,7 +860,7 @@ async def test_reference_is_read_leniently(
     client: httpx.AsyncClient, operator: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _route, _vehicle, departure = await bus_line(client, operator.headers)
-    monkeypatch.setattr(booking_service, "new_reference", lambda: "10ABCD1Z")
+    monkeypatch.setattr(hold_service, "new_reference", lambda: "10ABCD1Z")
     created = await hold(client, departure["id"], [count()])
     assert ref(created) == "10ABCD1Z"
     for spelling in ("10abcd1z", "IOABCDLZ", "loabcdiz", "10AB-CD1Z", " 10ABCD1Z "):
@@ -1084,7 +1085,7 @@ async def test_guest_finds_a_run_out_hold_expired_without_a_sweep(
             ]
         assert await seats_left(client, departure["id"]) == {"standard": 45}
         assert await seats_left(client, other["id"]) == {"standard": 45}
-        assert await booking_service.expire_all_overdue() == 0
+        assert await expiry.expire_all_overdue() == 0
 
 
 async def test_expire_all_overdue_expires_each_hold_once(
@@ -1099,11 +1100,11 @@ async def test_expire_all_overdue_expires_each_hold_once(
         kept = await hold(client, departure["id"], [count()])
         await confirm(ref(kept))
     with clock.frozen(start + timedelta(minutes=15) - timedelta(seconds=1)):
-        assert await booking_service.expire_all_overdue() == 0
+        assert await expiry.expire_all_overdue() == 0
         assert (await view(client, first))["status"] == "on_hold"
     with clock.frozen(start + timedelta(minutes=15)):
-        assert await booking_service.expire_all_overdue() == 2
-        assert await booking_service.expire_all_overdue() == 0
+        assert await expiry.expire_all_overdue() == 2
+        assert await expiry.expire_all_overdue() == 0
         assert (await view(client, first))["status"] == "expired"
         assert (await view(client, second))["status"] == "expired"
         assert (await view(client, kept))["status"] == "confirmed"
@@ -1122,7 +1123,7 @@ async def test_expired_booking_cannot_be_cancelled(
     with clock.frozen(start):
         created = await hold(client, departure["id"], [count()])
     with clock.frozen(start + timedelta(minutes=20)):
-        assert await booking_service.expire_all_overdue() == 1
+        assert await expiry.expire_all_overdue() == 1
         problem(await cancel(client, created), 409, "illegal_transition")
         assert (await view(client, created))["status"] == "expired"
         assert await seats_left(client, departure["id"]) == {"standard": 45}

@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from app.booking.services import bookings as booking_service
+from app.booking.services import expiry
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.tables import Seat
 from app.core import clock, database
@@ -374,13 +374,13 @@ async def test_holds_expiring_during_a_rush_never_give_a_seat_twice(
         async def sweep() -> int:
             expired = 0
             for _ in range(6):
-                expired += await booking_service.expire_all_overdue()
+                expired += await expiry.expire_all_overdue()
                 await asyncio.sleep(0.01)
             return expired
 
         async def expire_each() -> int:
             results = await asyncio.gather(
-                *(booking_service.expire_hold(booking_id) for booking_id in old_ids)
+                *(expiry.expire_hold(booking_id) for booking_id in old_ids)
             )
             return sum(results)
 
@@ -398,7 +398,7 @@ async def test_holds_expiring_during_a_rush_never_give_a_seat_twice(
         won, lost = check_answers(attempts)
         print(f"\nexpiry race: {elapsed:.2f}s ({len(won)} holds made, {len(lost)} refused)")
         # Sweep whatever is still overdue now that the clock has stopped.
-        await booking_service.expire_all_overdue()
+        await expiry.expire_all_overdue()
 
         statuses = {
             row["status"]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.booking.controllers import TOKEN_GUESSES
-from app.booking.services.bookings import expire_all_overdue
+from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.services.waitlist import OFFER_MINUTES
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry

@@ -25,8 +25,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from app.booking.services import bookings
-from app.booking.services.bookings import confirm_paid, expire_all_overdue
+from app.booking.services import hold as hold_service
+from app.booking.services.confirm import confirm_paid
+from app.booking.services.expiry import expire_all_overdue
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock, database
 from app.core.settings import get_settings
@@ -478,7 +479,7 @@ async def test_a_failure_after_the_booking_was_written_rolls_back_with_its_key(
 ) -> None:
     departure = await small_bus_departure(client, operator)
     body = booking_body(departure["id"])
-    real_view = bookings._booking_view
+    real_view = hold_service._booking_view
     failures: list[int] = []
 
     def fail_once(*args: Any, **kwargs: Any) -> Any:
@@ -488,7 +489,7 @@ async def test_a_failure_after_the_booking_was_written_rolls_back_with_its_key(
             raise RuntimeError("the process fell over before answering")
         return real_view(*args, **kwargs)
 
-    monkeypatch.setattr(bookings, "_booking_view", fail_once)
+    monkeypatch.setattr(hold_service, "_booking_view", fail_once)
     first = await client.post(BOOKINGS, json=body, headers={"Idempotency-Key": "k-crash"})
     assert first.status_code == 500, first.text
     assert await Booking.count().run() == 0  # rolled back with the key's claim

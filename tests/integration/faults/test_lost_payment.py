@@ -15,7 +15,7 @@ import pytest
 import stripe
 
 import app.payments.providers
-from app.booking.services.bookings import expire_all_overdue
+from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.tables import BookingStatus
 from app.core import clock

@@ -19,7 +19,7 @@ import pytest
 import stripe
 
 from app.booking.controllers import TOKEN_GUESSES
-from app.booking.services.bookings import expire_all_overdue
+from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock

@@ -21,7 +21,7 @@ import stripe
 import app.payments.providers
 import app.payments.services.webhook
 from app.booking import controllers
-from app.booking.services import bookings as booking_service
+from app.booking.services import expiry
 from app.booking.tables import Booking, BookingEvent, BookingLine
 from app.core import clock
 from app.core.settings import get_settings
@@ -845,13 +845,13 @@ async def test_expiring_a_hold_cancels_its_open_payment_intent(
     expires_at = parse(created["booking"]["expires_at"])
     pi = intent_id(secret)
     with clock.frozen(expires_at - timedelta(seconds=1)):
-        assert await booking_service.expire_all_overdue() == 0
+        assert await expiry.expire_all_overdue() == 0
         assert (await intent_at_stripe(browser, pi))["status"] == "requires_payment_method"
     await pay_card(browser, kept_secret)
     kept_paid = await intent_event(browser, "payment_intent.succeeded", intent_id(kept_secret))
     assert outcome(await deliver(client, kept_paid)) == "confirmed"
     with clock.frozen(expires_at):
-        assert await booking_service.expire_all_overdue() == 1
+        assert await expiry.expire_all_overdue() == 1
         assert (await view(client, created))["status"] == "expired"
         assert (await view(client, kept))["status"] == "confirmed"
         # The expiry sweep never waits on Stripe: the payments sweep cancels the intent.

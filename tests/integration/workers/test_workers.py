@@ -28,7 +28,8 @@ from arq.jobs import Job, JobStatus
 from arq.worker import Worker
 
 from app.booking.schemas import BookingCreate
-from app.booking.services import bookings as booking_service
+from app.booking.services import expiry
+from app.booking.services.hold import create_booking
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingChannel, BookingEvent, BookingStatus
 from app.core import clock, jobs
@@ -291,7 +292,7 @@ async def test_expiry_job_of_a_hold_made_inside_a_transaction_waits_for_its_comm
 
     async def offer(then_fail: bool) -> None:
         async with write_transaction():
-            await booking_service.create_booking(
+            await create_booking(
                 request, channel=BookingChannel.waitlist, actor="waitlist:test", hold_minutes=5
             )
             assert deferred == []  # not while the transaction is open
@@ -397,7 +398,7 @@ async def test_expiry_job_killed_mid_way_is_retried_and_expires_once(
     with clock.frozen(start):
         created = await hold(client, departure["id"], seats=2, who="killed")
     the_id = await booking_id(created)
-    real_step = getattr(booking_service, step)
+    real_step = getattr(expiry, step)
     calls: list[Any] = []
 
     async def killed_once(*args: Any) -> None:
@@ -415,7 +416,7 @@ async def test_expiry_job_killed_mid_way_is_retried_and_expires_once(
             raise asyncio.CancelledError  # the worker is stopped right after the COMMIT
 
     killed = killed_once_after_commit if step == "write_transaction" else killed_once
-    monkeypatch.setattr(booking_service, step, killed)
+    monkeypatch.setattr(expiry, step, killed)
     with clock.frozen(expires_at(created)):
         worker, result = await run_job(
             arq_pool, "expire_booking", the_id, job_id=f"{QUEUE}:expire:{the_id}"

@@ -1,0 +1,84 @@
+"""Holds whose time runs out: expired by the sweep, by their job, or when their guest
+looks, so a run-out hold is never seen or changed as if still held."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from app.booking.services import inventory
+from app.booking.services.access import guest_booking, lock_booking
+from app.booking.services.state import transition
+from app.booking.services.waitlist import seats_freed
+from app.booking.tables import Booking, BookingStatus
+from app.core import clock
+from app.core.database import write_transaction
+from app.core.errors import Conflict
+from app.core.i18n import _
+
+
+async def expire_overdue(departure_id: UUID) -> int:
+    """Expire the departure's run-out holds (inside the caller's departure lock).
+
+    Their open payment intents are cancelled by the next periodic tick (`tick` settles
+    expired bookings), not here: the caller still holds the departure's lock.
+    """
+    overdue = await inventory.overdue_holds(departure_id)
+    for booking in overdue:
+        await transition(booking, BookingStatus.expired, actor="system", reason="hold_expired")
+    return len(overdue)
+
+
+async def _guest_booking_now(reference: str, token: str | None) -> dict[str, Any]:
+    """`guest_booking`, expiring it first if it is a hold whose time has run out: a guest
+    never sees, changes, cancels or moves a run-out hold as if it were still held (the
+    callers re-read the booking)."""
+    booking = await guest_booking(reference, token)
+    if (
+        booking["status"] == BookingStatus.on_hold
+        and booking["expires_at"] is not None
+        and booking["expires_at"] <= clock.now()
+    ):
+        await expire_hold(booking["id"])
+    return booking
+
+
+def _refuse_run_out_hold(booking: dict[str, Any]) -> None:
+    """A hold whose time has run out is as good as expired, even before the sweep."""
+    if (
+        booking["status"] == BookingStatus.on_hold
+        and booking["expires_at"] is not None
+        and booking["expires_at"] <= clock.now()
+    ):
+        raise Conflict(_("The hold has run out; book again."), code="hold_expired")
+
+
+async def expire_hold(booking_id: UUID) -> bool:
+    """Expire one hold if its time has run out; False when it was already dealt with."""
+    async with write_transaction():
+        row, departure = await lock_booking(booking_id)
+        if row["status"] != BookingStatus.on_hold:
+            return False
+        if row["expires_at"] is None or row["expires_at"] > clock.now():
+            return False
+        await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
+        await seats_freed(departure)
+    # Stripe is not asked here (the sweeps and the guest's page call this): an expired
+    # hold owes no refund, and its open intent is cancelled by the payments sweep.
+    return True
+
+
+async def expire_all_overdue(limit: int = 500) -> int:
+    """Safety-net sweep: expire every hold whose time has run out."""
+    rows = (
+        await Booking.select(Booking.id)
+        .where(
+            (Booking.status == BookingStatus.on_hold.value) & (Booking.expires_at <= clock.now())
+        )
+        .limit(limit)
+        .run()
+    )
+    expired = 0
+    for row in rows:
+        expired += await expire_hold(row["id"])
+    return expired

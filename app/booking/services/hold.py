@@ -1,0 +1,354 @@
+"""Holding seats: a new booking on hold, all of its seats or none."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter, defaultdict
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from app.booking.schemas import BookingCreate, BookingCreated
+from app.booking.services import inventory
+from app.booking.services.access import hash_token, new_reference
+from app.booking.services.expiry import expire_overdue
+from app.booking.services.state import record_event
+from app.booking.services.view import _booking_view
+from app.booking.services.waitlist import seats_freed
+from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
+from app.catalogue.services.availability import class_counts
+from app.catalogue.services.common import as_uuid, in_zone
+from app.catalogue.services.fares import EffectiveFares, effective_fares
+from app.catalogue.tables import (
+    Departure,
+    DepartureStatus,
+    DepartureStop,
+    PassengerType,
+    Route,
+    RouteStatus,
+    StopKind,
+)
+from app.core import clock
+from app.core.after_commit import after_commit
+from app.core.database import write_transaction
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.core.i18n import _
+from app.core.money import Money
+from app.core.observability import note_booking
+from app.partners.pricing import agency_pricing
+
+
+async def _sellable(departure: dict[str, Any]) -> None:
+    """Nothing if tourists may book the departure now; otherwise a clear 409 (or 404)."""
+    route = await Route.select(Route.status).where(Route.id == departure["route"]).first().run()
+    _refuse_unsellable(departure, route["status"] if route else None)
+
+
+def _refuse_unsellable(departure: dict[str, Any], route_status: str | None) -> None:
+    """`_sellable` for a departure whose route's status is known."""
+    if route_status != RouteStatus.published:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    status = departure["status"]
+    if status == DepartureStatus.draft:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    if status == DepartureStatus.cancelled:
+        raise Conflict(_("This departure has been cancelled."), code="departure_cancelled")
+    if status != DepartureStatus.published:
+        raise Conflict(_("This departure is no longer on sale."), code="sales_closed")
+    now = clock.now()
+    if departure["sales_open_at"] and now < departure["sales_open_at"]:
+        raise Conflict(
+            _("Sales open at {moment}.").format(
+                moment=in_zone(departure["sales_open_at"], departure["time_zone"]).isoformat()
+            ),
+            code="sales_not_open",
+        )
+    if now >= (departure["sales_close_at"] or departure["departs_at"]):
+        raise Conflict(_("Sales for this departure have closed."), code="sales_closed")
+
+
+class _Assignment(msgspec.Struct):
+    seat: inventory.FreeSeat
+    passenger_type: PassengerType
+    price: Money
+
+
+def _not_enough(free_in_class: int, seat_class: str) -> Conflict:
+    if free_in_class == 0:
+        return Conflict(
+            _("Seat class {seat_class} is sold out.").format(seat_class=seat_class),
+            code="sold_out",
+        )
+    return Conflict(
+        _("Only {count} seats of class {seat_class} are left.").format(
+            count=free_in_class, seat_class=seat_class
+        ),
+        code="not_enough_seats",
+    )
+
+
+def _price(
+    fares: EffectiveFares,
+    seat_class: str,
+    kind: PassengerType,
+    field: str,
+) -> Money:
+    fare = fares.get((seat_class, kind.value))
+    if fare is None:
+        raise InvalidInput(
+            field,
+            _("There is no {passenger_type} fare for seat class {seat_class}.").format(
+                passenger_type=kind.value, seat_class=seat_class
+            ),
+            code="no_fare",
+        )
+    return fare[0]
+
+
+async def fares_of(departure: dict[str, Any]) -> EffectiveFares:
+    """The departure's retail fares. Not inventory: they may be read before its lock."""
+    return (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
+
+
+async def assign(
+    departure: dict[str, Any],
+    fares: EffectiveFares,
+    counts: list[tuple[str, PassengerType]] | None,
+    labels: list[tuple[str, PassengerType]] | None,
+    agency_id: UUID | None = None,
+) -> list[_Assignment]:
+    """Seats and retail prices (from `fares_of`) for a party, under the departure's lock.
+    Raises 409 when the seats are not there; nothing is reserved until the caller inserts
+    the lines."""
+    free = await inventory.free_seats(departure, agency_id)
+    assignments: list[_Assignment] = []
+    if labels is not None:
+        by_label = {seat.label: seat for seat in free}
+        for index, (label, kind) in enumerate(labels):
+            seat = by_label.get(label)
+            if seat is None:
+                raise Conflict(
+                    _("Seat {label} is not available.").format(label=label),
+                    code="seat_unavailable",
+                    errors=[FieldError(field=f"seats[{index}].label", message=_("Not available."))],
+                )
+            price = _price(fares, seat.seat_class, kind, f"seats[{index}].passenger_type")
+            assignments.append(_Assignment(seat, kind, price))
+        return assignments
+    assert counts is not None
+    party_by_class: dict[str, list[PassengerType]] = defaultdict(list)
+    for seat_class, kind in counts:
+        party_by_class[seat_class].append(kind)
+    for seat_class, party in party_by_class.items():
+        for kind in set(party):
+            _price(fares, seat_class, kind, "counts")
+        in_class = [seat for seat in free if seat.seat_class == seat_class]
+        chosen = inventory.choose_seats(in_class, party)
+        if chosen is None:
+            raise _not_enough(len(in_class), seat_class)
+        for seat, kind in zip(chosen, party, strict=True):
+            assignments.append(_Assignment(seat, kind, _price(fares, seat_class, kind, "counts")))
+    return assignments
+
+
+async def _pickup_stop(departure_id: UUID, stop_id: UUID | None) -> dict[str, Any] | None:
+    """The chosen pick-up stop's row, if it is one of the departure's; None for no stop."""
+    if stop_id is None:
+        return None
+    stop = (
+        await DepartureStop.select()
+        .where(
+            (DepartureStop.id == stop_id)
+            & (DepartureStop.departure == departure_id)
+            # Nobody boards at a drop-off.
+            & DepartureStop.kind.is_in([StopKind.boarding.value, StopKind.pickup.value])
+        )
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if stop is None:
+        raise InvalidInput("pickup_stop_id", _("This departure has no such stop."))
+    return dict(stop)
+
+
+def _party(
+    data: BookingCreate,
+) -> tuple[list[tuple[str, PassengerType]] | None, list[tuple[str, PassengerType]] | None, int]:
+    if (data.counts is None) == (data.seats is None):
+        raise InvalidInput("counts", _("Give either counts per class or seat labels."))
+    if data.seats is not None:
+        labels = [(choice.label, choice.passenger_type) for choice in data.seats]
+        if len({label for label, _kind in labels}) != len(labels):
+            raise InvalidInput("seats", _("Each seat may be chosen once."))
+        return None, labels, len(labels)
+    assert data.counts is not None
+    counts = [(c.seat_class, c.passenger_type) for c in data.counts for _ in range(c.count)]
+    if len(counts) > 10:
+        raise InvalidInput("counts", _("At most 10 passengers per booking."))
+    return counts, None, len(counts)
+
+
+async def _refuse_if_plainly_sold_out(
+    departure_id: UUID, counts: list[tuple[str, PassengerType]] | None, agency_id: UUID | None
+) -> None:
+    """A look at the seats left before queueing for the departure's lock: in a rush most
+    requests find the class sold out, and say so at once instead of waiting their turn.
+    Only the check under the lock can promise seats; this one only refuses."""
+    if counts is None:
+        return
+    wanted = Counter(seat_class for seat_class, _kind in counts)
+    left = (await class_counts([departure_id], agency_id))[departure_id]
+    for seat_class, count in wanted.items():
+        in_class = left.get(seat_class)
+        if in_class is not None and in_class.free < count:
+            raise _not_enough(in_class.free, seat_class)
+
+
+# What a booking needs of its departure's route and operator.
+_BOOKING_CONTEXT = """
+    SELECT d.route AS route, r.status AS route_status, r.slug AS route_slug,
+           r.name AS route_name, o.currency AS currency, o.hold_minutes AS hold_minutes,
+           o.default_locale AS default_locale
+    FROM departure d
+    JOIN route r ON r.id = d.route
+    JOIN operator o ON o.id = d.operator
+    WHERE d.id = {}
+"""
+
+
+async def _booking_context(departure_id: UUID) -> dict[str, Any]:
+    """`_BOOKING_CONTEXT` in one read (SQL: Piccolo's joins cost more to build than to run).
+    None of it is inventory: it is read before the departure's lock, whose row stays the
+    authority on the departure's own status and times."""
+    rows = await Departure.raw(_BOOKING_CONTEXT, departure_id).run()
+    if not rows:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    return {**rows[0], "id": departure_id, "route": as_uuid(rows[0]["route"])}
+
+
+async def create_booking(
+    data: BookingCreate,
+    *,
+    channel: BookingChannel = BookingChannel.public,
+    actor: str = "guest",
+    hold_minutes: int | None = None,
+    agency_id: UUID | None = None,
+    partner_uuid: str | None = None,
+) -> BookingCreated:
+    """Hold seats for a party: all of them, or none (409)."""
+    counts, labels, size = _party(data)
+    if data.passengers is not None and len(data.passengers) > size:
+        raise InvalidInput("passengers", _("More passengers than seats."))
+    token = secrets.token_urlsafe(24)
+    if channel != BookingChannel.waitlist:
+        await _refuse_if_plainly_sold_out(data.departure_id, counts, agency_id)
+    reference = new_reference()
+    note_booking(reference)
+    context = await _booking_context(data.departure_id)
+    fares = await fares_of(context)
+    async with write_transaction():
+        departure = await inventory.lock_departure(data.departure_id)
+        _refuse_unsellable(departure, context["route_status"])
+        if await expire_overdue(departure["id"]) and channel != BookingChannel.waitlist:
+            # Seats freed by run-out holds go to the waiting list first.
+            await seats_freed(departure)
+        stop = await _pickup_stop(departure["id"], data.pickup_stop_id)
+        assignments = await assign(departure, fares, counts, labels, agency_id)
+        # What the booker pays per seat: the retail price, or an agency's net price.
+        pricing = await agency_pricing(agency_id, departure["route"]) if agency_id else None
+        prices = [
+            pricing.net(a.seat.seat_class, a.passenger_type.value, a.price.amount)
+            if pricing
+            else a.price.amount
+            for a in assignments
+        ]
+        now = clock.now()
+        minutes = hold_minutes if hold_minutes is not None else context["hold_minutes"]
+        expires_at = min(
+            now + timedelta(minutes=minutes), departure["sales_close_at"] or departure["departs_at"]
+        )
+        contact = data.contact
+        booking = Booking(
+            reference=reference,
+            token_hash=hash_token(token),
+            operator=departure["operator"],
+            departure=departure["id"],
+            channel=channel.value,
+            status=BookingStatus.on_hold.value,
+            expires_at=expires_at,
+            pickup_stop=stop["id"] if stop else None,
+            contact_name=contact.name if contact else "",
+            contact_email=contact.email if contact else "",
+            contact_phone=contact.phone if contact else "",
+            locale=contact.locale if contact else "zh_Hans",
+            total_amount=sum(prices),
+            retail_amount=sum(a.price.amount for a in assignments) if pricing else None,
+            currency=context["currency"],
+            agency=agency_id,
+            partner_uuid=partner_uuid,
+            created_at=now,
+            updated_at=now,
+        )
+        await _insert_with_free_reference(booking)
+        passengers = data.passengers or []
+        lines = [
+            BookingLine(
+                booking=booking.id,
+                departure=departure["id"],
+                seat=a.seat.id,
+                seat_label=a.seat.label,
+                seat_class=a.seat.seat_class,
+                passenger_type=a.passenger_type.value,
+                price_amount=prices[index],
+                retail_amount=a.price.amount if pricing else None,
+                currency=a.price.currency,
+                position=index + 1,
+                passenger_name=passengers[index].name if index < len(passengers) else "",
+                id_document=(
+                    passengers[index].id_document or "" if index < len(passengers) else ""
+                ),
+                live=True,
+            )
+            for index, a in enumerate(assignments)
+        ]
+        await BookingLine.insert(*lines).run()
+        await record_event(
+            booking.id, actor, None, BookingStatus.on_hold.value, "created",
+            {"seats": [a.seat.label for a in assignments], "channel": channel.value},
+        )  # fmt: skip
+    from app.core import jobs
+
+    # After the commit: the job must not run for a hold whose transaction is still open.
+    await after_commit(
+        lambda: jobs.defer(
+            "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
+        )
+    )
+    # The response from the rows as this transaction wrote them, not read back (that
+    # would take five more queries).
+    out = _booking_view(
+        booking.to_dict(),
+        departure,
+        context["route_slug"],
+        context["route_name"],
+        context["default_locale"],
+        [line.to_dict() for line in lines],
+        stop,
+    )
+    return BookingCreated(access_token=token, booking=out)
+
+
+async def _insert_with_free_reference(booking: Booking) -> None:
+    """Insert the booking, drawing another reference while its own is taken (40 random
+    bits: a clash is rare, and the unique index finds it without a look-up first)."""
+    while not (
+        await Booking.insert(booking)
+        .on_conflict(target=Booking.reference, action="DO NOTHING")
+        .returning(Booking.id)
+        .run()
+    ):
+        booking.reference = new_reference()
+        note_booking(booking.reference)

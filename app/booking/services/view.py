@@ -1,0 +1,129 @@
+"""A booking as its guest sees it."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from app.booking.schemas import BookingLineOut, BookingOut, ContactOut, PickupOut
+from app.booking.services.access import booking_not_found
+from app.booking.tables import Booking, BookingLine, BookingStatus
+from app.catalogue.services.common import as_dict, in_zone
+from app.catalogue.tables import Departure, DepartureStop, Operator, PassengerType, Route
+from app.core.i18n import localize
+from app.core.money import PriceOut
+
+
+async def booking_out(booking_id: UUID) -> BookingOut:
+    booking = await Booking.select().where(Booking.id == booking_id).first().run()
+    if booking is None:
+        raise booking_not_found()
+    departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
+    assert departure is not None
+    route = (
+        await Route.select(Route.slug, Route.name, Route.operator)
+        .where(Route.id == departure["route"])
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    assert route is not None
+    operator = (
+        await Operator.select(Operator.default_locale)
+        .where(Operator.id == route["operator"])
+        .first()
+        .run()
+    )
+    lines = (
+        await BookingLine.select()
+        .where(
+            (BookingLine.booking == booking_id) & (BookingLine.departure == booking["departure"])
+        )
+        .order_by(BookingLine.position)
+        .run()
+    )
+    stop = None
+    if booking["pickup_stop"] is not None:
+        stop = (
+            await DepartureStop.select()
+            .where(DepartureStop.id == booking["pickup_stop"])
+            .first()
+            .output(load_json=True)
+            .run()
+        )
+    return _booking_view(
+        booking,
+        departure,
+        route["slug"],
+        route["name"],
+        operator["default_locale"] if operator else "zh_Hans",
+        lines,
+        stop,
+    )
+
+
+def _booking_view(
+    booking: dict[str, Any],
+    departure: dict[str, Any],
+    route_slug: str,
+    route_name: Any,
+    fallback_locale: str,
+    lines: list[dict[str, Any]],
+    stop: dict[str, Any] | None,
+) -> BookingOut:
+    """A booking as its guest sees it, from its rows (`lines` in position order) and its
+    departure's, its route's slug and name and its operator's default locale."""
+    tz = departure["time_zone"]
+    pickup = None
+    if stop is not None:
+        pickup = PickupOut(
+            id=stop["id"],
+            name=localize(as_dict(stop["name"]), fallback_locale),
+            at=in_zone(stop["at"], tz),
+        )
+    currency = booking["currency"]
+
+    def price(amount: int) -> PriceOut:
+        return PriceOut.minor(amount, currency)
+
+    contact = None
+    if booking["contact_email"]:
+        contact = ContactOut(
+            name=booking["contact_name"],
+            email=booking["contact_email"],
+            phone=booking["contact_phone"],
+            locale=booking["locale"],
+        )
+    return BookingOut(
+        reference=booking["reference"],
+        status=BookingStatus(booking["status"]),
+        departure_id=departure["id"],
+        route_slug=route_slug,
+        route_name=localize(as_dict(route_name), fallback_locale),
+        departs_at=in_zone(departure["departs_at"], tz),
+        time_zone=tz,
+        expires_at=(
+            in_zone(booking["expires_at"], tz)
+            if booking["expires_at"] and booking["status"] == BookingStatus.on_hold
+            else None
+        ),
+        pickup_stop=pickup,
+        contact=contact,
+        lines=[
+            BookingLineOut(
+                position=line["position"],
+                seat_label=line["seat_label"],
+                seat_class=line["seat_class"],
+                passenger_type=PassengerType(line["passenger_type"]),
+                price=price(line["price_amount"]),
+                passenger_name=line["passenger_name"],
+                has_id_document=bool(line["id_document"]),
+                checked_in_at=in_zone(line["checked_in_at"], tz) if line["checked_in_at"] else None,
+            )
+            for line in lines
+        ],
+        total=price(booking["total_amount"]),
+        refund=price(booking["refund_amount"]) if booking["refund_amount"] else None,
+        balance_due=price(booking["balance_due"]) if booking["balance_due"] else None,
+        created_at=booking["created_at"],
+    )
