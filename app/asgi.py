@@ -48,12 +48,10 @@ from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
 from app.notifications.controllers import OperatorNotificationController
-from app.partners.controllers import (
-    OperatorAgencyBookingController,
-    OperatorAgencyController,
-    PartnerKeyController,
-    octo_router,
-)
+from app.partners.controllers.agencies import OperatorAgencyController
+from app.partners.controllers.agency_bookings import OperatorAgencyBookingController
+from app.partners.controllers.octo import octo_router
+from app.partners.controllers.partner_keys import PartnerKeyController
 from app.payments.controllers import (
     BookingPaymentController,
     OperatorPaymentController,

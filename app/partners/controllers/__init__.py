@@ -1,0 +1,1 @@
+"""Partner HTTP API: operators manage agencies and keys; agencies call the OCTO API."""

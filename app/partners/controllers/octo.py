@@ -1,0 +1,280 @@
+"""The OCTO API agencies call with their keys: catalogue, availability, bookings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
+
+from app.core import ratelimit
+from app.core.errors import DomainError
+from app.core.i18n import SUPPORTED_LOCALES, content_language
+from app.core.settings import get_settings
+from app.partners import octo, octo_availability, octo_bookings, octo_products, services
+from app.partners.schemas import AgencyPrincipal
+
+
+class OctoErrorOut(msgspec.Struct, kw_only=True):
+    """OCTO's error body (not problem+json: partners' OCTO clients expect this shape)."""
+
+    error: str
+    errorMessage: str
+
+
+def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=OctoErrorOut,
+            description="OCTO error: INVALID_PRODUCT_ID, INVALID_OPTION_ID, "
+            "INVALID_AVAILABILITY_ID, BAD_REQUEST, UNAUTHORIZED, TOO_MANY_REQUESTS ...",
+        )
+        # Every OCTO call counts against the key's rate limit (429).
+        for status in sorted({429, *statuses})
+    }
+
+
+logger = logging.getLogger("tourline.octo")
+
+# Capabilities of the OCTO specification this API implements.
+SUPPORTED_CAPABILITIES = ("octo/content", "octo/pickups", "octo/pricing")
+
+
+async def provide_agency(request: Request[Any, Any, Any]) -> AgencyPrincipal:
+    scheme, _sep, key = request.headers.get("authorization", "").partition(" ")
+    principal = await services.agency_for_key(key.strip()) if scheme.lower() == "bearer" else None
+    if principal is None:
+        raise octo.OctoError("UNAUTHORIZED", "The API key is missing or invalid", status=401)
+    settings = request.app.state.get("settings") or get_settings()
+    verdict = await ratelimit.hit(
+        settings.redis_url, f"partner-key:{principal.api_key_id}", settings.partner_rate_limit
+    )
+    if not verdict.allowed:
+        raise octo.OctoError(
+            "TOO_MANY_REQUESTS",
+            "Too many requests for this API key; slow down",
+            status=429,
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    return principal
+
+
+def _capabilities(request: Request[Any, Any, Any]) -> list[str]:
+    requested = request.headers.get("octo-capabilities", "")
+    return [c.strip() for c in requested.split(",") if c.strip() in SUPPORTED_CAPABILITIES]
+
+
+def _octo(request: Request[Any, Any, Any], content: Any, status: int = 200) -> Response[Any]:
+    return Response(
+        content,
+        status_code=status,
+        headers={
+            "Octo-Capabilities": ", ".join(_capabilities(request)),
+            # octo/content: the languages content can be asked for with Accept-Language.
+            "Available-Languages": ", ".join(content_language(lc) for lc in SUPPORTED_LOCALES),
+        },
+    )
+
+
+def octo_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, octo.OctoError):
+        error = exc
+    elif isinstance(exc, DomainError):
+        # Booking rules (sold out, sales closed ...) as OCTO bad requests, with our detail.
+        error = octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code), code=exc.code)
+    elif isinstance(exc, ValidationException):
+        error = octo.OctoError("BAD_REQUEST", "The request body is invalid")
+    elif isinstance(exc, HTTPException) and exc.status_code < 500:
+        error = octo.OctoError("BAD_REQUEST", str(exc.detail), status=exc.status_code)
+    else:
+        logger.exception("unhandled error at %s %s", request.method, request.url.path)
+        error = octo.OctoError("INTERNAL_SERVER_ERROR", "Something went wrong", status=500)
+    response = _octo(request, error.body(), error.status)
+    response.headers.update(error.headers)
+    return response
+
+
+async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except Exception:  # malformed JSON is an OCTO bad request
+        raise octo.OctoError("BAD_REQUEST", "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise octo.OctoError("BAD_REQUEST", "The request body must be an object")
+    return body
+
+
+class OctoController(Controller):
+    tags = ["Partners: OCTO"]
+
+    @get("/supplier", summary="The supplier (operator)", responses=octo_responses(400, 401))
+    async def supplier(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo_products.supplier(agency))
+
+    @get("/products", summary="Products the agency may sell", responses=octo_responses(400, 401))
+    async def products(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo_products.products(agency, _capabilities(request)))
+
+    @get("/products/{product_id:str}", summary="A product", responses=octo_responses(400, 401))
+    async def product(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        product_id: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(
+            request, await octo_products.product(agency, product_id, _capabilities(request))
+        )
+
+    @post(
+        "/availability/calendar",
+        summary="Availability per day",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def calendar(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(
+            request,
+            await octo_availability.calendar(agency, await _body(request), _capabilities(request)),
+        )
+
+    @post(
+        "/availability",
+        summary="Departures with vacancies",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def availability(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(
+            request,
+            await octo_availability.availability(
+                agency, await _body(request), _capabilities(request)
+            ),
+        )
+
+
+class OctoBookingController(Controller):
+    path = "/bookings"
+    tags = ["Partners: OCTO"]
+
+    @post(
+        "/",
+        summary="Hold seats (ON_HOLD)",
+        description="Idempotent by the partner's `uuid`: the same uuid returns the same booking.",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def hold(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.hold(agency, await _body(request)))
+
+    @get(
+        "/",
+        summary="Find bookings (at least one filter)",
+        responses=octo_responses(400, 401),
+    )
+    async def search(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        query = {key: str(value) for key, value in request.query_params.items()}
+        return _octo(request, await octo_bookings.search(agency, query))
+
+    @get("/{uuid:str}", summary="A booking", responses=octo_responses(400, 401))
+    async def get_booking(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.get(agency, uuid))
+
+    @post(
+        "/{uuid:str}/extend",
+        summary="Extend a hold",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def extend(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.extend(agency, uuid, await _body(request)))
+
+    @post(
+        "/{uuid:str}/confirm",
+        summary="Confirm on account",
+        description="Within the agency's credit limit.",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.confirm(agency, uuid, await _body(request)))
+
+    @post(
+        "/{uuid:str}/payment",
+        summary="Pay a hold by card (prepaying agencies)",
+        description="Not in OCTO. Sets the contact as confirm does and returns a Stripe "
+        "PaymentIntent `clientSecret` for the net amount; the booking is confirmed when "
+        "Stripe reports the payment (a `booking.confirmed` webhook follows).",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def pay(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(request, await octo_bookings.pay(agency, uuid, await _body(request)))
+
+    @post(
+        "/{uuid:str}/cancel",
+        summary="Cancel (before the contract's cut-off)",
+        status_code=200,
+        responses=octo_responses(400, 401),
+    )
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        body = await request.body()
+        data = await _body(request) if body.strip() else {}
+        return _octo(request, await octo_bookings.cancel(agency, uuid, data))
+
+
+octo_router = Router(
+    path="/octo",
+    route_handlers=[OctoController, OctoBookingController],
+    dependencies={"agency": Provide(provide_agency)},
+    # Every layer's handler for a class wins over the app's: list the app's classes too.
+    exception_handlers={
+        Exception: octo_error,
+        HTTPException: octo_error,
+        DomainError: octo_error,
+        octo.OctoError: octo_error,
+    },
+    security=[{"PartnerKey": []}],
+)

@@ -1,0 +1,233 @@
+"""OCTO availability: departures (availabilities) of a product and option with vacancies
+as the agency sees them, and the per-day calendar."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from app.catalogue.services.availability import class_counts, running_allotments
+from app.catalogue.services.common import get_operator_row, in_zone
+from app.catalogue.services.fares import effective_fares
+from app.catalogue.tables import Departure, DepartureStatus, PassengerType
+from app.core import clock
+from app.partners.octo import (
+    OctoError,
+    check_option,
+    parse_date,
+    pickups_at,
+    pricing,
+    route_of,
+    utc_text,
+)
+from app.partners.pricing import agency_pricing
+from app.partners.schemas import AgencyPrincipal
+
+# Below this share of seats left, availability is LIMITED rather than AVAILABLE.
+LIMITED_SHARE = 0.2
+
+
+def _status(departure: dict[str, Any], capacity: int, vacancies: int, now: datetime) -> str:
+    closes = departure["sales_close_at"] or departure["departs_at"]
+    opens = departure["sales_open_at"]
+    if departure["status"] != DepartureStatus.published or now >= closes or (opens and now < opens):
+        return "CLOSED"
+    if vacancies <= 0:
+        return "SOLD_OUT"
+    if vacancies < max(1, capacity * LIMITED_SHARE):
+        return "LIMITED"
+    return "AVAILABLE"
+
+
+def _requested_units(body: dict[str, Any]) -> dict[str, int]:
+    units = body.get("units")
+    if units is None:
+        return {}
+    if not isinstance(units, list):
+        raise OctoError("BAD_REQUEST", "units must be a list of {id, quantity}")
+    wanted: dict[str, int] = {}
+    for unit in units:
+        unit_id = str(unit.get("id", "")) if isinstance(unit, dict) else ""
+        quantity = unit.get("quantity", 0) if isinstance(unit, dict) else 0
+        if unit_id not in {kind.value for kind in PassengerType}:
+            raise OctoError("INVALID_UNIT_ID", "The unit ID was invalid", unitId=unit_id)
+        if not isinstance(quantity, int) or quantity < 0:
+            raise OctoError("BAD_REQUEST", "units[].quantity must be a whole number")
+        wanted[unit_id] = wanted.get(unit_id, 0) + quantity
+    return wanted
+
+
+async def availability(
+    principal: AgencyPrincipal, body: dict[str, Any], capabilities: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Departures of a product and option in a local date range, or by availability ids:
+    vacancies as this agency sees them (its own allotment included, others' not)."""
+    route = await route_of(principal, str(body.get("productId", "")))
+    option_id = str(body.get("optionId", ""))
+    await check_option(route, option_id)
+    operator = await get_operator_row(principal.operator_id)
+    tz = clock.zone(operator["time_zone"])
+    query = Departure.select().where(
+        (Departure.route == route["id"])
+        & Departure.status.is_in(
+            [
+                DepartureStatus.published.value,
+                DepartureStatus.closed.value,
+                DepartureStatus.cancelled.value,
+            ]
+        )
+    )
+    local_days: tuple[date, date] | None = None
+    ids = body.get("availabilityIds")
+    if ids:
+        if not isinstance(ids, list):
+            raise OctoError("BAD_REQUEST", "availabilityIds must be a list")
+        parsed = []
+        for availability_id in ids:
+            try:
+                parsed.append(UUID(str(availability_id)))
+            except ValueError:
+                raise OctoError(
+                    "INVALID_AVAILABILITY_ID", "The availability ID was invalid",
+                    availabilityId=str(availability_id),
+                ) from None  # fmt: skip
+        query = query.where(Departure.id.is_in(parsed))
+    else:
+        start = parse_date(body.get("localDateStart"), "localDateStart")
+        end = parse_date(body.get("localDateEnd"), "localDateEnd")
+        if end < start:
+            raise OctoError("BAD_REQUEST", "localDateEnd must not be before localDateStart")
+        local_days = (start, end)
+        # Widened by the most two zones' offsets differ (26 h): a departure's local date is
+        # in its own zone (as localDateTimeStart is), kept or not below.
+        query = query.where(
+            (
+                Departure.departs_at
+                >= datetime.combine(start - timedelta(days=2), datetime.min.time(), tzinfo=tz)
+            )
+            & (
+                Departure.departs_at
+                < datetime.combine(end + timedelta(days=3), datetime.min.time(), tzinfo=tz)
+            )
+        )
+    departures = [dict(d) for d in await query.order_by(Departure.departs_at).run()]
+    if local_days is not None:
+        departures = [
+            d
+            for d in departures
+            if local_days[0] <= in_zone(d["departs_at"], d["time_zone"]).date() <= local_days[1]
+        ]
+    wanted = _requested_units(body)
+    pickup_id = body.get("pickupLocationId")
+    if pickup_id is not None and not isinstance(pickup_id, str):
+        raise OctoError("BAD_REQUEST", "pickupLocationId must be a string")
+    agency_prices = await agency_pricing(principal.agency_id, route["id"])
+    counts = await class_counts([d["id"] for d in departures], principal.agency_id)
+    fares = await effective_fares([(d["id"], d["route"]) for d in departures])
+    allotments = {
+        use.departure_id: use
+        for use in await running_allotments([d["id"] for d in departures])
+        if use.agency_id == principal.agency_id and use.seat_class == option_id
+    }
+    pickups = await pickups_at([d["id"] for d in departures], pickup_id) if pickup_id else {}
+    now = clock.now()
+    result = []
+    for departure in departures:
+        in_class = counts[departure["id"]].get(option_id)
+        if in_class is None:
+            continue
+        vacancies = max(0, in_class.free)
+        status = _status(departure, in_class.capacity, vacancies, now)
+        local_start = in_zone(departure["departs_at"], departure["time_zone"])
+        local_end = in_zone(departure["returns_at"], departure["time_zone"])
+        item: dict[str, Any] = {
+            "id": str(departure["id"]),
+            "localDateTimeStart": local_start.isoformat(),
+            "localDateTimeEnd": local_end.isoformat(),
+            "allDay": False,
+            "available": status in ("AVAILABLE", "LIMITED"),
+            "status": status,
+            "vacancies": vacancies,
+            "capacity": in_class.capacity,
+            "maxUnits": min(10, vacancies),
+            "utcCutoffAt": utc_text(departure["sales_close_at"] or departure["departs_at"]),
+            "openingHours": [],
+        }
+        if "octo/pricing" in capabilities:
+            unit_prices = [
+                pricing(
+                    money.amount,
+                    agency_prices.net(option_id, kind, money.amount),
+                    money.currency,
+                    unit_id=kind,
+                )
+                for (seat_class, kind), (money, _source) in fares[departure["id"]].items()
+                if seat_class == option_id
+            ]
+            item["unitPricing"] = unit_prices
+            by_unit = {price["unitId"]: price for price in unit_prices}
+            chosen = wanted or ({"adult": 1} if "adult" in by_unit else {})
+            if unit_prices and all(unit in by_unit for unit in chosen):
+                item["pricing"] = pricing(
+                    sum(by_unit[unit]["retail"] * n for unit, n in chosen.items()),
+                    sum(by_unit[unit]["net"] * n for unit, n in chosen.items()),
+                    unit_prices[0]["currency"],
+                )
+        if pickup_id:
+            stop = pickups.get(departure["id"])
+            at = in_zone(stop["at"], departure["time_zone"]).isoformat() if stop else None
+            item["localPickupDateTimeStart"] = at
+            item["localPickupDateTimeEnd"] = at
+        own = allotments.get(departure["id"])
+        if own is not None:
+            # Not in OCTO: the seats kept for this agency, and until when.
+            item["allotment"] = {
+                "seats": own.seats,
+                "used": own.used,
+                "unused": own.unused,
+                "utcReleaseAt": utc_text(own.release_at),
+            }
+        result.append(item)
+    return result
+
+
+async def calendar(
+    principal: AgencyPrincipal, body: dict[str, Any], capabilities: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """Per local date: the best status of that day's departures and their vacancies."""
+    start = parse_date(body.get("localDateStart"), "localDateStart")
+    end = parse_date(body.get("localDateEnd"), "localDateEnd")
+    if end < start or (end - start).days > 366:
+        raise OctoError("BAD_REQUEST", "Give a range of at most 366 days, end not before start")
+    slots = await availability(principal, body, capabilities)
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for slot in slots:
+        by_day.setdefault(slot["localDateTimeStart"][:10], []).append(slot)
+    order = ["AVAILABLE", "LIMITED", "SOLD_OUT", "CLOSED"]
+    days = []
+    day = start
+    while day <= end:
+        key = day.isoformat()
+        today = by_day.get(key, [])
+        status = min((s["status"] for s in today), key=order.index) if today else "CLOSED"
+        entry: dict[str, Any] = {
+            "localDate": key,
+            "available": status in ("AVAILABLE", "LIMITED"),
+            "status": status,
+            "vacancies": sum(s["vacancies"] for s in today),
+            "capacity": sum(s["capacity"] for s in today),
+            "openingHours": [],
+        }
+        if "octo/pricing" in capabilities:
+            cheapest: dict[str, dict[str, Any]] = {}
+            for slot in today:
+                for price in slot.get("unitPricing", []):
+                    best = cheapest.get(price["unitId"])
+                    if best is None or price["retail"] < best["retail"]:
+                        cheapest[price["unitId"]] = price
+            entry["unitPricingFrom"] = list(cheapest.values())
+        days.append(entry)
+        day += timedelta(days=1)
+    return days
