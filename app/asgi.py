@@ -59,15 +59,21 @@ from app.payments.controllers import (
 )
 from app.system.controllers import SystemController
 from app.web.booking_pages import BookingPagesController
+from app.web.cancel_rebook_pages import CancelRebookPagesController
 from app.web.controllers import TouristPagesController
 from app.web.errors import APP_EXCEPTION_HANDLERS
+from app.web.hold_pages import HoldPagesController
+from app.web.payment_pages import PaymentPagesController
 from app.web.staff_pages import StaffPagesController
 from app.web.templates import STATIC, template_config
 
 ROUTE_HANDLERS: list[Any] = [
     SystemController,
     TouristPagesController,
+    HoldPagesController,
     BookingPagesController,
+    PaymentPagesController,
+    CancelRebookPagesController,
     StaffPagesController,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     AuthController,

@@ -1,9 +1,9 @@
-"""The tourist's booking pages (app/web/booking_pages.py) over HTTP: choosing passengers and
-seats, holding them, adding details, paying with Stripe (or the notice without it), the
-booking page behind its token, cancelling with the refund shown first, moving to another
-date, the .ics, the waiting list and the page language; and the guest API's cancellation
-quote and calendar. Forms are posted as a browser would; the results are checked through
-the JSON API and the tables."""
+"""The tourist's booking pages (app/web/{hold,booking,payment,cancel_rebook}_pages.py) over
+HTTP: choosing passengers and seats, holding them, adding details, paying with Stripe (or
+the notice without it), the booking page behind its token, cancelling with the refund shown
+first, moving to another date, the .ics, the waiting list and the page language; and the
+guest API's cancellation quote and calendar. Forms are posted as a browser would; the
+results are checked through the JSON API and the tables."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import httpx
 import icalendar
 import pytest
 
-import app.web.booking_pages
+import app.web.payment_pages
 from app.booking.controllers import TOKEN_GUESSES
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
@@ -748,7 +748,7 @@ async def test_pay_page_without_stripe_says_card_payment_is_not_set_up(
     _route, _vehicle, trip = await bus_line(client, operator)
     created = await api_hold(client, trip["id"], ["8A"])
     unconfigured = dataclasses.replace(get_settings(), stripe_secret_key="")
-    monkeypatch.setattr(app.web.booking_pages, "get_settings", lambda: unconfigured)
+    monkeypatch.setattr(app.web.payment_pages, "get_settings", lambda: unconfigured)
 
     response = await client.get(f"/bookings/{ref(created)}/pay?token={token(created)}&lang=en")
     page = html_page(response, 200)
