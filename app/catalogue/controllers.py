@@ -45,7 +45,18 @@ from app.catalogue.schemas import (
     VehicleOut,
     VehicleUpdate,
 )
-from app.catalogue.services import departures, fares, operators, public, routes, vehicles
+from app.catalogue.services import (
+    departure_edits,
+    departure_status,
+    departures,
+    fares,
+    operators,
+    public,
+    routes,
+    seasons,
+    seat_blocks,
+    vehicles,
+)
 from app.catalogue.tables import DepartureStatus, RouteKind, RouteStatus
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageParams
@@ -283,7 +294,7 @@ class OperatorRouteController(_OperatorController):
         route_id: FromPath[UUID],
         data: JSONBody[BulkScheduleIn],
     ) -> BulkScheduleOut:
-        return await departures.schedule_season(operator, route_id, data)
+        return await seasons.schedule_season(operator, route_id, data)
 
 
 class OperatorVehicleController(_OperatorController):
@@ -395,7 +406,7 @@ class OperatorDepartureController(_OperatorController):
     async def create_departure(
         self, operator: NamedDependency[OperatorPrincipal], data: JSONBody[DepartureCreate]
     ) -> DepartureOut:
-        return await departures.create_departure(operator, data)
+        return await departure_edits.create_departure(operator, data)
 
     @get("/", summary="List my departures", responses=problem_responses(400, 401, 403))
     async def list_departures(
@@ -432,7 +443,7 @@ class OperatorDepartureController(_OperatorController):
         departure_id: FromPath[UUID],
         data: JSONBody[DepartureUpdate],
     ) -> DepartureOut:
-        return await departures.update_departure(operator, departure_id, data)
+        return await departure_edits.update_departure(operator, departure_id, data)
 
     @delete(
         "/{departure_id:uuid}",
@@ -442,7 +453,7 @@ class OperatorDepartureController(_OperatorController):
     async def delete_departure(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> None:
-        await departures.delete_departure(operator, departure_id)
+        await departure_edits.delete_departure(operator, departure_id)
 
     @post(
         "/{departure_id:uuid}/publish",
@@ -455,7 +466,7 @@ class OperatorDepartureController(_OperatorController):
     async def publish_departure(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
-        return await departures.change_departure_status(
+        return await departure_status.change_departure_status(
             operator, departure_id, DepartureStatus.published
         )
 
@@ -468,7 +479,7 @@ class OperatorDepartureController(_OperatorController):
     async def unpublish_departure(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
-        return await departures.change_departure_status(
+        return await departure_status.change_departure_status(
             operator, departure_id, DepartureStatus.draft
         )
 
@@ -481,7 +492,7 @@ class OperatorDepartureController(_OperatorController):
     async def close_departure(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
-        return await departures.change_departure_status(
+        return await departure_status.change_departure_status(
             operator, departure_id, DepartureStatus.closed
         )
 
@@ -494,7 +505,7 @@ class OperatorDepartureController(_OperatorController):
     async def reopen_departure(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
-        return await departures.change_departure_status(
+        return await departure_status.change_departure_status(
             operator, departure_id, DepartureStatus.published, only_from={DepartureStatus.closed}
         )
 
@@ -507,7 +518,7 @@ class OperatorDepartureController(_OperatorController):
     async def mark_departed(
         self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
     ) -> DepartureOut:
-        return await departures.change_departure_status(
+        return await departure_status.change_departure_status(
             operator, departure_id, DepartureStatus.departed
         )
 
@@ -546,7 +557,7 @@ class OperatorDepartureController(_OperatorController):
         departure_id: FromPath[UUID],
         data: JSONBody[DepartureBlocksIn],
     ) -> DepartureOut:
-        return await departures.replace_blocks(operator, departure_id, data)
+        return await seat_blocks.replace_blocks(operator, departure_id, data)
 
 
 class PublicRouteController(Controller):
