@@ -27,14 +27,11 @@ from app.booking.controllers import (
     OperatorBookingController,
     WaitlistController,
 )
-from app.catalogue.controllers import (
-    OperatorDepartureController,
-    OperatorProfileController,
-    OperatorRouteController,
-    OperatorVehicleController,
-    PublicDepartureController,
-    PublicRouteController,
-)
+from app.catalogue.controllers.operator_departures import OperatorDepartureController
+from app.catalogue.controllers.operator_profile import OperatorProfileController
+from app.catalogue.controllers.operator_routes import OperatorRouteController
+from app.catalogue.controllers.operator_vehicles import OperatorVehicleController
+from app.catalogue.controllers.public import PublicDepartureController, PublicRouteController
 from app.core import database, http_clients, jobs
 from app.core.http_security import (
     CanonicalPathMiddleware,

@@ -72,7 +72,15 @@ async def build_catalogue() -> Catalogue:
     from app.accounts.services import create_staff
     from app.accounts.tables import StaffRole
     from app.catalogue import schemas
-    from app.catalogue.services import departures, fares, operators, routes, vehicles
+    from app.catalogue.services import (
+        departure_edits,
+        departure_status,
+        fares,
+        operators,
+        routes,
+        seasons,
+        vehicles,
+    )
     from app.catalogue.tables import DepartureStatus, RouteStatus
     from app.core import clock, database
     from app.core.settings import get_settings
@@ -169,7 +177,7 @@ async def build_catalogue() -> Catalogue:
             ),
         )
         departs_at = clock.now().replace(microsecond=0) + timedelta(days=60)
-        train_departure = await departures.create_departure(
+        train_departure = await departure_edits.create_departure(
             principal,
             convert(
                 {
@@ -182,7 +190,7 @@ async def build_catalogue() -> Catalogue:
                 schemas.DepartureCreate,
             ),
         )
-        await departures.change_departure_status(
+        await departure_status.change_departure_status(
             principal, train_departure.id, DepartureStatus.published
         )
 
@@ -200,7 +208,7 @@ async def build_catalogue() -> Catalogue:
             ),
         )
         start = clock.now().date() + timedelta(days=2)
-        scheduled = await departures.schedule_season(
+        scheduled = await seasons.schedule_season(
             principal,
             bus_route.id,
             convert(

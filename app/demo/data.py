@@ -26,7 +26,16 @@ from app.catalogue.schemas import (
     SeasonalOfferIn,
     VehicleCreate,
 )
-from app.catalogue.services import departures, fares, operators, routes, vehicles
+from app.catalogue.services import (
+    departure_edits,
+    departure_status,
+    fares,
+    operators,
+    routes,
+    seasons,
+    seat_blocks,
+    vehicles,
+)
 from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
 from app.core import clock
 from app.core.database import write_transaction
@@ -502,7 +511,7 @@ async def _load_train(summary: DemoSummary) -> None:
             local_day, datetime.min.time(), tzinfo=clock.zone(TZ)
         ).replace(hour=5, minute=30)
         returns_at = departs_at + timedelta(days=14, hours=10, minutes=30)
-        created = await departures.create_departure(
+        created = await departure_edits.create_departure(
             principal,
             _convert(
                 {
@@ -525,18 +534,18 @@ async def _load_train(summary: DemoSummary) -> None:
                 DepartureCreate,
             ),
         )
-        await departures.replace_blocks(principal, created.id, blocks)
+        await seat_blocks.replace_blocks(principal, created.id, blocks)
         if status == DepartureStatus.departed:
             # The first run left on 2026-05-10: publish it as of its sales season, then depart it.
             with clock.frozen(departs_at - timedelta(days=30)):
-                await departures.change_departure_status(
+                await departure_status.change_departure_status(
                     principal, created.id, DepartureStatus.published
                 )
-            await departures.change_departure_status(
+            await departure_status.change_departure_status(
                 principal, created.id, DepartureStatus.departed
             )
         else:
-            await departures.change_departure_status(principal, created.id, status)
+            await departure_status.change_departure_status(principal, created.id, status)
 
     await train_departure(date(2026, 5, 10), DepartureStatus.departed)
     for next_run in _next_train_runs():
@@ -785,7 +794,7 @@ async def _load_buses(summary: DemoSummary) -> None:
                 FaresIn,
             ),
         )
-        await departures.schedule_season(
+        await seasons.schedule_season(
             principal,
             route.id,
             _convert(

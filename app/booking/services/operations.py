@@ -26,11 +26,8 @@ from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.availability import ClassCounts, class_counts
 from app.catalogue.services.common import as_dict, get_operator_row, in_zone, owned_departure
-from app.catalogue.services.departures import (
-    change_departure_status,
-    departure_out,
-    list_departures,
-)
+from app.catalogue.services.departure_status import change_departure_status
+from app.catalogue.services.departures import departure_out, list_departures
 from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
 from app.core import clock
 from app.core.after_commit import after_commit
