@@ -28,8 +28,9 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.querystring import QueryString
 
+from app.core.after_commit import effects_of_transaction
 from app.core.errors import DatabaseUnavailable
-from app.core.settings import Settings
+from app.core.settings import Settings, get_settings
 
 logger = logging.getLogger("tourline.database")
 
@@ -352,7 +353,6 @@ async def start_pool(
 ) -> None:
     """Open the PostgreSQL engine's connection pool, with the timeouts of `settings`; a
     database that cannot be reached raises `DatabaseUnavailable`."""
-    from app.core.settings import get_settings
 
     engine = engine or get_engine()
     assert isinstance(engine, PostgresEngine)
@@ -390,7 +390,6 @@ async def close_database(engine: Engine[Any] | None = None) -> None:
 async def write_transaction() -> AsyncIterator[None]:
     """A transaction for reads that lead to writes (IMMEDIATE on SQLite). The outermost
     one runs the `after_commit` effects made inside it once it has committed."""
-    from app.core.after_commit import effects_of_transaction
 
     engine = get_engine()
     async with effects_of_transaction():

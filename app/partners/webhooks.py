@@ -43,6 +43,7 @@ from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 from app.notifications.services.sending import send_lease
 from app.partners.octo import utc_text
+from app.partners.octo_bookings import booking_object
 from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
 from app.partners.services import owned_agency
 from app.partners.tables import Agency, WebhookAttempt, WebhookDelivery, WebhookStatus
@@ -142,7 +143,6 @@ async def queue_event(
 async def booking_event(kind: str, key: str, booking_id: UUID) -> bool:
     """The agency's event for a change of one of its bookings, recorded in the transaction
     that made the change, so the body shows the booking as that change left it."""
-    from app.partners.octo_bookings import booking_object
 
     row = await Booking.select().where(Booking.id == booking_id).first().run()
     if row is None or row["agency"] is None:

@@ -23,6 +23,7 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict
 from app.core.i18n import _
 from app.core.money import PriceOut
+from app.payments.services.settle import settle_after_change
 
 
 def refund_percent(policy: list[dict[str, int]], departs_at: datetime, now: datetime) -> int:
@@ -136,7 +137,6 @@ async def guest_cancellation_quote(reference: str, token: str | None) -> Cancell
 
 
 async def _settle(booking_ids: list[UUID]) -> None:
-    from app.payments.services.settle import settle_after_change
 
     # Refunds are paid once the change is committed (an idempotent request commits later).
     await after_commit(lambda: settle_after_change(booking_ids))

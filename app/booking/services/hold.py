@@ -30,7 +30,7 @@ from app.catalogue.tables import (
     RouteStatus,
     StopKind,
 )
-from app.core import clock
+from app.core import clock, jobs
 from app.core.after_commit import after_commit
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -319,7 +319,6 @@ async def create_booking(
             booking.id, actor, None, BookingStatus.on_hold.value, "created",
             {"seats": [a.seat.label for a in assignments], "channel": channel.value},
         )  # fmt: skip
-    from app.core import jobs
 
     # After the commit: the job must not run for a hold whose transaction is still open.
     await after_commit(

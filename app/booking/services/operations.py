@@ -22,6 +22,7 @@ from app.booking.schemas import (
 )
 from app.booking.services.access import normalize_reference
 from app.booking.services.cancel import cancel_booking
+from app.booking.services.inventory import lock_departure
 from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.availability import ClassCounts, class_counts
@@ -37,6 +38,7 @@ from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, page_of
 from app.notifications.services.outbox import enqueue
+from app.payments.services.settle import settle_after_change
 
 LIVE = [status.value for status in LIVE_STATUSES]
 
@@ -296,7 +298,6 @@ async def cancel_departure(
     Safe to retry: a cancelled departure with no live booking left is simply reported.
     """
     require_operator_admin(principal)
-    from app.booking.services.inventory import lock_departure
 
     cancelled = 0
     refunds = 0
@@ -333,7 +334,6 @@ async def cancel_departure(
             )
             .run()
         )
-    from app.payments.services.settle import settle_after_change
 
     # Refunds are paid once the cancellation is committed (idempotent requests commit later).
     cancelled_ids = [booking["id"] for booking in live]

@@ -21,6 +21,7 @@ from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput
 from app.core.i18n import _
 from app.notifications.services.outbox import enqueue
+from app.payments.services.refunds import owe_refund
 
 
 async def rebook(reference: str, token: str | None, departure_id: UUID) -> BookingOut:
@@ -132,8 +133,6 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         )
         await seats_freed(old)
         if refund > 0:
-            from app.payments.services.refunds import owe_refund
-
             await owe_refund(
                 booking, refund, "rebooked", f"refund:{booking['reference']}:rebook:{event_id}"
             )

@@ -11,6 +11,7 @@ from app.core.errors import Conflict
 from app.core.i18n import _
 from app.core.labels import status_label
 from app.notifications.services.outbox import enqueue
+from app.payments.services.refunds import owe_refund
 
 _ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
     BookingStatus.on_hold: {
@@ -118,8 +119,6 @@ async def transition(
     await enqueue(f"booking.{target.value}", f"booking.{target.value}:{reference}", payload)
     await tell_agency(booking, f"booking.{target.value}", f"booking.{target.value}:{reference}")
     if refund_amount > 0:
-        from app.payments.services.refunds import owe_refund
-
         refund_key = f"refund:{reference}:{target.value}"
         await owe_refund(booking, refund_amount, reason, refund_key)
         await enqueue(

@@ -105,6 +105,7 @@ async def offer_freed_seats(departure: dict[str, Any]) -> int:
     An offer whose hold ran out moves its entry to `expired`; the next entry that fits
     gets the seats. Each offer is a hold booking and an outbox message to the tourist.
     """
+    # hold imports seats_freed from here: imported here, not at the top.
     from app.booking.services.hold import create_booking
 
     offered = (

@@ -38,6 +38,7 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
 from app.core.labels import status_label
+from app.notifications.services.outbox import enqueue
 
 _EDITABLE = {DepartureStatus.draft, DepartureStatus.published, DepartureStatus.closed}
 
@@ -227,8 +228,6 @@ async def update_departure(
         if data.stops is not msgspec.UNSET:
             changes.append("stops")
         if changes and await has_live_bookings(departure_id):
-            from app.notifications.services.outbox import enqueue
-
             version = clock.now().isoformat()
             await enqueue(
                 "departure.changed",

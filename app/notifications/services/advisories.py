@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
+from app.accounts.services import require_operator_admin
+from app.booking.tables import Booking, BookingStatus
+from app.catalogue.services.common import owned_departure
+from app.core.database import write_transaction
+from app.core.errors import InvalidInput
+from app.core.i18n import _
 from app.notifications.services.common import notify
 
 HEAT_DAY_CELSIUS = 35.0
@@ -17,14 +24,6 @@ async def post_advisory(
     """Queue the advisory for the contact of every live booking of the departure, once.
     Only an operator admin may write to every passenger. The same `advisory_id` again (a
     form sent twice) queues nothing new."""
-    import uuid
-
-    from app.accounts.services import require_operator_admin
-    from app.booking.tables import Booking, BookingStatus
-    from app.catalogue.services.common import owned_departure
-    from app.core.database import write_transaction
-    from app.core.errors import InvalidInput
-    from app.core.i18n import _
 
     require_operator_admin(principal)
     if data.kind == "heat" and (

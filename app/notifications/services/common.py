@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from app.booking.tables import Booking
 from app.core import clock
 from app.notifications.tables import Notification
 
@@ -79,7 +80,6 @@ async def _notify_bookings(
     departure_id: UUID, statuses: list[str], key_prefix: str, kind: str, **extra: Any
 ) -> int:
     """One notification per booking of the departure in `statuses`, keyed per booking."""
-    from app.booking.tables import Booking
 
     bookings = (
         await Booking.select(

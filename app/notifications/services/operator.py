@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from app.booking.services.access import booking_not_found, normalize_reference
+from app.booking.tables import Booking
+from app.catalogue.services.common import owned_departure
 from app.core import clock
+from app.core.errors import Conflict, NotFound
+from app.core.i18n import _
 from app.notifications.tables import Notification, NotificationStatus
 
 
 async def list_notifications(
     principal: Any, departure_id: UUID | None = None, reference: str | None = None
 ) -> list[dict[str, Any]]:
-    from app.booking.services.access import booking_not_found, normalize_reference
-    from app.booking.tables import Booking
-    from app.catalogue.services.common import owned_departure
 
     if departure_id is not None:
         await owned_departure(principal, departure_id)
@@ -40,9 +42,6 @@ async def list_notifications(
 
 async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
     """Send a notification again (a failed one, or one the tourist did not get)."""
-    from app.booking.tables import Booking
-    from app.core.errors import Conflict, NotFound
-    from app.core.i18n import _
 
     row = await Notification.select().where(Notification.id == notification_id).first().run()
     owner = None

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
+from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.after_commit import savepoint
 from app.core.database import is_sqlite, write_transaction
@@ -55,7 +56,6 @@ async def enqueue(kind: str, key: str, payload: dict[str, Any]) -> None:
 
 
 async def _booking_contact(reference: str) -> dict[str, Any] | None:
-    from app.booking.tables import Booking
 
     row = (
         await Booking.select(Booking.id, Booking.departure, Booking.contact_email, Booking.locale)
@@ -84,8 +84,6 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
             booking=contact["id"] if contact else None, payload=payload,
         )  # fmt: skip
     elif kind == "departure.changed":
-        from app.booking.tables import BookingStatus
-
         departure_id = UUID(str(payload["departure_id"]))
         await _notify_bookings(
             departure_id,
@@ -99,6 +97,8 @@ async def _handle_outbox(message: dict[str, Any]) -> None:
     # Partner agencies hear about the departures they booked on (about their bookings,
     # from the change itself: `tell_agency`).
     if kind in PARTNER_DEPARTURE_EVENTS:
+        # partners.webhooks imports this module (enqueue): imported here, not at the top,
+        # until the partners domain registers its own handler for departure events.
         from app.partners.webhooks import departure_event
 
         await departure_event(

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+from app.booking.tables import Booking, BookingStatus
+from app.catalogue.services.common import as_list
+from app.catalogue.tables import Departure, DepartureStatus, Route
 from app.core import clock
 from app.notifications.services.common import _notify_bookings, _notify_once
 
@@ -20,9 +23,6 @@ async def queue_reminders() -> int:
     """Departure reminders (by default 48 h and 3 h before; set per route), payment
     reminders shortly before a hold runs out, and a feedback request after the trip.
     Each is created exactly once per booking (its key), however often this runs."""
-    from app.booking.tables import Booking, BookingStatus
-    from app.catalogue.services.common import as_list
-    from app.catalogue.tables import Departure, DepartureStatus, Route
 
     now = clock.now()
     created = 0

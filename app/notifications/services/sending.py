@@ -21,9 +21,13 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from app.booking.services.view import booking_out
+from app.booking.tables import Booking
+from app.catalogue.services.common import as_dict
+from app.catalogue.tables import Departure, Route
 from app.core import clock
 from app.core.database import is_sqlite, write_transaction
-from app.core.i18n import use_locale
+from app.core.i18n import localize, use_locale
 from app.core.settings import get_settings
 from app.notifications.channels import (
     DeliveryError,
@@ -99,7 +103,6 @@ def _due(now: Any) -> Any:
 
 async def _no_longer_relevant(notification: dict[str, Any]) -> str | None:
     """Why the message must not go out now, or None."""
-    from app.booking.tables import Booking
 
     statuses = sendable_while(notification["kind"])
     if notification["booking"] is None:
@@ -191,11 +194,6 @@ async def _record(notification: dict[str, Any], values: dict[Any, Any]) -> bool:
 
 async def render(notification: dict[str, Any]) -> Any:
     """The email of a notification, in its locale."""
-    from app.booking.services.view import booking_out
-    from app.booking.tables import Booking
-    from app.catalogue.services.common import as_dict
-    from app.catalogue.tables import Departure, Route
-    from app.core.i18n import localize
     from app.notifications.messages import booking_email, waitlist_offer_email
 
     payload = notification["payload"] if isinstance(notification["payload"], dict) else {}
