@@ -44,6 +44,7 @@ from app.core.locale_middleware import LocaleMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
+from app.handlers import install_event_handlers
 from app.notifications.controllers import OperatorNotificationController
 from app.partners.controllers.agencies import OperatorAgencyController
 from app.partners.controllers.agency_bookings import OperatorAgencyBookingController
@@ -63,6 +64,7 @@ from app.web.hold_pages import HoldPagesController
 from app.web.payment_pages import PaymentPagesController
 from app.web.staff_pages import StaffPagesController
 from app.web.templates import STATIC, template_config
+from workers.periodic import Periodic
 
 ROUTE_HANDLERS: list[Any] = [
     SystemController,
@@ -167,13 +169,14 @@ def _response_cache_config(settings: Settings) -> ResponseCacheConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
+    install_event_handlers()
     if settings.environment != "test":
         # Tests keep pytest's log capture; everything else logs JSON lines to stderr.
         configure_logging(settings.log_format)
 
     async def on_startup() -> None:
         await database.open_database(settings)
-        await jobs.start(settings)
+        await jobs.start(settings, in_process=Periodic)
 
     async def on_shutdown() -> None:
         await jobs.stop()
@@ -219,6 +222,7 @@ def create_app_behind_proxy() -> Any:
     """`create_app` for granian, which leaves X-Forwarded-For alone: clients' addresses
     (for the per-IP limits) come from the proxies trusted in FORWARDED_ALLOW_IPS, as
     uvicorn does."""
+    # granian is optional (`pip install granian`); uvicorn is the default server.
     from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
     trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -15,8 +15,8 @@ from app.core import jobs
 from app.core.errors import DatabaseUnavailable, DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.observability import booking_reference_var
+from app.core.outbox import dispatch_outbox
 from app.core.settings import Settings, get_settings
-from app.notifications.services.outbox import dispatch_outbox
 from app.notifications.services.reminders import queue_reminders
 from app.notifications.services.sending import send_due_notifications
 from app.partners.allotments import release_due_allotments

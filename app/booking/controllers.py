@@ -6,8 +6,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, ValidationException
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
@@ -238,9 +240,6 @@ class BookingController(Controller):
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
-    import msgspec
-    from litestar.exceptions import ValidationException
-
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
@@ -248,8 +247,6 @@ def _decode(body: bytes, kind: type[T]) -> T:
             extra=[{"message": str(exc), "key": "", "source": "body"}]
         ) from exc
     except msgspec.DecodeError as exc:
-        from litestar.exceptions import ClientException
-
         raise ClientException("JSON is malformed") from exc
 
 

@@ -19,6 +19,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 
+from app.core.engine import get_engine
+
 logger = logging.getLogger("tourline.effects")
 
 Effect = Callable[[], Awaitable[object]]
@@ -27,8 +29,6 @@ _pending: ContextVar[list[Effect] | None] = ContextVar("tourline_after_commit", 
 
 
 def _transaction_open() -> bool:
-    from app.core.database import get_engine
-
     return get_engine().current_transaction.get() is not None
 
 
@@ -81,8 +81,6 @@ async def savepoint() -> AsyncIterator[None]:
     """Inside a transaction: when the block raises, undo its writes (ROLLBACK TO
     SAVEPOINT) and drop the effects it registered, and re-raise; the transaction goes on
     usable (on PostgreSQL a failed statement otherwise aborts the whole transaction)."""
-    from app.core.database import get_engine
-
     transaction = get_engine().current_transaction.get()
     if transaction is None:
         raise RuntimeError("savepoint() outside a transaction")

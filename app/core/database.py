@@ -23,12 +23,12 @@ from urllib.parse import unquote, urlparse
 
 import asyncpg
 from piccolo.engine.base import Engine
-from piccolo.engine.finder import engine_finder
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.querystring import QueryString
 
 from app.core.after_commit import effects_of_transaction
+from app.core.engine import get_engine, is_sqlite
 from app.core.errors import DatabaseUnavailable
 from app.core.settings import Settings, get_settings
 
@@ -312,17 +312,6 @@ def _asyncpg_config(url: str) -> dict[str, Any]:
     return config
 
 
-def get_engine() -> Engine[Any]:
-    engine = engine_finder()
-    if engine is None:
-        raise RuntimeError("Piccolo engine not configured (PICCOLO_CONF)")
-    return engine
-
-
-def is_sqlite() -> bool:
-    return isinstance(get_engine(), SQLiteEngine)
-
-
 async def _keep_session(connection: Any) -> None:
     """Return a pooled connection as it is. asyncpg's default reset (unlock advisory locks,
     close cursors, UNLISTEN, RESET ALL) costs a round trip per release, i.e. per query
@@ -436,6 +425,8 @@ async def migrate(quiet: bool = True) -> None:
 
 
 async def _run_migrations(quiet: bool) -> None:
+    # Piccolo's migration runner finds the apps through PICCOLO_CONF, which imports the
+    # tables of every domain: loaded when migrating, not by everything that opens the pool.
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
     output = io.StringIO()

@@ -36,7 +36,8 @@ from litestar import Request, Response
 
 from app.core import clock
 from app.core.after_commit import Effect, effects_after_commit
-from app.core.database import get_engine, is_sqlite, write_transaction
+from app.core.database import write_transaction
+from app.core.engine import get_engine, is_sqlite
 from app.core.errors import Conflict, DomainError, InvalidInput, handle_domain_error
 from app.core.i18n import _
 from app.core.settings import get_settings

@@ -11,14 +11,21 @@ timeout, and the sweep expires the hold instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.core.redis_client import RedisUnavailable, call, close_clients
 from app.core.settings import Settings
 
-if TYPE_CHECKING:
-    from workers.periodic import Periodic
+
+class Loops(Protocol):
+    """The periodic steps run in this process (`workers.periodic.Periodic`)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
 
 logger = logging.getLogger("tourline.jobs")
 
@@ -26,17 +33,17 @@ logger = logging.getLogger("tourline.jobs")
 _redis_url = ""
 _queue = ""
 # The periodic loops this process runs (without Redis).
-_periodic: Periodic | None = None
+_periodic: Loops | None = None
 
 
-async def start(settings: Settings) -> None:
+async def start(settings: Settings, in_process: Callable[[Settings], Loops]) -> None:
+    """Enqueue on the settings' Redis; without one, run the periodic steps here
+    (`in_process`, given by the process that composes the workers)."""
     global _redis_url, _queue, _periodic
     if settings.redis_url:
         _redis_url, _queue = settings.redis_url, settings.job_queue
     else:
-        from workers.periodic import Periodic
-
-        _periodic = Periodic(settings)
+        _periodic = in_process(settings)
         _periodic.start()
 
 

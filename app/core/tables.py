@@ -1,8 +1,9 @@
-"""Tables of cross-cutting concerns: stored responses for idempotent retries."""
+"""Tables of cross-cutting concerns: stored responses for idempotent retries, and the
+outbox of published events."""
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -21,3 +22,20 @@ class IdempotencyRecord(Table):
     status_code = Integer(null=True, default=None)
     response_body = Text(default="")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class OutboxMessage(Table):
+    """A published event (`app.core.events`) and its outbox handlers' progress."""
+
+    id = UUID(primary_key=True)
+    kind = Varchar(length=64, index=True)
+    # Natural key of the effect (e.g. booking reference + kind): a repeat is a no-op.
+    key = Varchar(length=200, unique=True)
+    payload = JSON()
+    created_at = Timestamptz(default=TimestamptzNow())
+    available_at = Timestamptz(default=TimestamptzNow(), index=True)
+    attempts = Integer(default=0)
+    last_error = Text(default="")
+    done_at = Timestamptz(null=True, default=None)
+    # Set when the dispatcher gave up after its last attempt.
+    failed_at = Timestamptz(null=True, default=None)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import icalendar
 import jinja2
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
+from app.booking.calendar import calendar_event
 from app.booking.schemas import BookingOut
-from app.core import clock
 from app.core.i18n import _, current_locale, localize
+from app.core.links import booking_url, find_booking_url
 from app.notifications.channels import Attachment, Email
-from app.web.links import booking_url, find_booking_url
 
 # The mail's markup, apart from what it says; autoescaped, so that a name or a message
 # from an operator is shown as written and never read as HTML.
@@ -34,55 +32,6 @@ def _when(moment: datetime, time_zone: str) -> str:
         )
         + f" ({time_zone})"
     )
-
-
-# SEQUENCE counts revisions of the event. Each file is built from the booking as it is
-# now (a mail at sending time, a download when asked), so the newest file is always the
-# truest: its SEQUENCE is the seconds since this epoch, which grows with every file and
-# lets calendar clients replace what they hold. A signed 32-bit INTEGER lasts until 2088.
-_SEQUENCE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def calendar_event(booking: BookingOut, returns_at: datetime, meeting_point: str | None) -> bytes:
-    """An iCalendar (RFC 5545) event for the trip: when, where to board, which seats.
-
-    Times are in the departure's zone, with its VTIMEZONE; the UID is the booking's, so a
-    later file (moved departure, another pick-up stop) replaces the event in a calendar."""
-    seats = ", ".join(line.seat_label for line in booking.lines)
-    where = booking.pickup_stop.name if booking.pickup_stop else (meeting_point or "")
-    zone = ZoneInfo(booking.time_zone)
-    start = (booking.pickup_stop.at if booking.pickup_stop else booking.departs_at).astimezone(zone)
-    end = returns_at.astimezone(zone)
-    now = clock.now()
-    event = icalendar.Event()
-    event.add("uid", f"{booking.reference}@tourline")
-    event.add("dtstamp", now)
-    event.add("sequence", int((now - _SEQUENCE_EPOCH).total_seconds()))
-    event.add("dtstart", start)
-    event.add("dtend", end)
-    event.add("summary", booking.route_name)
-    event.add("location", where)
-    event.add(
-        "description",
-        "\n".join(
-            [
-                _("Booking {reference}").format(reference=booking.reference),
-                _("Seats: {seats}").format(seats=seats),
-            ]
-        ),
-    )
-    calendar = icalendar.Calendar()
-    calendar.add("prodid", "-//Tourline//Bookings//EN")
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "PUBLISH")
-    calendar.add_component(event)
-    # The zone's rules for the years the trip spans, not icalendar's default 1970-2038.
-    calendar.add_missing_timezones(
-        first_date=date(start.year, 1, 1), last_date=date(end.year + 1, 1, 1)
-    )
-    content: bytes = calendar.to_ical()  # typed Any by icalendar
-    return content
 
 
 def _html(subject: str, paragraphs: list[str]) -> str:

@@ -23,7 +23,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.booking.tables import Booking, BookingEvent, BookingStatus
 from app.core import jobs
 from app.core.settings import Settings
-from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
+from app.core.tables import OutboxMessage
+from app.notifications.tables import Notification, NotificationStatus
 from app.partners.tables import WebhookDelivery, WebhookStatus
 from app.payments.tables import Payment, Refund
 

@@ -26,11 +26,11 @@ from app.catalogue.services import public
 from app.core import clock
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
+from app.core.links import booking_path, lang_code
 from app.core.settings import get_settings
 from app.web.booking_forms import _details_from_form, _pickups
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, text
-from app.web.links import booking_path, lang_code
 from app.web.templates import page_context
 
 Token = Annotated[str | None, QueryParameter(name="token", required=False, max_length=128)]

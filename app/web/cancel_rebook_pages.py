@@ -19,11 +19,11 @@ from app.booking.tables import BookingStatus
 from app.catalogue.services import public
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
+from app.core.links import booking_path
 from app.core.pagination import PageParams
 from app.web.booking_pages import Token, _booking_page, _guest_token, booking_link
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, small_number, text
-from app.web.links import booking_path
 from app.web.templates import page_context
 
 # Departures offered when moving a booking.

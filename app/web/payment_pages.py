@@ -13,12 +13,12 @@ from app.booking.services import guest
 from app.booking.tables import BookingStatus
 from app.core.errors import DomainError
 from app.core.http_security import PAYMENT_PAGE_CSP, STRIPE_JS_URL
+from app.core.links import lang_code
 from app.core.settings import get_settings
 from app.payments.services.start import start_payment
 from app.web.booking_pages import Token, _booking_page, _guest_token, _seconds_left, booking_link
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems
-from app.web.links import lang_code
 from app.web.templates import page_context
 
 

@@ -33,13 +33,13 @@ from app.catalogue.services.routes import route_out
 from app.core.errors import DomainError, Forbidden, Unauthorized
 from app.core.http_security import client_ip
 from app.core.i18n import N_, _, localize
+from app.core.links import lang_code
 from app.core.pagination import PageParams
 from app.core.settings import get_settings
 from app.notifications.schemas import AdvisoryIn
 from app.notifications.services.advisories import post_advisory
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, convert, field_id, text
-from app.web.links import lang_code
 from app.web.templates import page_context
 
 STAFF_COOKIE = "tourline_staff"

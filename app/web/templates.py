@@ -22,9 +22,9 @@ from app.core.labels import (
     status_label,
     theme_label,
 )
+from app.core.links import lang_code
 from app.core.settings import get_settings
 from app.web.forms import field_id
-from app.web.links import lang_code
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"

@@ -5,25 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
+from app.booking.events import SeatsFreed
 from app.booking.schemas import CancellationOut, CancellationQuote
 from app.booking.services.access import lock_booking
 from app.booking.services.expiry import _guest_booking_now
 from app.booking.services.state import transition
 from app.booking.services.view import booking_out
-from app.booking.services.waitlist import seats_freed
 from app.booking.tables import Booking, BookingStatus
 from app.catalogue.schemas import PolicyTierOut
 from app.catalogue.services.common import as_list
 from app.catalogue.tables import Departure, Route
 from app.core import clock
-from app.core.after_commit import after_commit
 from app.core.database import write_transaction
 from app.core.errors import Conflict
+from app.core.events import publish
 from app.core.i18n import _
 from app.core.money import PriceOut
-from app.payments.services.settle import settle_after_change
 
 
 def refund_percent(policy: list[dict[str, int]], departs_at: datetime, now: datetime) -> int:
@@ -107,8 +105,7 @@ async def guest_cancel(reference: str, token: str | None, reason: str) -> Cancel
         refund, percent = await cancel_booking(
             booking, actor="guest", reason="cancelled_by_guest", note=reason
         )
-        await seats_freed(departure)
-    await _settle([booking["id"]])
+        await publish(SeatsFreed(departure_id=departure["id"]))
     out = await booking_out(booking["id"])
     return CancellationOut(
         refund=PriceOut.minor(refund, booking["currency"]),
@@ -134,9 +131,3 @@ async def guest_cancellation_quote(reference: str, token: str | None) -> Cancell
         policy=[PolicyTierOut(**tier) for tier in due.policy],
         booking=await booking_out(booking["id"]),
     )
-
-
-async def _settle(booking_ids: list[UUID]) -> None:
-
-    # Refunds are paid once the change is committed (an idempotent request commits later).
-    await after_commit(lambda: settle_after_change(booking_ids))

@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from app.booking.events import SeatsFreed
 from app.booking.services import inventory
 from app.booking.services.access import guest_booking, lock_booking
 from app.booking.services.state import transition
-from app.booking.services.waitlist import seats_freed
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict
+from app.core.events import publish
 from app.core.i18n import _
 
 
@@ -62,7 +63,7 @@ async def expire_hold(booking_id: UUID) -> bool:
         if row["expires_at"] is None or row["expires_at"] > clock.now():
             return False
         await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
-        await seats_freed(departure)
+        await publish(SeatsFreed(departure_id=departure["id"]))
     # Stripe is not asked here (the sweeps and the guest's page call this): an expired
     # hold owes no refund, and its open intent is cancelled by the payments sweep.
     return True

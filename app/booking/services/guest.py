@@ -8,6 +8,8 @@ from typing import Any
 
 import msgspec
 
+from app.booking.calendar import calendar_event
+from app.booking.events import BookingLinkRequested
 from app.booking.schemas import BookingOut, BookingUpdate
 from app.booking.services.access import hash_token, lock_booking, normalize_reference
 from app.booking.services.expiry import _guest_booking_now, _refuse_run_out_hold
@@ -19,10 +21,9 @@ from app.catalogue.tables import Departure, Route
 from app.core import clock, ratelimit
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput
+from app.core.events import publish
 from app.core.i18n import _, localize
 from app.core.settings import get_settings
-from app.notifications.messages import calendar_event
-from app.notifications.services.common import notify
 
 
 async def get_booking(reference: str, token: str | None) -> BookingOut:
@@ -133,11 +134,12 @@ async def send_booking_link(reference: str, email: str) -> None:
     token_hash = hash_token(token)
     async with write_transaction():
         await Booking.update({Booking.token_hash: token_hash}).where(Booking.id == row["id"]).run()
-        await notify(
-            f"booking.link:{row['id']}:{token_hash[:16]}",
-            "booking.link",
-            row["contact_email"],
-            row["locale"],
-            booking=row["id"],
-            payload={"access_token": token},
+        await publish(
+            BookingLinkRequested(
+                booking_id=row["id"],
+                token_hash_prefix=token_hash[:16],
+                email=row["contact_email"],
+                locale=row["locale"],
+                access_token=token,
+            )
         )

@@ -10,13 +10,13 @@ from uuid import UUID
 
 import msgspec
 
+from app.booking.events import SeatsFreed
 from app.booking.schemas import BookingCreate, BookingCreated
 from app.booking.services import inventory
 from app.booking.services.access import hash_token, new_reference
 from app.booking.services.expiry import expire_overdue
 from app.booking.services.state import record_event
 from app.booking.services.view import _booking_view
-from app.booking.services.waitlist import seats_freed
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
 from app.catalogue.services.availability import class_counts
 from app.catalogue.services.common import as_uuid, in_zone
@@ -34,6 +34,7 @@ from app.core import clock, jobs
 from app.core.after_commit import after_commit
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.core.events import publish
 from app.core.i18n import _
 from app.core.money import Money
 from app.core.observability import note_booking
@@ -254,7 +255,7 @@ async def create_booking(
         _refuse_unsellable(departure, context["route_status"])
         if await expire_overdue(departure["id"]) and channel != BookingChannel.waitlist:
             # Seats freed by run-out holds go to the waiting list first.
-            await seats_freed(departure)
+            await publish(SeatsFreed(departure_id=departure["id"]))
         stop = await _pickup_stop(departure["id"], data.pickup_stop_id)
         assignments = await assign(departure, fares, counts, labels, agency_id)
         # What the booker pays per seat: the retail price, or an agency's net price.

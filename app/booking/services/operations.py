@@ -23,22 +23,27 @@ from app.booking.schemas import (
 from app.booking.services.access import normalize_reference
 from app.booking.services.cancel import cancel_booking
 from app.booking.services.inventory import lock_departure
-from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
-from app.booking.tables import Booking, BookingLine, BookingStatus
+from app.booking.services.state import LIVE_STATUSES, publish_change, record_event
+from app.booking.tables import (
+    Booking,
+    BookingLine,
+    BookingStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from app.catalogue.events import DepartureCancelled
 from app.catalogue.services.availability import ClassCounts, class_counts
 from app.catalogue.services.common import as_dict, get_operator_row, in_zone, owned_departure
 from app.catalogue.services.departure_status import change_departure_status
 from app.catalogue.services.departures import departure_out, list_departures
 from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
 from app.core import clock
-from app.core.after_commit import after_commit
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.events import publish
 from app.core.i18n import _, localize
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, page_of
-from app.notifications.services.outbox import enqueue
-from app.payments.services.settle import settle_after_change
 
 LIVE = [status.value for status in LIVE_STATUSES]
 
@@ -203,9 +208,7 @@ async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: Check
                 booking["status"], "checked_in",
                 {"seats": [line["seat_label"] for line in boarding]},
             )  # fmt: skip
-            await tell_agency(
-                booking, "booking.changed", f"booking.changed:{booking['reference']}:{event_id}"
-            )
+            await publish_change(booking, event_id, "checked_in")
     return CheckInOut(
         reference=booking["reference"],
         checked_in=[line["seat_label"] for line in boarding],
@@ -316,13 +319,7 @@ async def cancel_departure(
             )  # fmt: skip
             cancelled += 1
             refunds += refund
-        await enqueue(
-            "departure.cancelled",
-            f"departure.cancelled:{departure_id}",
-            {"departure_id": str(departure_id)},
-        )
-        from app.booking.tables import WaitlistEntry, WaitlistStatus
-
+        await publish(DepartureCancelled(departure_id=departure_id))
         # Waiting entries, and offers whose hold was just cancelled, are withdrawn.
         await (
             WaitlistEntry.update({WaitlistEntry.status: WaitlistStatus.withdrawn.value})
@@ -335,9 +332,6 @@ async def cancel_departure(
             .run()
         )
 
-    # Refunds are paid once the cancellation is committed (idempotent requests commit later).
-    cancelled_ids = [booking["id"] for booking in live]
-    await after_commit(lambda: settle_after_change(cancelled_ids))
     currency = (await get_operator_row(departure["operator"]))["currency"]
     return DepartureCancellationOut(
         departure=await departure_out(departure_id),

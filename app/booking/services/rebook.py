@@ -6,22 +6,20 @@ from collections import defaultdict
 from typing import Any
 from uuid import UUID
 
+from app.booking.events import SeatsFreed
 from app.booking.schemas import BookingOut
 from app.booking.services import inventory
-from app.booking.services.cancel import _settle
 from app.booking.services.expiry import _guest_booking_now, _refuse_run_out_hold, expire_overdue
 from app.booking.services.hold import _Assignment, _sellable, assign, fares_of
-from app.booking.services.state import record_event, tell_agency
+from app.booking.services.state import publish_change, record_event
 from app.booking.services.view import booking_out
-from app.booking.services.waitlist import seats_freed
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.tables import PassengerType
 from app.core import clock
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput
+from app.core.events import publish
 from app.core.i18n import _
-from app.notifications.services.outbox import enqueue
-from app.payments.services.refunds import owe_refund
 
 
 async def rebook(reference: str, token: str | None, departure_id: UUID) -> BookingOut:
@@ -52,7 +50,7 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         await _sellable(new)
         if await expire_overdue(new["id"]):
             # Seats freed by run-out holds go to the waiting list first.
-            await seats_freed(new)
+            await publish(SeatsFreed(departure_id=new["id"]))
         old_lines = (
             await BookingLine.select()
             .where(
@@ -128,19 +126,6 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         event_id = await record_event(
             booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
         )
-        await tell_agency(
-            booking, "booking.changed", f"booking.changed:{booking['reference']}:{event_id}"
-        )
-        await seats_freed(old)
-        if refund > 0:
-            await owe_refund(
-                booking, refund, "rebooked", f"refund:{booking['reference']}:rebook:{event_id}"
-            )
-            await enqueue(
-                "refund.requested",
-                f"refund.requested:{booking['reference']}:rebook:{event_id}",
-                {"reference": booking["reference"], "amount": refund,
-                 "currency": booking["currency"], "reason": "rebooked"},
-            )  # fmt: skip
-    await _settle([booking["id"]])
+        await publish_change(booking, event_id, "rebooked", refund)
+        await publish(SeatsFreed(departure_id=old["id"]))
     return await booking_out(booking["id"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from app.booking.events import BOOKING_STATUS_EVENTS, BookingChanged
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.core import clock
 from app.core.errors import Conflict
+from app.core.events import publish
 from app.core.i18n import _
 from app.core.labels import status_label
-from app.notifications.services.outbox import enqueue
-from app.payments.services.refunds import owe_refund
 
 _ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
     BookingStatus.on_hold: {
@@ -48,22 +48,6 @@ async def record_event(
     )
     await BookingEvent.insert(event).run()
     return UUID(str(event.id))
-
-
-async def tell_agency(booking: dict[str, Any], kind: str, key: str) -> None:
-    """For an agency's booking: its webhook event, written in the caller's transaction
-    (the delivery row is the outbox row; the worker posts it)."""
-    if "agency" in booking:
-        agency = booking["agency"]
-    else:
-        row = await Booking.select(Booking.agency).where(Booking.id == booking["id"]).first().run()
-        agency = row["agency"] if row else None
-    if agency is None:
-        return
-    # The partners domain builds on bookings: imported here, not at the top.
-    from app.partners.webhooks import booking_event
-
-    await booking_event(kind, key, booking["id"])
 
 
 async def transition(
@@ -114,15 +98,51 @@ async def transition(
             .run()
         )
     await record_event(booking["id"], actor, current.value, target.value, reason, details)
-    reference = booking["reference"]
-    payload = {"booking_id": str(booking["id"]), "reference": reference, "reason": reason}
-    await enqueue(f"booking.{target.value}", f"booking.{target.value}:{reference}", payload)
-    await tell_agency(booking, f"booking.{target.value}", f"booking.{target.value}:{reference}")
-    if refund_amount > 0:
-        refund_key = f"refund:{reference}:{target.value}"
-        await owe_refund(booking, refund_amount, reason, refund_key)
-        await enqueue(
-            "refund.requested",
-            f"refund.requested:{reference}:{target.value}",
-            {**payload, "amount": refund_amount, "currency": booking["currency"]},
+    event_type = BOOKING_STATUS_EVENTS[f"booking.{target.value}"]
+    await publish(
+        event_type(
+            booking_id=booking["id"],
+            reference=booking["reference"],
+            reason=reason,
+            agency_id=await _agency_of(booking),
+            refund_amount=refund_amount,
+            currency=booking["currency"],
         )
+    )
+
+
+async def publish_change(
+    booking: dict[str, Any], change_id: UUID, reason: str, refund: int = 0
+) -> None:
+    """Tell the other domains that a live booking changed (rebooked, boarded)."""
+    await publish(
+        BookingChanged(
+            booking_id=booking["id"],
+            reference=booking["reference"],
+            change_id=change_id,
+            reason=reason,
+            agency_id=await _agency_of(booking),
+            refund_amount=refund,
+            currency=booking["currency"],
+        )
+    )
+
+
+async def _agency_of(booking: dict[str, Any]) -> UUID | None:
+    if "agency" in booking:
+        agency: UUID | None = booking["agency"]
+        return agency
+    row = await Booking.select(Booking.agency).where(Booking.id == booking["id"]).first().run()
+    return row["agency"] if row else None
+
+
+async def owe_back(booking_id: UUID, amount: int) -> dict[str, Any]:
+    """Count `amount` as owed back to the payer (a payment that arrived for a booking that
+    can no longer be honoured), in the caller's transaction; returns the booking as now."""
+    rows = (
+        await Booking.update({Booking.refund_amount: Booking.refund_amount + amount})
+        .where(Booking.id == booking_id)
+        .returning(*Booking.all_columns())
+        .run()
+    )
+    return dict(rows[0])

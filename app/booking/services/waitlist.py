@@ -7,13 +7,17 @@ from uuid import UUID
 
 import msgspec
 
+from app.booking.events import WaitlistOfferMade
 from app.booking.schemas import BookingCreate, WaitlistIn, WaitlistOut
 from app.booking.services import inventory
+from app.booking.services.expiry import expire_overdue
+from app.booking.services.hold import _sellable, create_booking
 from app.booking.tables import Booking, BookingChannel, BookingStatus, WaitlistEntry, WaitlistStatus
+from app.catalogue.tables import Seat
 from app.core.database import write_transaction
 from app.core.errors import Conflict, DomainError
+from app.core.events import publish
 from app.core.i18n import _
-from app.notifications.services.outbox import enqueue
 
 # How long a waiting-list offer holds its seats before it moves on to the next entry.
 OFFER_MINUTES = 60
@@ -49,10 +53,6 @@ async def _entry_out(entry_id: UUID) -> WaitlistOut:
 
 async def join(departure_id: UUID, data: WaitlistIn) -> WaitlistOut:
     """Join the list; only when the class has fewer free seats than the party needs."""
-    # expiry and hold import seats_freed from here: imported here, not at the top.
-    from app.booking.services.expiry import expire_overdue
-    from app.booking.services.hold import _sellable
-
     async with write_transaction():
         departure = await inventory.lock_departure(departure_id)
         await _sellable(departure)
@@ -85,8 +85,6 @@ async def join(departure_id: UUID, data: WaitlistIn) -> WaitlistOut:
 
 
 async def _class_exists(departure: dict[str, Any], seat_class: str) -> bool:
-    from app.catalogue.tables import Seat
-
     return bool(
         await Seat.exists()
         .where((Seat.vehicle == departure["vehicle"]) & (Seat.seat_class == seat_class))
@@ -105,9 +103,6 @@ async def offer_freed_seats(departure: dict[str, Any]) -> int:
     An offer whose hold ran out moves its entry to `expired`; the next entry that fits
     gets the seats. Each offer is a hold booking and an outbox message to the tourist.
     """
-    # hold imports seats_freed from here: imported here, not at the top.
-    from app.booking.services.hold import create_booking
-
     offered = (
         await WaitlistEntry.select(WaitlistEntry.id, WaitlistEntry.offered_booking)
         .where(
@@ -198,20 +193,15 @@ async def offer_freed_seats(departure: dict[str, Any]) -> int:
             .where(WaitlistEntry.id == entry["id"])
             .run()
         )
-        await enqueue(
-            "waitlist.offer",
-            f"waitlist.offer:{entry['id']}",
-            {
-                "entry_id": str(entry["id"]),
-                "reference": created.booking.reference,
-                # The tourist needs the token to open the offer; the message carries it.
-                "access_token": created.access_token,
-                "email": entry["contact_email"],
-                "locale": entry["locale"],
-                "expires_at": created.booking.expires_at.isoformat()
-                if created.booking.expires_at
-                else None,
-            },
+        await publish(
+            WaitlistOfferMade(
+                entry_id=entry["id"],
+                reference=created.booking.reference,
+                access_token=created.access_token,
+                email=entry["contact_email"],
+                locale=entry["locale"],
+                expires_at=created.booking.expires_at,
+            )
         )
         made += 1
     return made

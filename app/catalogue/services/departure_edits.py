@@ -10,6 +10,7 @@ import msgspec
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
+from app.catalogue.events import DepartureChanged
 from app.catalogue.schemas import (
     DepartureCreate,
     DepartureOut,
@@ -36,9 +37,9 @@ from app.catalogue.tables import (
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.core.events import publish
 from app.core.i18n import _
 from app.core.labels import status_label
-from app.notifications.services.outbox import enqueue
 
 _EDITABLE = {DepartureStatus.draft, DepartureStatus.published, DepartureStatus.closed}
 
@@ -229,10 +230,8 @@ async def update_departure(
             changes.append("stops")
         if changes and await has_live_bookings(departure_id):
             version = clock.now().isoformat()
-            await enqueue(
-                "departure.changed",
-                f"departure.changed:{departure_id}:{version}",
-                {"departure_id": str(departure_id), "version": version, "changes": changes},
+            await publish(
+                DepartureChanged(departure_id=departure_id, version=version, changes=changes)
             )
     return await departure_out(departure_id)
 

@@ -26,8 +26,10 @@ from app.booking.tables import Booking
 from app.catalogue.services.common import as_dict
 from app.catalogue.tables import Departure, Route
 from app.core import clock
-from app.core.database import is_sqlite, write_transaction
+from app.core.database import write_transaction
+from app.core.engine import is_sqlite
 from app.core.i18n import localize, use_locale
+from app.core.links import booking_url
 from app.core.settings import get_settings
 from app.notifications.channels import (
     DeliveryError,
@@ -36,9 +38,9 @@ from app.notifications.channels import (
     message_id,
     send_email,
 )
+from app.notifications.messages import booking_email, waitlist_offer_email
 from app.notifications.services.common import MAX_ATTEMPTS, _without_token, backoff
 from app.notifications.tables import Notification, NotificationStatus
-from app.web.links import booking_url
 
 logger = logging.getLogger("tourline.notifications")
 
@@ -194,8 +196,6 @@ async def _record(notification: dict[str, Any], values: dict[Any, Any]) -> bool:
 
 async def render(notification: dict[str, Any]) -> Any:
     """The email of a notification, in its locale."""
-    from app.notifications.messages import booking_email, waitlist_offer_email
-
     payload = notification["payload"] if isinstance(notification["payload"], dict) else {}
     with use_locale(notification["locale"]):
         if notification["kind"] == "waitlist.offer":

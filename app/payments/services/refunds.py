@@ -121,7 +121,7 @@ async def _paid_and_committed(booking_id: UUID) -> tuple[list[dict[str, Any]], i
     return [dict(p) for p in payments], sum(r["amount"] for r in refunds)
 
 
-async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str) -> None:
+async def owe_refund(booking_id: UUID, currency: str, amount: int, reason: str, key: str) -> None:
     """Record a refund owed, inside the caller's transaction, never above what was paid.
 
     What a provider took is refunded through it; any rest (a booking confirmed without a
@@ -129,7 +129,7 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
     """
     if amount <= 0:
         return
-    payments, committed = await _paid_and_committed(booking["id"])
+    payments, committed = await _paid_and_committed(booking_id)
     refundable = sum(p["amount"] for p in payments) - committed
     through_provider = max(0, min(amount, refundable))
     rows = []
@@ -137,12 +137,12 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
         payment = payments[-1]
         rows.append(
             Refund(
-                booking=booking["id"],
+                booking=booking_id,
                 payment=payment["id"],
                 provider=payment["provider"],
                 key=key,
                 amount=through_provider,
-                currency=booking["currency"],
+                currency=currency,
                 reason=reason,
                 status=RefundStatus.pending.value,
                 created_at=clock.now(),
@@ -152,11 +152,11 @@ async def owe_refund(booking: dict[str, Any], amount: int, reason: str, key: str
     if amount > through_provider:
         rows.append(
             Refund(
-                booking=booking["id"],
+                booking=booking_id,
                 provider="manual",
                 key=f"{key}:manual",
                 amount=amount - through_provider,
-                currency=booking["currency"],
+                currency=currency,
                 reason=reason,
                 status=RefundStatus.requires_action.value,
                 last_error=_("Nothing was paid through a provider for this amount."),

@@ -8,12 +8,14 @@ from typing import Any
 
 from app.booking.services.access import normalize_reference
 from app.booking.services.confirm import confirm_paid
+from app.booking.services.state import owe_back
 from app.booking.tables import Booking
 from app.core import clock
 from app.core.database import write_transaction
+from app.core.events import publish
 from app.core.i18n import _
 from app.core.settings import get_settings
-from app.notifications.services.outbox import enqueue
+from app.payments.events import PaymentRefundedLate
 from app.payments.providers import (
     STRIPE,
     IntentState,
@@ -173,20 +175,19 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
         return result
     # Paid, but the booking cannot be honoured (hold ran out and seats resold, or
     # cancelled meanwhile): everything paid goes back, with a notice.
-    booking = await Booking.select().where(Booking.id == payment["booking"]).first().run()
-    assert booking is not None
-    await (
-        Booking.update({Booking.refund_amount: booking["refund_amount"] + intent.amount})
-        .where(Booking.id == booking["id"])
-        .run()
-    )
+    booking = await owe_back(payment["booking"], intent.amount)
     await owe_refund(
-        dict(booking), intent.amount, "paid_after_expiry", f"late-payment:{intent.provider_id}"
-    )
-    await enqueue(
-        "payment.refunded_late",
-        f"payment.refunded_late:{intent.provider_id}",
-        {"reference": booking["reference"], "amount": intent.amount, "currency": intent.currency},
+        booking["id"], booking["currency"], intent.amount, "paid_after_expiry",
+        f"late-payment:{intent.provider_id}",
+    )  # fmt: skip
+    await publish(
+        PaymentRefundedLate(
+            booking_id=booking["id"],
+            reference=booking["reference"],
+            amount=intent.amount,
+            currency=intent.currency,
+            provider_payment_id=intent.provider_id,
+        )
     )
     return "refunded"
 

@@ -20,7 +20,7 @@ from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.catalogue.tables import DepartureStop
 from app.core import clock
 from app.core.database import write_transaction
-from app.notifications.tables import OutboxMessage
+from app.core.tables import OutboxMessage
 from tests.conftest import Account
 from tests.factories import (
     create_departure,

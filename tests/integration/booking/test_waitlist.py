@@ -17,10 +17,11 @@ from app.booking.services.waitlist import OFFER_MINUTES
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
 from app.core import clock
 from app.core.database import write_transaction
+from app.core.outbox import dispatch_outbox
 from app.core.settings import get_settings
-from app.notifications.services.outbox import dispatch_outbox
+from app.core.tables import OutboxMessage
 from app.notifications.services.sending import send_due_notifications
-from app.notifications.tables import Notification, OutboxMessage
+from app.notifications.tables import Notification
 from tests.conftest import Account, Mailbox
 from tests.factories import create_departure, create_route, in_days, set_route_fares
 

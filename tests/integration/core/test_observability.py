@@ -25,7 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.asgi import create_app
 from app.core import clock
 from app.core.settings import PROJECT_ROOT, get_settings
-from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
+from app.core.tables import OutboxMessage
+from app.notifications.tables import Notification, NotificationStatus
 from app.partners.tables import WebhookDelivery, WebhookStatus
 from tests.assertions import ok, problem
 from tests.conftest import Account

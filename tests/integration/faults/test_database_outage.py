@@ -624,7 +624,13 @@ async def test_a_worker_started_during_an_outage_waits_and_works_once_the_databa
         }
         try:
             async with tourline_worker(env, log) as worker:
-                await asyncio.sleep(3)
+
+                async def waiting() -> bool:
+                    return "database unavailable" in log.read_text()
+
+                # However long the process takes to start on a busy machine: it waits.
+                await eventually(waiting, 60, "the worker waiting for the database")
+                await asyncio.sleep(1)
                 assert worker.returncode is None, log.read_text()
                 assert await status_of(reference) == "on_hold"
                 await proxy.restore()

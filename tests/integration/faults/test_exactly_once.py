@@ -30,9 +30,9 @@ from app.booking.services.confirm import confirm_paid
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock, database
+from app.core.outbox import dispatch_outbox
 from app.core.settings import get_settings
 from app.notifications.channels import message_id
-from app.notifications.services.outbox import dispatch_outbox
 from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification, NotificationStatus
 from app.partners.tables import WebhookAttempt, WebhookDelivery
@@ -582,7 +582,8 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
     import dataclasses
 
     import app.payments.providers
-    from app.notifications.services.outbox import enqueue
+    from app.core.events import publish
+    from app.payments.events import RefundRequested
     from app.payments.services.sweep import sync_open_payments
     from app.payments.tables import Payment
     from tests.faults import tcp_proxy
@@ -606,9 +607,13 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
             assert await expire_all_overdue() == 1
             # What a cancellation queues for the outbox: its refund row is the refunds
             # step's, not the dispatcher's.
-            await enqueue(
-                "refund.requested", f"refund.requested:{reference}:test", {"reference": reference}
-            )
+            [row] = await Booking.select(Booking.id).where(Booking.reference == reference).run()
+            await publish(
+                RefundRequested(
+                    booking_id=row["id"], reference=reference, amount=100,
+                    currency="CNY", reason="test", cause="test",
+                )
+            )  # fmt: skip
             assert await dispatch_outbox() >= 1
             assert time.monotonic() - began < 3
             booking = (
@@ -635,19 +640,23 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
 async def test_an_outbox_row_failing_in_the_database_neither_aborts_the_batch_nor_stalls(
     client: httpx.AsyncClient, operator: Account
 ) -> None:
-    from app.notifications.services.outbox import enqueue
-    from app.notifications.tables import OutboxMessage
+    from uuid import uuid4
+
+    from app.booking.events import WaitlistOfferMade
+    from app.core.events import publish
+    from app.core.tables import OutboxMessage
 
     departure = await bus_departure(client, operator)
     reference = await hold(client, departure, "guest@example.com")
     # A waiting-list offer whose address is longer than a recipient column holds: its
     # INSERT fails in the database (on PostgreSQL that aborts the transaction it runs in).
-    await enqueue(
-        "waitlist.offer", "waitlist.offer:bad", {"reference": reference, "email": "x" * 300}
-    )
-    await enqueue(
-        "waitlist.offer", "waitlist.offer:good", {"reference": reference, "email": "a@b.example"}
-    )
+    bad_id, good_id = uuid4(), uuid4()
+    for entry_id, email in ((bad_id, "x" * 300), (good_id, "a@b.example")):
+        await publish(
+            WaitlistOfferMade(
+                entry_id=entry_id, reference=reference, access_token="t", email=email, locale="en"
+            )
+        )
 
     await dispatch_outbox()
 
@@ -655,11 +664,10 @@ async def test_an_outbox_row_failing_in_the_database_neither_aborts_the_batch_no
         row["key"]: row
         for row in await OutboxMessage.select().where(OutboxMessage.kind == "waitlist.offer").run()
     }
-    good, bad = rows["waitlist.offer:good"], rows["waitlist.offer:bad"]
+    good, bad = rows[f"waitlist.offer:{good_id}"], rows[f"waitlist.offer:{bad_id}"]
     assert good["done_at"] is not None
-    assert (
-        await Notification.count().where(Notification.key == "waitlist.offer:good:email").run() == 1
-    )
+    good_key = f"waitlist.offer:{good_id}:email"
+    assert await Notification.count().where(Notification.key == good_key).run() == 1
     if database.is_sqlite():
         return  # SQLite does not check a VARCHAR's length: the row went through
     # The bad row's failure is recorded and it waits for its retry: the outbox goes on.

@@ -18,10 +18,10 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
+from app.core.outbox import dispatch_outbox
 from app.notifications import channels
 from app.notifications.services import sending
 from app.notifications.services.common import MAX_ATTEMPTS, backoff
-from app.notifications.services.outbox import dispatch_outbox
 from app.notifications.services.reminders import queue_reminders
 from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification, NotificationStatus

@@ -10,7 +10,7 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
-from app.notifications.services.outbox import dispatch_outbox
+from app.core.outbox import dispatch_outbox
 from app.notifications.services.reminders import queue_reminders
 from app.notifications.services.sending import send_due_notifications
 from tests.conftest import Account, Mailbox

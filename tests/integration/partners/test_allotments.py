@@ -23,7 +23,7 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
 from app.core import clock, database
 from app.core.database import write_transaction
-from app.notifications.tables import OutboxMessage
+from app.core.tables import OutboxMessage
 from app.partners.allotments import release_due_allotments
 from app.partners.tables import Allotment, WebhookDelivery
 from tests.assertions import fields, ok, problem

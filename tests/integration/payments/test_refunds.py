@@ -23,6 +23,7 @@ from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
+from app.core.after_commit import effects_after_commit
 from app.core.database import write_transaction
 from app.core.settings import get_settings
 from app.payments import providers
@@ -537,7 +538,7 @@ async def test_nothing_more_is_refunded_after_a_partial_refund(
     # a person.
     row = await booking_row(ref(created))
     async with write_transaction():
-        await owe_refund(row, ADULT, "test", f"test:{ref(created)}:more")
+        await owe_refund(row["id"], row["currency"], ADULT, "test", f"test:{ref(created)}:more")
     assert await execute_pending_refunds() == 1
     refunds = await refunds_of(ref(created))
     by_provider = {(r["provider"], r["status"]): r for r in refunds if r["id"] != refund["id"]}
@@ -548,7 +549,7 @@ async def test_nothing_more_is_refunded_after_a_partial_refund(
     assert sum(await stripe_refunds(stripe_api, pi)) == ADULT
     # Now nothing at all is left: a further debt is entirely manual.
     async with write_transaction():
-        await owe_refund(row, 100, "test", f"test:{ref(created)}:again")
+        await owe_refund(row["id"], row["currency"], 100, "test", f"test:{ref(created)}:again")
     assert await execute_pending_refunds() == 0
     [extra] = [r for r in await refunds_of(ref(created)) if r["key"].endswith(":again:manual")]
     assert (extra["amount"], extra["status"]) == (100, RefundStatus.requires_action)
@@ -648,15 +649,19 @@ async def owed_refund(
     _route, _vehicle, departure = await bus_line(client, operator.headers)
     created = await hold(client, departure["id"], adults=2)
     pi = await pay(client, stripe_api, created)
-    async with write_transaction():
-        await transition(
-            await booking_row(ref(created)),
-            BookingStatus.cancelled,
-            actor="guest",
-            reason="cancelled_by_guest",
-            refund_amount=ADULT,
-        )
+    await cancel_and_die(await booking_row(ref(created)), ADULT)
     return created, pi
+
+
+async def cancel_and_die(booking: dict[str, Any], refund: int) -> None:
+    """Cancel `booking` owing `refund`, as a process that dies right after the commit:
+    the refund is recorded, and nobody asked Stripe for it yet (the `refunds` step's job)."""
+    async with effects_after_commit() as effects, write_transaction():
+        await transition(
+            booking, BookingStatus.cancelled, actor="guest", reason="cancelled_by_guest",
+            refund_amount=refund,
+        )  # fmt: skip
+        effects.clear()
 
 
 async def test_two_workers_executing_refunds_at_once_send_each_once(
@@ -954,11 +959,7 @@ async def test_the_refunds_step_pays_a_backlog_in_batches_of_its_limit(
     bookings = [await hold(client, departure["id"]) for _ in range(2)]
     intents = [await pay(client, stripe_api, created) for created in bookings]
     for created in bookings:
-        async with write_transaction():
-            await transition(
-                await booking_row(ref(created)), BookingStatus.cancelled, actor="guest",
-                reason="cancelled_by_guest", refund_amount=ADULT,
-            )  # fmt: skip
+        await cancel_and_die(await booking_row(ref(created)), ADULT)
 
     assert await execute_pending_refunds(limit=1) == 1
     assert sorted([await stripe_refunds(stripe_api, pi) for pi in intents]) == [[], [ADULT]]

@@ -25,7 +25,7 @@ from app.booking.services import expiry
 from app.booking.tables import Booking, BookingEvent, BookingLine
 from app.core import clock
 from app.core.settings import get_settings
-from app.notifications.tables import OutboxMessage
+from app.core.tables import OutboxMessage
 from app.payments.services.sweep import sync_open_payments
 from app.payments.tables import Payment, Refund, StripeEvent
 from tests.assertions import ok

@@ -11,8 +11,8 @@ import httpx
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core.database import write_transaction
+from app.core.outbox import dispatch_outbox
 from app.core.settings import get_settings
-from app.notifications.services.outbox import dispatch_outbox
 from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification
 from tests.conftest import Account, Mailbox

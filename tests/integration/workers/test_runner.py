@@ -15,8 +15,9 @@ import pytest
 
 from app.booking.tables import Booking
 from app.core.settings import get_settings
+from app.core.tables import OutboxMessage
 from app.notifications.services.common import notify
-from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
+from app.notifications.tables import Notification, NotificationStatus
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure
 from tests.integration.faults.test_exactly_once import stall, wait_until

@@ -35,13 +35,15 @@ from app.booking.tables import Booking, BookingChannel, BookingEvent, BookingSta
 from app.core import clock, jobs
 from app.core.database import write_transaction
 from app.core.settings import PROJECT_ROOT, get_settings
+from app.core.tables import OutboxMessage
 from app.notifications.services import sending as notification_sending
 from app.notifications.services.sending import send_lease
-from app.notifications.tables import Notification, NotificationStatus, OutboxMessage
+from app.notifications.tables import Notification, NotificationStatus
 from tests.conftest import Account, Mailbox
 from tests.factories import published_bus_departure
 from workers import jobs as worker_jobs
 from workers.jobs import expire_booking
+from workers.periodic import Periodic
 from workers.settings import WorkerSettings
 
 RUN = os.environ.get("TOURLINE_TEST_RUN", str(os.getpid()))
@@ -499,7 +501,7 @@ async def test_jobs_start_with_redis_defers_each_hold_expiry_and_stop_closes_the
     _route, _vehicle, departure = await published_bus_departure(client, operator.headers)
     check = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
-        await jobs.start(dataclasses.replace(get_settings(), redis_url=redis_url))
+        await jobs.start(dataclasses.replace(get_settings(), redis_url=redis_url), Periodic)
         assert jobs._redis_url == redis_url
         assert jobs._periodic is None  # with Redis, the workers run the periodic jobs
         created = await hold(client, departure["id"])
@@ -544,7 +546,7 @@ async def test_jobs_start_without_redis_runs_each_step_in_its_own_loop_and_stop_
         created = await hold(client, departure["id"], seats=3)
     settings = dataclasses.replace(get_settings(), redis_url="", stripe_secret_key="")
     with clock.frozen(expires_at(created)):
-        await jobs.start(settings)
+        await jobs.start(settings, Periodic)
         periodic = jobs._periodic
         assert periodic is not None
         loops = list(periodic.tasks)
