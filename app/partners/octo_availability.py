@@ -22,8 +22,10 @@ from app.partners.octo import (
     route_of,
     utc_text,
 )
-from app.partners.pricing import agency_pricing
+from app.partners.pricing import agency_price_channel
 from app.partners.schemas import AgencyPrincipal
+from app.pricing.schemas import PartySeat
+from app.pricing.services import price_party
 
 # Below this share of seats left, availability is LIMITED rather than AVAILABLE.
 LIMITED_SHARE = 0.2
@@ -123,7 +125,7 @@ async def availability(
     pickup_id = body.get("pickupLocationId")
     if pickup_id is not None and not isinstance(pickup_id, str):
         raise OctoError("BAD_REQUEST", "pickupLocationId must be a string")
-    agency_prices = await agency_pricing(principal.agency_id, route["id"])
+    price_channel = await agency_price_channel(principal.agency_id, route["id"])
     counts = await class_counts([d["id"] for d in departures], principal.agency_id)
     fares = await effective_fares([(d["id"], d["route"]) for d in departures])
     allotments = {
@@ -156,19 +158,30 @@ async def availability(
             "openingHours": [],
         }
         if "octo/pricing" in capabilities:
+            # One unit of each passenger type the option has a fare for.
+            units = price_party(
+                fares[departure["id"]],
+                [
+                    PartySeat(seat_class, PassengerType(kind))
+                    for seat_class, kind in fares[departure["id"]]
+                    if seat_class == option_id
+                ],
+                price_channel,
+            )
             unit_prices = [
                 pricing(
-                    money.amount,
-                    agency_prices.net(option_id, kind, money.amount),
-                    money.currency,
-                    unit_id=kind,
+                    unit.retail.amount,
+                    unit.charged.amount,
+                    unit.retail.currency,
+                    unit_id=unit.seat.passenger_type.value,
                 )
-                for (seat_class, kind), (money, _source) in fares[departure["id"]].items()
-                if seat_class == option_id
+                for unit in units.seats
             ]
             item["unitPricing"] = unit_prices
             by_unit = {price["unitId"]: price for price in unit_prices}
             chosen = wanted or ({"adult": 1} if "adult" in by_unit else {})
+            # The units' prices times their (unbounded) quantities: a party's price is the
+            # sum of its seats', and no party of that size need be built to say so.
             if unit_prices and all(unit in by_unit for unit in chosen):
                 item["pricing"] = pricing(
                     sum(by_unit[unit]["retail"] * n for unit, n in chosen.items()),

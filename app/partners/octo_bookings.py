@@ -29,6 +29,7 @@ from app.core import clock
 from app.core.database import for_update, write_transaction
 from app.core.errors import DomainError
 from app.partners import octo
+from app.partners.pricing import agency_price_channel
 from app.partners.schemas import AgencyPrincipal
 from app.partners.services import credit_used
 from app.partners.tables import Agency, PaymentTerms
@@ -251,10 +252,12 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
         },
         BookingCreate,
     )
+    price_channel = await agency_price_channel(principal.agency_id, route["id"])
     try:
         created = await create_booking(
             request, channel=BookingChannel.agency, actor=f"agency:{principal.agency_id}",
             hold_minutes=minutes, agency_id=principal.agency_id, partner_uuid=uuid,
+            price_channel=price_channel,
         )  # fmt: skip
     except Exception as exc:
         if not _is_unique_violation(exc):

@@ -1,29 +1,15 @@
-"""What an agency owes for a seat: the contract's net rate for the fare if it has one,
-otherwise the retail price less the agency's commission."""
+"""An agency's price channel for a route: its contract's net rates and commission, read
+from the partners' tables. The rule that turns them into prices is `app.pricing`'s."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from uuid import UUID
 
 from app.partners.tables import Agency, NetRate
+from app.pricing.schemas import PriceChannel
 
 
-@dataclass(frozen=True, slots=True)
-class AgencyPricing:
-    commission_bp: int
-    # (seat class, passenger type) -> net amount, for one route.
-    net_rates: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def net(self, seat_class: str, passenger_type: str, retail: int) -> int:
-        rate = self.net_rates.get((seat_class, passenger_type))
-        if rate is not None:
-            return rate
-        # The commission is rounded down: the agency never keeps more than its share.
-        return retail - retail * self.commission_bp // 10_000
-
-
-async def agency_pricing(agency_id: UUID, route_id: UUID) -> AgencyPricing:
+async def agency_price_channel(agency_id: UUID, route_id: UUID) -> PriceChannel:
     agency = await Agency.select(Agency.commission_bp).where(Agency.id == agency_id).first().run()
     commission = agency["commission_bp"] if agency else 0
     rows = (
@@ -31,6 +17,6 @@ async def agency_pricing(agency_id: UUID, route_id: UUID) -> AgencyPricing:
         .where((NetRate.agency == agency_id) & (NetRate.route == route_id))
         .run()
     )
-    return AgencyPricing(
+    return PriceChannel.agency(
         commission, {(r["seat_class"], r["passenger_type"]): r["amount"] for r in rows}
     )

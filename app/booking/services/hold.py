@@ -36,9 +36,9 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.events import publish
 from app.core.i18n import _
-from app.core.money import Money
 from app.core.observability import note_booking
-from app.partners.pricing import agency_pricing
+from app.pricing.schemas import RETAIL, PartySeat, PriceChannel
+from app.pricing.services import price_party, retail_fare
 
 
 async def _sellable(departure: dict[str, Any]) -> None:
@@ -73,7 +73,6 @@ def _refuse_unsellable(departure: dict[str, Any], route_status: str | None) -> N
 class _Assignment(msgspec.Struct):
     seat: inventory.FreeSeat
     passenger_type: PassengerType
-    price: Money
 
 
 def _not_enough(free_in_class: int, seat_class: str) -> Conflict:
@@ -90,24 +89,6 @@ def _not_enough(free_in_class: int, seat_class: str) -> Conflict:
     )
 
 
-def _price(
-    fares: EffectiveFares,
-    seat_class: str,
-    kind: PassengerType,
-    field: str,
-) -> Money:
-    fare = fares.get((seat_class, kind.value))
-    if fare is None:
-        raise InvalidInput(
-            field,
-            _("There is no {passenger_type} fare for seat class {seat_class}.").format(
-                passenger_type=kind.value, seat_class=seat_class
-            ),
-            code="no_fare",
-        )
-    return fare[0]
-
-
 async def fares_of(departure: dict[str, Any]) -> EffectiveFares:
     """The departure's retail fares. Not inventory: they may be read before its lock."""
     return (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
@@ -120,9 +101,9 @@ async def assign(
     labels: list[tuple[str, PassengerType]] | None,
     agency_id: UUID | None = None,
 ) -> list[_Assignment]:
-    """Seats and retail prices (from `fares_of`) for a party, under the departure's lock.
-    Raises 409 when the seats are not there; nothing is reserved until the caller inserts
-    the lines."""
+    """Seats for a party, under the departure's lock. Raises 409 when the seats are not
+    there, and 400 `no_fare` (at the same point as ever) when `fares` (from `fares_of`)
+    cannot price one; nothing is reserved until the caller inserts the lines."""
     free = await inventory.free_seats(departure, agency_id)
     assignments: list[_Assignment] = []
     if labels is not None:
@@ -135,8 +116,8 @@ async def assign(
                     code="seat_unavailable",
                     errors=[FieldError(field=f"seats[{index}].label", message=_("Not available."))],
                 )
-            price = _price(fares, seat.seat_class, kind, f"seats[{index}].passenger_type")
-            assignments.append(_Assignment(seat, kind, price))
+            retail_fare(fares, PartySeat(seat.seat_class, kind, f"seats[{index}].passenger_type"))
+            assignments.append(_Assignment(seat, kind))
         return assignments
     assert counts is not None
     party_by_class: dict[str, list[PassengerType]] = defaultdict(list)
@@ -144,13 +125,13 @@ async def assign(
         party_by_class[seat_class].append(kind)
     for seat_class, party in party_by_class.items():
         for kind in set(party):
-            _price(fares, seat_class, kind, "counts")
+            retail_fare(fares, PartySeat(seat_class, kind))
         in_class = [seat for seat in free if seat.seat_class == seat_class]
         chosen = inventory.choose_seats(in_class, party)
         if chosen is None:
             raise _not_enough(len(in_class), seat_class)
         for seat, kind in zip(chosen, party, strict=True):
-            assignments.append(_Assignment(seat, kind, _price(fares, seat_class, kind, "counts")))
+            assignments.append(_Assignment(seat, kind))
     return assignments
 
 
@@ -237,9 +218,11 @@ async def create_booking(
     actor: str = "guest",
     hold_minutes: int | None = None,
     agency_id: UUID | None = None,
+    price_channel: PriceChannel = RETAIL,
     partner_uuid: str | None = None,
 ) -> BookingCreated:
-    """Hold seats for a party: all of them, or none (409)."""
+    """Hold seats for a party: all of them, or none (409). `agency_id` gives the agency's
+    allotment and ownership; `price_channel` what the booker pays (an agency's net)."""
     counts, labels, size = _party(data)
     if data.passengers is not None and len(data.passengers) > size:
         raise InvalidInput("passengers", _("More passengers than seats."))
@@ -259,13 +242,10 @@ async def create_booking(
         stop = await _pickup_stop(departure["id"], data.pickup_stop_id)
         assignments = await assign(departure, fares, counts, labels, agency_id)
         # What the booker pays per seat: the retail price, or an agency's net price.
-        pricing = await agency_pricing(agency_id, departure["route"]) if agency_id else None
-        prices = [
-            pricing.net(a.seat.seat_class, a.passenger_type.value, a.price.amount)
-            if pricing
-            else a.price.amount
-            for a in assignments
-        ]
+        quote = price_party(
+            fares, [PartySeat(a.seat.seat_class, a.passenger_type) for a in assignments],
+            price_channel,
+        )  # fmt: skip
         now = clock.now()
         minutes = hold_minutes if hold_minutes is not None else context["hold_minutes"]
         expires_at = min(
@@ -285,8 +265,8 @@ async def create_booking(
             contact_email=contact.email if contact else "",
             contact_phone=contact.phone if contact else "",
             locale=contact.locale if contact else "zh_Hans",
-            total_amount=sum(prices),
-            retail_amount=sum(a.price.amount for a in assignments) if pricing else None,
+            total_amount=quote.charged.amount,
+            retail_amount=quote.retail.amount if quote.agency_net else None,
             currency=context["currency"],
             agency=agency_id,
             partner_uuid=partner_uuid,
@@ -303,9 +283,9 @@ async def create_booking(
                 seat_label=a.seat.label,
                 seat_class=a.seat.seat_class,
                 passenger_type=a.passenger_type.value,
-                price_amount=prices[index],
-                retail_amount=a.price.amount if pricing else None,
-                currency=a.price.currency,
+                price_amount=price.charged.amount,
+                retail_amount=price.retail.amount if quote.agency_net else None,
+                currency=price.retail.currency,
                 position=index + 1,
                 passenger_name=passengers[index].name if index < len(passengers) else "",
                 id_document=(
@@ -313,7 +293,7 @@ async def create_booking(
                 ),
                 live=True,
             )
-            for index, a in enumerate(assignments)
+            for index, (a, price) in enumerate(zip(assignments, quote.seats, strict=True))
         ]
         await BookingLine.insert(*lines).run()
         await record_event(

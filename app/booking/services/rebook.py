@@ -20,6 +20,8 @@ from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput
 from app.core.events import publish
 from app.core.i18n import _
+from app.pricing.schemas import RETAIL, PartySeat
+from app.pricing.services import price_party, rebook_difference
 
 
 async def rebook(reference: str, token: str | None, departure_id: UUID) -> BookingOut:
@@ -61,12 +63,15 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
             .run()
         )
         party = [(line["seat_class"], PassengerType(line["passenger_type"])) for line in old_lines]
-        assignments = await assign(new, await fares_of(new), party, None)
+        fares = await fares_of(new)
+        assignments = await assign(new, fares, party, None)
+        # The party as it was, at the new departure's retail fares, line by line.
+        quote = price_party(fares, [PartySeat(*seat) for seat in party], RETAIL)
         by_class: dict[str, list[_Assignment]] = defaultdict(list)
         for a in assignments:
             by_class[a.seat.seat_class].append(a)
         new_lines = []
-        for line in old_lines:
+        for line, price in zip(old_lines, quote.seats, strict=True):
             a = next(
                 x for x in by_class[line["seat_class"]]
                 if x.passenger_type == PassengerType(line["passenger_type"])
@@ -80,8 +85,8 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
                     seat_label=a.seat.label,
                     seat_class=a.seat.seat_class,
                     passenger_type=line["passenger_type"],
-                    price_amount=a.price.amount,
-                    currency=a.price.currency,
+                    price_amount=price.charged.amount,
+                    currency=price.charged.currency,
                     position=line["position"],
                     passenger_name=line["passenger_name"],
                     id_document=line["id_document"],
@@ -95,24 +100,20 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
             .run()
         )
         old_total = booking["total_amount"]
-        new_total = sum(line.price_amount for line in new_lines)
+        change = rebook_difference(quote, old_total, booking["balance_due"])
+        new_total = change.new_total
         values: dict[Any, Any] = {
             Booking.departure: new["id"],
             Booking.total_amount: new_total,
             Booking.pickup_stop: None,
             Booking.updated_at: clock.now(),
         }
-        # A dearer departure adds to what is owed; a cheaper one first cancels what is
-        # still owed, and the rest is refunded.
-        difference = new_total - old_total
+        # A hold has paid nothing yet: it will be asked for the new total.
         refund = 0
-        if booking["status"] == BookingStatus.confirmed:
-            if difference > 0:
-                values[Booking.balance_due] = booking["balance_due"] + difference
-            elif difference < 0:
-                forgiven = min(booking["balance_due"], -difference)
-                refund = -difference - forgiven
-                values[Booking.balance_due] = booking["balance_due"] - forgiven
+        if booking["status"] == BookingStatus.confirmed and new_total != old_total:
+            refund = change.refund
+            values[Booking.balance_due] = change.balance_due
+            if refund:
                 values[Booking.refund_amount] = booking["refund_amount"] + refund
         await Booking.update(values).where(Booking.id == booking["id"]).run()
         details = {
