@@ -9,14 +9,19 @@ from uuid import UUID
 
 from app.booking.tables import Booking
 from app.core import clock
+from app.core.delivery import Backoff, RetryPolicy
 from app.notifications.tables import Notification
 
 MAX_ATTEMPTS = 6
+# 1, 2, 4, 8 ... minutes, at most an hour; a message fails after MAX_ATTEMPTS.
+NOTIFICATION_RETRY = RetryPolicy(
+    Backoff.doubling(timedelta(minutes=1), timedelta(hours=1)), max_attempts=MAX_ATTEMPTS
+)
 
 
 def backoff(attempts: int) -> timedelta:
-    """1, 2, 4, 8 ... minutes, at most an hour."""
-    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+    """The pause after the `attempts`-th failed attempt."""
+    return NOTIFICATION_RETRY.backoff.after(attempts)
 
 
 async def notify(
