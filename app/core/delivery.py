@@ -239,16 +239,20 @@ class Channel(ABC, Generic[T]):
         return min(self.longest_send, lease.total_seconds() / 2)
 
     def _due(self, now: datetime) -> Combinable:
-        """Waiting and due, or claimed by a worker whose lease has run out."""
+        """Waiting and due, or claimed by a worker whose lease has run out (whatever the
+        channel's own condition, checked when each one is claimed: an item listed behind
+        another may become claimable once that one is sent)."""
         ledger = self.ledger
         waiting: Combinable = ledger.status.is_in(list(ledger.waiting))
         if self.retry.max_attempts is not None:
             waiting = waiting & (ledger.attempts < self.retry.max_attempts)
-        due = (waiting | (ledger.status == ledger.claimed)) & (
+        return (waiting | (ledger.status == ledger.claimed)) & (
             ledger.due_at.is_null() | (ledger.due_at <= now)
         )
+
+    def _claimable(self, now: datetime) -> Combinable:
         extra = self.claimable(now)
-        return due if extra is None else due & extra
+        return self._due(now) if extra is None else self._due(now) & extra
 
     def _fence(self, claim: Claim[T]) -> Combinable:
         """The row, only while this attempt holds its claim."""
@@ -271,7 +275,7 @@ class Channel(ABC, Generic[T]):
         now = clock.now()
         query = (
             ledger.table.select()
-            .where((key == row_id) & self._due(now))
+            .where((key == row_id) & self._claimable(now))
             .first()
             .output(load_json=True)
         )
