@@ -14,7 +14,8 @@ module does the rest, the same way for every channel:
    before its send (a paused worker) sends nothing.
 3. Record the outcome only if the claim is still this attempt's (fencing: a worker that
    overran its lease never overwrites its successor's record): done, failed and tried
-   again after the backoff, or given up (a permanent refusal, or no retries left).
+   again after the backoff, or given up (a permanent refusal, or no retries left): the
+   channel's `RetryPolicy` (`app/core/backoff.py`).
 
 A worker killed mid-send leaves its claim to lapse; the next claim sends again under the
 same key (Message-ID, event id, idempotency key), so receivers drop the copy. A lapsed
@@ -41,6 +42,7 @@ from piccolo.custom_types import Combinable
 from piccolo.table import Table
 
 from app.core import clock
+from app.core.backoff import RetryPolicy
 from app.core.database import is_sqlite, write_transaction
 from app.core.settings import get_settings
 
@@ -68,43 +70,6 @@ def worker_name() -> str:
 
 def _name(column: Column | str) -> str:
     return column if isinstance(column, str) else column._meta.name
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """The pauses after the 1st, 2nd ... failed attempt; the last one repeats."""
-
-    pauses: tuple[timedelta, ...]
-
-    @classmethod
-    def doubling(cls, first: timedelta, longest: timedelta) -> Backoff:
-        """`first`, twice that, four times ..., at most `longest`."""
-        pauses = [first]
-        while pauses[-1] < longest:
-            pauses.append(min(pauses[-1] * 2, longest))
-        return cls(tuple(pauses))
-
-    def after(self, attempts: int) -> timedelta:
-        return self.pauses[min(max(attempts, 1), len(self.pauses)) - 1]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """When a failed attempt is tried again, and when retrying stops."""
-
-    backoff: Backoff
-    # No more attempts than this.
-    max_attempts: int | None = None
-    # No retry later than this after the row's `Ledger.retry_from`.
-    window: timedelta | None = None
-
-    def exhausted(self, attempts: int) -> bool:
-        return self.max_attempts is not None and attempts >= self.max_attempts
-
-    def gives_up(self, attempts: int, retry_at: datetime, since: datetime | None) -> bool:
-        """Whether the attempt `attempts`, failed, was the last one."""
-        late = self.window is not None and since is not None and retry_at - since > self.window
-        return self.exhausted(attempts) or late
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.core.delivery import Backoff, RetryPolicy
+from app.core.backoff import Backoff, RetryPolicy
 
 MINUTE = timedelta(minutes=1)
 

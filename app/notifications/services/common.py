@@ -9,7 +9,7 @@ from uuid import UUID
 
 from app.booking.tables import Booking
 from app.core import clock
-from app.core.delivery import Backoff, RetryPolicy
+from app.core.backoff import Backoff, RetryPolicy
 from app.notifications.tables import Notification
 
 MAX_ATTEMPTS = 6

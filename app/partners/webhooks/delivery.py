@@ -26,13 +26,12 @@ from piccolo.custom_types import Combinable
 from standardwebhooks import Webhook
 
 from app.core import clock, http_clients
+from app.core.backoff import Backoff, RetryPolicy
 from app.core.delivery import (
-    Backoff,
     Channel,
     Claim,
     Ledger,
     Outcome,
-    RetryPolicy,
     Row,
     Unsent,
     Values,

@@ -11,7 +11,8 @@ from uuid import UUID
 from piccolo.custom_types import Combinable
 
 from app.core import clock
-from app.core.delivery import Backoff, Channel, Claim, Ledger, Outcome, RetryPolicy, Row
+from app.core.backoff import Backoff, RetryPolicy
+from app.core.delivery import Channel, Claim, Ledger, Outcome, Row
 from app.core.errors import DomainError
 from app.core.i18n import _
 from app.payments.providers import RefundState, get_provider, is_remote

@@ -15,13 +15,12 @@ from typing import Any
 from uuid import UUID
 
 from app.core import clock
+from app.core.backoff import Backoff, RetryPolicy
 from app.core.delivery import (
-    Backoff,
     Channel,
     Claim,
     Ledger,
     Outcome,
-    RetryPolicy,
     Row,
     Unsent,
 )
