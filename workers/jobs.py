@@ -21,7 +21,6 @@ from app.notifications.services.reminders import queue_reminders
 from app.notifications.services.sending import send_due_notifications
 from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
-from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
 from app.payments.services.refunds import execute_pending_refunds
 from app.payments.services.sweep import sync_open_payments
 
@@ -83,15 +82,6 @@ def _whole_batch(run: Callable[[], Awaitable[int]]) -> Callable[[float], Awaitab
     return call
 
 
-# Each refund may wait for Stripe up to its timeout: a batch that fits in one call (3);
-# the run drains a backlog batch after batch.
-REFUNDS_PER_CALL = max(1, int(STEP_TIMEOUT * (1 - RECORD_MARGIN) // STRIPE_TIMEOUT_SECONDS))
-
-
-async def _refunds(deadline: float) -> int:
-    return await execute_pending_refunds(limit=REFUNDS_PER_CALL)
-
-
 STEPS: list[Step] = [
     Step("expired", _whole_batch(expire_all_overdue), every=10),
     # Before the outbox (in `tick`): the waiting-list offers a release makes go out with it.
@@ -99,7 +89,7 @@ STEPS: list[Step] = [
     Step("outbox", _whole_batch(dispatch_outbox), every=2),
     Step("reminders", _whole_batch(queue_reminders), every=60),
     Step("sent", lambda deadline: send_due_notifications(deadline=deadline), every=2),
-    Step("refunds", _refunds, every=30),
+    Step("refunds", lambda deadline: execute_pending_refunds(deadline=deadline), every=30),
     Step("idempotency_purged", _whole_batch(purge_expired), every=600),
     Step("webhooks_delivered", lambda deadline: deliver_due_webhooks(deadline=deadline), every=5),
     Step("payments_synced", _whole_batch(sync_open_payments), every=60, drain=False, stripe=True),

@@ -3,7 +3,7 @@
 Events are stored by `app.core.events.publish` in the transaction that causes them. A
 worker step takes due rows (skipping rows another worker holds), runs each event's
 outbox handlers in a savepoint of its own, and marks the row done, or retries it later
-with backoff, giving up after `MAX_ATTEMPTS`.
+with backoff, giving up after `OUTBOX_RETRY` runs out.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from app.core import clock
 from app.core.after_commit import savepoint
+from app.core.backoff import Backoff, RetryPolicy
 from app.core.database import write_transaction
 from app.core.engine import is_sqlite
 from app.core.events import UnknownEvent, bus
@@ -21,12 +22,10 @@ from app.core.tables import OutboxMessage
 
 logger = logging.getLogger("tourline.outbox")
 
-MAX_ATTEMPTS = 6
-
-
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4, 8 ... minutes, at most an hour."""
-    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+# 1, 2, 4, 8 ... minutes, at most an hour; a row is given up after six attempts.
+OUTBOX_RETRY = RetryPolicy(
+    Backoff.doubling(timedelta(minutes=1), timedelta(hours=1)), max_attempts=6
+)
 
 
 async def _handle(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -79,8 +78,10 @@ async def dispatch_outbox(limit: int = 100) -> int:
                         {
                             OutboxMessage.attempts: attempts,
                             OutboxMessage.last_error: f"{type(exc).__name__}: {exc}"[:2000],
-                            OutboxMessage.available_at: now + backoff(attempts),
-                            OutboxMessage.failed_at: now if attempts >= MAX_ATTEMPTS else None,
+                            OutboxMessage.available_at: now + OUTBOX_RETRY.backoff.after(attempts),
+                            OutboxMessage.failed_at: now
+                            if OUTBOX_RETRY.exhausted(attempts)
+                            else None,
                         }
                     )
                     .where(OutboxMessage.id == row["id"])

@@ -1,5 +1,4 @@
-"""Creating a notification once per key, and the retry policy shared by the outbox and
-the sending of notifications."""
+"""Creating a notification once per key, and the retry policy of sending them."""
 
 from __future__ import annotations
 
@@ -9,14 +8,13 @@ from uuid import UUID
 
 from app.booking.tables import Booking
 from app.core import clock
+from app.core.backoff import Backoff, RetryPolicy
 from app.notifications.tables import Notification
 
-MAX_ATTEMPTS = 6
-
-
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4, 8 ... minutes, at most an hour."""
-    return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
+# 1, 2, 4, 8 ... minutes, at most an hour; a message fails after six attempts.
+NOTIFICATION_RETRY = RetryPolicy(
+    Backoff.doubling(timedelta(minutes=1), timedelta(hours=1)), max_attempts=6
+)
 
 
 async def notify(

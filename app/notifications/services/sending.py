@@ -1,33 +1,35 @@
-"""Sending notifications, delivered at least once, effective once.
+"""Sending notifications (mail and SMS) through the one delivery mechanism
+(`app.core.delivery`): claimed in a committed transaction before the network call, sent
+once, re-tried with backoff, recorded only by the attempt that holds the claim.
 
-A notification is claimed in a committed transaction before the network call: status
-`sending`, the attempt's number, the worker and a lease. The claim re-checks the booking's
-current state (`SENDABLE_WHILE`): a message that no longer applies is `skipped`, never
-sent. The send is cut off after half the lease, so a slow server can never outlast the
-claim and let a second worker send a copy; the outcome is recorded only if the claim is
-still this attempt's. A claim whose worker died is taken over when its lease runs out
-(the outcome is unknown: at least once), and the message goes out with the same Message-ID.
+The claim re-checks the booking's current state (`SENDABLE_WHILE`): a message that no
+longer applies is `skipped`, never sent. A claim whose worker died is taken over when its
+lease runs out (the outcome is unknown: at least once), and the message goes out with the
+same Message-ID, derived from its key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
-import os
-import socket
-import time
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 from app.booking.services.view import booking_out
 from app.booking.tables import Booking
 from app.catalogue.services.common import as_dict
 from app.catalogue.tables import Departure, Route
 from app.core import clock
-from app.core.database import write_transaction
-from app.core.engine import is_sqlite
+from app.core.delivery import (
+    Channel,
+    Claim,
+    Ledger,
+    Outcome,
+    Row,
+    Unsent,
+    Values,
+    send_lease,
+    worker_name,
+)
 from app.core.i18n import localize, use_locale
 from app.core.links import booking_url
 from app.core.settings import get_settings
@@ -39,10 +41,12 @@ from app.notifications.channels import (
     send_email,
 )
 from app.notifications.messages import booking_email, waitlist_offer_email
-from app.notifications.services.common import MAX_ATTEMPTS, _without_token, backoff
+from app.notifications.services.common import NOTIFICATION_RETRY, _without_token
 from app.notifications.tables import Notification, NotificationStatus
 
-logger = logging.getLogger("tourline.notifications")
+# Re-exported: the lease and the worker's name were defined here before the mechanism
+# was shared.
+__all__ = ["send_due_notifications", "send_lease", "worker_name"]
 
 
 class NoLongerRelevant(Exception):
@@ -75,35 +79,19 @@ def sendable_while(kind: str) -> frozenset[str] | None:
     return SENDABLE_WHILE[kind.split(".", 1)[0] if kind.startswith("reminder.") else kind]
 
 
-def send_lease() -> timedelta:
-    return timedelta(seconds=get_settings().send_lease_seconds)
-
-
-def worker_name() -> str:
-    """Who holds a claim: shown to operators, and what a test kills."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def sms_provider() -> SmsProvider:
     """The SMS provider: no SMS gateway is configured yet, so the text is logged."""
     return LoggingSmsProvider()
 
 
-def _token_dropped(notification: dict[str, Any]) -> dict[Any, Any]:
+def _token_dropped(notification: Row) -> Values:
     """Once a message is settled (sent, or failed for good), the guest's access token it
     carried is no longer kept in the clear."""
     payload = _without_token(notification["payload"])
     return {} if payload is None else {Notification.payload: payload}
 
 
-def _due(now: Any) -> Any:
-    """Pending and due, or claimed by a worker whose lease has run out."""
-    return Notification.status.is_in(
-        [NotificationStatus.pending.value, NotificationStatus.sending.value]
-    ) & (Notification.next_attempt_at <= now)
-
-
-async def _no_longer_relevant(notification: dict[str, Any]) -> str | None:
+async def _no_longer_relevant(notification: Row) -> str | None:
     """Why the message must not go out now, or None."""
 
     statuses = sendable_while(notification["kind"])
@@ -122,79 +110,71 @@ async def _no_longer_relevant(notification: dict[str, Any]) -> str | None:
     return None
 
 
-async def _claim(notification_id: UUID, lease: timedelta) -> dict[str, Any] | None:
-    """Claim a due notification for one attempt, committed before anything is sent; None
-    if another worker has it, or it no longer applies (then it is `skipped`)."""
-    now = clock.now()
-    query = (
-        Notification.select()
-        .where((Notification.id == notification_id) & _due(now))
-        .first()
-        .output(load_json=True)
+class NotificationChannel(Channel[dict[str, Any]]):
+    """Mail and SMS: each notification one message, cut off after half the lease."""
+
+    name = "notification"
+    ledger = Ledger(
+        table=Notification,
+        status=Notification.status,
+        attempts=Notification.attempts,
+        due_at=Notification.next_attempt_at,
+        error=Notification.last_error,
+        waiting=(NotificationStatus.pending.value,),
+        claimed=NotificationStatus.sending.value,
+        retrying=NotificationStatus.pending.value,
+        given_up=NotificationStatus.failed.value,
+        order=(Notification.created_at,),
+        claimed_by=Notification.claimed_by,
     )
-    if not is_sqlite():
-        query = query.lock_rows("UPDATE", skip_locked=True)
-    async with write_transaction():
-        row = await query.run()
-        if row is None:
-            return None  # Another worker has it, or has just sent it.
-        notification = dict(row)
-        reason = await _no_longer_relevant(notification)
-        status = NotificationStatus.skipped
-        if reason is None and notification["attempts"] >= MAX_ATTEMPTS:
-            # Its last attempt's worker died: what happened to the message is unknown.
-            reason, status = "the last attempt's worker stopped", NotificationStatus.failed
+    retry = NOTIFICATION_RETRY
+    # Only the lease bounds a message: half of it.
+    longest_send = float("inf")
+
+    async def prepare(self, row: Row) -> dict[str, Any] | Unsent:
+        reason = await _no_longer_relevant(row)
         if reason is not None:
-            await (
-                Notification.update(
-                    {
-                        Notification.status: status.value,
-                        Notification.last_error: f"not sent: {reason}"[:2000],
-                        **_token_dropped(notification),
-                    }
+            return Unsent(NotificationStatus.skipped.value, reason)
+        return dict(row)
+
+    def settled(self, row: Row) -> Values:
+        return _token_dropped(row)
+
+    async def send(self, claim: Claim[dict[str, Any]], seconds: float) -> Outcome:
+        notification = claim.item
+        try:
+            email = await render(notification)
+            if notification["channel"] == "sms":
+                await sms_provider().send(
+                    notification["recipient"], f"{email.subject}\n{email.text}"
                 )
-                .where(Notification.id == notification_id)
-                .run()
-            )
-            return None
-        notification["attempts"] += 1
-        await (
-            Notification.update(
-                {
-                    Notification.status: NotificationStatus.sending.value,
-                    Notification.attempts: notification["attempts"],
-                    Notification.next_attempt_at: now + lease,
-                    Notification.claimed_by: worker_name(),
-                }
-            )
-            .where(Notification.id == notification_id)
-            .run()
+            else:
+                settings = get_settings()
+                email = dataclasses.replace(
+                    email, message_id=message_id(notification["key"], settings.mail_from)
+                )
+                await send_email(settings, email, command_timeout=seconds)
+        except NoLongerRelevant as exc:
+            # The message cannot be made (its booking is missing): it fails for good.
+            return Outcome.failed(f"not sent: {exc}", permanent=True)
+        except DeliveryError as exc:
+            # A temporary refusal, or an outcome we cannot know (a dropped connection: the
+            # server may have taken the message), is tried again after the backoff, with
+            # the same Message-ID. A permanent refusal is not.
+            return Outcome.failed(str(exc), permanent=exc.permanent)
+        return Outcome.done(
+            NotificationStatus.sent.value,
+            values={
+                Notification.subject: email.subject[:300],
+                Notification.sent_at: clock.now(),
+            },
         )
-    return notification
 
 
-async def _record(notification: dict[str, Any], values: dict[Any, Any]) -> bool:
-    """Record an attempt's outcome, only if the claim is still this attempt's (fencing: a
-    worker that overran its lease must not overwrite its successor's record)."""
-    recorded = (
-        await Notification.update(values)
-        .where(
-            (Notification.id == notification["id"])
-            & (Notification.status == NotificationStatus.sending.value)
-            & (Notification.attempts == notification["attempts"])
-        )
-        .returning(Notification.id)
-        .run()
-    )
-    if not recorded:
-        logger.warning(
-            "notification %s: attempt %s lost its claim before its outcome was recorded",
-            notification["id"], notification["attempts"],
-        )  # fmt: skip
-    return bool(recorded)
+NOTIFICATIONS = NotificationChannel()
 
 
-async def render(notification: dict[str, Any]) -> Any:
+async def render(notification: Row) -> Any:
     """The email of a notification, in its locale."""
     payload = notification["payload"] if isinstance(notification["payload"], dict) else {}
     with use_locale(notification["locale"]):
@@ -254,94 +234,4 @@ async def send_due_notifications(
     """Send every due notification once; failures wait and are tried again, then fail.
     Returns how many were sent. With a `deadline` (time.monotonic()), no message is
     claimed once less time is left than one send may take."""
-    settings = get_settings()
-    lease = lease or send_lease()
-    # Well inside the lease: the claim outlives the attempt, whatever the server does.
-    timeout = lease.total_seconds() / 2
-    due = (
-        await Notification.select(Notification.id)
-        .where(_due(clock.now()))
-        .order_by(Notification.created_at)
-        .limit(limit)
-        .run()
-    )
-    sent = 0
-    for row in due:
-        if deadline is not None and time.monotonic() + timeout > deadline:
-            break  # the next call takes it, with time to record its outcome
-        notification = await _claim(row["id"], lease)
-        if notification is None:
-            continue
-        sent += await _attempt(settings, notification, lease, timeout)
-    return sent
-
-
-async def _attempt(
-    settings: Any, notification: dict[str, Any], lease: timedelta, seconds: float
-) -> int:
-    """Send one claimed notification and record the outcome; 1 if it was sent."""
-    attempts = notification["attempts"]
-    try:
-        async with asyncio.timeout(seconds):
-            email = await render(notification)
-            if notification["channel"] == "sms":
-                await sms_provider().send(
-                    notification["recipient"], f"{email.subject}\n{email.text}"
-                )
-            else:
-                email = dataclasses.replace(
-                    email, message_id=message_id(notification["key"], settings.mail_from)
-                )
-                await send_email(settings, email, command_timeout=seconds)
-    except NoLongerRelevant as exc:
-        # The message cannot be made (its booking is missing): it fails for good.
-        await _record(
-            notification,
-            {
-                Notification.status: NotificationStatus.failed.value,
-                Notification.last_error: f"not sent: {exc}",
-                **_token_dropped(notification),
-            },
-        )
-        return 0
-    except Exception as exc:
-        # A temporary refusal, or an outcome we cannot know (a timeout, a dropped
-        # connection: the server may have taken the message), is tried again after the
-        # backoff, with the same Message-ID. A permanent refusal is not. Anything else (a
-        # bug) is logged and waits at least for the lease: it neither stops the other
-        # messages nor is retried forever.
-        now = clock.now()
-        permanent = isinstance(exc, DeliveryError) and exc.permanent
-        failed = permanent or attempts >= MAX_ATTEMPTS
-        delay = backoff(attempts)
-        if isinstance(exc, DeliveryError):
-            error = str(exc)
-        elif isinstance(exc, TimeoutError):
-            error = f"no answer within {seconds:g} s: the outcome is unknown"
-        else:
-            logger.exception("notification %s failed unexpectedly", notification["id"])
-            error = f"{type(exc).__name__}: {exc}"
-            delay = max(delay, lease)
-        await _record(
-            notification,
-            {
-                Notification.last_error: error[:2000],
-                Notification.status: (
-                    NotificationStatus.failed.value if failed else NotificationStatus.pending.value
-                ),
-                Notification.next_attempt_at: now + delay,
-                **(_token_dropped(notification) if failed else {}),
-            },
-        )
-        return 0
-    recorded = await _record(
-        notification,
-        {
-            Notification.status: NotificationStatus.sent.value,
-            Notification.subject: email.subject[:300],
-            Notification.sent_at: clock.now(),
-            Notification.last_error: "",
-            **_token_dropped(notification),
-        },
-    )
-    return int(recorded)
+    return await NOTIFICATIONS.deliver_due(limit=limit, lease=lease, deadline=deadline)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
+
+from piccolo.custom_types import Combinable
 
 from app.core import clock
-from app.core.database import write_transaction
+from app.core.backoff import Backoff, RetryPolicy
+from app.core.delivery import Channel, Claim, Ledger, Outcome, Row
 from app.core.errors import DomainError
 from app.core.i18n import _
 from app.payments.providers import RefundState, get_provider, is_remote
+from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
 
 logger = logging.getLogger("tourline.payments")
@@ -27,6 +31,9 @@ REFUND_RETRY_MAX = timedelta(hours=1)
 # timeout and retries). A worker that dies holding it leaves the refund to the next worker
 # once it lapses, with the same idempotency key.
 REFUND_LEASE = timedelta(minutes=5)
+# The longest one call to the provider may take (Stripe's timeout, and a margin for its own
+# answer to come first); a call cut off is an unknown outcome, retried under the same key.
+REFUND_CALL_SECONDS = STRIPE_TIMEOUT_SECONDS + 5
 
 
 def _refund_status(provider_status: str) -> RefundStatus:
@@ -175,73 +182,6 @@ def refund_idempotency_key(refund: dict[str, Any]) -> str:
     return f"tourline-refund-{refund['id']}"
 
 
-def _refund_claimable(now: datetime) -> Any:
-    """Refunds a worker may take: owed and not yet asked for (or failed, once their retry
-    is due), and those whose worker's claim lapsed with the outcome unknown."""
-    due = Refund.claimed_until.is_null() | (Refund.claimed_until <= now)
-    owed = Refund.status.is_in([RefundStatus.pending.value, RefundStatus.failed.value]) & due
-    lapsed = (Refund.status == RefundStatus.processing.value) & (Refund.claimed_until <= now)
-    return (owed | lapsed) & Refund.provider_id.is_null() & (Refund.attempts < MAX_REFUND_ATTEMPTS)
-
-
-async def claim_refund(refund_id: UUID) -> dict[str, Any] | None:
-    """Claim one refund for this worker in a committed row, before any call to the
-    provider; None when it is not due or another worker holds it."""
-    now = clock.now()
-    async with write_transaction():
-        rows = (
-            await Refund.update(
-                {
-                    Refund.status: RefundStatus.processing.value,
-                    Refund.claim: uuid4(),
-                    Refund.claimed_until: now + REFUND_LEASE,
-                    Refund.attempts: Refund.attempts + 1,
-                    Refund.updated_at: now,
-                }
-            )
-            .where((Refund.id == refund_id) & _refund_claimable(now))
-            .returning(*Refund.all_columns())
-            .run()
-        )
-    return dict(rows[0]) if rows else None
-
-
-async def _record_refund(claimed: dict[str, Any], values: dict[Any, Any]) -> bool:
-    """Record a claimed refund's outcome, only if this worker's claim still holds (a worker
-    whose lease lapsed must not overwrite what the next one found)."""
-    updated = (
-        await Refund.update({**values, Refund.claim: None, Refund.updated_at: clock.now()})
-        .where(
-            (Refund.id == claimed["id"])
-            & (Refund.claim == claimed["claim"])
-            & (Refund.status == RefundStatus.processing.value)
-        )
-        .returning(Refund.id)
-        .run()
-    )
-    if not updated:
-        logger.warning("refund %s was taken over by another worker", claimed["id"])
-    return bool(updated)
-
-
-async def _still_claimed(claimed: dict[str, Any]) -> bool:
-    return bool(
-        await Refund.exists()
-        .where(
-            (Refund.id == claimed["id"])
-            & (Refund.claim == claimed["claim"])
-            & (Refund.status == RefundStatus.processing.value)
-            & (Refund.claimed_until > clock.now())
-        )
-        .run()
-    )
-
-
-def _retry_delay(attempts: int) -> timedelta:
-    factor: int = 2 ** min(max(0, attempts - 1), 16)
-    return min(REFUND_RETRY_FIRST * factor, REFUND_RETRY_MAX)
-
-
 async def _ask_provider(claimed: dict[str, Any], provider_id: str | None) -> RefundState:
     key = refund_idempotency_key(claimed)
     provider = get_provider(claimed["provider"])
@@ -255,69 +195,97 @@ async def _ask_provider(claimed: dict[str, Any], provider_id: str | None) -> Ref
     return await provider.refund(provider_id, claimed["amount"], key)
 
 
+class RefundChannel(Channel[dict[str, Any]]):
+    """Refunds through their provider: a claimed refund is `processing` under a fresh
+    claim id; a failed one waits in `failed` for its retry."""
+
+    name = "refund"
+    ledger = Ledger(
+        table=Refund,
+        status=Refund.status,
+        attempts=Refund.attempts,
+        due_at=Refund.claimed_until,
+        error=Refund.last_error,
+        waiting=(RefundStatus.pending.value, RefundStatus.failed.value),
+        claimed=RefundStatus.processing.value,
+        retrying=RefundStatus.failed.value,
+        given_up=RefundStatus.failed.value,
+        order=(Refund.created_at,),
+        token=Refund.claim,
+        touched_at=Refund.updated_at,
+    )
+    retry = RetryPolicy(
+        Backoff.doubling(REFUND_RETRY_FIRST, REFUND_RETRY_MAX), max_attempts=MAX_REFUND_ATTEMPTS
+    )
+    longest_send = REFUND_CALL_SECONDS
+
+    def lease(self) -> timedelta:
+        return REFUND_LEASE
+
+    def claimable(self, now: datetime) -> Combinable:
+        return Refund.provider_id.is_null()  # not asked for yet, or with no answer
+
+    async def prepare(self, row: Row) -> dict[str, Any]:
+        return dict(row)
+
+    async def send(self, claim: Claim[dict[str, Any]], seconds: float) -> Outcome:
+        claimed = claim.item
+        payment = (
+            await Payment.select(Payment.provider_id)
+            .where(Payment.id == claimed["payment"])
+            .first()
+            .run()
+        )
+        if payment is None or (not payment["provider_id"] and is_remote(claimed["provider"])):
+            return Outcome.failed(
+                _("The payment to refund is unknown to the provider."),
+                permanent=True,
+                values={Refund.attempts: MAX_REFUND_ATTEMPTS},  # never claimed again
+            )
+        try:
+            state = await _ask_provider(claimed, payment["provider_id"])
+        except DomainError as exc:
+            # Unknown whether the provider acted (or it is not configured): retried later
+            # under the same key, never left claimed.
+            return Outcome.failed(str(exc.detail or exc.code))
+        return Outcome.done(
+            _refund_status(state.status).value,
+            values={Refund.provider_id: state.provider_id, Refund.claimed_until: None},
+        )
+
+
+REFUNDS = RefundChannel()
+
+
+async def claim_refund(refund_id: UUID) -> dict[str, Any] | None:
+    """Claim one refund for this worker in a committed row, before any call to the
+    provider; the refund as claimed, or None when it is not due or another worker holds
+    it."""
+    claim = await REFUNDS.claim(refund_id)
+    return None if claim is None else claim.item
+
+
 async def execute_refund(claimed: dict[str, Any]) -> bool:
     """Pay back one refund this worker has claimed (`claim_refund`); True when the provider
-    accepted it and its answer was recorded."""
-    payment = (
-        await Payment.select(Payment.provider_id)
-        .where(Payment.id == claimed["payment"])
-        .first()
-        .run()
+    answered and its answer was recorded."""
+    claim = Claim(
+        claimed["id"], claimed["attempts"], REFUND_LEASE, claimed["claim"], claimed, claimed
     )
-    if payment is None or (not payment["provider_id"] and is_remote(claimed["provider"])):
-        await _record_refund(
-            claimed,
-            {
-                Refund.status: RefundStatus.failed.value,
-                Refund.attempts: MAX_REFUND_ATTEMPTS,
-                Refund.last_error: _("The payment to refund is unknown to the provider."),
-                Refund.claimed_until: None,
-            },
-        )
-        return False
-    if not await _still_claimed(claimed):
-        return False  # Paused past its lease: the refund is another worker's now.
-    try:
-        state = await _ask_provider(claimed, payment["provider_id"])
-    except DomainError as exc:
-        # Unknown whether Stripe acted (or it is not configured): retried later under the
-        # same key, never left claimed.
-        await _record_refund(
-            claimed,
-            {
-                Refund.status: RefundStatus.failed.value,
-                Refund.last_error: str(exc.detail or exc.code),
-                Refund.claimed_until: clock.now() + _retry_delay(claimed["attempts"]),
-            },
-        )
-        return False
-    return await _record_refund(
-        claimed,
-        {
-            Refund.provider_id: state.provider_id,
-            Refund.status: _refund_status(state.status).value,
-            Refund.last_error: "",
-            Refund.claimed_until: None,
-        },
-    )
+    return await REFUNDS.attempt(claim, REFUNDS.send_seconds(REFUND_LEASE))
 
 
-async def execute_pending_refunds(booking_ids: list[UUID] | None = None, *, limit: int = 50) -> int:
+async def execute_pending_refunds(
+    booking_ids: list[UUID] | None = None, *, limit: int = 50, deadline: float | None = None
+) -> int:
     """Pay back the refunds that are due, oldest first, at most `limit` (a batch: the
     refunds step drains a backlog batch after batch); returns how many the provider
-    accepted.
+    answered. With a `deadline` (time.monotonic()), no refund is claimed once less time
+    is left than one call to the provider may take.
 
     Each refund is claimed in a committed row first, so two workers never send the same
-    one; Stripe sees the refund's natural key as idempotency key, so a retry after an
-    unknown outcome can never pay twice."""
-    query = Refund.select(Refund.id).where(_refund_claimable(clock.now()))
-    if booking_ids is not None:
-        if not booking_ids:
-            return 0
-        query = query.where(Refund.booking.is_in(booking_ids))
-    done = 0
-    for row in await query.order_by(Refund.created_at).limit(limit).run():
-        claimed = await claim_refund(row["id"])
-        if claimed is not None and await execute_refund(claimed):
-            done += 1
-    return done
+    one; the provider sees the refund's natural key as idempotency key, so a retry after
+    an unknown outcome can never pay twice."""
+    if booking_ids is not None and not booking_ids:
+        return 0
+    only = None if booking_ids is None else Refund.booking.is_in(booking_ids)
+    return await REFUNDS.deliver_due(limit=limit, deadline=deadline, only=only)

@@ -21,13 +21,16 @@ from app.core.database import write_transaction
 from app.core.outbox import dispatch_outbox
 from app.notifications import channels
 from app.notifications.services import sending
-from app.notifications.services.common import MAX_ATTEMPTS, backoff
+from app.notifications.services.common import NOTIFICATION_RETRY
 from app.notifications.services.reminders import queue_reminders
 from app.notifications.services.sending import send_due_notifications
 from app.notifications.tables import Notification, NotificationStatus
 from tests.assertions import ok
 from tests.conftest import Account, Mailbox
 from tests.factories import create_route, create_vehicle, in_days, set_route_fares
+
+MAX_ATTEMPTS = NOTIFICATION_RETRY.max_attempts or 0
+backoff = NOTIFICATION_RETRY.backoff.after
 
 BOOKINGS = "/api/v1/bookings"
 DEPARTURES = "/api/v1/operator/departures"
