@@ -209,11 +209,10 @@ def create_operator(
     admin_password: str | None,
 ) -> None:
     """Create an operator (and optionally its first admin login)."""
-    from app.accounts.schemas import StaffCreate
+    from app.accounts.operators import create_operator as create
+    from app.accounts.schemas import OperatorCreate, StaffCreate
     from app.accounts.services import create_staff
     from app.accounts.tables import StaffRole
-    from app.catalogue.schemas import OperatorCreate
-    from app.catalogue.services.operators import create_operator as create
     from app.core.database import migrate as run_migrations
 
     operator_data = _validated(
@@ -265,9 +264,9 @@ def create_staff_command(
     email: str, name: str, role: str, operator_slug: str | None, password: str | None
 ) -> None:
     """Create a staff login: a platform admin, or an operator's admin or staff."""
+    from app.accounts.operators import find_operator_id
     from app.accounts.schemas import StaffCreate
     from app.accounts.services import create_staff
-    from app.catalogue.services.operators import find_operator_id
     from app.core.database import migrate as run_migrations
 
     if (role == "platform_admin") == bool(operator_slug):

@@ -68,7 +68,8 @@ async def build_catalogue() -> Catalogue:
     departures, entered through the catalogue services as an operator would."""
     import msgspec
 
-    from app.accounts.schemas import OperatorPrincipal, StaffCreate
+    from app.accounts import operators
+    from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
     from app.accounts.services import create_staff
     from app.accounts.tables import StaffRole
     from app.catalogue import schemas
@@ -76,7 +77,6 @@ async def build_catalogue() -> Catalogue:
         departure_edits,
         departure_status,
         fares,
-        operators,
         routes,
         seasons,
         vehicles,
@@ -99,7 +99,7 @@ async def build_catalogue() -> Catalogue:
                     "contact_email": "service@rush.example",
                     "contact_phone": "+86 371 6000 0000",
                 },
-                schemas.OperatorCreate,
+                OperatorCreate,
             )
         )
         staff = await create_staff(

@@ -18,7 +18,6 @@ from app.catalogue.tables import DepartureStatus, PassengerType, RouteKind, Rout
 from app.core.money import CurrencyCode, MinorUnits, PriceOut
 from app.core.schemas import (
     ClockTime,
-    Email,
     LocalizedText,
     Phone,
     ShortLocalizedText,
@@ -79,35 +78,6 @@ class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 # ---------------------------------------------------------------- operators
-
-
-class OperatorCreate(Input, kw_only=True):
-    slug: Slug
-    name: ShortLocalizedText
-    contact_email: Email
-    contact_phone: Phone
-    currency: CurrencyCode = "CNY"
-    time_zone: TimeZoneName = "Asia/Shanghai"
-    default_locale: Literal["zh_Hans", "en"] = "zh_Hans"
-
-
-class OperatorUpdate(Input, kw_only=True):
-    name: ShortLocalizedText | UnsetType = UNSET
-    contact_email: Email | UnsetType = UNSET
-    contact_phone: Phone | UnsetType = UNSET
-    time_zone: TimeZoneName | UnsetType = UNSET
-    default_locale: Literal["zh_Hans", "en"] | UnsetType = UNSET
-
-
-class OperatorOut(msgspec.Struct, kw_only=True):
-    id: UUID
-    slug: str
-    name: dict[str, str]
-    contact_email: str
-    contact_phone: str
-    currency: str
-    time_zone: str
-    default_locale: str
 
 
 class OperatorBrief(msgspec.Struct, kw_only=True):

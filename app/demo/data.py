@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from app.accounts.schemas import OperatorPrincipal, StaffCreate
+from app.accounts import operators
+from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
 from app.catalogue.schemas import (
@@ -21,7 +22,6 @@ from app.catalogue.schemas import (
     DepartureCreate,
     FaresIn,
     ItineraryIn,
-    OperatorCreate,
     RouteCreate,
     SeasonalOfferIn,
     VehicleCreate,
@@ -30,7 +30,6 @@ from app.catalogue.services import (
     departure_edits,
     departure_status,
     fares,
-    operators,
     routes,
     seasons,
     seat_blocks,

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.catalogue.schemas import (
@@ -23,7 +24,6 @@ from app.catalogue.services.common import (
     owned_route,
     owned_vehicle,
     require_aware,
-    require_time_zone,
     text_dict,
 )
 from app.catalogue.services.departures import departure_out, has_live_bookings

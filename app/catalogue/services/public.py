@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from app.accounts.tables import Operator
 from app.catalogue.schemas import (
     OperatorBrief,
     PolicyTierOut,
@@ -41,7 +42,6 @@ from app.catalogue.tables import (
     DepartureSeatBlock,
     DepartureStatus,
     DepartureStop,
-    Operator,
     PassengerType,
     Route,
     RouteKind,

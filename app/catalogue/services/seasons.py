@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
+from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.catalogue.schemas import (
@@ -17,7 +18,6 @@ from app.catalogue.services.common import (
     owned_route,
     parse_clock_time,
     require_calendar_date,
-    require_time_zone,
     text_dict,
 )
 from app.catalogue.services.departure_edits import _check_vehicle
