@@ -27,11 +27,18 @@ from app.booking.controllers import (
     OperatorBookingController,
     WaitlistController,
 )
+from app.booking.seat_controllers import (
+    OperatorDepartureBlockController,
+    OperatorSeatBlockController,
+    PublicDepartureController,
+    PublicRouteDepartureController,
+)
+from app.booking.services.live_bookings import answer_booking_checks
 from app.catalogue.controllers.operator_departures import OperatorDepartureController
 from app.catalogue.controllers.operator_profile import OperatorProfileController
 from app.catalogue.controllers.operator_routes import OperatorRouteController
 from app.catalogue.controllers.operator_vehicles import OperatorVehicleController
-from app.catalogue.controllers.public import PublicDepartureController, PublicRouteController
+from app.catalogue.controllers.public import PublicRouteController
 from app.core import database, http_clients, jobs
 from app.core.http_security import (
     CanonicalPathMiddleware,
@@ -80,8 +87,11 @@ ROUTE_HANDLERS: list[Any] = [
     OperatorProfileController,
     OperatorRouteController,
     OperatorVehicleController,
+    OperatorSeatBlockController,
     OperatorDepartureController,
+    OperatorDepartureBlockController,
     PublicRouteController,
+    PublicRouteDepartureController,
     PublicDepartureController,
     BookingController,
     WaitlistController,
@@ -167,6 +177,7 @@ def _response_cache_config(settings: Settings) -> ResponseCacheConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
+    answer_booking_checks()
     if settings.environment != "test":
         # Tests keep pytest's log capture; everything else logs JSON lines to stderr.
         configure_logging(settings.log_format)

@@ -167,9 +167,11 @@ def worker() -> None:
 @main.command()
 def demo() -> None:
     """Load the demo operators, lines and departures (idempotent)."""
+    from app.booking.services.live_bookings import answer_booking_checks
     from app.core.database import migrate as run_migrations
     from app.demo.data import load_demo
 
+    answer_booking_checks()
     _run(lambda: run_migrations(quiet=True))
     click.echo(_run(load_demo).summary())
 

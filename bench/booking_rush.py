@@ -241,7 +241,7 @@ async def build_catalogue() -> Catalogue:
 
 
 async def _capacities() -> dict[uuid.UUID, int]:
-    from app.catalogue.services.availability import capacity_by_departure
+    from app.catalogue.services.capacity import capacity_by_departure
     from app.catalogue.tables import Departure
 
     ids = [row["id"] for row in await Departure.select(Departure.id).run()]

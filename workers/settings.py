@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 
 import app  # noqa: F401 - sets PICCOLO_CONF before tables are used
+from app.booking.services.live_bookings import answer_booking_checks
 from app.core import database, http_clients
 from app.core.settings import get_settings
 from workers.jobs import expire_booking, tick
@@ -17,6 +18,7 @@ from workers.periodic import Periodic
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
+    answer_booking_checks()
     await database.open_database(settings)
     ctx["periodic"] = periodic = Periodic(settings)
     periodic.start()

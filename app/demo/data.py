@@ -16,6 +16,7 @@ from app.accounts import operators
 from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
+from app.booking.services import seat_blocks
 from app.catalogue.schemas import (
     BulkScheduleIn,
     DepartureBlocksIn,
@@ -32,7 +33,6 @@ from app.catalogue.services import (
     fares,
     routes,
     seasons,
-    seat_blocks,
     vehicles,
 )
 from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
@@ -474,7 +474,7 @@ async def _load_train(summary: DemoSummary) -> None:
         ("01-03L", "guide"),
         ("01-04U", "guide"),
     ):
-        await vehicles.set_seat_block(principal, train.id, label, reason)
+        await seat_blocks.set_vehicle_seat_block(principal, train.id, label, reason)
     train_fares = [
         ("soft_sleeper", "adult", 1_598_000),
         ("soft_sleeper", "child", 1_298_000),
@@ -533,7 +533,7 @@ async def _load_train(summary: DemoSummary) -> None:
                 DepartureCreate,
             ),
         )
-        await seat_blocks.replace_blocks(principal, created.id, blocks)
+        await seat_blocks.replace_departure_blocks(principal, created.id, blocks)
         if status == DepartureStatus.departed:
             # The first run left on 2026-05-10: publish it as of its sales season, then depart it.
             with clock.frozen(departs_at - timedelta(days=30)):

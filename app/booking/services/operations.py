@@ -21,11 +21,11 @@ from app.booking.schemas import (
     SalesOverview,
 )
 from app.booking.services.access import normalize_reference
+from app.booking.services.availability import ClassCounts, class_counts
 from app.booking.services.cancel import cancel_booking
 from app.booking.services.inventory import lock_departure
 from app.booking.services.state import LIVE_STATUSES, record_event, tell_agency
 from app.booking.tables import Booking, BookingLine, BookingStatus
-from app.catalogue.services.availability import ClassCounts, class_counts
 from app.catalogue.services.common import as_dict, get_operator_row, in_zone, owned_departure
 from app.catalogue.services.departure_status import change_departure_status
 from app.catalogue.services.departures import departure_out, list_departures

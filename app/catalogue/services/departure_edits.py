@@ -26,7 +26,7 @@ from app.catalogue.services.common import (
     require_aware,
     text_dict,
 )
-from app.catalogue.services.departures import departure_out, has_live_bookings
+from app.catalogue.services.departures import departure_out
 from app.catalogue.tables import (
     Departure,
     DepartureStatus,
@@ -34,6 +34,7 @@ from app.catalogue.tables import (
     RouteStatus,
 )
 from app.core import clock
+from app.core.booking_checks import departure_has_live_bookings
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
@@ -227,7 +228,7 @@ async def update_departure(
         ]
         if data.stops is not msgspec.UNSET:
             changes.append("stops")
-        if changes and await has_live_bookings(departure_id):
+        if changes and await departure_has_live_bookings(departure_id):
             version = clock.now().isoformat()
             await enqueue(
                 "departure.changed",
