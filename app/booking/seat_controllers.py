@@ -15,15 +15,13 @@ from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.services import public_departures, seat_blocks
 from app.catalogue.controllers.common import DateFrom, DateTo
-from app.catalogue.schemas import (
-    DepartureBlocksIn,
-    DepartureOut,
+from app.catalogue.schemas.departures import DepartureBlocksIn, DepartureOut
+from app.catalogue.schemas.public import (
     PublicDepartureDetail,
     PublicDepartureSummary,
     PublicSeatMap,
-    SeatBlockIn,
-    SeatOut,
 )
+from app.catalogue.schemas.vehicles import SeatBlockIn, SeatOut
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageParams
 

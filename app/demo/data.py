@@ -17,20 +17,20 @@ from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
 from app.booking.services import seat_blocks
-from app.catalogue.schemas import (
+from app.catalogue.schemas.departures import (
     BulkScheduleIn,
     DepartureBlocksIn,
     DepartureCreate,
     FaresIn,
-    ItineraryIn,
-    RouteCreate,
-    SeasonalOfferIn,
-    VehicleCreate,
 )
+from app.catalogue.schemas.routes import ItineraryIn, RouteCreate, SeasonalOfferIn
+from app.catalogue.schemas.vehicles import VehicleCreate
 from app.catalogue.services import (
     departure_edits,
     departure_status,
     fares,
+    itineraries,
+    offers,
     routes,
     seasons,
     vehicles,
@@ -395,9 +395,9 @@ async def _load_train(summary: DemoSummary) -> None:
             RouteCreate,
         ),
     )
-    await routes.replace_itinerary(principal, route.id, _itinerary(TRAIN_ITINERARY))
+    await itineraries.replace_itinerary(principal, route.id, _itinerary(TRAIN_ITINERARY))
     await routes.change_route_status(principal, route.id, RouteStatus.published)
-    await routes.create_offer(
+    await offers.create_offer(
         principal,
         route.id,
         _convert(
@@ -409,7 +409,7 @@ async def _load_train(summary: DemoSummary) -> None:
             SeasonalOfferIn,
         ),
     )
-    await routes.create_offer(
+    await offers.create_offer(
         principal,
         route.id,
         _convert(
@@ -755,10 +755,10 @@ async def _load_buses(summary: DemoSummary) -> None:
     start, end = _summer_season()
     for line in BUS_LINES:
         route = await routes.create_route(principal, _convert(line["route"], RouteCreate))
-        await routes.replace_itinerary(principal, route.id, _itinerary(line["itinerary"]))
+        await itineraries.replace_itinerary(principal, route.id, _itinerary(line["itinerary"]))
         await routes.change_route_status(principal, route.id, RouteStatus.published)
         for name, months in line["offers"]:
-            await routes.create_offer(
+            await offers.create_offer(
                 principal, route.id, _convert({"name": name, "months": months}, SeasonalOfferIn)
             )
         bus = await vehicles.create_vehicle(

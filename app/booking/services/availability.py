@@ -16,7 +16,7 @@ from datetime import datetime
 from uuid import UUID
 
 from app.booking.tables import Booking
-from app.catalogue.schemas import ClassAvailability
+from app.catalogue.schemas.public import ClassAvailability
 from app.catalogue.services.common import Row, as_uuid
 from app.catalogue.tables import Departure
 from app.core import clock

@@ -12,7 +12,7 @@ from app.booking.services.availability import (
     held_back_seats,
     taken_seats,
 )
-from app.catalogue.schemas import (
+from app.catalogue.schemas.public import (
     PublicDepartureDetail,
     PublicDepartureSummary,
     PublicSeat,

@@ -7,7 +7,8 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.services.live_bookings import booked_on_departure, booked_on_vehicle
-from app.catalogue.schemas import DepartureBlocksIn, DepartureOut, SeatOut
+from app.catalogue.schemas.departures import DepartureBlocksIn, DepartureOut
+from app.catalogue.schemas.vehicles import SeatOut
 from app.catalogue.services import seat_blocks, vehicles
 from app.core.database import write_transaction
 

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.accounts.schemas import OperatorPrincipal
 from app.catalogue.controllers.common import DateFrom, DateTo, _OperatorController
-from app.catalogue.schemas import (
+from app.catalogue.schemas.departures import (
     DepartureCreate,
     DepartureOut,
     DepartureUpdate,

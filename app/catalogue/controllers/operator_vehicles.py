@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody, PathParameter
 
 from app.accounts.schemas import OperatorPrincipal
 from app.catalogue.controllers.common import _OperatorController
-from app.catalogue.schemas import (
+from app.catalogue.schemas.vehicles import (
     SeatMapIn,
     VehicleBrief,
     VehicleCreate,

@@ -10,7 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from app.catalogue.controllers.common import DateFrom, DateTo
-from app.catalogue.schemas import PublicRouteDetail, PublicRouteSummary, Theme
+from app.catalogue.schemas.common import Theme
+from app.catalogue.schemas.public import PublicRouteDetail, PublicRouteSummary
 from app.catalogue.services import public_routes
 from app.catalogue.tables import RouteKind
 from app.core.errors import problem_responses

@@ -11,7 +11,7 @@ import msgspec
 from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
+from app.catalogue.schemas.departures import (
     DepartureCreate,
     DepartureOut,
     DepartureStopIn,

@@ -7,9 +7,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    DepartureOut,
-)
+from app.catalogue.schemas.departures import DepartureOut
 from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import (
     Row,

@@ -8,11 +8,7 @@ from uuid import UUID
 from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
-from app.catalogue.schemas import (
-    DepartureOut,
-    DepartureSeatBlockOut,
-    DepartureStopOut,
-)
+from app.catalogue.schemas.departures import DepartureOut, DepartureSeatBlockOut, DepartureStopOut
 from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import (
     Row,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from app.catalogue.schemas import (
+from app.catalogue.schemas.public import (
     ClassAvailability,
     PublicDepartureDetail,
     PublicDepartureSummary,
@@ -19,6 +19,7 @@ from app.catalogue.schemas import (
 )
 from app.catalogue.services.common import Row, as_dict, in_zone, local_day_range
 from app.catalogue.services.fares import effective_fares, lowest_adult_price
+from app.catalogue.services.offers import offers_of
 from app.catalogue.services.published import (
     LISTED_DEPARTURE_STATUSES,
     VisibleDeparture,
@@ -28,7 +29,6 @@ from app.catalogue.services.published import (
     visible_departure_of,
     visible_route,
 )
-from app.catalogue.services.routes import offers_of
 from app.catalogue.tables import (
     Departure,
     DepartureSeatBlock,

@@ -6,18 +6,20 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from app.catalogue.schemas import (
-    PolicyTierOut,
+from app.catalogue.schemas.public import (
     PublicItineraryDay,
     PublicItineraryStop,
     PublicRouteDetail,
     PublicRouteSummary,
 )
+from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import as_datetime, as_dict, as_list, in_zone, local_day_range
 from app.catalogue.services.fares import effective_fares, lowest_adult_price, route_fares
+from app.catalogue.services.itineraries import itinerary_of
+from app.catalogue.services.offers import offers_of
 from app.catalogue.services.published import operators_by_id, public_offer, published_route
-from app.catalogue.services.routes import itinerary_of, offers_of, themes_by_route
+from app.catalogue.services.routes import themes_by_route
 from app.catalogue.tables import Departure, DepartureStatus, Route, RouteKind, RouteStatus
 from app.core import clock
 from app.core.i18n import localize

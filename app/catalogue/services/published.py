@@ -8,8 +8,9 @@ from datetime import datetime
 from uuid import UUID
 
 from app.accounts.tables import Operator
-from app.catalogue.schemas import OperatorBrief, PublicSeasonalOffer
-from app.catalogue.services.common import Row, as_dict, as_list
+from app.catalogue.schemas.public import OperatorBrief, PublicSeasonalOffer
+from app.catalogue.schemas.routes import SeasonalOfferOut
+from app.catalogue.services.common import Row, as_dict
 from app.catalogue.tables import Departure, DepartureStatus, Route, RouteKind, RouteStatus
 from app.core.errors import NotFound
 from app.core.i18n import _, localize
@@ -156,20 +157,15 @@ async def visible_departure(departure_id: UUID) -> VisibleDeparture:
     return visible_departure_of(row, await visible_route(route))
 
 
-def public_offer(offer: Row, fallback: str) -> PublicSeasonalOffer:
-    description = as_dict(offer["description"])
+def public_offer(offer: SeasonalOfferOut, fallback: str) -> PublicSeasonalOffer:
     return PublicSeasonalOffer(
-        name=localize(as_dict(offer["name"]), fallback),
-        description=localize(description, fallback) if description else None,
-        months=as_list(offer["months"]),
+        name=localize(offer.name, fallback),
+        description=localize(offer.description, fallback) if offer.description else None,
+        months=offer.months,
     )
 
 
 def offers_in_season(
-    offers: list[Row], moment: datetime, fallback: str
+    offers: list[SeasonalOfferOut], moment: datetime, fallback: str
 ) -> list[PublicSeasonalOffer]:
-    return [
-        public_offer(offer, fallback)
-        for offer in offers
-        if moment.month in as_list(offer["months"])
-    ]
+    return [public_offer(offer, fallback) for offer in offers if moment.month in offer.months]

@@ -8,10 +8,7 @@ from uuid import UUID
 from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    BulkScheduleIn,
-    BulkScheduleOut,
-)
+from app.catalogue.schemas.departures import BulkScheduleIn, BulkScheduleOut
 from app.catalogue.services.common import (
     get_operator_row,
     in_zone,

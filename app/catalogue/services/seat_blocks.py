@@ -10,10 +10,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    DepartureBlocksIn,
-    DepartureOut,
-)
+from app.catalogue.schemas.departures import DepartureBlocksIn, DepartureOut
 from app.catalogue.services.common import (
     owned_departure,
 )

@@ -12,12 +12,12 @@ from piccolo.query.functions.aggregate import Count
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
+from app.catalogue.schemas.common import SeatPosition
+from app.catalogue.schemas.vehicles import (
     BusLayout,
     SeatIn,
     SeatMapIn,
     SeatOut,
-    SeatPosition,
     TrainLayout,
     VehicleBrief,
     VehicleCreate,
