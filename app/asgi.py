@@ -27,11 +27,17 @@ from app.booking.controllers import (
     OperatorBookingController,
     WaitlistController,
 )
+from app.booking.seat_controllers import (
+    OperatorDepartureBlockController,
+    OperatorSeatBlockController,
+    PublicDepartureController,
+    PublicRouteDepartureController,
+)
 from app.catalogue.controllers.operator_departures import OperatorDepartureController
 from app.catalogue.controllers.operator_profile import OperatorProfileController
 from app.catalogue.controllers.operator_routes import OperatorRouteController
 from app.catalogue.controllers.operator_vehicles import OperatorVehicleController
-from app.catalogue.controllers.public import PublicDepartureController, PublicRouteController
+from app.catalogue.controllers.public import PublicRouteController
 from app.core import database, http_clients, jobs
 from app.core.http_security import (
     CanonicalPathMiddleware,
@@ -44,7 +50,7 @@ from app.core.locale_middleware import LocaleMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
-from app.handlers import install_event_handlers
+from app.handlers import wire_domains
 from app.notifications.controllers import OperatorNotificationController
 from app.partners.controllers.agencies import OperatorAgencyController
 from app.partners.controllers.agency_bookings import OperatorAgencyBookingController
@@ -82,8 +88,11 @@ ROUTE_HANDLERS: list[Any] = [
     OperatorProfileController,
     OperatorRouteController,
     OperatorVehicleController,
+    OperatorSeatBlockController,
     OperatorDepartureController,
+    OperatorDepartureBlockController,
     PublicRouteController,
+    PublicRouteDepartureController,
     PublicDepartureController,
     BookingController,
     WaitlistController,
@@ -169,7 +178,7 @@ def _response_cache_config(settings: Settings) -> ResponseCacheConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
-    install_event_handlers()
+    wire_domains()
     if settings.environment != "test":
         # Tests keep pytest's log capture; everything else logs JSON lines to stderr.
         configure_logging(settings.log_format)

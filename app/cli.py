@@ -12,14 +12,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
+import msgspec
+
+from app.accounts import operators
+from app.accounts.schemas import OperatorCreate, StaffCreate
+from app.accounts.services import create_staff
+from app.accounts.tables import StaffRole
+from app.core import database
+from app.core.database import migrate as run_migrations
+from app.core.errors import DomainError
+from app.core.i18n import DOMAIN, SUPPORTED_LOCALES, compile_catalogs
+from app.core.settings import PROJECT_ROOT, get_settings
+from app.handlers import wire_domains
 
 T = TypeVar("T")
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
-    """Run one async job with the database open, then close it."""
-    from app.core import database
-    from app.core.settings import get_settings
+    """Run one async job with the database open and the domains wired, then close it."""
+    wire_domains()
 
     async def job() -> T:
         await database.open_database(get_settings())
@@ -38,7 +49,6 @@ def main() -> None:
 
 def _refuse_unsafe_production() -> None:
     """Before touching anything: production with development settings stops here."""
-    from app.core.settings import get_settings
 
     try:
         get_settings().check_production_safety()
@@ -49,7 +59,6 @@ def _refuse_unsafe_production() -> None:
 @main.command()
 def migrate() -> None:
     """Apply pending database migrations."""
-    from app.core.database import migrate as run_migrations
 
     _refuse_unsafe_production()
     _run(lambda: run_migrations(quiet=False))
@@ -76,12 +85,11 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: bool) -> None:
     """Migrate the database, then serve the API."""
     _refuse_unsafe_production()
-    from app.core.database import migrate as run_migrations
-    from app.core.i18n import compile_catalogs
 
     compile_catalogs()
     _run(lambda: run_migrations(quiet=True))
     if demo:
+        # The demo's data is loaded only by the commands that load it.
         from app.demo.data import load_demo
 
         click.echo(_run(load_demo).summary())
@@ -116,6 +124,7 @@ def run_asgi_server(
     """Serve the app factory `target` ("module:function") the way production does; also
     used by bench/hello_app.py, so that benchmarks compare like with like."""
     if server == "granian" and not reload:
+        # granian is optional (`pip install granian`); uvicorn is the default server.
         from granian import Granian
         from granian.constants import Interfaces
 
@@ -130,6 +139,7 @@ def run_asgi_server(
             workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
         ).serve()
         return
+    # Loaded by the command that serves, not by every other command.
     import uvicorn
 
     # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler it
@@ -153,12 +163,12 @@ def worker() -> None:
     """Run the background worker (needs REDIS_URL): holds, outbox, reminders, refunds.
     It keeps running through Redis outages and reconnects by itself."""
     _refuse_unsafe_production()
-    from app.core.settings import get_settings
 
     if not get_settings().redis_url:
         raise click.UsageError(
             "REDIS_URL is not set: without Redis, `tourline serve` runs the jobs itself"
         )
+    # The workers compose every domain's jobs: loaded by the command that runs them.
     from workers.runner import run
 
     run()
@@ -167,7 +177,7 @@ def worker() -> None:
 @main.command()
 def demo() -> None:
     """Load the demo operators, lines and departures (idempotent)."""
-    from app.core.database import migrate as run_migrations
+    # The demo's data is loaded only by the commands that load it.
     from app.demo.data import load_demo
 
     _run(lambda: run_migrations(quiet=True))
@@ -209,12 +219,6 @@ def create_operator(
     admin_password: str | None,
 ) -> None:
     """Create an operator (and optionally its first admin login)."""
-    from app.accounts.schemas import StaffCreate
-    from app.accounts.services import create_staff
-    from app.accounts.tables import StaffRole
-    from app.catalogue.schemas import OperatorCreate
-    from app.catalogue.services.operators import create_operator as create
-    from app.core.database import migrate as run_migrations
 
     operator_data = _validated(
         OperatorCreate,
@@ -241,7 +245,7 @@ def create_operator(
 
     async def job() -> None:
         await run_migrations(quiet=True)
-        operator = await create(operator_data)
+        operator = await operators.create_operator(operator_data)
         click.echo(f"operator {operator.slug} created: {operator.id}")
         if staff_data is not None:
             staff = await create_staff(staff_data, operator.id)
@@ -265,10 +269,6 @@ def create_staff_command(
     email: str, name: str, role: str, operator_slug: str | None, password: str | None
 ) -> None:
     """Create a staff login: a platform admin, or an operator's admin or staff."""
-    from app.accounts.schemas import StaffCreate
-    from app.accounts.services import create_staff
-    from app.catalogue.services.operators import find_operator_id
-    from app.core.database import migrate as run_migrations
 
     if (role == "platform_admin") == bool(operator_slug):
         raise click.UsageError("platform admins take no --operator; operator staff need one")
@@ -280,7 +280,7 @@ def create_staff_command(
         await run_migrations(quiet=True)
         operator_id = None
         if operator_slug:
-            operator_id = await find_operator_id(operator_slug)
+            operator_id = await operators.find_operator_id(operator_slug)
             if operator_id is None:
                 raise click.UsageError(f"no operator with slug {operator_slug!r}")
         staff = await create_staff(data, operator_id)
@@ -293,10 +293,8 @@ def create_staff_command(
 @click.argument("action", type=click.Choice(["extract", "update", "compile", "all"]))
 def i18n_command(action: str) -> None:
     """Message catalogs: extract strings, update the .po files, compile the .mo files."""
+    # Babel's command line is needed only to update the message catalogues.
     from babel.messages.frontend import CommandLineInterface
-
-    from app.core.i18n import DOMAIN, SUPPORTED_LOCALES
-    from app.core.settings import PROJECT_ROOT, get_settings
 
     locales_dir = get_settings().locales_dir
     template = str(locales_dir / f"{DOMAIN}.pot")
@@ -329,7 +327,6 @@ def i18n_command(action: str) -> None:
 
 
 def _validated(kind: type[T], payload: dict[str, Any]) -> T:
-    import msgspec
 
     try:
         return msgspec.convert(payload, kind)
@@ -338,7 +335,6 @@ def _validated(kind: type[T], payload: dict[str, Any]) -> T:
 
 
 def _run_domain(job: Callable[[], Awaitable[None]]) -> None:
-    from app.core.errors import DomainError
 
     try:
         _run(job)

@@ -8,8 +8,8 @@ import migrations
 
 TABLE_MODULES = [
     "app.core.tables",
-    "app.catalogue.tables",
     "app.accounts.tables",
+    "app.catalogue.tables",
     "app.booking.tables",
     "app.notifications.tables",
     "app.payments.tables",

@@ -68,15 +68,18 @@ async def build_catalogue() -> Catalogue:
     departures, entered through the catalogue services as an operator would."""
     import msgspec
 
-    from app.accounts.schemas import OperatorPrincipal, StaffCreate
+    from app.accounts import operators
+    from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
     from app.accounts.services import create_staff
     from app.accounts.tables import StaffRole
-    from app.catalogue import schemas
+    from app.catalogue.schemas.departures import BulkScheduleIn, DepartureCreate, FaresIn
+    from app.catalogue.schemas.routes import ItineraryIn, RouteCreate
+    from app.catalogue.schemas.vehicles import VehicleCreate
     from app.catalogue.services import (
         departure_edits,
         departure_status,
         fares,
-        operators,
+        itineraries,
         routes,
         seasons,
         vehicles,
@@ -99,7 +102,7 @@ async def build_catalogue() -> Catalogue:
                     "contact_email": "service@rush.example",
                     "contact_phone": "+86 371 6000 0000",
                 },
-                schemas.OperatorCreate,
+                OperatorCreate,
             )
         )
         staff = await create_staff(
@@ -137,12 +140,10 @@ async def build_catalogue() -> Catalogue:
                         "name": _t(slug, slug),
                         "description": _t("压测线路", "Benchmark line"),
                     },
-                    schemas.RouteCreate,
+                    RouteCreate,
                 ),
             )
-            await routes.replace_itinerary(
-                principal, route.id, convert(one_day, schemas.ItineraryIn)
-            )
+            await itineraries.replace_itinerary(principal, route.id, convert(one_day, ItineraryIn))
             await routes.change_route_status(principal, route.id, RouteStatus.published)
             await fares.replace_route_fares(
                 principal,
@@ -158,7 +159,7 @@ async def build_catalogue() -> Catalogue:
                             )
                         ]
                     },
-                    schemas.FaresIn,
+                    FaresIn,
                 ),
             )
             return route
@@ -173,7 +174,7 @@ async def build_catalogue() -> Catalogue:
             principal,
             convert(
                 {"kind": "train", "name": "Rush train", "layout": {"type": "train", "cars": cars}},
-                schemas.VehicleCreate,
+                VehicleCreate,
             ),
         )
         departs_at = clock.now().replace(microsecond=0) + timedelta(days=60)
@@ -187,7 +188,7 @@ async def build_catalogue() -> Catalogue:
                     "returns_at": (departs_at + timedelta(hours=10)).isoformat(),
                     "sales_close_at": (departs_at - timedelta(days=2)).isoformat(),
                 },
-                schemas.DepartureCreate,
+                DepartureCreate,
             ),
         )
         await departure_status.change_departure_status(
@@ -204,7 +205,7 @@ async def build_catalogue() -> Catalogue:
                     "name": "Rush bus",
                     "layout": {"type": "bus", "rows": 11, "last_row_letters": "ABCDE"},
                 },
-                schemas.VehicleCreate,
+                VehicleCreate,
             ),
         )
         start = clock.now().date() + timedelta(days=2)
@@ -222,7 +223,7 @@ async def build_catalogue() -> Catalogue:
                     "sales_close_minutes_before": 60,
                     "publish": True,
                 },
-                schemas.BulkScheduleIn,
+                BulkScheduleIn,
             ),
         )
         # Fresh tables have no statistics; production has autovacuum's.
@@ -241,7 +242,7 @@ async def build_catalogue() -> Catalogue:
 
 
 async def _capacities() -> dict[uuid.UUID, int]:
-    from app.catalogue.services.availability import capacity_by_departure
+    from app.catalogue.services.capacity import capacity_by_departure
     from app.catalogue.tables import Departure
 
     ids = [row["id"] for row in await Departure.select(Departure.id).run()]

@@ -32,7 +32,7 @@ from app.core.errors import DatabaseUnavailable
 from app.core.observability import configure_logging
 from app.core.redis_client import close_clients
 from app.core.settings import Settings, get_settings
-from app.handlers import install_event_handlers
+from app.handlers import wire_domains
 from workers.periodic import Periodic
 from workers.settings import WorkerSettings
 
@@ -80,7 +80,7 @@ async def main(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, this.cancel)
     periodic: Periodic | None = None
-    install_event_handlers()
+    wire_domains()
     try:
         await open_database(settings)
         periodic = Periodic(settings)

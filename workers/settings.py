@@ -11,14 +11,14 @@ from arq.connections import RedisSettings
 import app  # noqa: F401 - sets PICCOLO_CONF before tables are used
 from app.core import database, http_clients
 from app.core.settings import get_settings
-from app.handlers import install_event_handlers
+from app.handlers import wire_domains
 from workers.jobs import expire_booking, tick
 from workers.periodic import Periodic
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
-    install_event_handlers()
+    wire_domains()
     await database.open_database(settings)
     ctx["periodic"] = periodic = Periodic(settings)
     periodic.start()

@@ -9,12 +9,14 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from app.accounts import audit, services
+from app.accounts import audit, operators, services
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, STAFF_DEPENDENCIES
 from app.accounts.schemas import (
     AuditEntryOut,
     AuditFilters,
     LoginIn,
+    OperatorCreate,
+    OperatorOut,
     OperatorPrincipal,
     Principal,
     StaffCreate,
@@ -22,8 +24,6 @@ from app.accounts.schemas import (
     TokenOut,
 )
 from app.accounts.tables import StaffRole
-from app.catalogue.schemas import OperatorCreate, OperatorOut
-from app.catalogue.services import operators
 from app.core.errors import Forbidden, InvalidInput, NotFound, problem_responses
 from app.core.http_security import client_ip
 from app.core.i18n import _

@@ -1,15 +1,17 @@
-"""Login and staff structures."""
+"""Login, staff and operator (tenant) structures."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from app.accounts.tables import StaffRole
-from app.core.schemas import Email
+from app.core.money import CurrencyCode
+from app.core.schemas import Email, Phone, ShortLocalizedText, Slug, TimeZoneName
 
 Password = Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
 
@@ -90,3 +92,32 @@ class AuditFilters(msgspec.Struct, frozen=True, kw_only=True):
     staff_id: UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+class OperatorCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    slug: Slug
+    name: ShortLocalizedText
+    contact_email: Email
+    contact_phone: Phone
+    currency: CurrencyCode = "CNY"
+    time_zone: TimeZoneName = "Asia/Shanghai"
+    default_locale: Literal["zh_Hans", "en"] = "zh_Hans"
+
+
+class OperatorUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: ShortLocalizedText | UnsetType = UNSET
+    contact_email: Email | UnsetType = UNSET
+    contact_phone: Phone | UnsetType = UNSET
+    time_zone: TimeZoneName | UnsetType = UNSET
+    default_locale: Literal["zh_Hans", "en"] | UnsetType = UNSET
+
+
+class OperatorOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    slug: str
+    name: dict[str, str]
+    contact_email: str
+    contact_phone: str
+    currency: str
+    time_zone: str
+    default_locale: str

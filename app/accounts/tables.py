@@ -1,4 +1,4 @@
-"""Staff accounts: platform admins, operator admins and operator staff."""
+"""Tenants and staff accounts: operators, their admins and staff, platform admins."""
 
 from __future__ import annotations
 
@@ -18,13 +18,28 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from app.catalogue.tables import Operator
-
 
 class StaffRole(StrEnum):
     platform_admin = "platform_admin"
     operator_admin = "operator_admin"
     operator_staff = "operator_staff"
+
+
+class Operator(Table):
+    """A company that sells trips: the tenant every staff member and catalogue row
+    belongs to."""
+
+    id = UUID(primary_key=True)
+    slug = Varchar(length=64, unique=True)
+    name = JSON()
+    contact_email = Varchar(length=254)
+    contact_phone = Varchar(length=32)
+    currency = Varchar(length=3, default="CNY")
+    time_zone = Varchar(length=64, default="Asia/Shanghai")
+    default_locale = Varchar(length=16, default="zh_Hans")
+    # How long an unpaid booking keeps its seats.
+    hold_minutes = Integer(default=15)
+    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class Staff(Table):

@@ -13,7 +13,9 @@ from uuid import UUID
 import msgspec
 
 from app.booking.tables import BookingStatus, WaitlistStatus
-from app.catalogue.schemas import DepartureOut, PolicyTierOut, SeatClass, SeatLabel
+from app.catalogue.schemas.common import SeatClass, SeatLabel
+from app.catalogue.schemas.departures import DepartureOut
+from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.tables import PassengerType
 from app.core.money import PriceOut
 from app.core.schemas import Email, Phone

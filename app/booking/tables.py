@@ -23,7 +23,8 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from app.catalogue.tables import Departure, DepartureStop, Operator, Seat
+from app.accounts.tables import Operator
+from app.catalogue.tables import Departure, DepartureStop, Seat
 
 
 class BookingStatus(StrEnum):

@@ -1,4 +1,4 @@
-"""Catalogue tables: operators, routes, itineraries, vehicles and seat maps, departures, fares.
+"""Catalogue tables: routes, itineraries, vehicles and seat maps, departures, fares.
 
 Translatable content is stored as JSON objects keyed by locale (`{"zh_Hans": ..., "en": ...}`).
 Composite unique keys (a theme once per route, a day number once per route, a seat label once
@@ -24,6 +24,8 @@ from piccolo.columns import (
 )
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
+
+from app.accounts.tables import Operator
 
 
 class RouteKind(StrEnum):
@@ -55,20 +57,6 @@ class StopKind(StrEnum):
     boarding = "boarding"
     pickup = "pickup"
     dropoff = "dropoff"
-
-
-class Operator(Table):
-    id = UUID(primary_key=True)
-    slug = Varchar(length=64, unique=True)
-    name = JSON()
-    contact_email = Varchar(length=254)
-    contact_phone = Varchar(length=32)
-    currency = Varchar(length=3, default="CNY")
-    time_zone = Varchar(length=64, default="Asia/Shanghai")
-    default_locale = Varchar(length=16, default="zh_Hans")
-    # How long an unpaid booking keeps its seats.
-    hold_minutes = Integer(default=15)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class Route(Table):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import gettext as gettext_module
+import io
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
@@ -40,8 +41,6 @@ def _translations(locale: str) -> gettext_module.NullTranslations:
         with mo_path.open("rb") as mo_file:
             return Translations(mo_file, domain=DOMAIN)
     if po_path.exists():
-        import io
-
         with po_path.open("rb") as po_file:
             catalog = read_po(po_file, locale=locale)
         buffer = io.BytesIO()

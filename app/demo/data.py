@@ -12,28 +12,27 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from app.accounts.schemas import OperatorPrincipal, StaffCreate
+from app.accounts import operators
+from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
-from app.catalogue.schemas import (
+from app.booking.services import seat_blocks
+from app.catalogue.schemas.departures import (
     BulkScheduleIn,
     DepartureBlocksIn,
     DepartureCreate,
     FaresIn,
-    ItineraryIn,
-    OperatorCreate,
-    RouteCreate,
-    SeasonalOfferIn,
-    VehicleCreate,
 )
+from app.catalogue.schemas.routes import ItineraryIn, RouteCreate, SeasonalOfferIn
+from app.catalogue.schemas.vehicles import VehicleCreate
 from app.catalogue.services import (
     departure_edits,
     departure_status,
     fares,
-    operators,
+    itineraries,
+    offers,
     routes,
     seasons,
-    seat_blocks,
     vehicles,
 )
 from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
@@ -396,9 +395,9 @@ async def _load_train(summary: DemoSummary) -> None:
             RouteCreate,
         ),
     )
-    await routes.replace_itinerary(principal, route.id, _itinerary(TRAIN_ITINERARY))
+    await itineraries.replace_itinerary(principal, route.id, _itinerary(TRAIN_ITINERARY))
     await routes.change_route_status(principal, route.id, RouteStatus.published)
-    await routes.create_offer(
+    await offers.create_offer(
         principal,
         route.id,
         _convert(
@@ -410,7 +409,7 @@ async def _load_train(summary: DemoSummary) -> None:
             SeasonalOfferIn,
         ),
     )
-    await routes.create_offer(
+    await offers.create_offer(
         principal,
         route.id,
         _convert(
@@ -475,7 +474,7 @@ async def _load_train(summary: DemoSummary) -> None:
         ("01-03L", "guide"),
         ("01-04U", "guide"),
     ):
-        await vehicles.set_seat_block(principal, train.id, label, reason)
+        await seat_blocks.set_vehicle_seat_block(principal, train.id, label, reason)
     train_fares = [
         ("soft_sleeper", "adult", 1_598_000),
         ("soft_sleeper", "child", 1_298_000),
@@ -534,7 +533,7 @@ async def _load_train(summary: DemoSummary) -> None:
                 DepartureCreate,
             ),
         )
-        await seat_blocks.replace_blocks(principal, created.id, blocks)
+        await seat_blocks.replace_departure_blocks(principal, created.id, blocks)
         if status == DepartureStatus.departed:
             # The first run left on 2026-05-10: publish it as of its sales season, then depart it.
             with clock.frozen(departs_at - timedelta(days=30)):
@@ -756,10 +755,10 @@ async def _load_buses(summary: DemoSummary) -> None:
     start, end = _summer_season()
     for line in BUS_LINES:
         route = await routes.create_route(principal, _convert(line["route"], RouteCreate))
-        await routes.replace_itinerary(principal, route.id, _itinerary(line["itinerary"]))
+        await itineraries.replace_itinerary(principal, route.id, _itinerary(line["itinerary"]))
         await routes.change_route_status(principal, route.id, RouteStatus.published)
         for name, months in line["offers"]:
-            await routes.create_offer(
+            await offers.create_offer(
                 principal, route.id, _convert({"name": name, "months": months}, SeasonalOfferIn)
             )
         bus = await vehicles.create_vehicle(

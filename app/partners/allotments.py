@@ -16,9 +16,9 @@ import msgspec
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
+from app.booking.services.availability import class_counts, used_by_allotments
 from app.booking.services.inventory import lock_departure
 from app.booking.services.waitlist import seats_freed
-from app.catalogue.services.availability import class_counts, used_by_allotments
 from app.catalogue.services.common import owned_departure, require_aware
 from app.catalogue.tables import Departure, DepartureStatus
 from app.core import clock

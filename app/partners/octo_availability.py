@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from app.catalogue.services.availability import class_counts, running_allotments
+from app.booking.services.availability import class_counts, running_allotments
 from app.catalogue.services.common import get_operator_row, in_zone
 from app.catalogue.services.fares import effective_fares
 from app.catalogue.tables import Departure, DepartureStatus, PassengerType

@@ -18,7 +18,8 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from app.catalogue.tables import Departure, Operator, Route
+from app.accounts.tables import Operator
+from app.catalogue.tables import Departure, Route
 
 
 class PaymentTerms(StrEnum):

@@ -11,7 +11,7 @@ from uuid import UUID
 from litestar.datastructures import FormMultiDict
 
 from app.booking.schemas import BookingCreate, BookingOut, BookingUpdate, ClassCount, SeatChoice
-from app.catalogue.schemas import PublicDepartureDetail, PublicSeat, PublicStop
+from app.catalogue.schemas.public import PublicDepartureDetail, PublicSeat, PublicStop
 from app.catalogue.tables import PassengerType, StopKind
 from app.core.i18n import _, current_locale
 from app.web.forms import FormProblems, convert, small_number, text

@@ -20,9 +20,8 @@ from litestar.response import Redirect, Template
 
 from app.booking.controllers import calendar_response, guarded
 from app.booking.schemas import BookingOut
-from app.booking.services import guest
+from app.booking.services import guest, public_departures
 from app.booking.tables import BookingStatus
-from app.catalogue.services import public
 from app.core import clock
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
@@ -78,7 +77,7 @@ async def _booking_page(
     pickups = []
     if booking.status == BookingStatus.on_hold:
         try:
-            departure = await public.get_departure(booking.departure_id)
+            departure = await public_departures.get_departure(booking.departure_id)
             pickups = _pickups(departure)
         except NotFound:
             pickups = []

@@ -9,7 +9,7 @@ from datetime import date
 
 from babel.dates import format_skeleton, get_day_names
 
-from app.catalogue.schemas import PublicDepartureSummary
+from app.catalogue.schemas.public import PublicDepartureSummary
 from app.core.i18n import current_locale
 
 

@@ -14,9 +14,8 @@ from litestar.response import Redirect, Template
 
 from app.booking.controllers import guarded
 from app.booking.schemas import BookingOut, CancellationQuote
-from app.booking.services import cancel, guest, rebook
+from app.booking.services import cancel, guest, public_departures, rebook
 from app.booking.tables import BookingStatus
-from app.catalogue.services import public
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
 from app.core.links import booking_path
@@ -122,7 +121,7 @@ class CancelRebookPagesController(Controller):
         for line in booking.lines:
             seats_needed[line.seat_class] += 1
         try:
-            listed = await public.list_route_departures(
+            listed = await public_departures.list_route_departures(
                 booking.route_slug, PageParams(page=1, page_size=REBOOK_CHOICES), None, None
             )
             choices = [

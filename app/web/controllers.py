@@ -12,7 +12,8 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
-from app.catalogue.services import public
+from app.booking.services import public_departures
+from app.catalogue.services import public_routes
 from app.catalogue.tables import RouteKind
 from app.core.pagination import PageParams
 from app.web.calendar_view import departure_calendar, weekday_names
@@ -39,7 +40,7 @@ class TouristPagesController(Controller):
         q: Annotated[str | None, QueryParameter(name="q", max_length=100)] = None,
     ) -> Template:
         chosen_kind = RouteKind(kind) if kind in {k.value for k in RouteKind} else None
-        lines = await public.list_routes(
+        lines = await public_routes.list_routes(
             PageParams(page=1, page_size=50), theme=theme or None, kind=chosen_kind, query=q or None
         )
         return Template(
@@ -57,8 +58,8 @@ class TouristPagesController(Controller):
 
     @get("/lines/{slug:str}")
     async def line(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
-        route = await public.get_route(slug)
-        departures = await public.list_route_departures(
+        route = await public_routes.get_route(slug)
+        departures = await public_departures.list_route_departures(
             slug, PageParams(page=1, page_size=DEPARTURES_SHOWN), None, None
         )
         return Template(

@@ -13,8 +13,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.booking.schemas import WaitlistIn
-from app.booking.services import hold, waitlist
-from app.catalogue.services import public
+from app.booking.services import hold, public_departures, waitlist
 from app.core.errors import DomainError
 from app.web.booking_forms import (
     _booking_from_form,
@@ -43,8 +42,8 @@ class HoldPagesController(Controller):
         form: FormMultiDict | None = None,
         status_code: int = 200,
     ) -> Template:
-        departure = await public.get_departure(departure_id)
-        seat_map = await public.get_seat_map(departure_id)
+        departure = await public_departures.get_departure(departure_id)
+        seat_map = await public_departures.get_seat_map(departure_id)
         sold_out = departure.on_sale and departure.seats_left == 0
         return Template(
             "book.html",
@@ -75,8 +74,8 @@ class HoldPagesController(Controller):
         self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
     ) -> Redirect | Template:
         form = await request.form()
-        departure = await public.get_departure(departure_id)
-        seat_map = await public.get_seat_map(departure_id)
+        departure = await public_departures.get_departure(departure_id)
+        seat_map = await public_departures.get_seat_map(departure_id)
         data, problems = _booking_from_form(departure, seat_map.seats, form)
         if data is None:
             return await self._booking_form(
@@ -129,7 +128,7 @@ class HoldPagesController(Controller):
                 request, departure_id, problems=FormProblems.of(exc), form=form,
                 status_code=exc.status_code,
             )  # fmt: skip
-        departure = await public.get_departure(departure_id)
+        departure = await public_departures.get_departure(departure_id)
         return Template(
             "waitlisted.html",
             context={

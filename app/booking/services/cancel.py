@@ -13,7 +13,7 @@ from app.booking.services.expiry import _guest_booking_now
 from app.booking.services.state import transition
 from app.booking.services.view import booking_out
 from app.booking.tables import Booking, BookingStatus
-from app.catalogue.schemas import PolicyTierOut
+from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.services.common import as_list
 from app.catalogue.tables import Departure, Route
 from app.core import clock

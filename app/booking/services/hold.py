@@ -14,11 +14,11 @@ from app.booking.events import SeatsFreed
 from app.booking.schemas import BookingCreate, BookingCreated
 from app.booking.services import inventory
 from app.booking.services.access import hash_token, new_reference
+from app.booking.services.availability import class_counts
 from app.booking.services.expiry import expire_overdue
 from app.booking.services.state import record_event
 from app.booking.services.view import _booking_view
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
-from app.catalogue.services.availability import class_counts
 from app.catalogue.services.common import as_uuid, in_zone
 from app.catalogue.services.fares import EffectiveFares, effective_fares
 from app.catalogue.tables import (

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from app.booking.tables import Booking, BookingStatus
-from app.catalogue.services.availability import (
+from app.booking.services.availability import (
     allotment_holdback,
     held_back_seats,
     running_allotments_count,
 )
+from app.booking.tables import Booking, BookingStatus
 from app.catalogue.services.common import as_uuid
 from app.catalogue.tables import Departure, PassengerType, Seat
 from app.core import clock

@@ -21,6 +21,7 @@ from app.booking.schemas import (
     SalesOverview,
 )
 from app.booking.services.access import normalize_reference
+from app.booking.services.availability import ClassCounts, class_counts
 from app.booking.services.cancel import cancel_booking
 from app.booking.services.inventory import lock_departure
 from app.booking.services.state import LIVE_STATUSES, publish_change, record_event
@@ -32,7 +33,6 @@ from app.booking.tables import (
     WaitlistStatus,
 )
 from app.catalogue.events import DepartureCancelled
-from app.catalogue.services.availability import ClassCounts, class_counts
 from app.catalogue.services.common import as_dict, get_operator_row, in_zone, owned_departure
 from app.catalogue.services.departure_status import change_departure_status
 from app.catalogue.services.departures import departure_out, list_departures

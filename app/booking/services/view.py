@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from app.accounts.tables import Operator
 from app.booking.schemas import BookingLineOut, BookingOut, ContactOut, PickupOut
 from app.booking.services.access import booking_not_found
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.common import as_dict, in_zone
-from app.catalogue.tables import Departure, DepartureStop, Operator, PassengerType, Route
+from app.catalogue.tables import Departure, DepartureStop, PassengerType, Route
 from app.core.i18n import localize
 from app.core.money import PriceOut
 

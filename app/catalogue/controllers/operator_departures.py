@@ -1,4 +1,5 @@
-"""Operator endpoints for departures: schedule, status, fares and seat blocks."""
+"""Operator endpoints for departures: schedule, status and fares (seat blocks are the
+booking domain's: `app.booking.seat_controllers`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.accounts.schemas import OperatorPrincipal
 from app.catalogue.controllers.common import DateFrom, DateTo, _OperatorController
-from app.catalogue.schemas import (
-    DepartureBlocksIn,
+from app.catalogue.schemas.departures import (
     DepartureCreate,
     DepartureOut,
     DepartureUpdate,
@@ -24,7 +24,6 @@ from app.catalogue.services import (
     departure_status,
     departures,
     fares,
-    seat_blocks,
 )
 from app.catalogue.tables import DepartureStatus
 from app.core.errors import problem_responses
@@ -180,16 +179,3 @@ class OperatorDepartureController(_OperatorController):
         data: JSONBody[FaresIn],
     ) -> list[FareOut]:
         return await fares.replace_departure_fares(operator, departure_id, data)
-
-    @put(
-        "/{departure_id:uuid}/blocks",
-        summary="Replace the seats blocked on this departure",
-        responses=problem_responses(400, 401, 403, 404),
-    )
-    async def replace_blocks(
-        self,
-        operator: NamedDependency[OperatorPrincipal],
-        departure_id: FromPath[UUID],
-        data: JSONBody[DepartureBlocksIn],
-    ) -> DepartureOut:
-        return await seat_blocks.replace_blocks(operator, departure_id, data)

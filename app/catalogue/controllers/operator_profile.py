@@ -6,15 +6,9 @@ from litestar import get, patch
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from app.accounts.schemas import OperatorPrincipal
+from app.accounts import operators
+from app.accounts.schemas import OperatorOut, OperatorPrincipal, OperatorUpdate
 from app.catalogue.controllers.common import _OperatorController
-from app.catalogue.schemas import (
-    OperatorOut,
-    OperatorUpdate,
-)
-from app.catalogue.services import (
-    operators,
-)
 from app.core.errors import problem_responses
 
 

@@ -11,11 +11,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.accounts.schemas import OperatorPrincipal
 from app.catalogue.controllers.common import _OperatorController
-from app.catalogue.schemas import (
-    BulkScheduleIn,
-    BulkScheduleOut,
-    FareOut,
-    FaresIn,
+from app.catalogue.schemas.departures import BulkScheduleIn, BulkScheduleOut, FareOut, FaresIn
+from app.catalogue.schemas.routes import (
     ItineraryIn,
     ItineraryOut,
     RouteCreate,
@@ -27,6 +24,8 @@ from app.catalogue.schemas import (
 )
 from app.catalogue.services import (
     fares,
+    itineraries,
+    offers,
     routes,
     seasons,
 )
@@ -125,7 +124,7 @@ class OperatorRouteController(_OperatorController):
     async def get_itinerary(
         self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
     ) -> ItineraryOut:
-        return await routes.get_itinerary(operator, route_id)
+        return await itineraries.get_itinerary(operator, route_id)
 
     @put(
         "/{route_id:uuid}/itinerary",
@@ -139,7 +138,7 @@ class OperatorRouteController(_OperatorController):
         route_id: FromPath[UUID],
         data: JSONBody[ItineraryIn],
     ) -> ItineraryOut:
-        return await routes.replace_itinerary(operator, route_id, data)
+        return await itineraries.replace_itinerary(operator, route_id, data)
 
     @delete(
         "/{route_id:uuid}/itinerary",
@@ -149,7 +148,7 @@ class OperatorRouteController(_OperatorController):
     async def delete_itinerary(
         self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
     ) -> None:
-        await routes.delete_itinerary(operator, route_id)
+        await itineraries.delete_itinerary(operator, route_id)
 
     @get(
         "/{route_id:uuid}/offers",
@@ -159,7 +158,7 @@ class OperatorRouteController(_OperatorController):
     async def list_offers(
         self, operator: NamedDependency[OperatorPrincipal], route_id: FromPath[UUID]
     ) -> list[SeasonalOfferOut]:
-        return await routes.list_offers(operator, route_id)
+        return await offers.list_offers(operator, route_id)
 
     @post(
         "/{route_id:uuid}/offers",
@@ -172,7 +171,7 @@ class OperatorRouteController(_OperatorController):
         route_id: FromPath[UUID],
         data: JSONBody[SeasonalOfferIn],
     ) -> SeasonalOfferOut:
-        return await routes.create_offer(operator, route_id, data)
+        return await offers.create_offer(operator, route_id, data)
 
     @patch(
         "/{route_id:uuid}/offers/{offer_id:uuid}",
@@ -186,7 +185,7 @@ class OperatorRouteController(_OperatorController):
         offer_id: FromPath[UUID],
         data: JSONBody[SeasonalOfferUpdate],
     ) -> SeasonalOfferOut:
-        return await routes.update_offer(operator, route_id, offer_id, data)
+        return await offers.update_offer(operator, route_id, offer_id, data)
 
     @delete(
         "/{route_id:uuid}/offers/{offer_id:uuid}",
@@ -199,7 +198,7 @@ class OperatorRouteController(_OperatorController):
         route_id: FromPath[UUID],
         offer_id: FromPath[UUID],
     ) -> None:
-        await routes.delete_offer(operator, route_id, offer_id)
+        await offers.delete_offer(operator, route_id, offer_id)
 
     @get(
         "/{route_id:uuid}/fares",

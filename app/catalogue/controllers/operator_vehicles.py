@@ -11,10 +11,8 @@ from litestar.params import FromPath, JSONBody, PathParameter
 
 from app.accounts.schemas import OperatorPrincipal
 from app.catalogue.controllers.common import _OperatorController
-from app.catalogue.schemas import (
-    SeatBlockIn,
+from app.catalogue.schemas.vehicles import (
     SeatMapIn,
-    SeatOut,
     VehicleBrief,
     VehicleCreate,
     VehicleOut,
@@ -96,33 +94,3 @@ class OperatorVehicleController(_OperatorController):
         data: JSONBody[SeatMapIn],
     ) -> VehicleOut:
         return await vehicles.replace_seat_map(operator, vehicle_id, data)
-
-    @put(
-        "/{vehicle_id:uuid}/seats/{label:str}/block",
-        summary="Block a seat on every departure",
-        description="For crew, guides, stewards or medical staff; 409 while a live booking "
-        "holds the seat.",
-        responses=problem_responses(400, 401, 403, 404, 409),
-    )
-    async def block_seat(
-        self,
-        operator: NamedDependency[OperatorPrincipal],
-        vehicle_id: FromPath[UUID],
-        label: SeatLabelPath,
-        data: JSONBody[SeatBlockIn],
-    ) -> SeatOut:
-        return await vehicles.set_seat_block(operator, vehicle_id, label, data.reason.value)
-
-    @delete(
-        "/{vehicle_id:uuid}/seats/{label:str}/block",
-        summary="Release a blocked seat",
-        responses=problem_responses(401, 403, 404),
-        status_code=200,
-    )
-    async def unblock_seat(
-        self,
-        operator: NamedDependency[OperatorPrincipal],
-        vehicle_id: FromPath[UUID],
-        label: SeatLabelPath,
-    ) -> SeatOut:
-        return await vehicles.set_seat_block(operator, vehicle_id, label, None)

@@ -9,7 +9,8 @@ from typing import Any, cast, overload
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
-from app.catalogue.tables import Departure, Operator, Route, Vehicle
+from app.accounts.tables import Operator
+from app.catalogue.tables import Departure, Route, Vehicle
 from app.core import clock
 from app.core.errors import InvalidInput, NotFound
 from app.core.i18n import _
@@ -115,12 +116,6 @@ def require_calendar_date(field: str, day: date | None, source: str = "query") -
             ),
             source=source,
         )
-
-
-def require_time_zone(field: str, name: str) -> str:
-    if not clock.is_valid_time_zone(name):
-        raise InvalidInput(field, _("Unknown time zone; use an IANA name such as Asia/Shanghai."))
-    return name
 
 
 async def get_operator_row(operator_id: UUID) -> Row:

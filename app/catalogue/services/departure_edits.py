@@ -8,10 +8,11 @@ from uuid import UUID
 
 import msgspec
 
+from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.catalogue.events import DepartureChanged
-from app.catalogue.schemas import (
+from app.catalogue.schemas.departures import (
     DepartureCreate,
     DepartureOut,
     DepartureStopIn,
@@ -24,10 +25,9 @@ from app.catalogue.services.common import (
     owned_route,
     owned_vehicle,
     require_aware,
-    require_time_zone,
     text_dict,
 )
-from app.catalogue.services.departures import departure_out, has_live_bookings
+from app.catalogue.services.departures import departure_out
 from app.catalogue.tables import (
     Departure,
     DepartureStatus,
@@ -35,6 +35,7 @@ from app.catalogue.tables import (
     RouteStatus,
 )
 from app.core import clock
+from app.core.booking_checks import departure_has_live_bookings
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.events import publish
@@ -228,7 +229,7 @@ async def update_departure(
         ]
         if data.stops is not msgspec.UNSET:
             changes.append("stops")
-        if changes and await has_live_bookings(departure_id):
+        if changes and await departure_has_live_bookings(departure_id):
             version = clock.now().isoformat()
             await publish(
                 DepartureChanged(departure_id=departure_id, version=version, changes=changes)

@@ -7,16 +7,14 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    DepartureOut,
-)
-from app.catalogue.services.availability import capacity_by_departure
+from app.catalogue.schemas.departures import DepartureOut
+from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import (
     Row,
     owned_departure,
     owned_route,
 )
-from app.catalogue.services.departures import departure_out, has_live_bookings
+from app.catalogue.services.departures import departure_out
 from app.catalogue.services.fares import effective_fares
 from app.catalogue.tables import (
     Departure,
@@ -24,6 +22,7 @@ from app.catalogue.tables import (
     RouteStatus,
 )
 from app.core import clock
+from app.core.booking_checks import departure_has_live_bookings
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError
 from app.core.i18n import _
@@ -105,7 +104,7 @@ async def change_departure_status(
                 _("A departure can be marked departed from two hours before it leaves."),
                 code="departure_not_due",
             )
-        if target == DepartureStatus.draft and await has_live_bookings(departure_id):
+        if target == DepartureStatus.draft and await departure_has_live_bookings(departure_id):
             raise Conflict(
                 _("The departure has bookings; close or cancel it instead."),
                 code="departure_has_bookings",

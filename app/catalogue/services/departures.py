@@ -8,12 +8,8 @@ from uuid import UUID
 from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
-from app.catalogue.schemas import (
-    DepartureOut,
-    DepartureSeatBlockOut,
-    DepartureStopOut,
-)
-from app.catalogue.services.availability import capacity_by_departure
+from app.catalogue.schemas.departures import DepartureOut, DepartureSeatBlockOut, DepartureStopOut
+from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import (
     Row,
     as_dict,
@@ -32,16 +28,6 @@ from app.catalogue.tables import (
 from app.core.errors import NotFound
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
-
-
-async def has_live_bookings(departure_id: UUID) -> bool:
-    from app.booking.tables import BookingLine
-
-    return bool(
-        await BookingLine.exists()
-        .where((BookingLine.departure == departure_id) & (BookingLine.live == True))  # noqa: E712
-        .run()
-    )
 
 
 async def departures_out(rows: list[Row]) -> list[DepartureOut]:

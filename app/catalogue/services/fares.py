@@ -10,7 +10,7 @@ from piccolo.columns import Column
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import FareIn, FareOut, FaresIn
+from app.catalogue.schemas.departures import FareIn, FareOut, FaresIn
 from app.catalogue.services.common import as_uuid, get_operator_row, owned_departure, owned_route
 from app.catalogue.tables import DepartureFare, PassengerType, RouteFare
 from app.core.database import write_transaction

@@ -1,4 +1,4 @@
-"""Operators' routes (themed lines), their itineraries and seasonal offers."""
+"""Operators' routes (themed lines): create, change, publish, archive, delete."""
 
 from __future__ import annotations
 
@@ -11,37 +11,27 @@ from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    ItineraryDayOut,
-    ItineraryIn,
-    ItineraryOut,
-    ItineraryStopOut,
+from app.catalogue.schemas.routes import (
     PolicyTier,
     PolicyTierOut,
     RouteCreate,
     RouteOut,
     RouteUpdate,
-    SeasonalOfferIn,
-    SeasonalOfferOut,
-    SeasonalOfferUpdate,
 )
 from app.catalogue.services.common import (
     Row,
     as_dict,
     as_list,
-    format_clock_time,
     owned_route,
-    parse_clock_time,
     text_dict,
 )
+from app.catalogue.services.itineraries import last_itinerary_day
 from app.catalogue.tables import (
     Departure,
     ItineraryDay,
-    ItineraryStop,
     Route,
     RouteStatus,
     RouteTheme,
-    SeasonalOffer,
 )
 from app.core import clock
 from app.core.database import write_transaction
@@ -211,7 +201,7 @@ async def update_route(principal: OperatorPrincipal, route_id: UUID, data: Route
         if data.description is not msgspec.UNSET:
             values[Route.description] = dict(data.description)
         if data.duration_days is not msgspec.UNSET:
-            last_day = await _last_itinerary_day(route_id)
+            last_day = await last_itinerary_day(route_id)
             if last_day > data.duration_days:
                 raise InvalidInput(
                     "duration_days",
@@ -291,222 +281,3 @@ async def change_route_status(
             .run()
         )
     return await route_out(route_id)
-
-
-# ---------------------------------------------------------------- itinerary
-
-
-async def _last_itinerary_day(route_id: UUID) -> int:
-    row = (
-        await ItineraryDay.select(ItineraryDay.day_number)
-        .where(ItineraryDay.route == route_id)
-        .order_by(ItineraryDay.day_number, ascending=False)
-        .first()
-        .run()
-    )
-    return int(row["day_number"]) if row else 0
-
-
-async def itinerary_of(route_id: UUID) -> ItineraryOut:
-    days = (
-        await ItineraryDay.select()
-        .where(ItineraryDay.route == route_id)
-        .order_by(ItineraryDay.day_number)
-        .output(load_json=True)
-        .run()
-    )
-    stops_by_day: dict[UUID, list[ItineraryStopOut]] = {day["id"]: [] for day in days}
-    if days:
-        stops = (
-            await ItineraryStop.select()
-            .where(ItineraryStop.day.is_in(list(stops_by_day)))
-            .order_by(ItineraryStop.stop_order)
-            .output(load_json=True)
-            .run()
-        )
-        for stop in stops:
-            stops_by_day[stop["day"]].append(
-                ItineraryStopOut(
-                    place=as_dict(stop["place"]) or {},
-                    arrive_time=format_clock_time(stop["arrive_time"]),
-                    depart_time=format_clock_time(stop["depart_time"]),
-                    activities=as_list(stop["activities"]),
-                    coach_transfer=stop["coach_transfer"],
-                    notes=as_dict(stop["notes"]),
-                )
-            )
-    return ItineraryOut(
-        days=[
-            ItineraryDayOut(
-                day_number=day["day_number"],
-                title=as_dict(day["title"]) or {},
-                description=as_dict(day["description"]),
-                night_on_train=day["night_on_train"],
-                stops=stops_by_day[day["id"]],
-            )
-            for day in days
-        ]
-    )
-
-
-async def get_itinerary(principal: OperatorPrincipal, route_id: UUID) -> ItineraryOut:
-    await owned_route(principal, route_id)
-    return await itinerary_of(route_id)
-
-
-def _check_itinerary(data: ItineraryIn, duration_days: int) -> None:
-    seen: set[int] = set()
-    for index, day in enumerate(data.days):
-        if day.day_number in seen:
-            raise InvalidInput(f"days[{index}].day_number", _("Each day number may appear once."))
-        if day.day_number > duration_days:
-            raise InvalidInput(
-                f"days[{index}].day_number",
-                _("The route lasts {days} days.").format(days=duration_days),
-            )
-        seen.add(day.day_number)
-        for stop_index, stop in enumerate(day.stops):
-            if stop.arrive_time and stop.depart_time and stop.depart_time < stop.arrive_time:
-                raise InvalidInput(
-                    f"days[{index}].stops[{stop_index}].depart_time",
-                    _("Departure from a stop cannot be before arrival."),
-                )
-
-
-async def replace_itinerary(
-    principal: OperatorPrincipal, route_id: UUID, data: ItineraryIn
-) -> ItineraryOut:
-    require_operator_admin(principal)
-    async with write_transaction():
-        row = await owned_route(principal, route_id)
-        _check_itinerary(data, row["duration_days"])
-        await ItineraryDay.delete().where(ItineraryDay.route == route_id).run()
-        for day in sorted(data.days, key=lambda d: d.day_number):
-            day_row = ItineraryDay(
-                route=route_id,
-                day_number=day.day_number,
-                title=dict(day.title),
-                description=text_dict(day.description),
-                night_on_train=day.night_on_train,
-            )
-            await day_row.save().run()
-            if day.stops:
-                await ItineraryStop.insert(
-                    *[
-                        ItineraryStop(
-                            day=day_row.id,
-                            stop_order=order,
-                            place=dict(stop.place),
-                            arrive_time=parse_clock_time(stop.arrive_time),
-                            depart_time=parse_clock_time(stop.depart_time),
-                            activities=[dict(activity) for activity in stop.activities],
-                            coach_transfer=stop.coach_transfer,
-                            notes=text_dict(stop.notes),
-                        )
-                        for order, stop in enumerate(day.stops, start=1)
-                    ]
-                ).run()
-        await Route.update({Route.updated_at: clock.now()}).where(Route.id == route_id).run()
-    return await itinerary_of(route_id)
-
-
-async def delete_itinerary(principal: OperatorPrincipal, route_id: UUID) -> None:
-    require_operator_admin(principal)
-    async with write_transaction():
-        row = await owned_route(principal, route_id)
-        if row["status"] == RouteStatus.published:
-            raise Conflict(_("A published route must keep its itinerary."), code="route_published")
-        await ItineraryDay.delete().where(ItineraryDay.route == route_id).run()
-
-
-# ---------------------------------------------------------------- seasonal offers
-
-
-def _offer_out(row: Row) -> SeasonalOfferOut:
-    return SeasonalOfferOut(
-        id=row["id"],
-        name=as_dict(row["name"]) or {},
-        description=as_dict(row["description"]),
-        months=as_list(row["months"]),
-    )
-
-
-def _months(months: list[int]) -> list[int]:
-    if len(set(months)) != len(months):
-        raise InvalidInput("months", _("Each month may appear once."))
-    return sorted(months)
-
-
-async def list_offers(principal: OperatorPrincipal, route_id: UUID) -> list[SeasonalOfferOut]:
-    await owned_route(principal, route_id)
-    return [_offer_out(row) for row in await offers_of([route_id])]
-
-
-async def offers_of(route_ids: list[UUID]) -> list[Row]:
-    if not route_ids:
-        return []
-    rows = (
-        await SeasonalOffer.select()
-        .where(SeasonalOffer.route.is_in(route_ids))
-        .order_by(SeasonalOffer.id)
-        .output(load_json=True)
-        .run()
-    )
-    return sorted(rows, key=lambda row: (as_list(row["months"])[:1], str(row["id"])))
-
-
-async def create_offer(
-    principal: OperatorPrincipal, route_id: UUID, data: SeasonalOfferIn
-) -> SeasonalOfferOut:
-    require_operator_admin(principal)
-    months = _months(data.months)
-    async with write_transaction():
-        await owned_route(principal, route_id)
-        offer = SeasonalOffer(
-            route=route_id,
-            name=dict(data.name),
-            description=text_dict(data.description),
-            months=months,
-        )
-        await offer.save().run()
-    return await _offer(route_id, offer.id)
-
-
-async def _offer(route_id: UUID, offer_id: UUID) -> SeasonalOfferOut:
-    row = (
-        await SeasonalOffer.select()
-        .where((SeasonalOffer.id == offer_id) & (SeasonalOffer.route == route_id))
-        .first()
-        .output(load_json=True)
-        .run()
-    )
-    if row is None:
-        raise NotFound(_("Seasonal offer not found."), code="offer_not_found")
-    return _offer_out(row)
-
-
-async def update_offer(
-    principal: OperatorPrincipal, route_id: UUID, offer_id: UUID, data: SeasonalOfferUpdate
-) -> SeasonalOfferOut:
-    require_operator_admin(principal)
-    async with write_transaction():
-        await owned_route(principal, route_id)
-        await _offer(route_id, offer_id)
-        values: dict[Any, Any] = {}
-        if data.name is not msgspec.UNSET:
-            values[SeasonalOffer.name] = dict(data.name)
-        if data.description is not msgspec.UNSET:
-            values[SeasonalOffer.description] = text_dict(data.description)
-        if data.months is not msgspec.UNSET:
-            values[SeasonalOffer.months] = _months(data.months)
-        if values:
-            await SeasonalOffer.update(values).where(SeasonalOffer.id == offer_id).run()
-    return await _offer(route_id, offer_id)
-
-
-async def delete_offer(principal: OperatorPrincipal, route_id: UUID, offer_id: UUID) -> None:
-    require_operator_admin(principal)
-    async with write_transaction():
-        await owned_route(principal, route_id)
-        await _offer(route_id, offer_id)
-        await SeasonalOffer.delete().where(SeasonalOffer.id == offer_id).run()

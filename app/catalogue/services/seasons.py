@@ -5,19 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
+from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    BulkScheduleIn,
-    BulkScheduleOut,
-)
+from app.catalogue.schemas.departures import BulkScheduleIn, BulkScheduleOut
 from app.catalogue.services.common import (
     get_operator_row,
     in_zone,
     owned_route,
     parse_clock_time,
     require_calendar_date,
-    require_time_zone,
     text_dict,
 )
 from app.catalogue.services.departure_edits import _check_vehicle

@@ -1,15 +1,16 @@
-"""Seats kept off sale on one departure, never one already booked."""
+"""Seats kept off sale on one departure, never one already booked.
+
+Which seats are booked is the booking domain's to say: its use case
+(`app.booking.services.seat_blocks`) passes them in."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
-    DepartureBlocksIn,
-    DepartureOut,
-)
+from app.catalogue.schemas.departures import DepartureBlocksIn, DepartureOut
 from app.catalogue.services.common import (
     owned_departure,
 )
@@ -25,22 +26,15 @@ from app.core.errors import Conflict, FieldError, InvalidInput
 from app.core.i18n import _
 
 
-async def booked_seats(departure_id: UUID) -> set[UUID]:
-    """Seats held by a live booking line on this departure."""
-    from app.booking.tables import BookingLine
-
-    rows = (
-        await BookingLine.select(BookingLine.seat)
-        .where((BookingLine.departure == departure_id) & (BookingLine.live == True))  # noqa: E712
-        .run()
-    )
-    return {row["seat"] for row in rows}
-
-
 async def replace_blocks(
-    principal: OperatorPrincipal, departure_id: UUID, data: DepartureBlocksIn
+    principal: OperatorPrincipal,
+    departure_id: UUID,
+    data: DepartureBlocksIn,
+    *,
+    booked: Collection[UUID],
 ) -> DepartureOut:
-    """Seats kept off sale on this departure only (this run's guides or medical staff)."""
+    """Seats kept off sale on this departure only (this run's guides or medical staff);
+    a `booked` seat is refused."""
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_departure(principal, departure_id)
@@ -60,7 +54,6 @@ async def replace_blocks(
         for index, label in enumerate(labels):
             if label not in seats:
                 raise InvalidInput(f"blocks[{index}].label", _("No such seat on this vehicle."))
-        booked = await booked_seats(departure_id)
         for index, label in enumerate(labels):
             if seats[label] in booked:
                 raise Conflict(

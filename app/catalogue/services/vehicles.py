@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -11,12 +12,12 @@ from piccolo.query.functions.aggregate import Count
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
-from app.catalogue.schemas import (
+from app.catalogue.schemas.common import SeatPosition
+from app.catalogue.schemas.vehicles import (
     BusLayout,
     SeatIn,
     SeatMapIn,
     SeatOut,
-    SeatPosition,
     TrainLayout,
     VehicleBrief,
     VehicleCreate,
@@ -244,16 +245,6 @@ async def update_vehicle(
     return await vehicle_out(vehicle_id)
 
 
-async def _booked_anywhere(seat_id: UUID) -> bool:
-    from app.booking.tables import BookingLine
-
-    return bool(
-        await BookingLine.exists()
-        .where((BookingLine.seat == seat_id) & (BookingLine.live == True))  # noqa: E712
-        .run()
-    )
-
-
 async def _in_use_by_live_departure(vehicle_id: UUID) -> bool:
     live = [DepartureStatus.published.value, DepartureStatus.closed.value]
     return bool(
@@ -291,9 +282,15 @@ async def delete_vehicle(principal: OperatorPrincipal, vehicle_id: UUID) -> None
 
 
 async def set_seat_block(
-    principal: OperatorPrincipal, vehicle_id: UUID, label: str, reason: str | None
+    principal: OperatorPrincipal,
+    vehicle_id: UUID,
+    label: str,
+    reason: str | None,
+    *,
+    booked: Collection[UUID],
 ) -> SeatOut:
-    """Keep a seat off sale on every departure (crew, guides, medical staff), or release it."""
+    """Keep a seat off sale on every departure (crew, guides, medical staff), or release
+    it. A seat in `booked` (held by a live booking on some departure) cannot be blocked."""
     require_operator_admin(principal)
     async with write_transaction():
         await owned_vehicle(principal, vehicle_id)
@@ -305,7 +302,7 @@ async def set_seat_block(
         )
         if seat is None:
             raise NotFound(_("Seat not found."), code="seat_not_found")
-        if reason is not None and await _booked_anywhere(seat["id"]):
+        if reason is not None and seat["id"] in booked:
             raise Conflict(
                 _("Seat {label} is booked on a departure; it cannot be blocked.").format(
                     label=label

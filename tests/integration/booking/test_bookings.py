@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from app.accounts.tables import Operator
 from app.booking import controllers
 from app.booking.services import expiry
 from app.booking.services import hold as hold_service
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
-from app.catalogue.tables import Operator
 from app.core import clock
 from app.core.database import write_transaction
 from tests.assertions import fields, ok, problem

@@ -15,10 +15,10 @@ import pytest
 from piccolo.apps.migrations.commands.new import AutoMigrationManager
 from piccolo.apps.migrations.tables import Migration
 
+from app.accounts.tables import Operator
 from app.catalogue.tables import (
     Departure,
     DepartureSeatBlock,
-    Operator,
     Route,
     RouteFare,
     RouteTheme,

@@ -5,7 +5,8 @@ whose time has run out: those seats count as free at once, even before the expir
 releases them (the booking engine expires such holds before it assigns seats).
 
 A running agency allotment keeps its unused seats from everybody but that agency: they
-count as taken for the others until the allotment's release time.
+count as taken for the others until the allotment's release time. The allotments are the
+partner agencies' (table `allotment`), read here in SQL only.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from app.catalogue.schemas import ClassAvailability
+from app.booking.tables import Booking
+from app.catalogue.schemas.public import ClassAvailability
 from app.catalogue.services.common import Row, as_uuid
 from app.catalogue.tables import Departure
 from app.core import clock
-from app.partners.tables import Allotment
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ async def running_allotments(departure_ids: list[UUID]) -> list[AllotmentUse]:
         return []
     now = clock.now()
     placeholders = ", ".join("{}" for _ in departure_ids)
-    rows: list[Row] = await Allotment.raw(
+    rows: list[Row] = await Booking.raw(
         f"""
         SELECT a.id AS id, a.departure AS departure_id, a.seat_class AS seat_class,
                a.agency AS agency_id, a.seats AS seats, a.release_at AS release_at,
@@ -106,7 +107,7 @@ async def used_by_allotments(allotment_ids: list[UUID]) -> dict[UUID, int]:
     if not allotment_ids:
         return {}
     placeholders = ", ".join("{}" for _ in allotment_ids)
-    rows: list[Row] = await Allotment.raw(
+    rows: list[Row] = await Booking.raw(
         f"SELECT a.id AS id, {_ALLOTMENT_USED} AS used FROM allotment a "
         f"WHERE a.id IN ({placeholders})",
         clock.now(),
@@ -181,15 +182,6 @@ async def class_counts(
     return {d: dict(sorted(classes.items())) for d, classes in counts.items()}
 
 
-async def capacity_by_departure(departure_ids: list[UUID]) -> dict[UUID, dict[str, int]]:
-    """Seats on sale per class: the vehicle's seats minus vehicle and departure blocks."""
-    counts = await class_counts(departure_ids)
-    return {
-        d: {seat_class: c.capacity for seat_class, c in classes.items()}
-        for d, classes in counts.items()
-    }
-
-
 async def availability_by_departure(
     departure_ids: list[UUID],
 ) -> dict[UUID, list[ClassAvailability]]:
@@ -201,3 +193,17 @@ async def availability_by_departure(
         ]
         for departure_id, classes in counts.items()
     }
+
+
+async def taken_seats(departure_id: UUID) -> set[UUID]:
+    """Seats held by live bookings, except holds whose time has run out."""
+    rows: list[Row] = await Booking.raw(
+        """
+        SELECT l.seat AS seat FROM booking_line l JOIN booking b ON b.id = l.booking
+        WHERE l.departure = {} AND l.live
+          AND NOT (b.status = 'on_hold' AND b.expires_at <= {})
+        """,
+        departure_id,
+        clock.now(),
+    ).run()
+    return {as_uuid(row["seat"]) for row in rows}

@@ -1,4 +1,5 @@
-"""Operators: the companies that sell trips. Created by platform admins."""
+"""Operators: the companies that sell trips, the tenants of every staff account.
+Created by platform admins; each operator's admins keep its profile."""
 
 from __future__ import annotations
 
@@ -7,19 +8,44 @@ from uuid import UUID
 
 import msgspec
 
-from app.accounts.schemas import OperatorPrincipal, Principal
+from app.accounts.schemas import (
+    OperatorCreate,
+    OperatorOut,
+    OperatorPrincipal,
+    OperatorUpdate,
+    Principal,
+)
 from app.accounts.services import require_operator_admin, require_platform_admin
-from app.catalogue.schemas import OperatorCreate, OperatorOut, OperatorUpdate
-from app.catalogue.services.common import Row, get_operator_row, require_time_zone
-from app.catalogue.tables import Operator
+from app.accounts.tables import Operator
+from app.core import clock
 from app.core.database import write_transaction
-from app.core.errors import Conflict, FieldError, InvalidInput
+from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _
 from app.core.money import is_known_currency
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 
-def _operator_out(row: Row) -> OperatorOut:
+def require_time_zone(field: str, name: str) -> str:
+    """The IANA name, or a 400 naming `field` (operators and departures have a zone)."""
+    if not clock.is_valid_time_zone(name):
+        raise InvalidInput(field, _("Unknown time zone; use an IANA name such as Asia/Shanghai."))
+    return name
+
+
+async def get_operator(operator_id: UUID) -> OperatorOut:
+    row = (
+        await Operator.select()
+        .where(Operator.id == operator_id)
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if row is None:
+        raise NotFound(_("Operator not found."), code="operator_not_found")
+    return _operator_out(row)
+
+
+def _operator_out(row: dict[str, Any]) -> OperatorOut:
     return OperatorOut(
         id=row["id"],
         slug=row["slug"],
@@ -53,7 +79,7 @@ async def create_operator(data: OperatorCreate) -> OperatorOut:
             default_locale=data.default_locale,
         )
         await operator.save().run()
-    return _operator_out(await get_operator_row(operator.id))
+    return await get_operator(operator.id)
 
 
 async def create_operator_as(principal: Principal, data: OperatorCreate) -> OperatorOut:
@@ -73,7 +99,7 @@ async def find_operator_id(slug: str) -> UUID | None:
 
 
 async def get_own_operator(principal: OperatorPrincipal) -> OperatorOut:
-    return _operator_out(await get_operator_row(principal.operator_id))
+    return await get_operator(principal.operator_id)
 
 
 async def update_own_operator(principal: OperatorPrincipal, data: OperatorUpdate) -> OperatorOut:
