@@ -33,6 +33,7 @@ from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
+from app.booking.services.agency import agency_booking
 from app.booking.services.state import LIVE_STATUSES
 from app.booking.tables import Booking, BookingEvent, BookingStatus
 from app.catalogue.services.common import in_zone
@@ -43,7 +44,7 @@ from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 from app.notifications.services.sending import send_lease
 from app.partners.octo import utc_text
-from app.partners.octo_bookings import booking_object
+from app.partners.octo_bookings.view import booking_object
 from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
 from app.partners.services import owned_agency
 from app.partners.tables import Agency, WebhookAttempt, WebhookDelivery, WebhookStatus
@@ -144,12 +145,12 @@ async def booking_event(kind: str, key: str, booking_id: UUID) -> bool:
     """The agency's event for a change of one of its bookings, recorded in the transaction
     that made the change, so the body shows the booking as that change left it."""
 
-    row = await Booking.select().where(Booking.id == booking_id).first().run()
-    if row is None or row["agency"] is None:
+    booking = await agency_booking(booking_id)
+    if booking is None:
         return False
-    booking = await booking_object(dict(row))
+    body = {"booking": await booking_object(booking)}
     return await queue_event(
-        row["agency"], kind, f"webhook:{key}", {"booking": booking}, subject=f"booking:{booking_id}"
+        booking.agency_id, kind, f"webhook:{key}", body, subject=f"booking:{booking_id}"
     )
 
 
