@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from app.booking.services import state
 from app.booking.services.access import lock_booking
 from app.booking.services.cancel import cancel_booking
-from app.booking.services.state import hold_running
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
@@ -63,7 +63,7 @@ class AgencyBooking:
 
     @property
     def hold_running(self) -> bool:
-        return hold_running(self.status, self.expires_at)
+        return state.hold_running(self.status, self.expires_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +186,7 @@ async def record_agency_contact(booking_id: UUID, contact: AgencyContact) -> Non
     each traveller the agency did not name, unless the line has one already)."""
     async with write_transaction():
         booking, _departure = await lock_booking(booking_id)
-        if not hold_running(booking["status"], booking["expires_at"]):
+        if not state.hold_running(booking["status"], booking["expires_at"]):
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
         name = contact.name[:120]
         await (
