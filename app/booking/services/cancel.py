@@ -10,7 +10,7 @@ from app.booking.events import SeatsFreed
 from app.booking.schemas import CancellationOut, CancellationQuote
 from app.booking.services.access import lock_booking
 from app.booking.services.expiry import _guest_booking_now
-from app.booking.services.state import transition
+from app.booking.services.state import can_transition, transition
 from app.booking.services.view import booking_out
 from app.booking.tables import Booking, BookingStatus
 from app.catalogue.schemas.routes import PolicyTierOut
@@ -120,7 +120,7 @@ async def guest_cancellation_quote(reference: str, token: str | None) -> Cancell
     # Re-read: a hold whose time ran out was just expired.
     booking = await Booking.select().where(Booking.id == found["id"]).first().run()
     assert booking is not None
-    if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
+    if not can_transition(booking["status"], BookingStatus.cancelled):
         raise Conflict(_("This booking can no longer be cancelled."), code="not_cancellable")
     departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
     assert departure is not None

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from app.booking.services import inventory
 from app.booking.services.access import lock_booking
-from app.booking.services.state import transition
+from app.booking.services.state import hold_running, transition
 from app.booking.tables import BookingLine, BookingStatus
 from app.catalogue.tables import DepartureStatus
 from app.core import clock
@@ -27,9 +27,7 @@ async def confirm_paid(booking_id: UUID, *, actor: str) -> str:
             return "already_confirmed"
         if status == BookingStatus.cancelled:
             return "not_live"
-        if status == BookingStatus.on_hold and (
-            booking["expires_at"] is None or booking["expires_at"] > clock.now()
-        ):
+        if hold_running(status, booking["expires_at"]):
             await transition(booking, BookingStatus.confirmed, actor=actor, reason="paid")
             return "confirmed"
         if status == BookingStatus.on_hold:

@@ -9,7 +9,7 @@ from uuid import UUID
 from app.booking.events import SeatsFreed
 from app.booking.services import inventory
 from app.booking.services.access import guest_booking, lock_booking
-from app.booking.services.state import transition
+from app.booking.services.state import hold_run_out, transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
@@ -35,22 +35,14 @@ async def _guest_booking_now(reference: str, token: str | None) -> dict[str, Any
     never sees, changes, cancels or moves a run-out hold as if it were still held (the
     callers re-read the booking)."""
     booking = await guest_booking(reference, token)
-    if (
-        booking["status"] == BookingStatus.on_hold
-        and booking["expires_at"] is not None
-        and booking["expires_at"] <= clock.now()
-    ):
+    if hold_run_out(booking["status"], booking["expires_at"]):
         await expire_hold(booking["id"])
     return booking
 
 
 def _refuse_run_out_hold(booking: dict[str, Any]) -> None:
     """A hold whose time has run out is as good as expired, even before the sweep."""
-    if (
-        booking["status"] == BookingStatus.on_hold
-        and booking["expires_at"] is not None
-        and booking["expires_at"] <= clock.now()
-    ):
+    if hold_run_out(booking["status"], booking["expires_at"]):
         raise Conflict(_("The hold has run out; book again."), code="hold_expired")
 
 
@@ -58,9 +50,7 @@ async def expire_hold(booking_id: UUID) -> bool:
     """Expire one hold if its time has run out; False when it was already dealt with."""
     async with write_transaction():
         row, departure = await lock_booking(booking_id)
-        if row["status"] != BookingStatus.on_hold:
-            return False
-        if row["expires_at"] is None or row["expires_at"] > clock.now():
+        if not hold_run_out(row["status"], row["expires_at"]):
             return False
         await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
         await publish(SeatsFreed(departure_id=departure["id"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,10 +13,10 @@ import msgspec
 from app.booking.events import SeatsFreed
 from app.booking.schemas import BookingCreate, BookingCreated
 from app.booking.services import inventory
-from app.booking.services.access import hash_token, new_reference
+from app.booking.services.access import hash_token, lock_booking, new_reference
 from app.booking.services.availability import class_counts
 from app.booking.services.expiry import expire_overdue
-from app.booking.services.state import record_event
+from app.booking.services.state import hold_running, record_event
 from app.booking.services.view import _booking_view
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
 from app.catalogue.services.common import as_uuid, in_zone
@@ -301,12 +301,7 @@ async def create_booking(
             {"seats": [a.seat.label for a in assignments], "channel": channel.value},
         )  # fmt: skip
 
-    # After the commit: the job must not run for a hold whose transaction is still open.
-    await after_commit(
-        lambda: jobs.defer(
-            "expire_booking", str(booking.id), at=expires_at, job_id=f"expire:{booking.id}"
-        )
-    )
+    await _schedule_expiry(booking.id, expires_at, job_id=f"expire:{booking.id}")
     # The response from the rows as this transaction wrote them, not read back (that
     # would take five more queries).
     out = _booking_view(
@@ -332,3 +327,40 @@ async def _insert_with_free_reference(booking: Booking) -> None:
     ):
         booking.reference = new_reference()
         note_booking(booking.reference)
+
+
+async def _schedule_expiry(booking_id: UUID, expires_at: datetime, *, job_id: str) -> None:
+    """The hold's expiry job at its time. After the commit: the job must not run for a
+    hold whose transaction is still open."""
+    await after_commit(
+        lambda: jobs.defer("expire_booking", str(booking_id), at=expires_at, job_id=job_id)
+    )
+
+
+async def extend_hold(booking_id: UUID, minutes: int, *, actor: str) -> datetime:
+    """Give a running hold `minutes` from now (never past the close of sales): recorded
+    in its audit trail, with an expiry job at the new time. Returns the new expiry."""
+    async with write_transaction():
+        booking, departure = await lock_booking(booking_id)
+        if not hold_running(booking["status"], booking["expires_at"]):
+            raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
+        now = clock.now()
+        closes = departure["sales_close_at"] or departure["departs_at"]
+        expires_at: datetime = min(now + timedelta(minutes=minutes), closes)
+        await (
+            Booking.update({Booking.expires_at: expires_at, Booking.updated_at: now})
+            .where(Booking.id == booking_id)
+            .run()
+        )
+        was = booking["expires_at"]
+        on_hold = BookingStatus.on_hold.value
+        await record_event(
+            booking_id, actor, on_hold, on_hold, "hold_extended",
+            {"expires_at": expires_at.isoformat(), "was": was.isoformat() if was else None},
+        )  # fmt: skip
+    # A job of its own: the one at the old time is still queued under the hold's first id
+    # (arq refuses a second job with it), and finds the hold still running then.
+    await _schedule_expiry(
+        booking_id, expires_at, job_id=f"expire:{booking_id}:{int(expires_at.timestamp())}"
+    )
+    return expires_at

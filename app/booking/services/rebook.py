@@ -11,7 +11,7 @@ from app.booking.schemas import BookingOut
 from app.booking.services import inventory
 from app.booking.services.expiry import _guest_booking_now, _refuse_run_out_hold, expire_overdue
 from app.booking.services.hold import _Assignment, _sellable, assign, fares_of
-from app.booking.services.state import publish_change, record_event
+from app.booking.services.state import LIVE_STATUSES, publish_change, record_event
 from app.booking.services.view import booking_out
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.tables import PassengerType
@@ -43,7 +43,7 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
                 _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
             )
         booking = dict(booking)
-        if booking["status"] not in (BookingStatus.on_hold, BookingStatus.confirmed):
+        if booking["status"] not in LIVE_STATUSES:
             raise Conflict(_("Only a live booking can be rebooked."), code="booking_not_live")
         _refuse_run_out_hold(booking)
         old, new = locked[booking["departure"]], locked[departure_id]

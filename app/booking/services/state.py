@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,22 @@ _ALLOWED: dict[BookingStatus, set[BookingStatus]] = {
 }
 # Statuses whose lines hold their seats.
 LIVE_STATUSES = (BookingStatus.on_hold, BookingStatus.confirmed)
+
+
+def can_transition(current: BookingStatus | str, target: BookingStatus) -> bool:
+    """Whether a booking in `current` may become `target`: every check asks here."""
+    return target in _ALLOWED[BookingStatus(current)]
+
+
+def hold_running(status: BookingStatus | str, expires_at: datetime | None) -> bool:
+    """On hold with time left. A hold whose time has run out is as good as expired even
+    before its job or the sweep expires it: it cannot be paid, confirmed or extended."""
+    return status == BookingStatus.on_hold and (expires_at is None or expires_at > clock.now())
+
+
+def hold_run_out(status: BookingStatus | str, expires_at: datetime | None) -> bool:
+    """On hold, but its time has run out (waiting for its expiry)."""
+    return status == BookingStatus.on_hold and not hold_running(status, expires_at)
 
 
 async def record_event(
@@ -65,7 +82,7 @@ async def transition(
     expiry and a payment, say) cannot both apply: the loser gets a 409.
     """
     current = BookingStatus(booking["status"])
-    if target not in _ALLOWED[current]:
+    if not can_transition(current, target):
         raise Conflict(
             _("A {current} booking cannot become {target}.").format(
                 current=status_label(current.value), target=status_label(target.value)

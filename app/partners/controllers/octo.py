@@ -16,7 +16,9 @@ from app.core import ratelimit
 from app.core.errors import DomainError
 from app.core.i18n import SUPPORTED_LOCALES, content_language
 from app.core.settings import get_settings
-from app.partners import octo, octo_availability, octo_bookings, octo_products, services
+from app.partners import octo, octo_availability, octo_products, services
+from app.partners.octo_bookings import change, reserve, view
+from app.partners.octo_bookings import confirm as confirmation
 from app.partners.schemas import AgencyPrincipal
 
 
@@ -180,7 +182,7 @@ class OctoBookingController(Controller):
     async def hold(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
-        return _octo(request, await octo_bookings.hold(agency, await _body(request)))
+        return _octo(request, await reserve.hold(agency, await _body(request)))
 
     @get(
         "/",
@@ -191,7 +193,7 @@ class OctoBookingController(Controller):
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
         query = {key: str(value) for key, value in request.query_params.items()}
-        return _octo(request, await octo_bookings.search(agency, query))
+        return _octo(request, await view.search(agency, query))
 
     @get("/{uuid:str}", summary="A booking", responses=octo_responses(400, 401))
     async def get_booking(
@@ -200,7 +202,7 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await octo_bookings.get(agency, uuid))
+        return _octo(request, await view.get(agency, uuid))
 
     @post(
         "/{uuid:str}/extend",
@@ -214,7 +216,7 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await octo_bookings.extend(agency, uuid, await _body(request)))
+        return _octo(request, await change.extend(agency, uuid, await _body(request)))
 
     @post(
         "/{uuid:str}/confirm",
@@ -229,7 +231,7 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await octo_bookings.confirm(agency, uuid, await _body(request)))
+        return _octo(request, await confirmation.confirm(agency, uuid, await _body(request)))
 
     @post(
         "/{uuid:str}/payment",
@@ -246,7 +248,7 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await octo_bookings.pay(agency, uuid, await _body(request)))
+        return _octo(request, await confirmation.pay(agency, uuid, await _body(request)))
 
     @post(
         "/{uuid:str}/cancel",
@@ -262,7 +264,7 @@ class OctoBookingController(Controller):
     ) -> Response[Any]:
         body = await request.body()
         data = await _body(request) if body.strip() else {}
-        return _octo(request, await octo_bookings.cancel(agency, uuid, data))
+        return _octo(request, await change.cancel(agency, uuid, data))
 
 
 octo_router = Router(

@@ -11,13 +11,14 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from app.booking.services.agency import agency_booking
 from app.booking.services.state import LIVE_STATUSES
 from app.booking.tables import Booking, BookingEvent, BookingStatus
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure
 from app.core import clock
 from app.partners.octo import utc_text
-from app.partners.octo_bookings import booking_object
+from app.partners.octo_bookings.view import booking_object
 from app.partners.tables import Agency, WebhookDelivery, WebhookStatus
 
 
@@ -87,12 +88,12 @@ async def booking_event(kind: str, key: str, booking_id: UUID) -> bool:
     """The agency's event for a change of one of its bookings, recorded in the transaction
     that made the change, so the body shows the booking as that change left it."""
 
-    row = await Booking.select().where(Booking.id == booking_id).first().run()
-    if row is None or row["agency"] is None:
+    booking = await agency_booking(booking_id)
+    if booking is None:
         return False
-    booking = await booking_object(dict(row))
+    body = {"booking": await booking_object(booking)}
     return await queue_event(
-        row["agency"], kind, f"webhook:{key}", {"booking": booking}, subject=f"booking:{booking_id}"
+        booking.agency_id, kind, f"webhook:{key}", body, subject=f"booking:{booking_id}"
     )
 
 

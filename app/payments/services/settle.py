@@ -8,7 +8,8 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from app.booking.tables import Booking, BookingStatus
+from app.booking.services.state import LIVE_STATUSES
+from app.booking.tables import Booking
 from app.core import clock
 from app.core.errors import DomainError
 from app.payments.providers import IntentState, ProviderError, UnknownObject, get_provider
@@ -30,7 +31,7 @@ async def settle_after_change(booking_ids: list[UUID]) -> None:
             status = (
                 await Booking.select(Booking.status).where(Booking.id == booking_id).first().run()
             )
-            if status and status["status"] in (BookingStatus.cancelled, BookingStatus.expired):
+            if status and status["status"] not in LIVE_STATUSES:
                 await cancel_open_payments(booking_id)
     except DomainError as exc:
         logger.warning("settling bookings %s deferred to the worker: %s", booking_ids, exc.code)

@@ -8,14 +8,14 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.services.access import guest_booking, lock_booking
-from app.booking.services.state import transition
+from app.booking.services.state import hold_running, transition
 from app.booking.tables import BookingLine, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, DomainError, FieldError
 from app.core.i18n import _
 from app.core.money import PriceOut
-from app.payments.providers import checkout_provider
+from app.payments.providers import checkout_provider, on_account
 from app.payments.schemas import PaymentStartOut
 from app.payments.services.settle import cancel_intent
 from app.payments.tables import Payment, PaymentStatus
@@ -49,6 +49,17 @@ async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
     return await pay_booking(found["id"], actor="guest")
 
 
+async def charge_on_account(booking_id: UUID, *, actor: str) -> None:
+    """Charge an agency's running hold to its account and confirm it. The partner API
+    calls this inside its transaction, having checked the agency's credit limit."""
+    async with write_transaction():
+        booking, _departure = await lock_booking(booking_id)
+        if not hold_running(booking["status"], booking["expires_at"]):
+            raise Conflict(_("The hold has run out; book again."), code="hold_expired")
+        await on_account.record_payment(booking["id"], booking["total_amount"], booking["currency"])
+        await transition(booking, BookingStatus.confirmed, actor=actor, reason=on_account.NAME)
+
+
 async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
     """Create, or reuse, the card payment of a complete booking on hold; a booking that
     costs nothing is confirmed at once."""
@@ -56,9 +67,7 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
         booking, _departure = await lock_booking(booking_id)
         if booking["status"] == BookingStatus.confirmed:
             raise Conflict(_("This booking is already paid."), code="already_paid")
-        if booking["status"] != BookingStatus.on_hold or (
-            booking["expires_at"] and booking["expires_at"] <= clock.now()
-        ):
+        if not hold_running(booking["status"], booking["expires_at"]):
             raise Conflict(_("The hold has run out; book again."), code="hold_expired")
         problems = await _details_missing(booking)
         if problems:

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from app.booking.tables import Booking, BookingStatus
+from app.booking.services.state import hold_running
+from app.booking.tables import Booking
 from app.core import clock
 from app.core.database import write_transaction
 from app.payments.providers import IntentState, UnknownObject, enabled_names, get_provider
@@ -170,8 +171,7 @@ async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
     )
     payable = (
         booking is not None
-        and booking["status"] == BookingStatus.on_hold
-        and (booking["expires_at"] is None or booking["expires_at"] > clock.now())
+        and hold_running(booking["status"], booking["expires_at"])
         and payment["status"] in (PaymentStatus.requires_payment, PaymentStatus.failed)
     )
     if payable:

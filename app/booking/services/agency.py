@@ -1,0 +1,236 @@
+"""Bookings partner agencies make: found by the agency's own booking uuid, read as typed
+rows, and the details an agency adds to its hold (its reference, the lead contact, the
+travellers' names). The partner API calls these; it never writes booking rows itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from app.booking.services import state
+from app.booking.services.access import lock_booking
+from app.booking.services.cancel import cancel_booking
+from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
+from app.core import clock
+from app.core.database import write_transaction
+from app.core.errors import Conflict
+from app.core.i18n import _
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyBookingLine:
+    """One passenger of an agency's booking, at the agency's net price."""
+
+    position: int
+    seat_label: str
+    seat_class: str
+    passenger_type: str
+    passenger_name: str
+    price_amount: int
+    # The retail price of the seat (None for bookings made before it was recorded).
+    retail_amount: int | None
+    checked_in_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyBooking:
+    """An agency's booking as the partner API shows it."""
+
+    id: UUID
+    agency_id: UUID
+    partner_uuid: str
+    reference: str
+    reseller_reference: str
+    status: BookingStatus
+    departure_id: UUID
+    pickup_stop_id: UUID | None
+    contact_name: str
+    contact_email: str
+    contact_phone: str
+    locale: str
+    currency: str
+    # What the agency owes (its net price), and the retail price of the same seats.
+    total_amount: int
+    retail_amount: int | None
+    refund_amount: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    confirmed_at: datetime | None
+    cancelled_at: datetime | None
+
+    @property
+    def hold_running(self) -> bool:
+        return state.hold_running(self.status, self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyContact:
+    """The lead contact an agency gives when it confirms or pays its hold."""
+
+    name: str
+    email: str
+    phone: str
+    locale: str
+    # The agency's own reference; None keeps the one given with the hold.
+    reseller_reference: str | None
+    # Each passenger's name in order ("" where none was given: the lead's name is used).
+    traveller_names: tuple[str, ...]
+
+
+def _typed(row: dict[str, Any]) -> AgencyBooking:
+    return AgencyBooking(
+        id=row["id"], agency_id=row["agency"], partner_uuid=row["partner_uuid"],
+        reference=row["reference"], reseller_reference=row["reseller_reference"],
+        status=BookingStatus(row["status"]), departure_id=row["departure"],
+        pickup_stop_id=row["pickup_stop"], contact_name=row["contact_name"],
+        contact_email=row["contact_email"], contact_phone=row["contact_phone"],
+        locale=row["locale"], currency=row["currency"], total_amount=row["total_amount"],
+        retail_amount=row["retail_amount"], refund_amount=row["refund_amount"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        expires_at=row["expires_at"], confirmed_at=row["confirmed_at"],
+        cancelled_at=row["cancelled_at"],
+    )  # fmt: skip
+
+
+async def find_agency_booking(agency_id: UUID, partner_uuid: str) -> AgencyBooking | None:
+    """The agency's booking with its own uuid, if it made one."""
+    row = (
+        await Booking.select()
+        .where((Booking.agency == agency_id) & (Booking.partner_uuid == partner_uuid))
+        .first()
+        .run()
+    )
+    return _typed(row) if row is not None else None
+
+
+async def agency_booking(booking_id: UUID) -> AgencyBooking | None:
+    """The booking, if an agency made it (None for a tourist's or an unknown one)."""
+    row = await Booking.select().where(Booking.id == booking_id).first().run()
+    return _typed(row) if row is not None and row["agency"] is not None else None
+
+
+async def agency_bookings(
+    agency_id: UUID, *, reseller_reference: str | None = None, reference: str | None = None
+) -> list[AgencyBooking]:
+    """The agency's bookings, oldest first, with the given references if any."""
+    select = Booking.select().where(Booking.agency == agency_id)
+    if reseller_reference is not None:
+        select = select.where(Booking.reseller_reference == reseller_reference)
+    if reference is not None:
+        select = select.where(Booking.reference == reference)
+    return [_typed(row) for row in await select.order_by(Booking.created_at).run()]
+
+
+async def agency_booking_lines(booking: AgencyBooking) -> list[AgencyBookingLine]:
+    """The passengers of the booking on its current departure, in order."""
+    rows = (
+        await BookingLine.select()
+        .where(
+            (BookingLine.booking == booking.id) & (BookingLine.departure == booking.departure_id)
+        )
+        .order_by(BookingLine.position)
+        .run()
+    )
+    return [_typed_line(row) for row in rows]
+
+
+def _typed_line(row: dict[str, Any]) -> AgencyBookingLine:
+    return AgencyBookingLine(
+        position=row["position"], seat_label=row["seat_label"],
+        seat_class=row["seat_class"], passenger_type=row["passenger_type"],
+        passenger_name=row["passenger_name"], price_amount=row["price_amount"],
+        retail_amount=row["retail_amount"], checked_in_at=row["checked_in_at"],
+    )  # fmt: skip
+
+
+async def cancellation_reason(booking_id: UUID) -> str | None:
+    """The agency's own words when it cancelled, else why we did (e.g. departure_cancelled)."""
+    event = (
+        await BookingEvent.select(BookingEvent.reason, BookingEvent.details)
+        .where(
+            (BookingEvent.booking == booking_id)
+            & (BookingEvent.to_status == BookingStatus.cancelled.value)
+        )
+        .order_by(BookingEvent.at, ascending=False)
+        .first()
+        .output(load_json=True)
+        .run()
+    )
+    if event is None:
+        return None
+    details = event["details"] if isinstance(event["details"], dict) else {}
+    return str(details.get("note") or event["reason"])
+
+
+async def lock_agency_booking(booking_id: UUID) -> AgencyBooking:
+    """Lock the booking (its departure first) inside the caller's write transaction, for
+    checks of the agency's contract (credit, cut-off) that its change must not outrun."""
+    booking, _departure = await lock_booking(booking_id)
+    return _typed(booking)
+
+
+async def set_reseller_reference(booking_id: UUID, reseller_reference: str) -> None:
+    """The agency's own reference for its booking."""
+    await (
+        Booking.update({Booking.reseller_reference: reseller_reference[:64]})
+        .where(Booking.id == booking_id)
+        .run()
+    )
+
+
+async def record_agency_contact(booking_id: UUID, contact: AgencyContact) -> None:
+    """Store the lead contact and the travellers' names of a hold (the lead's name for
+    each traveller the agency did not name, unless the line has one already)."""
+    async with write_transaction():
+        booking, _departure = await lock_booking(booking_id)
+        if not state.hold_running(booking["status"], booking["expires_at"]):
+            raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
+        name = contact.name[:120]
+        await (
+            Booking.update(
+                {
+                    Booking.contact_name: name,
+                    Booking.contact_email: contact.email[:254],
+                    Booking.contact_phone: contact.phone[:32],
+                    Booking.locale: contact.locale,
+                    Booking.reseller_reference: (
+                        contact.reseller_reference or booking["reseller_reference"]
+                    )[:64],
+                    Booking.updated_at: clock.now(),
+                }
+            )
+            .where(Booking.id == booking_id)
+            .run()
+        )
+        lines = (
+            await BookingLine.select(BookingLine.id, BookingLine.passenger_name)
+            .where(
+                (BookingLine.booking == booking_id)
+                & (BookingLine.departure == booking["departure"])
+            )
+            .order_by(BookingLine.position)
+            .run()
+        )
+        names = contact.traveller_names
+        for index, line in enumerate(lines):
+            given = names[index][:120] if index < len(names) else ""
+            traveller = given or line["passenger_name"] or name
+            if traveller != line["passenger_name"]:
+                await (
+                    BookingLine.update({BookingLine.passenger_name: traveller})
+                    .where(BookingLine.id == line["id"])
+                    .run()
+                )
+
+
+async def cancel_agency_booking(booking_id: UUID, *, actor: str, note: str) -> None:
+    """Cancel an agency's booking, refunding all it paid: its contract's terms (checked
+    by the partner API), not the route's policy, say what it may cancel."""
+    async with write_transaction():
+        booking, _departure = await lock_booking(booking_id)
+        await cancel_booking(
+            booking, actor=actor, reason="cancelled_by_agency", full_refund=True, note=note
+        )

@@ -1,0 +1,103 @@
+"""OCTO reservations: an agency holds seats, idempotently by its own booking uuid."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from app.booking.schemas import MAX_PARTY, BookingCreate
+from app.booking.services.agency import find_agency_booking, set_reseller_reference
+from app.booking.services.hold import create_booking
+from app.booking.tables import BookingChannel
+from app.partners import octo
+from app.partners.octo_bookings.view import booking_object, find, get
+from app.partners.pricing import agency_price_channel
+from app.partners.schemas import AgencyPrincipal
+
+DEFAULT_HOLD_MINUTES = 30
+MAX_HOLD_MINUTES = 24 * 60
+
+
+def hold_minutes(body: dict[str, Any]) -> int:
+    """The request's `expirationMinutes` (a hold's, or an extension's), checked."""
+    minutes = body.get("expirationMinutes", DEFAULT_HOLD_MINUTES)
+    if not isinstance(minutes, int) or not 1 <= minutes <= MAX_HOLD_MINUTES:
+        raise octo.OctoError("BAD_REQUEST", f"expirationMinutes must be 1 to {MAX_HOLD_MINUTES}")
+    return minutes
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    return isinstance(exc, (sqlite3.IntegrityError, asyncpg.exceptions.UniqueViolationError))
+
+
+def _unit_counts(body: dict[str, Any]) -> dict[str, int]:
+    """How many units of each kind the request holds (at least one, at most a party)."""
+    items = body.get("unitItems")
+    if not isinstance(items, list) or not items:
+        raise octo.OctoError("BAD_REQUEST", "unitItems must list at least one unit")
+    counts: dict[str, int] = {}
+    for item in items:
+        unit_id = str(item.get("unitId", "")) if isinstance(item, dict) else ""
+        if unit_id not in ("adult", "child", "senior"):
+            raise octo.OctoError("INVALID_UNIT_ID", "The unit ID was invalid", unitId=unit_id)
+        counts[unit_id] = counts.get(unit_id, 0) + 1
+    if sum(counts.values()) > MAX_PARTY:
+        raise octo.OctoError("BAD_REQUEST", f"At most {MAX_PARTY} units per booking")
+    return counts
+
+
+async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, Any]:
+    """Hold seats; the same `uuid` again returns the same booking (idempotent)."""
+    uuid = str(body.get("uuid") or "")
+    if not uuid or len(uuid) > 64:
+        raise octo.OctoError("BAD_REQUEST", "uuid is required (at most 64 characters)")
+    existing = await find_agency_booking(principal.agency_id, uuid)
+    if existing is not None:
+        return await booking_object(existing)
+    route = await octo.route_of(principal, str(body.get("productId", "")))
+    option_id = str(body.get("optionId", ""))
+    await octo.check_option(route, option_id)
+    departure_id = await octo.departure_of(route, str(body.get("availabilityId", "")))
+    counts = _unit_counts(body)
+    minutes = hold_minutes(body)
+    pickup_stop = None
+    if body.get("pickupRequested") or body.get("pickupLocationId"):
+        location = str(body.get("pickupLocationId") or "")
+        stop = (await octo.pickups_at([departure_id], location)).get(departure_id)
+        if stop is None:
+            raise octo.OctoError(
+                "BAD_REQUEST",
+                "pickupLocationId must be one of this availability's pickup locations",
+                pickupLocationId=location,
+            )
+        pickup_stop = str(stop["id"])
+    request = msgspec.convert(
+        {
+            "departure_id": str(departure_id),
+            "pickup_stop_id": pickup_stop,
+            "counts": [
+                {"seat_class": option_id, "passenger_type": kind, "count": n}
+                for kind, n in counts.items()
+            ],
+        },
+        BookingCreate,
+    )
+    price_channel = await agency_price_channel(principal.agency_id, route["id"])
+    try:
+        await create_booking(
+            request, channel=BookingChannel.agency, actor=f"agency:{principal.agency_id}",
+            hold_minutes=minutes, agency_id=principal.agency_id, partner_uuid=uuid,
+            price_channel=price_channel,
+        )  # fmt: skip
+    except Exception as exc:
+        if not _is_unique_violation(exc):
+            raise
+        # The same uuid sent twice at once: the other request made the booking.
+        return await get(principal, uuid)
+    if body.get("resellerReference"):
+        made = await find(principal, uuid)
+        await set_reseller_reference(made.id, str(body["resellerReference"]))
+    return await get(principal, uuid)
