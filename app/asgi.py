@@ -32,7 +32,7 @@ from app.catalogue.controllers.operator_profile import OperatorProfileController
 from app.catalogue.controllers.operator_routes import OperatorRouteController
 from app.catalogue.controllers.operator_vehicles import OperatorVehicleController
 from app.catalogue.controllers.public import PublicDepartureController, PublicRouteController
-from app.core import database, http_clients, jobs
+from app.core import database, http_clients, i18n, jobs, security
 from app.core.http_security import (
     CanonicalPathMiddleware,
     PublicRateLimitMiddleware,
@@ -45,16 +45,19 @@ from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
 from app.notifications.controllers import OperatorNotificationController
+from app.notifications.services import sending
 from app.partners.controllers.agencies import OperatorAgencyController
 from app.partners.controllers.agency_bookings import OperatorAgencyBookingController
 from app.partners.controllers.octo import octo_router
 from app.partners.controllers.partner_keys import PartnerKeyController
+from app.payments import providers
 from app.payments.controllers import (
     BookingPaymentController,
     OperatorPaymentController,
     StripeWebhookController,
 )
 from app.system.controllers import SystemController
+from app.web import links
 from app.web.booking_pages import BookingPagesController
 from app.web.cancel_rebook_pages import CancelRebookPagesController
 from app.web.controllers import TouristPagesController
@@ -164,6 +167,23 @@ def _response_cache_config(settings: Settings) -> ResponseCacheConfig:
     )
 
 
+def configure_process(settings: Settings) -> None:
+    """What a process (server, worker, command) sets up once from its settings: the keys
+    of staff tokens, the catalogs, the public address in links, the payment providers and
+    the mail server. The database engine is made from them in app/piccolo_conf.py."""
+    security.configure(settings)
+    i18n.configure(settings.locales_dir)
+    links.configure(settings.public_url)
+    providers.configure(settings)
+    sending.configure(settings)
+
+
+def provide_settings(state: State) -> Settings:
+    """The settings this app was built with, for handlers that declare `settings`."""
+    settings: Settings = state.settings
+    return settings
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
@@ -172,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         configure_logging(settings.log_format)
 
     async def on_startup() -> None:
+        configure_process(settings)
         await database.open_database(settings)
         await jobs.start(settings)
 
@@ -182,7 +203,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
-        dependencies={"page_params": Provide(provide_page_params, sync_to_thread=False)},
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "page_params": Provide(provide_page_params, sync_to_thread=False),
+        },
         exception_handlers=APP_EXCEPTION_HANDLERS,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
@@ -196,7 +220,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None,
         request_max_body_size=settings.max_body_bytes,
         response_cache_config=_response_cache_config(settings),
-        template_config=template_config(),
+        template_config=template_config(settings),
         # The settings this app was built with (e.g. /ready checks *its* Redis).
         state=State({"settings": settings}),
         debug=False,

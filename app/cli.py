@@ -17,9 +17,12 @@ T = TypeVar("T")
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
-    """Run one async job with the database open, then close it."""
+    """Run one async job with the process configured and the database open, then close it."""
+    from app.asgi import configure_process
     from app.core import database
     from app.core.settings import get_settings
+
+    configure_process(get_settings())
 
     async def job() -> T:
         await database.open_database(get_settings())
@@ -76,15 +79,17 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: bool) -> None:
     """Migrate the database, then serve the API."""
     _refuse_unsafe_production()
+    from app.core import i18n
     from app.core.database import migrate as run_migrations
-    from app.core.i18n import compile_catalogs
+    from app.core.settings import get_settings
 
-    compile_catalogs()
+    i18n.configure(get_settings().locales_dir)
+    i18n.compile_catalogs()
     _run(lambda: run_migrations(quiet=True))
     if demo:
         from app.demo.data import load_demo
 
-        click.echo(_run(load_demo).summary())
+        click.echo(_run(lambda: load_demo(get_settings())).summary())
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if metrics_dir:
         # Series of processes from an earlier run would be added to this run's.
@@ -168,10 +173,11 @@ def worker() -> None:
 def demo() -> None:
     """Load the demo operators, lines and departures (idempotent)."""
     from app.core.database import migrate as run_migrations
+    from app.core.settings import get_settings
     from app.demo.data import load_demo
 
     _run(lambda: run_migrations(quiet=True))
-    click.echo(_run(load_demo).summary())
+    click.echo(_run(lambda: load_demo(get_settings())).summary())
 
 
 def _password(value: str | None) -> str:

@@ -101,10 +101,13 @@ import httpx  # noqa: E402
 from piccolo.table import sort_table_classes  # noqa: E402
 
 import app  # noqa: E402, F401
-from app.asgi import create_app  # noqa: E402
+from app.asgi import configure_process, create_app  # noqa: E402
 from app.core import database  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
 from app.piccolo_app import APP_CONFIG  # noqa: E402
+
+# As a server does at startup (the test client runs no lifespan).
+configure_process(get_settings())
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 
 import app  # noqa: F401 - sets PICCOLO_CONF before tables are used
+from app.asgi import configure_process
 from app.core import database, http_clients
 from app.core.settings import get_settings
 from workers.jobs import expire_booking, tick
@@ -16,7 +17,8 @@ from workers.periodic import Periodic
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
+    ctx["settings"] = settings = get_settings()
+    configure_process(settings)
     await database.open_database(settings)
     ctx["periodic"] = periodic = Periodic(settings)
     periodic.start()

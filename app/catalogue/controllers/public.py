@@ -24,6 +24,7 @@ from app.catalogue.services import (
 from app.catalogue.tables import RouteKind
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageParams
+from app.core.settings import Settings
 
 
 class PublicRouteController(Controller):
@@ -40,6 +41,7 @@ class PublicRouteController(Controller):
     async def list_routes(
         self,
         page_params: NamedDependency[PageParams],
+        settings: NamedDependency[Settings],
         theme: Annotated[Theme | None, QueryParameter(name="theme")] = None,
         kind: Annotated[RouteKind | None, QueryParameter(name="kind")] = None,
         q: Annotated[
@@ -59,6 +61,7 @@ class PublicRouteController(Controller):
             date_from=date_from,
             date_to=date_to,
             operator_slug=operator,
+            time_zone=settings.time_zone,
         )
 
     @get(

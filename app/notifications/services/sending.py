@@ -28,7 +28,7 @@ from app.catalogue.tables import Departure, Route
 from app.core import clock
 from app.core.database import is_sqlite, write_transaction
 from app.core.i18n import localize, use_locale
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.notifications.channels import (
     DeliveryError,
     LoggingSmsProvider,
@@ -73,8 +73,23 @@ def sendable_while(kind: str) -> frozenset[str] | None:
     return SENDABLE_WHILE[kind.split(".", 1)[0] if kind.startswith("reminder.") else kind]
 
 
+# The mail server, sender and lease of this process, set once at startup (`configure`).
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+def _configured() -> Settings:
+    if _settings is None:
+        raise RuntimeError("notifications sending is not configured: call configure(settings)")
+    return _settings
+
+
 def send_lease() -> timedelta:
-    return timedelta(seconds=get_settings().send_lease_seconds)
+    return timedelta(seconds=_configured().send_lease_seconds)
 
 
 def worker_name() -> str:
@@ -254,7 +269,7 @@ async def send_due_notifications(
     """Send every due notification once; failures wait and are tried again, then fail.
     Returns how many were sent. With a `deadline` (time.monotonic()), no message is
     claimed once less time is left than one send may take."""
-    settings = get_settings()
+    settings = _configured()
     lease = lease or send_lease()
     # Well inside the lease: the claim outlives the attempt, whatever the server does.
     timeout = lease.total_seconds() / 2
