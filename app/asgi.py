@@ -228,7 +228,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     # Wrapped around the whole ASGI handler so that routing errors (404, 405) are localized,
-    # carry the security headers and the request id, and are counted, as well.
+    # carry the security headers and the request id, and are counted, as well. Litestar's
+    # `middleware=[...]` cannot do that: it wraps each route, so a request that matches no
+    # route never reaches it (a documented limitation, litestar-org/litestar#175), and
+    # Litestar 2 has no setting for middleware around its router.
     app.asgi_handler = PublicRateLimitMiddleware(app.asgi_handler, settings)
     app.asgi_handler = RejectNulMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)
