@@ -50,7 +50,6 @@ from app.core.locale_middleware import LocaleMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging
 from app.core.pagination import provide_page_params
 from app.core.settings import Settings, get_settings
-from app.handlers import wire_domains
 from app.notifications.controllers import OperatorNotificationController
 from app.partners.controllers.agencies import OperatorAgencyController
 from app.partners.controllers.agency_bookings import OperatorAgencyBookingController
@@ -70,6 +69,7 @@ from app.web.hold_pages import HoldPagesController
 from app.web.payment_pages import PaymentPagesController
 from app.web.staff_pages import StaffPagesController
 from app.web.templates import STATIC, template_config
+from app.wiring import configure_process, wire_domains
 from workers.periodic import Periodic
 
 ROUTE_HANDLERS: list[Any] = [
@@ -175,6 +175,12 @@ def _response_cache_config(settings: Settings) -> ResponseCacheConfig:
     )
 
 
+def provide_settings(state: State) -> Settings:
+    """The settings this app was built with, for handlers that declare `settings`."""
+    settings: Settings = state.settings
+    return settings
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     settings.check_production_safety()
@@ -184,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         configure_logging(settings.log_format)
 
     async def on_startup() -> None:
+        configure_process(settings)
         await database.open_database(settings)
         await jobs.start(settings, in_process=Periodic)
 
@@ -194,7 +201,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
-        dependencies={"page_params": Provide(provide_page_params, sync_to_thread=False)},
+        dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "page_params": Provide(provide_page_params, sync_to_thread=False),
+        },
         exception_handlers=APP_EXCEPTION_HANDLERS,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
@@ -208,7 +218,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         else None,
         request_max_body_size=settings.max_body_bytes,
         response_cache_config=_response_cache_config(settings),
-        template_config=template_config(),
+        template_config=template_config(settings),
         # The settings this app was built with (e.g. /ready checks *its* Redis).
         state=State({"settings": settings}),
         debug=False,
@@ -216,7 +226,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     # Wrapped around the whole ASGI handler so that routing errors (404, 405) are localized,
-    # carry the security headers and the request id, and are counted, as well.
+    # carry the security headers and the request id, and are counted, as well. Litestar's
+    # `middleware=[...]` cannot do that: it wraps each route, so a request that matches no
+    # route never reaches it (a documented limitation, litestar-org/litestar#175), and
+    # Litestar 2 has no setting for middleware around its router.
     app.asgi_handler = PublicRateLimitMiddleware(app.asgi_handler, settings)
     app.asgi_handler = RejectNulMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)

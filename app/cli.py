@@ -18,19 +18,22 @@ from app.accounts import operators
 from app.accounts.schemas import OperatorCreate, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import StaffRole
-from app.core import database
+from app.core import database, i18n
 from app.core.database import migrate as run_migrations
 from app.core.errors import DomainError
-from app.core.i18n import DOMAIN, SUPPORTED_LOCALES, compile_catalogs
+from app.core.i18n import DOMAIN, SUPPORTED_LOCALES
 from app.core.settings import PROJECT_ROOT, get_settings
-from app.handlers import wire_domains
+from app.wiring import configure_process, wire_domains
 
 T = TypeVar("T")
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
-    """Run one async job with the database open and the domains wired, then close it."""
+    """Run one async job with the process configured, the domains wired and the database
+    open, then close it."""
     wire_domains()
+
+    configure_process(get_settings())
 
     async def job() -> T:
         await database.open_database(get_settings())
@@ -86,13 +89,14 @@ def serve(host: str, port: int, reload: bool, workers: int, server: str, demo: b
     """Migrate the database, then serve the API."""
     _refuse_unsafe_production()
 
-    compile_catalogs()
+    i18n.configure(get_settings().locales_dir)
+    i18n.compile_catalogs()
     _run(lambda: run_migrations(quiet=True))
     if demo:
         # The demo's data is loaded only by the commands that load it.
         from app.demo.data import load_demo
 
-        click.echo(_run(load_demo).summary())
+        click.echo(_run(lambda: load_demo(get_settings())).summary())
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if metrics_dir:
         # Series of processes from an earlier run would be added to this run's.
@@ -181,7 +185,7 @@ def demo() -> None:
     from app.demo.data import load_demo
 
     _run(lambda: run_migrations(quiet=True))
-    click.echo(_run(load_demo).summary())
+    click.echo(_run(lambda: load_demo(get_settings())).summary())
 
 
 def _password(value: str | None) -> str:

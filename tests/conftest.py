@@ -104,11 +104,13 @@ import app  # noqa: E402, F401
 from app.asgi import create_app  # noqa: E402
 from app.core import database  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
-from app.handlers import wire_domains  # noqa: E402
 from app.piccolo_app import APP_CONFIG  # noqa: E402
+from app.wiring import configure_process, wire_domains  # noqa: E402
 
 # Services called directly by tests publish events too: their handlers are those of the app.
 wire_domains()
+# As a server does at startup (the test client runs no lifespan).
+configure_process(get_settings())
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -167,7 +167,9 @@ async def tick(ctx: dict[str, Any] | None = None) -> dict[str, int]:
     workers do not run it: each step has its own loop.
 
     A failing step is logged and counted (/metrics) and does not stop the others."""
-    settings = get_settings()
+    # A worker's context holds its settings (see workers/runner.py); called by hand (tests,
+    # a shell) or by a worker made elsewhere, this process's.
+    settings: Settings = (ctx or {}).get("settings") or get_settings()
     done: dict[str, int] = {}
     for step in steps_for(settings):
         handled = await run_step(step, settings, drain=False)

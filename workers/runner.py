@@ -32,7 +32,7 @@ from app.core.errors import DatabaseUnavailable
 from app.core.observability import configure_logging
 from app.core.redis_client import close_clients
 from app.core.settings import Settings, get_settings
-from app.handlers import wire_domains
+from app.wiring import configure_process, wire_domains
 from workers.periodic import Periodic
 from workers.settings import WorkerSettings
 
@@ -69,6 +69,7 @@ class Backoff:
 def run() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
+    configure_process(settings)
     asyncio.run(main(settings))
 
 
@@ -134,7 +135,7 @@ async def serve_queue(settings: Settings) -> None:
             health_check_interval=30,
         )
         pool.default_queue_name = settings.job_queue
-        worker = _worker(pool, settings.job_queue)
+        worker = _worker(pool, settings)
         started = loop_time()
         try:
             await pool.ping()
@@ -172,14 +173,16 @@ def loop_time() -> float:
     return asyncio.get_running_loop().time()
 
 
-def _worker(pool: ArqRedis, queue_name: str) -> Worker:
+def _worker(pool: ArqRedis, settings: Settings) -> Worker:
     options: dict[str, Any] = {
+        # What the jobs find in their context (`ctx`).
+        "ctx": {"settings": settings},
         "functions": WorkerSettings.functions,
         "redis_pool": pool,
         "handle_signals": False,
         "max_tries": WorkerSettings.max_tries,
         "job_timeout": WorkerSettings.job_timeout,
-        "queue_name": queue_name,
+        "queue_name": settings.job_queue,
     }
     return Worker(**options)
 

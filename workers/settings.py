@@ -11,14 +11,15 @@ from arq.connections import RedisSettings
 import app  # noqa: F401 - sets PICCOLO_CONF before tables are used
 from app.core import database, http_clients
 from app.core.settings import get_settings
-from app.handlers import wire_domains
+from app.wiring import configure_process, wire_domains
 from workers.jobs import expire_booking, tick
 from workers.periodic import Periodic
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    settings = get_settings()
+    ctx["settings"] = settings = get_settings()
     wire_domains()
+    configure_process(settings)
     await database.open_database(settings)
     ctx["periodic"] = periodic = Periodic(settings)
     periodic.start()

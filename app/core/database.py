@@ -18,6 +18,7 @@ import io
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
@@ -30,7 +31,7 @@ from piccolo.querystring import QueryString
 from app.core.after_commit import effects_of_transaction
 from app.core.engine import get_engine, is_sqlite
 from app.core.errors import DatabaseUnavailable
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings
 
 logger = logging.getLogger("tourline.database")
 
@@ -218,8 +219,11 @@ class BoundedPostgresEngine(PostgresEngine):
     """Piccolo's PostgresEngine with a bounded wait for a pooled connection, transactions
     that always give their connection back, and outages raised as `DatabaseUnavailable`."""
 
-    def __init__(self, *args: Any, acquire_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, acquire_timeout: float, statement_timeout: float, **kwargs: Any
+    ) -> None:
         self.acquire_timeout = acquire_timeout
+        self.statement_timeout = statement_timeout
         super().__init__(*args, **kwargs)
 
     def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
@@ -262,6 +266,11 @@ class BoundedSQLiteEngine(SQLiteEngine):
     """Piccolo's SQLiteEngine whose transactions always close their connection, and whose
     "database is locked" (after the timeout) is a `DatabaseUnavailable` (busy)."""
 
+    def __init__(self, *args: Any, statement_timeout: float, **kwargs: Any) -> None:
+        # How long a writer waits for SQLite's lock before failing (a 503, busy).
+        self.statement_timeout = statement_timeout
+        super().__init__(*args, timeout=statement_timeout, **kwargs)
+
     def transaction(
         self,
         transaction_type: TransactionType = TransactionType.deferred,
@@ -290,12 +299,14 @@ def create_engine(settings: Settings) -> Engine[Any]:
             extensions=(),
             log_queries=settings.log_sql,
             acquire_timeout=settings.database_acquire_timeout,
+            statement_timeout=settings.database_statement_timeout,
         )
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
-    # timeout: how long a writer waits for SQLite's lock before failing (a 503, busy).
     return BoundedSQLiteEngine(
-        path=str(path), log_queries=settings.log_sql, timeout=settings.database_statement_timeout
+        path=str(path),
+        log_queries=settings.log_sql,
+        statement_timeout=settings.database_statement_timeout,
     )
 
 
@@ -321,8 +332,14 @@ async def _keep_session(connection: Any) -> None:
     by asyncpg before this is called."""
 
 
-def _pool_options(settings: Settings) -> dict[str, Any]:
-    statement_seconds = settings.database_statement_timeout
+def statement_timeout() -> timedelta:
+    """How long one statement may run on the app's engine (its settings, see create_engine)."""
+    engine = get_engine()
+    assert isinstance(engine, BoundedPostgresEngine | BoundedSQLiteEngine)
+    return timedelta(seconds=engine.statement_timeout)
+
+
+def _pool_options(statement_seconds: float) -> dict[str, Any]:
     return {
         "reset": _keep_session,
         # The server stops a statement after the statement timeout; the client gives up a
@@ -334,27 +351,22 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def start_pool(
-    min_size: int,
-    max_size: int,
-    engine: Engine[Any] | None = None,
-    settings: Settings | None = None,
-) -> None:
-    """Open the PostgreSQL engine's connection pool, with the timeouts of `settings`; a
+async def start_pool(min_size: int, max_size: int, engine: Engine[Any] | None = None) -> None:
+    """Open the PostgreSQL engine's connection pool, with the engine's statement timeout; a
     database that cannot be reached raises `DatabaseUnavailable`."""
 
     engine = engine or get_engine()
-    assert isinstance(engine, PostgresEngine)
+    assert isinstance(engine, BoundedPostgresEngine)
     with _outage_is_unavailable():
         await engine.start_connection_pool(
-            min_size=min_size, max_size=max_size, **_pool_options(settings or get_settings())
+            min_size=min_size, max_size=max_size, **_pool_options(engine.statement_timeout)
         )
 
 
 async def open_database(settings: Settings, engine: Engine[Any] | None = None) -> None:
     engine = engine or get_engine()
     if isinstance(engine, PostgresEngine):
-        await start_pool(settings.database_pool_min, settings.database_pool_max, engine, settings)
+        await start_pool(settings.database_pool_min, settings.database_pool_max, engine)
     elif isinstance(engine, SQLiteEngine):
         # WAL lets readers proceed while one writer holds the lock; it persists in the file.
         await engine.run_ddl("PRAGMA journal_mode=WAL")

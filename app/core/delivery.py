@@ -45,7 +45,7 @@ from app.core import clock
 from app.core.backoff import RetryPolicy
 from app.core.database import write_transaction
 from app.core.engine import is_sqlite
-from app.core.settings import get_settings
+from app.core.settings import Settings
 
 logger = logging.getLogger("tourline.delivery")
 
@@ -59,9 +59,20 @@ Values = Mapping[Column | str, Any]
 ERROR_LENGTH = 2000
 
 
+# How long a claimed mail, SMS or webhook is a worker's (TOURLINE_SEND_LEASE_SECONDS), set
+# once at startup by `configure`.
+_send_lease: timedelta | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _send_lease
+    _send_lease = timedelta(seconds=settings.send_lease_seconds)
+
+
 def send_lease() -> timedelta:
-    """How long a claimed mail, SMS or webhook is a worker's (TOURLINE_SEND_LEASE_SECONDS)."""
-    return timedelta(seconds=get_settings().send_lease_seconds)
+    if _send_lease is None:
+        raise RuntimeError("delivery is not configured: call configure(settings)")
+    return _send_lease
 
 
 def worker_name() -> str:

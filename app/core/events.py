@@ -2,7 +2,7 @@
 
 A domain that changes state publishes an event (`BookingCancelled`, `DepartureChanged`,
 ...) from inside its write transaction. The domains that care subscribe at start-up
-(`app/handlers.py`), each handler in one phase:
+(`app/wiring.py`), each handler in one phase:
 
 - `IN_TRANSACTION`: runs inside the publisher's transaction, so what it writes commits or
   rolls back with the change (a refund owed, an agency's webhook row, a message to send).
@@ -130,7 +130,7 @@ async def _store(event: Event) -> None:
     )
 
 
-# The process's one bus: domains publish to it, `app/handlers.py` subscribes them.
+# The process's one bus: domains publish to it, `app/wiring.py` subscribes them.
 bus = EventBus()
 
 

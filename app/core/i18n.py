@@ -12,27 +12,37 @@ import gettext as gettext_module
 import io
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
+from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from app.core.settings import get_settings
+from app.core.settings import PROJECT_ROOT
 
 DOMAIN = "messages"
 SUPPORTED_LOCALES: tuple[str, ...] = ("zh_Hans", "en")
 DEFAULT_LOCALE = "zh_Hans"
+# Where the catalogs are: the project's own, unless `configure` (at startup) says otherwise.
+_locales_dir = PROJECT_ROOT / "locales"
 
 _current_locale: contextvars.ContextVar[str] = contextvars.ContextVar(
     "tourline_locale", default=DEFAULT_LOCALE
 )
 
 
+def configure(locales_dir: Path) -> None:
+    """Read the catalogs from `locales_dir` (the settings' TOURLINE_LOCALES_DIR)."""
+    global _locales_dir
+    _locales_dir = locales_dir
+    _translations.cache_clear()
+
+
 @lru_cache(maxsize=len(SUPPORTED_LOCALES))
 def _translations(locale: str) -> gettext_module.NullTranslations:
     """Load the compiled catalog, or compile the .po in memory when no .mo was built."""
-    messages_dir = get_settings().locales_dir / locale / "LC_MESSAGES"
+    messages_dir = _locales_dir / locale / "LC_MESSAGES"
     mo_path = messages_dir / f"{DOMAIN}.mo"
     po_path = messages_dir / f"{DOMAIN}.po"
     if mo_path.exists() and (
@@ -55,7 +65,7 @@ def compile_catalogs() -> list[str]:
     folder is read-only: the .po is then compiled in memory at first use)."""
     written = []
     for locale in SUPPORTED_LOCALES:
-        messages_dir = get_settings().locales_dir / locale / "LC_MESSAGES"
+        messages_dir = _locales_dir / locale / "LC_MESSAGES"
         po_path, mo_path = messages_dir / f"{DOMAIN}.po", messages_dir / f"{DOMAIN}.mo"
         if not po_path.exists():
             continue

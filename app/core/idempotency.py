@@ -36,11 +36,10 @@ from litestar import Request, Response
 
 from app.core import clock
 from app.core.after_commit import Effect, effects_after_commit
-from app.core.database import write_transaction
+from app.core.database import statement_timeout, write_transaction
 from app.core.engine import get_engine, is_sqlite
 from app.core.errors import Conflict, DomainError, InvalidInput, handle_domain_error
 from app.core.i18n import _
-from app.core.settings import get_settings
 from app.core.tables import IdempotencyRecord
 
 KEEP_FOR = timedelta(hours=24)
@@ -60,8 +59,7 @@ LOCK_NOT_AVAILABLE = "55P03"
 
 def _in_progress_wait() -> timedelta:
     """IN_PROGRESS_WAIT, shortened below a statement timeout configured shorter than it."""
-    statement_timeout = timedelta(seconds=get_settings().database_statement_timeout)
-    return min(IN_PROGRESS_WAIT, statement_timeout * 0.8)
+    return min(IN_PROGRESS_WAIT, statement_timeout() * 0.8)
 
 
 class IdempotencyMismatch(DomainError):

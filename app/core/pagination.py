@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from piccolo.columns import Column
 from piccolo.custom_types import Combinable
@@ -13,7 +14,7 @@ from piccolo.table import Table
 
 from app.core.errors import InvalidInput
 from app.core.i18n import _
-from app.core.settings import get_settings
+from app.core.settings import Settings
 
 T = TypeVar("T")
 
@@ -43,12 +44,12 @@ MAX_PAGE = 100_000
 
 
 def provide_page_params(
+    settings: NamedDependency[Settings],
     page: Annotated[int, QueryParameter(name="page", description="Page number, from 1")] = 1,
     page_size: Annotated[
         int | None, QueryParameter(name="page_size", description="Items per page (capped)")
     ] = None,
 ) -> PageParams:
-    settings = get_settings()
     if page < 1 or page > MAX_PAGE:
         raise InvalidInput(
             "page", _("Must be between 1 and {maximum}.").format(maximum=MAX_PAGE), source="query"

@@ -1,8 +1,14 @@
-"""Password hashing (argon2) and staff tokens (JWT, HS256)."""
+"""Password hashing (argon2) and staff tokens (JWT, HS256).
+
+Configured once per process at startup (`configure`) with the settings' secret key, token
+lifetime and hashing cost."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 from uuid import UUID
@@ -12,14 +18,41 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.core import clock
-from app.core.settings import get_settings
+from app.core.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    secret_key: str
+    token_ttl: timedelta
+    password_hashing: str
+
+
+_keys: _Keys | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Sign tokens with `settings`' key and hash passwords at its cost in this process."""
+    global _keys
+    _keys = _Keys(
+        settings.secret_key,
+        timedelta(minutes=settings.token_ttl_minutes),
+        settings.password_hashing,
+    )
+    _hasher.cache_clear()
+
+
+def _configured() -> _Keys:
+    if _keys is None:
+        raise RuntimeError("app.core.security is not configured: call configure(settings)")
+    return _keys
 
 
 @lru_cache(maxsize=1)
 def _hasher() -> tuple[PasswordHasher, str]:
     """The argon2 hasher, and a decoy hash verified for unknown emails so that a login takes
     the same time whether or not the account exists."""
-    if get_settings().password_hashing == "fast":
+    if _configured().password_hashing == "fast":
         # Test suites only: production refuses this setting.
         hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     else:
@@ -44,9 +77,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 def issue_staff_token(staff_id: UUID, session_version: int) -> tuple[str, int]:
-    settings = get_settings()
+    keys = _configured()
     issued = clock.now()
-    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    ttl = keys.token_ttl
     claims = {
         "sub": str(staff_id),
         "ver": session_version,
@@ -54,8 +87,15 @@ def issue_staff_token(staff_id: UUID, session_version: int) -> tuple[str, int]:
         "iat": int(issued.timestamp()),
         "exp": int((issued + ttl).timestamp()),
     }
-    token = jwt.encode(claims, settings.secret_key, algorithm=TOKEN_ALGORITHM)
+    token = jwt.encode(claims, keys.secret_key, algorithm=TOKEN_ALGORITHM)
     return token, int(ttl.total_seconds())
+
+
+def staff_form_token(token: str) -> str:
+    """The token a staff page's forms carry: derived from the staff token (HMAC with the
+    secret key), so it is good for that session only and another site cannot forge it."""
+    secret = _configured().secret_key.encode()
+    return hmac.new(secret, f"staff-form:{token}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 class TokenClaims:
@@ -68,11 +108,10 @@ class TokenClaims:
 
 def read_staff_token(token: str) -> TokenClaims | None:
     """Decode and verify a staff token; None when it is invalid or expired."""
-    settings = get_settings()
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key,
+            _configured().secret_key,
             algorithms=[TOKEN_ALGORITHM],
             audience=TOKEN_AUDIENCE,
             # Time claims follow the app clock (tests freeze it), not the wall clock: expiry is

@@ -38,7 +38,7 @@ from app.catalogue.services import (
 from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
 from app.core import clock
 from app.core.database import write_transaction
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.partners import allotments
 from app.partners import services as partners
 from app.partners.schemas import AgencyCreate, AllotmentCreate
@@ -860,9 +860,9 @@ async def _operator_exists(slug: str) -> bool:
     return await operators.find_operator_id(slug) is not None
 
 
-async def load_demo() -> DemoSummary:
+async def load_demo(settings: Settings) -> DemoSummary:
     """Load the demo operators, routes, vehicles and departures, and demo logins."""
-    if get_settings().is_production:
+    if settings.is_production:
         raise RuntimeError("demo data (with its well-known passwords) is refused in production")
     summary = DemoSummary()
     if not await Staff.exists().where(Staff.email == DEMO_LOGINS[0]).run():

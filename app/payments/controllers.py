@@ -14,6 +14,7 @@ from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.controllers import BookingToken, guarded
 from app.core.errors import problem_responses
+from app.core.settings import Settings
 from app.payments.schemas import BookingMoneyOut, PaymentStartOut, Reconciliation
 from app.payments.services import reconciliation, start, webhook
 
@@ -56,9 +57,12 @@ class StripeWebhookController(Controller):
         responses=problem_responses(400, 503),
         status_code=200,
     )
-    async def stripe(self, request: Request[Any, Any, Any]) -> WebhookOut:
+    async def stripe(
+        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+    ) -> WebhookOut:
         body = await request.body()
-        outcome = await webhook.handle_stripe_webhook(body, request.headers.get("stripe-signature"))
+        signature = request.headers.get("stripe-signature")
+        outcome = await webhook.handle_stripe_webhook(body, signature, settings)
         return WebhookOut(received=True, outcome=outcome)
 
 

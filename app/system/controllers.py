@@ -8,13 +8,13 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from app.core import database, redis_client
 from app.core.errors import Unauthorized, problem_responses
 from app.core.i18n import _
 from app.core.openapi import PrometheusTextOperation
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.system.metrics import render
 
 
@@ -40,8 +40,7 @@ class SystemController(Controller):
         summary="The service can serve requests",
         description="Checks the database, and Redis when one is configured; 503 when one fails.",
     )
-    async def ready(self, state: State) -> Response[ReadyOut]:
-        settings = state.get("settings") or get_settings()
+    async def ready(self, settings: NamedDependency[Settings]) -> Response[ReadyOut]:
         redis_url = settings.redis_url
         # Both at once: with both away the probe waits for the slower bound, not the sum.
         if redis_url:
@@ -67,8 +66,9 @@ class SystemController(Controller):
         operation_class=PrometheusTextOperation,
         responses=problem_responses(401),
     )
-    async def metrics(self, request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-        settings = state.get("settings") or get_settings()
+    async def metrics(
+        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+    ) -> Response[bytes]:
         if settings.metrics_token:
             scheme, _sep, given = request.headers.get("authorization", "").partition(" ")
             expected = settings.metrics_token.encode()

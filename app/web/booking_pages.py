@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import Cookie, FormMultiDict
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -26,7 +27,7 @@ from app.core import clock
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
 from app.core.links import booking_path, lang_code
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.web.booking_forms import _details_from_form, _pickups
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, text
@@ -44,9 +45,9 @@ def booking_link(reference: str, token: str, suffix: str = "", **query: str) -> 
     return booking_path(reference, token, suffix, lang=lang_code(), **query)
 
 
-async def _send_link(reference: str, email: str) -> None:
+async def _send_link(reference: str, email: str, redis_url: str) -> None:
     try:
-        await guest.send_booking_link(reference, email)
+        await guest.send_booking_link(reference, email, redis_url)
     except Exception:  # after the answer: nobody to tell but the log
         logger.exception("could not send the link to booking %s", reference)
 
@@ -113,7 +114,11 @@ class BookingPagesController(Controller):
 
     @get("/bookings/{reference:str}")
     async def booking(
-        self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
+        self,
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        reference: FromPath[str],
+        token: Token = None,
     ) -> Template:
         token = _guest_token(request, token)
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
@@ -124,7 +129,7 @@ class BookingPagesController(Controller):
             Cookie(
                 key=BOOKING_COOKIE, value=token, path=f"/bookings/{booking.reference}",
                 max_age=BOOKING_COOKIE_SECONDS, httponly=True, samesite="lax",
-                secure=get_settings().is_production,
+                secure=settings.is_production,
             )
         )  # fmt: skip
         return page
@@ -176,7 +181,9 @@ class BookingPagesController(Controller):
         )
 
     @post("/find-booking", status_code=200)
-    async def send_link(self, request: Request[Any, Any, Any]) -> Template:
+    async def send_link(
+        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+    ) -> Template:
         form = await request.form()
         reference, email = text(form, "reference").upper(), text(form, "email")
         problems = FormProblems()
@@ -197,5 +204,7 @@ class BookingPagesController(Controller):
             },
             status_code=400 if problems else 200,
             # After the answer is sent, so that its timing tells nothing either.
-            background=None if problems else BackgroundTask(_send_link, reference, email),
+            background=None
+            if problems
+            else BackgroundTask(_send_link, reference, email, settings.redis_url),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
@@ -16,6 +17,7 @@ from app.booking.services import public_departures
 from app.catalogue.services import public_routes
 from app.catalogue.tables import RouteKind
 from app.core.pagination import PageParams
+from app.core.settings import Settings
 from app.web.calendar_view import departure_calendar, weekday_names
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.templates import page_context
@@ -34,6 +36,7 @@ class TouristPagesController(Controller):
     async def home(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
         theme: Annotated[str | None, QueryParameter(name="theme", max_length=32)] = None,
         # Plain text: the form sends "" for "train or bus".
         kind: Annotated[str | None, QueryParameter(name="kind", max_length=16)] = None,
@@ -41,7 +44,11 @@ class TouristPagesController(Controller):
     ) -> Template:
         chosen_kind = RouteKind(kind) if kind in {k.value for k in RouteKind} else None
         lines = await public_routes.list_routes(
-            PageParams(page=1, page_size=50), theme=theme or None, kind=chosen_kind, query=q or None
+            PageParams(page=1, page_size=50),
+            theme=theme or None,
+            kind=chosen_kind,
+            query=q or None,
+            time_zone=settings.time_zone,
         )
         return Template(
             "home.html",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
@@ -14,7 +15,7 @@ from app.booking.tables import BookingStatus
 from app.core.errors import DomainError
 from app.core.http_security import PAYMENT_PAGE_CSP, STRIPE_JS_URL
 from app.core.links import lang_code
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.payments.services.start import start_payment
 from app.web.booking_pages import Token, _booking_page, _guest_token, _seconds_left, booking_link
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
@@ -28,11 +29,14 @@ class PaymentPagesController(Controller):
 
     @get("/bookings/{reference:str}/pay")
     async def pay(
-        self, request: Request[Any, Any, Any], reference: FromPath[str], token: Token = None
+        self,
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        reference: FromPath[str],
+        token: Token = None,
     ) -> Response[Any]:
         token = _guest_token(request, token)
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
-        settings = get_settings()
         context: dict[str, Any] = {
             **page_context(request),
             "booking": booking,

@@ -10,7 +10,6 @@ operator API and land in the audit log the same way.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -19,6 +18,7 @@ from uuid import UUID, uuid4
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, FormMultiDict
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -35,7 +35,8 @@ from app.core.http_security import client_ip
 from app.core.i18n import N_, _, localize
 from app.core.links import lang_code
 from app.core.pagination import PageParams
-from app.core.settings import get_settings
+from app.core.security import staff_form_token
+from app.core.settings import Settings
 from app.notifications.schemas import AdvisoryIn
 from app.notifications.services.advisories import post_advisory
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
@@ -51,11 +52,6 @@ ADVISORY_KINDS = (
     ("heat", N_("Heat day")),
     ("other", N_("Other")),
 )
-
-
-def _csrf_for(token: str) -> str:
-    secret = get_settings().secret_key.encode()
-    return hmac.new(secret, f"staff-form:{token}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 def _page_of_form(request: Request[Any, Any, Any]) -> str:
@@ -126,7 +122,9 @@ class StaffPagesController(Controller):
         return self._login_page(request, next_page=_safe_next(next_page))
 
     @post("/login", status_code=303)
-    async def log_in(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def log_in(
+        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+    ) -> Response[Any]:
         form = await request.form()
         email, password = text(form, "email"), str(form.get("password") or "")
         next_page = _safe_next(text(form, "next"))
@@ -137,7 +135,6 @@ class StaffPagesController(Controller):
             problems.add("password", _("This field is required."))
         if problems:
             return self._login_page(request, problems, email, next_page, 400)
-        settings = get_settings()
         try:
             issued = await login(email, password, client_ip(request), settings)
             principal = await principal_from_token(issued.access_token)
@@ -194,7 +191,7 @@ class StaffPagesController(Controller):
             context={
                 **page_context(request),
                 "board": board,
-                "csrf": _csrf_for(token),
+                "csrf": staff_form_token(token),
                 "date_from": date_from.isoformat() if date_from else "",
                 "has_more": board.page * board.page_size < board.total,
             },
@@ -226,7 +223,7 @@ class StaffPagesController(Controller):
                 "route_name": localize(route.name),
                 "sales": sales,
                 "manifest": manifest,
-                "csrf": _csrf_for(token),
+                "csrf": staff_form_token(token),
                 "problems": problems or FormProblems(),
                 "done": done,
                 "form": form or FormMultiDict(),
@@ -270,7 +267,7 @@ class StaffPagesController(Controller):
                 "departure": departure,
                 "route_name": localize(route.name),
                 "sort": sort,
-                "csrf": _csrf_for(token),
+                "csrf": staff_form_token(token),
             },
         )
 
@@ -283,7 +280,7 @@ class StaffPagesController(Controller):
             return _login_redirect(request)
         principal, token = staff
         form = await request.form()
-        if not hmac.compare_digest(text(form, "csrf"), _csrf_for(token)):
+        if not hmac.compare_digest(text(form, "csrf"), staff_form_token(token)):
             return Template(
                 "staff/forbidden.html",
                 context={

@@ -23,17 +23,16 @@ from app.core.labels import (
     theme_label,
 )
 from app.core.links import lang_code
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.web.forms import field_id
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
 
-def date_text(moment: datetime) -> str:
+def date_text(moment: datetime, time_zone: str) -> str:
     """A date in the service's zone, as the reader writes dates."""
-    local = in_zone(moment, get_settings().time_zone)
-    return format_date(local, "long", locale=current_locale())
+    return format_date(in_zone(moment, time_zone), "long", locale=current_locale())
 
 
 def kind_label(kind: str) -> str:
@@ -67,13 +66,13 @@ def not_found_page(request: Request[Any, Any, Any]) -> Template:
     return Template("not_found.html", context=page_context(request, here), status_code=404)
 
 
-def _setup(engine: JinjaTemplateEngine) -> None:
+def _setup(engine: JinjaTemplateEngine, settings: Settings) -> None:
     engine.engine.globals.update(
         _=_,
         ngettext=ngettext,
         theme_label=theme_label,
         kind_label=kind_label,
-        date_text=date_text,
+        date_text=lambda moment: date_text(moment, settings.time_zone),
         datetime_text=datetime_text,
         seat_class_label=seat_class_label,
         passenger_label=passenger_label,
@@ -82,5 +81,9 @@ def _setup(engine: JinjaTemplateEngine) -> None:
     )
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    return TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_setup)
+def template_config(settings: Settings) -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(
+        directory=TEMPLATES,
+        engine=JinjaTemplateEngine,
+        engine_callback=lambda engine: _setup(engine, settings),
+    )

@@ -92,7 +92,7 @@ def test_compile_catalogs_writes_mo_files_that_translate(
         get_settings().locales_dir, tmp_path / "locales", ignore=shutil.ignore_patterns("*.mo")
     )
     settings = dataclasses.replace(get_settings(), locales_dir=tmp_path / "locales")
-    monkeypatch.setattr(i18n, "get_settings", lambda: settings)
+    monkeypatch.setattr(i18n, "_locales_dir", settings.locales_dir)
     assert sorted(i18n.compile_catalogs()) == sorted(SUPPORTED_LOCALES)
     assert (tmp_path / "locales" / "zh_Hans" / "LC_MESSAGES" / "messages.mo").stat().st_size > 0
     assert i18n.compile_catalogs() == []  # up to date: nothing rewritten

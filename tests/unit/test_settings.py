@@ -16,6 +16,7 @@ from app.core.settings import (
     PROJECT_ROOT,
     Settings,
     load_settings,
+    variables,
 )
 
 # Every variable load_settings() reads.
@@ -247,3 +248,29 @@ def test_create_app_refuses_an_unsafe_production_configuration() -> None:
     # A safe one builds (nothing connects before startup).
     app = create_app(production())
     assert app.state["settings"] == production()
+
+
+def test_every_setting_is_read_from_its_documented_variable(env: pytest.MonkeyPatch) -> None:
+    """Each setting is declared once (variable, default, meaning) and listed in the README."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    documented = variables()
+    assert len(documented) == len(dataclasses.fields(Settings))
+    assert [name for name in documented if f"`{name}`" not in readme] == []
+    assert all(meaning for meaning in documented.values())
+    settings = load_settings({"TOURLINE_SEND_LEASE_SECONDS": "1", "SMTP_STARTTLS": "on"})
+    assert (settings.send_lease_seconds, settings.smtp_starttls) == (2, True)
+
+
+def test_only_the_composition_roots_fetch_the_settings() -> None:
+    """Everything else is handed them (the `settings` dependency, a worker's context, or a
+    module configured once at startup)."""
+    roots = {"app/asgi.py", "app/cli.py", "app/piccolo_conf.py", "app/core/settings.py"}
+    fetching = sorted(
+        str(path.relative_to(PROJECT_ROOT))
+        for folder in ("app", "workers")
+        for path in (PROJECT_ROOT / folder).rglob("*.py")
+        if "get_settings(" in path.read_text()
+    )
+    assert [
+        path for path in fetching if path not in roots and not path.startswith("workers/")
+    ] == []

@@ -23,7 +23,6 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput
 from app.core.events import publish
 from app.core.i18n import _, localize
-from app.core.settings import get_settings
 
 
 async def get_booking(reference: str, token: str | None) -> BookingOut:
@@ -109,7 +108,7 @@ async def guest_calendar(reference: str, token: str | None) -> bytes:
 LINK_MAILS_PER_HOUR = 3
 
 
-async def send_booking_link(reference: str, email: str) -> None:
+async def send_booking_link(reference: str, email: str, redis_url: str) -> None:
     """Mail a fresh link to the booking to its contact, when `email` is that contact's.
 
     The token is replaced, so an older link stops working. The caller learns nothing about
@@ -124,9 +123,8 @@ async def send_booking_link(reference: str, email: str) -> None:
         return
     if row["contact_email"].casefold() != email.strip().casefold():
         return
-    settings = get_settings()
     verdict = await ratelimit.hit(
-        settings.redis_url, f"booking-link:{row['reference']}", LINK_MAILS_PER_HOUR, 3600
+        redis_url, f"booking-link:{row['reference']}", LINK_MAILS_PER_HOUR, 3600
     )
     if not verdict.allowed:
         return

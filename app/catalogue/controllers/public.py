@@ -16,6 +16,7 @@ from app.catalogue.services import public_routes
 from app.catalogue.tables import RouteKind
 from app.core.errors import problem_responses
 from app.core.pagination import Page, PageParams
+from app.core.settings import Settings
 
 
 class PublicRouteController(Controller):
@@ -32,6 +33,7 @@ class PublicRouteController(Controller):
     async def list_routes(
         self,
         page_params: NamedDependency[PageParams],
+        settings: NamedDependency[Settings],
         theme: Annotated[Theme | None, QueryParameter(name="theme")] = None,
         kind: Annotated[RouteKind | None, QueryParameter(name="kind")] = None,
         q: Annotated[
@@ -51,6 +53,7 @@ class PublicRouteController(Controller):
             date_from=date_from,
             date_to=date_to,
             operator_slug=operator,
+            time_zone=settings.time_zone,
         )
 
     @get(

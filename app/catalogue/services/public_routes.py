@@ -26,7 +26,6 @@ from app.core.i18n import localize
 from app.core.labels import duration_label
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, page_of
-from app.core.settings import get_settings
 
 
 def _escape_like(text: str) -> str:
@@ -41,13 +40,15 @@ async def list_routes(
     date_from: date | None = None,
     date_to: date | None = None,
     operator_slug: str | None = None,
+    *,
+    time_zone: str,
 ) -> Page[PublicRouteSummary]:
     """Published routes matching the filters, soonest next departure first.
 
-    The travel dates are local dates in the service's time zone, both inclusive.
+    The travel dates are local dates in `time_zone` (the service's), both inclusive.
     """
     now = clock.now()
-    travel_from, travel_to = local_day_range(date_from, date_to, get_settings().time_zone)
+    travel_from, travel_to = local_day_range(date_from, date_to, time_zone)
     conditions = ["r.status = {}"]
     args: list[Any] = [RouteStatus.published.value]
     if kind is not None:

@@ -32,7 +32,7 @@ from app.core.delivery import (
 )
 from app.core.i18n import localize, use_locale
 from app.core.links import booking_url
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.notifications.channels import (
     DeliveryError,
     LoggingSmsProvider,
@@ -77,6 +77,21 @@ SENDABLE_WHILE: dict[str, frozenset[str] | None] = {
 def sendable_while(kind: str) -> frozenset[str] | None:
     """The statuses of `SENDABLE_WHILE` for a kind; a kind not listed there is a bug."""
     return SENDABLE_WHILE[kind.split(".", 1)[0] if kind.startswith("reminder.") else kind]
+
+
+# The mail server and sender of this process, set once at startup (`configure`).
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+def _configured() -> Settings:
+    if _settings is None:
+        raise RuntimeError("notifications sending is not configured: call configure(settings)")
+    return _settings
 
 
 def sms_provider() -> SmsProvider:
@@ -149,7 +164,7 @@ class NotificationChannel(Channel[dict[str, Any]]):
                     notification["recipient"], f"{email.subject}\n{email.text}"
                 )
             else:
-                settings = get_settings()
+                settings = _configured()
                 email = dataclasses.replace(
                     email, message_id=message_id(notification["key"], settings.mail_from)
                 )

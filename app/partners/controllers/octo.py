@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from app.core import ratelimit
 from app.core.errors import DomainError
 from app.core.i18n import SUPPORTED_LOCALES, content_language
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.partners import octo, octo_availability, octo_products, services
 from app.partners.octo_bookings import change, reserve, view
 from app.partners.octo_bookings import confirm as confirmation
@@ -47,12 +47,13 @@ logger = logging.getLogger("tourline.octo")
 SUPPORTED_CAPABILITIES = ("octo/content", "octo/pickups", "octo/pricing")
 
 
-async def provide_agency(request: Request[Any, Any, Any]) -> AgencyPrincipal:
+async def provide_agency(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> AgencyPrincipal:
     scheme, _sep, key = request.headers.get("authorization", "").partition(" ")
     principal = await services.agency_for_key(key.strip()) if scheme.lower() == "bearer" else None
     if principal is None:
         raise octo.OctoError("UNAUTHORIZED", "The API key is missing or invalid", status=401)
-    settings = request.app.state.get("settings") or get_settings()
     verdict = await ratelimit.hit(
         settings.redis_url, f"partner-key:{principal.api_key_id}", settings.partner_rate_limit
     )

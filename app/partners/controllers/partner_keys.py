@@ -11,15 +11,18 @@ from litestar.params import FromPath, JSONBody
 
 from app.core.errors import TooManyRequests, Unauthorized, problem_responses
 from app.core.i18n import _
+from app.core.settings import Settings
 from app.partners import octo, services
 from app.partners.controllers.octo import provide_agency
 from app.partners.schemas import AgencyPrincipal, ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 
 
-async def provide_partner(request: Request[Any, Any, Any]) -> AgencyPrincipal:
+async def provide_partner(
+    request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+) -> AgencyPrincipal:
     """The agency behind the key, for the partner API outside OCTO (problem+json errors)."""
     try:
-        return await provide_agency(request)
+        return await provide_agency(request, settings)
     except octo.OctoError as exc:
         if exc.status == 429:
             raise TooManyRequests(

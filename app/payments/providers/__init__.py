@@ -17,7 +17,7 @@ import importlib
 from typing import cast
 
 from app.core.i18n import _
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings
 from app.payments.providers.base import (
     IntentState,
     PaymentProvider,
@@ -67,6 +67,22 @@ def _load(entry: str) -> ProviderFactory:
     return cast(ProviderFactory, factory)
 
 
+# The settings the providers are made with, set once per process at startup (`configure`).
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Enable the providers `settings` list (TOURLINE_PAYMENT_PROVIDERS), with their keys."""
+    global _settings
+    _settings = settings
+
+
+def _configured() -> Settings:
+    if _settings is None:
+        raise RuntimeError("app.payments.providers is not configured: call configure(settings)")
+    return _settings
+
+
 def _factories(settings: Settings) -> dict[str, ProviderFactory]:
     """The enabled provider classes by their name, in the configured order."""
     found: dict[str, ProviderFactory] = {}
@@ -78,13 +94,13 @@ def _factories(settings: Settings) -> dict[str, ProviderFactory]:
 
 def enabled_names() -> list[str]:
     """Names of the enabled providers (as stored in payment and refund rows)."""
-    return list(_factories(get_settings()))
+    return list(_factories(_configured()))
 
 
 def is_remote(name: str) -> bool:
     """Whether payments through `name` have ids at the provider (see `remote`); a provider
     not enabled counts as remote, so that its rows wait for it instead of passing."""
-    factory = _factories(get_settings()).get(name)
+    factory = _factories(_configured()).get(name)
     return factory is None or factory.remote
 
 
@@ -106,7 +122,7 @@ def _make(factory: ProviderFactory, settings: Settings) -> PaymentProvider:
 
 def get_provider(name: str) -> PaymentProvider:
     """The provider that handles rows stored under `name`; 503 when it is not enabled."""
-    settings = get_settings()
+    settings = _configured()
     factory = _factories(settings).get(name)
     if factory is None:
         raise PaymentsNotConfigured(
@@ -119,7 +135,7 @@ def get_provider(name: str) -> PaymentProvider:
 
 def checkout_provider() -> PaymentProvider:
     """The provider tourists pay through: the first enabled one that takes their payments."""
-    settings = get_settings()
+    settings = _configured()
     for factory in _factories(settings).values():
         if factory.checkout:
             return _make(factory, settings)

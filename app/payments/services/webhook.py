@@ -14,7 +14,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.events import publish
 from app.core.i18n import _
-from app.core.settings import get_settings
+from app.core.settings import Settings
 from app.payments.events import PaymentRefundedLate
 from app.payments.providers import (
     STRIPE,
@@ -35,9 +35,9 @@ REFUND_EVENTS = {"charge.refunded", "refund.created", "refund.updated"}
 HANDLED_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed", *REFUND_EVENTS}
 
 
-async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
+async def handle_stripe_webhook(payload: bytes, signature: str | None, settings: Settings) -> str:
     """Verify, deduplicate and apply one Stripe event; returns what was done."""
-    event = verify_stripe_event(payload, signature, get_settings())
+    event = verify_stripe_event(payload, signature, settings)
     event_id, event_type = str(event["id"]), str(event["type"])
     data_object = event["data"]["object"]
     object_id = str(data_object.get("id", ""))

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-import app.demo.data as demo_data
 from app.accounts.tables import Staff
 from app.core import clock
 from app.core.settings import get_settings
@@ -44,7 +43,7 @@ BUS_WEEKDAYS = {
 
 @pytest.fixture
 async def demo(client: httpx.AsyncClient) -> DemoSummary:
-    return await load_demo()
+    return await load_demo(get_settings())
 
 
 async def login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
@@ -425,7 +424,7 @@ async def test_loading_twice_changes_nothing(client: httpx.AsyncClient, demo: De
     assert before["staff"] == 3
     assert before[f"{RAIL} departures"] == 3
     assert before[f"{BUS} routes"] == 3
-    again = await load_demo()
+    again = await load_demo(get_settings())
     assert again.created == []
     assert again.skipped == ["operator zy-rail", "operator zz-bus"]
     text = again.summary()
@@ -439,9 +438,8 @@ async def test_demo_data_is_refused_in_production(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     production = dataclasses.replace(get_settings(), environment="production")
-    monkeypatch.setattr(demo_data, "get_settings", lambda: production)
     with pytest.raises(RuntimeError, match="production"):
-        await load_demo()
+        await load_demo(production)
     assert await Staff.count().run() == 0
     assert (await get_json(client, "/api/v1/routes"))["total"] == 0
     response = await client.post(

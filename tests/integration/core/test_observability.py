@@ -336,11 +336,13 @@ async def test_metrics_count_requests_by_route_and_the_booking_lifecycle(
 
 TICK_ONCE = """
 import asyncio
+from app.asgi import configure_process
 from app.core import database
 from app.core.settings import get_settings
 from workers.jobs import tick
 
 async def main():
+    configure_process(get_settings())
     await database.open_database(get_settings())
     try:
         print(sorted(await tick()))

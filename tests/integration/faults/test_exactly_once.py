@@ -209,12 +209,15 @@ WORKER_LOOP = """
 import asyncio
 
 import app  # noqa: F401 - sets PICCOLO_CONF
+from app.asgi import configure_process
 from app.core import database
 from app.core.settings import get_settings
 from app.notifications.services.sending import send_due_notifications
 
 
 async def main() -> None:
+    # As a worker starts: the process is configured once, then the database opened.
+    configure_process(get_settings())
     await database.open_database(get_settings())
     while True:
         await send_due_notifications(limit=5)
@@ -600,7 +603,7 @@ async def test_expiry_and_outbox_sweeps_never_wait_on_a_hanging_stripe(
         through = dataclasses.replace(
             get_settings(), stripe_api_base=f"http://127.0.0.1:{proxy.port}"
         )
-        monkeypatch.setattr(app.payments.providers, "get_settings", lambda: through)
+        monkeypatch.setattr(app.payments.providers, "_settings", through)
         proxy.blackhole()  # Stripe accepts connections and never answers
         with clock.frozen(start + timedelta(hours=1)):
             began = time.monotonic()

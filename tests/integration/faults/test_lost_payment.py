@@ -293,7 +293,7 @@ async def test_an_old_intent_the_sweep_could_not_settle_is_reported_and_retried_
     unreachable = dataclasses.replace(
         get_settings(), stripe_api_base=f"http://127.0.0.1:{free_port()}"
     )
-    monkeypatch.setattr(app.payments.providers, "get_settings", lambda: unreachable)
+    monkeypatch.setattr(app.payments.providers, "_settings", unreachable)
     checked_at = clock.now()
     with clock.frozen(checked_at), pytest.raises(ProviderError):
         await sync_open_payments()
@@ -348,7 +348,7 @@ async def test_report_with_stripe_unreachable_says_what_it_could_not_verify(
     unreachable = dataclasses.replace(
         get_settings(), stripe_api_base=f"http://127.0.0.1:{free_port()}"
     )
-    monkeypatch.setattr(app.payments.providers, "get_settings", lambda: unreachable)
+    monkeypatch.setattr(app.payments.providers, "_settings", unreachable)
 
     body = await report(client, operator)
 

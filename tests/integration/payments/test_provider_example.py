@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.asgi import configure_process
 from app.booking.tables import BookingEvent
 from app.core import clock
 from app.core.settings import get_settings, load_settings
@@ -40,9 +41,10 @@ EXAMPLE = "tests.payment_provider_example"
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, providers: str) -> None:
-    """Set TOURLINE_PAYMENT_PROVIDERS as a deployment would; the app reads it anew."""
+    """Set TOURLINE_PAYMENT_PROVIDERS as a deployment would, and start the process anew."""
     monkeypatch.setenv("TOURLINE_PAYMENT_PROVIDERS", providers)
     get_settings.cache_clear()
+    configure_process(get_settings())
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +52,7 @@ def restored_settings() -> Iterator[None]:
     yield
     # monkeypatch has put the environment back by now (its fixture was set up later).
     get_settings.cache_clear()
+    configure_process(get_settings())
 
 
 async def audit(created: dict[str, Any]) -> list[tuple[str | None, str, str, str]]:

@@ -732,7 +732,7 @@ async def test_refunds_out_of_retries_stay_on_the_report_until_they_succeed(
         get_settings(), stripe_api_base=f"http://127.0.0.1:{free_port()}"
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(providers, "get_settings", lambda: settings)
+        patch.setattr(providers, "_settings", settings)
         for attempt in range(1, MAX_REFUND_ATTEMPTS + 1):
             with clock.frozen(now + attempt * REFUND_RETRY_MAX):
                 assert await execute_pending_refunds() == 0

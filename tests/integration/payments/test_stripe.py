@@ -452,8 +452,9 @@ async def test_without_a_stripe_key_payment_is_503_not_configured(
     _route, _vehicle, departure = await bus_line(client, operator)
     created = await hold(client, departure["id"])
     unconfigured = dataclasses.replace(get_settings(), stripe_secret_key="")
-    monkeypatch.setattr(app.payments.providers, "get_settings", lambda: unconfigured)
-    monkeypatch.setattr(app.payments.services.webhook, "get_settings", lambda: unconfigured)
+    monkeypatch.setattr(app.payments.providers, "_settings", unconfigured)
+    # The settings the client's app was built with (its `settings` dependency).
+    monkeypatch.setattr(client._transport.app.state, "settings", unconfigured)  # type: ignore[attr-defined]
 
     response = await start(client, created)
     body = problem(response, 503, "payments_not_configured")

@@ -23,7 +23,6 @@ import httpx
 import icalendar
 import pytest
 
-import app.web.payment_pages
 from app.booking.controllers import TOKEN_GUESSES
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
@@ -748,7 +747,8 @@ async def test_pay_page_without_stripe_says_card_payment_is_not_set_up(
     _route, _vehicle, trip = await bus_line(client, operator)
     created = await api_hold(client, trip["id"], ["8A"])
     unconfigured = dataclasses.replace(get_settings(), stripe_secret_key="")
-    monkeypatch.setattr(app.web.payment_pages, "get_settings", lambda: unconfigured)
+    # The settings the client's app was built with (its `settings` dependency).
+    monkeypatch.setattr(client._transport.app.state, "settings", unconfigured)  # type: ignore[attr-defined]
 
     response = await client.get(f"/bookings/{ref(created)}/pay?token={token(created)}&lang=en")
     page = html_page(response, 200)
