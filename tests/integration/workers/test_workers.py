@@ -379,7 +379,8 @@ async def test_two_workers_ticking_at_once_do_every_effect_once(
 
 @pytest.mark.parametrize(
     ("step", "committed"),
-    [("seats_freed", False), ("write_transaction", True)],
+    # Before: as the expiry publishes that the hold's seats are free again.
+    [("publish", False), ("write_transaction", True)],
     ids=["before-commit", "after-commit"],
 )
 async def test_expiry_job_killed_mid_way_is_retried_and_expires_once(
