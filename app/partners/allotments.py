@@ -19,6 +19,7 @@ from app.accounts.services import require_operator_admin
 from app.booking.services.availability import class_counts, used_by_allotments
 from app.booking.services.inventory import lock_departure
 from app.booking.services.waitlist import seats_freed
+from app.booking.tables import Allotment
 from app.catalogue.services.common import owned_departure, require_aware
 from app.catalogue.tables import Departure, DepartureStatus
 from app.core import clock
@@ -27,7 +28,6 @@ from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.i18n import _, ngettext
 from app.partners.schemas import AllotmentCreate, AllotmentOut, AllotmentUpdate
 from app.partners.services import owned_agency
-from app.partners.tables import Allotment
 from app.partners.webhooks import queue_event
 
 # When no release time is given, unused seats return to general sale this long before

@@ -20,12 +20,12 @@ import pytest
 from aiohttp import web
 
 from app.booking.services.state import transition
-from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
+from app.booking.tables import Allotment, Booking, BookingLine, BookingStatus, WaitlistEntry
 from app.core import clock, database
 from app.core.database import write_transaction
 from app.core.tables import OutboxMessage
 from app.partners.allotments import release_due_allotments
-from app.partners.tables import Allotment, WebhookDelivery
+from app.partners.tables import WebhookDelivery
 from tests.assertions import fields, ok, problem
 from tests.conftest import STAFF_PASSWORD, Account, Mailbox
 from tests.factories import create_departure, create_route, in_days, set_route_fares
