@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from app.booking.services.allotments import release_due_allotments
 from app.booking.services.expiry import expire_all_overdue, expire_hold
 from app.core import jobs
 from app.core.errors import DatabaseUnavailable, DomainError, NotFound
@@ -19,7 +20,6 @@ from app.core.outbox import dispatch_outbox
 from app.core.settings import Settings, get_settings
 from app.notifications.services.reminders import queue_reminders
 from app.notifications.services.sending import send_due_notifications
-from app.partners.allotments import release_due_allotments
 from app.partners.webhooks import deliver_due_webhooks
 from app.payments.services.refunds import execute_pending_refunds
 from app.payments.services.sweep import sync_open_payments

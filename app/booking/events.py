@@ -105,6 +105,25 @@ class BookingLinkRequested(Event, frozen=True, kw_only=True):
         return f"{self.name}:{self.booking_id}:{self.token_hash_prefix}"
 
 
+class AllotmentReleased(Event, frozen=True, kw_only=True):
+    """An agency's allotment reached its release time: its unused seats went back on sale."""
+
+    name = "allotment.released"
+
+    allotment_id: UUID
+    agency_id: UUID
+    departure_id: UUID
+    seat_class: str
+    # What the allotment kept, what the agency used of it, and what went back on sale.
+    seats: int
+    used: int
+    released: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.allotment_id}"
+
+
 BOOKING_STATUS_EVENTS: dict[str, type[BookingStatusChanged]] = {
     event.name: event for event in (BookingConfirmed, BookingCancelled, BookingExpired)
 }

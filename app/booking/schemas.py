@@ -233,3 +233,36 @@ class DepartureCancellationOut(msgspec.Struct, kw_only=True):
     departure: DepartureOut
     bookings_cancelled: int
     refunds_total: PriceOut
+
+
+# Allotments: an operator keeps seats for one of its partner agencies.
+
+
+class AllotmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    departure_id: UUID
+    # Checked against the departure's seat classes, not against a pattern.
+    seat_class: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    seats: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    # Default: three days before departure.
+    release_at: datetime | None = None
+
+
+class AllotmentUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    seats: Annotated[int, msgspec.Meta(ge=1, le=1000)] | msgspec.UnsetType = msgspec.UNSET
+    release_at: datetime | msgspec.UnsetType = msgspec.UNSET
+
+
+class AllotmentOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    agency_id: UUID
+    departure_id: UUID
+    departs_at: datetime
+    seat_class: str
+    seats: int
+    # Seats of the class the agency holds or has sold on the departure.
+    used: int
+    # Still kept for the agency (0 once released).
+    unused: int
+    release_at: datetime
+    released_at: datetime | None
+    released_seats: int

@@ -1,4 +1,4 @@
-"""Bookings, their passenger lines, audit trail, waiting list.
+"""Bookings, their passenger lines, audit trail, waiting list, agencies' allotments.
 
 The inventory invariant lives in the database: a partial unique index on
 booking_line (departure, seat) WHERE live, created in a migration, lets a seat belong
@@ -21,6 +21,7 @@ from piccolo.columns import (
     Varchar,
 )
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.columns.reference import LazyTableReference
 from piccolo.table import Table
 
 from app.accounts.tables import Operator
@@ -131,3 +132,28 @@ class WaitlistEntry(Table):
     offered_booking = ForeignKey(Booking, on_delete=OnDelete.set_null, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     notes = Text(default="")
+
+
+class Allotment(Table):
+    """Seats of a class on a departure that only one agency may book, until `release_at`.
+
+    Counted, not pinned to seats: while it runs, everybody else sees `seats` minus what
+    the agency has booked in that class as taken. Unique per (agency, departure, seat
+    class), an index in migrations."""
+
+    id = UUID(primary_key=True)
+    # The agency's table is the partners' (a domain above booking): named, not imported.
+    agency: ForeignKey[Table] = ForeignKey(
+        LazyTableReference("Agency", module_path="app.partners.tables"),
+        on_delete=OnDelete.cascade,
+        null=False,
+        index=True,
+    )
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    seat_class = Varchar(length=32)
+    seats = Integer()
+    release_at = Timestamptz(index=True)
+    # Set once by the release job; the unused seats it gave back to general sale.
+    released_at = Timestamptz(null=True, default=None)
+    released_seats = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())

@@ -16,7 +16,8 @@ from app.accounts import operators
 from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
-from app.booking.services import seat_blocks
+from app.booking.schemas import AllotmentCreate
+from app.booking.services import allotments, seat_blocks
 from app.catalogue.schemas.departures import (
     BulkScheduleIn,
     DepartureBlocksIn,
@@ -39,9 +40,8 @@ from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.settings import Settings
-from app.partners import allotments
 from app.partners import services as partners
-from app.partners.schemas import AgencyCreate, AllotmentCreate
+from app.partners.schemas import AgencyCreate
 
 DEMO_PASSWORD = "tourline-demo-password"
 # The demo agency's OCTO API key (demo data is refused in production).

@@ -107,35 +107,6 @@ class NetRateOut(msgspec.Struct, kw_only=True):
     net: PriceOut
 
 
-class AllotmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    departure_id: UUID
-    seat_class: SeatClass
-    seats: Annotated[int, msgspec.Meta(ge=1, le=1000)]
-    # Default: three days before departure.
-    release_at: datetime | None = None
-
-
-class AllotmentUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    seats: Annotated[int, msgspec.Meta(ge=1, le=1000)] | UnsetType = UNSET
-    release_at: datetime | UnsetType = UNSET
-
-
-class AllotmentOut(msgspec.Struct, kw_only=True):
-    id: UUID
-    agency_id: UUID
-    departure_id: UUID
-    departs_at: datetime
-    seat_class: str
-    seats: int
-    # Seats of the class the agency holds or has sold on the departure.
-    used: int
-    # Still kept for the agency (0 once released).
-    unused: int
-    release_at: datetime
-    released_at: datetime | None
-    released_seats: int
-
-
 class SettlementIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     amount: Annotated[int, msgspec.Meta(ge=1, le=MAX_ACCOUNT_AMOUNT)]
     received_on: date

@@ -34,8 +34,7 @@ from app.partners.schemas import (
     SettlementOut,
 )
 from app.partners.tables import Agency, AgencyStatus, ApiKey, NetRate, Settlement
-from app.payments.providers import on_account
-from app.payments.tables import Payment, Refund
+from app.payments.services.agency_account import charged_on_account
 
 KEY_PREFIX = "tl_"
 # How precisely a key's last use is recorded.
@@ -362,31 +361,14 @@ async def replace_net_rates(
 
 async def credit_used(agency_id: UUID) -> int:
     """What the agency owes now: taken on account, less refunds and settlements."""
-    charged: list[dict[str, Any]] = await Payment.raw(
-        """
-        SELECT COALESCE(SUM(p.amount), 0) AS amount FROM payment p
-        JOIN booking b ON b.id = p.booking
-        WHERE b.agency = {} AND p.provider = {} AND p.status = 'succeeded'
-        """,
-        agency_id,
-        on_account.NAME,
-    ).run()
-    refunded: list[dict[str, Any]] = await Refund.raw(
-        """
-        SELECT COALESCE(SUM(r.amount), 0) AS amount FROM refund r
-        JOIN booking b ON b.id = r.booking
-        WHERE b.agency = {} AND r.provider = {} AND r.status != 'failed'
-        """,
-        agency_id,
-        on_account.NAME,
-    ).run()
+    charged = await charged_on_account(agency_id)
     settled = sum(
         int(row["amount"])
         for row in await Settlement.select(Settlement.amount)
         .where(Settlement.agency == agency_id)
         .run()
     )
-    return int(charged[0]["amount"]) - int(refunded[0]["amount"]) - settled
+    return charged - settled
 
 
 async def credit(agency: dict[str, Any], currency: str) -> CreditOut:

@@ -19,7 +19,7 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from app.accounts.tables import Operator
-from app.catalogue.tables import Departure, Route
+from app.catalogue.tables import Route
 
 
 class PaymentTerms(StrEnum):
@@ -80,25 +80,6 @@ class NetRate(Table):
     seat_class = Varchar(length=32)
     passenger_type = Varchar(length=16)
     amount = Integer()
-
-
-class Allotment(Table):
-    """Seats of a class on a departure that only one agency may book, until `release_at`.
-
-    Counted, not pinned to seats: while it runs, everybody else sees `seats` minus what
-    the agency has booked in that class as taken. Unique per (agency, departure, seat
-    class), an index in migrations."""
-
-    id = UUID(primary_key=True)
-    agency = ForeignKey(Agency, on_delete=OnDelete.cascade, null=False, index=True)
-    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
-    seat_class = Varchar(length=32)
-    seats = Integer()
-    release_at = Timestamptz(index=True)
-    # Set once by the release job; the unused seats it gave back to general sale.
-    released_at = Timestamptz(null=True, default=None)
-    released_seats = Integer(default=0)
-    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class Settlement(Table):

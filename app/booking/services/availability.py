@@ -5,8 +5,8 @@ whose time has run out: those seats count as free at once, even before the expir
 releases them (the booking engine expires such holds before it assigns seats).
 
 A running agency allotment keeps its unused seats from everybody but that agency: they
-count as taken for the others until the allotment's release time. The allotments are the
-partner agencies' (table `allotment`), read here in SQL only.
+count as taken for the others until the allotment's release time (`Allotment`, read here
+in SQL with the booking lines it is measured against).
 """
 
 from __future__ import annotations

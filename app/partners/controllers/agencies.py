@@ -12,17 +12,17 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
+from app.accounts.services import require_operator_admin
+from app.booking.schemas import AllotmentCreate, AllotmentOut, AllotmentUpdate
+from app.booking.services import allotments
 from app.core.errors import problem_responses
 from app.core.openapi import JsonOrCsvOperation
 from app.core.pagination import Page, PageParams
-from app.partners import allotments, reports, services, webhooks
+from app.partners import reports, services, webhooks
 from app.partners.schemas import (
     AgencyCreate,
     AgencyOut,
     AgencyUpdate,
-    AllotmentCreate,
-    AllotmentOut,
-    AllotmentUpdate,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
@@ -35,6 +35,16 @@ from app.partners.schemas import (
     WebhookSecretOut,
 )
 from app.partners.tables import WebhookStatus
+
+
+async def _agency_allotments(
+    operator: OperatorPrincipal, agency_id: UUID, *, to_change: bool
+) -> None:
+    """The operator may see (an admin: change) the allotments of its own agencies only.
+    The admin check comes first: staff learn nothing of which agencies exist."""
+    if to_change:
+        require_operator_admin(operator)
+    await services.owned_agency(operator, agency_id)
 
 
 class OperatorAgencyController(Controller):
@@ -195,6 +205,7 @@ class OperatorAgencyController(Controller):
         agency_id: FromPath[UUID],
         data: JSONBody[AllotmentCreate],
     ) -> AllotmentOut:
+        await _agency_allotments(operator, agency_id, to_change=True)
         return await allotments.create_allotment(operator, agency_id, data)
 
     @get(
@@ -205,7 +216,8 @@ class OperatorAgencyController(Controller):
     async def list_allotments(
         self, operator: NamedDependency[OperatorPrincipal], agency_id: FromPath[UUID]
     ) -> list[AllotmentOut]:
-        return await allotments.list_allotments(operator, agency_id)
+        await _agency_allotments(operator, agency_id, to_change=False)
+        return await allotments.list_allotments(agency_id)
 
     @patch(
         "/{agency_id:uuid}/allotments/{allotment_id:uuid}",
@@ -219,6 +231,7 @@ class OperatorAgencyController(Controller):
         allotment_id: FromPath[UUID],
         data: JSONBody[AllotmentUpdate],
     ) -> AllotmentOut:
+        await _agency_allotments(operator, agency_id, to_change=True)
         return await allotments.update_allotment(operator, agency_id, allotment_id, data)
 
     @delete(
@@ -233,6 +246,7 @@ class OperatorAgencyController(Controller):
         agency_id: FromPath[UUID],
         allotment_id: FromPath[UUID],
     ) -> None:
+        await _agency_allotments(operator, agency_id, to_change=True)
         await allotments.delete_allotment(operator, agency_id, allotment_id)
 
     @post(

@@ -19,13 +19,13 @@ import httpx
 import pytest
 from aiohttp import web
 
+from app.booking.services.allotments import release_due_allotments
 from app.booking.services.state import transition
-from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
+from app.booking.tables import Allotment, Booking, BookingLine, BookingStatus, WaitlistEntry
 from app.core import clock, database
 from app.core.database import write_transaction
 from app.core.tables import OutboxMessage
-from app.partners.allotments import release_due_allotments
-from app.partners.tables import Allotment, WebhookDelivery
+from app.partners.tables import WebhookDelivery
 from tests.assertions import fields, ok, problem
 from tests.conftest import STAFF_PASSWORD, Account, Mailbox
 from tests.factories import create_departure, create_route, in_days, set_route_fares
@@ -617,6 +617,38 @@ async def test_release_without_a_webhook_url_records_no_event_and_frees_the_seat
     assert await WebhookDelivery.count().run() == 0
     # Released, it keeps nothing later either.
     assert await seats_left(client, route, departure["id"]) == 8
+
+
+async def test_a_release_is_kept_in_the_outbox_as_the_booking_domains_news(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """Booking publishes the release (`AllotmentReleased`); partners turn it into the
+    agency's webhook. The news is kept once, under the same key as the webhook."""
+    _route, departure = await small_departure(client, operator)
+    owner_id, _owner = await make_agency(client, operator)
+    release_at = in_days(1)
+    created = ok(
+        await allot(client, operator, owner_id, departure["id"], 4, release_at=release_at), 201
+    )
+    with clock.frozen(release_at):
+        assert await release_due_allotments() == 1
+        assert await release_due_allotments() == 0
+    [news] = (
+        await OutboxMessage.select()
+        .where(OutboxMessage.kind == "allotment.released")
+        .output(load_json=True)
+        .run()
+    )
+    assert news["key"] == f"allotment.released:{created['id']}"
+    assert news["payload"] == {
+        "allotment_id": created["id"],
+        "agency_id": owner_id,
+        "departure_id": departure["id"],
+        "seat_class": "standard",
+        "seats": 4,
+        "used": 0,
+        "released": 4,
+    }
 
 
 # ---------------------------------------------------------------- validation

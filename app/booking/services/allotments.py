@@ -3,7 +3,8 @@
 The rule itself (who may take which seats) is in the inventory: the unused seats of a
 running allotment count as taken for everybody but its agency. Here an operator makes,
 changes and ends allotments, and the release job gives unused seats back to general sale
-once, at the release time, offering them to the waiting list.
+once, at the release time, offering them to the waiting list and telling the agency
+(`AllotmentReleased`). The partners domain checks the operator's agency before calling.
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ import msgspec
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
+from app.booking.events import AllotmentReleased
+from app.booking.schemas import AllotmentCreate, AllotmentOut, AllotmentUpdate
 from app.booking.services.availability import class_counts, used_by_allotments
 from app.booking.services.inventory import lock_departure
 from app.booking.services.waitlist import seats_freed
+from app.booking.tables import Allotment
 from app.catalogue.services.common import owned_departure, require_aware
 from app.catalogue.tables import Departure, DepartureStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.core.events import publish
 from app.core.i18n import _, ngettext
-from app.partners.schemas import AllotmentCreate, AllotmentOut, AllotmentUpdate
-from app.partners.services import owned_agency
-from app.partners.tables import Allotment
-from app.partners.webhooks import queue_event
 
 # When no release time is given, unused seats return to general sale this long before
 # departure.
@@ -63,10 +64,7 @@ async def _out(rows: list[dict[str, Any]]) -> list[AllotmentOut]:
     ]
 
 
-async def _owned(
-    principal: OperatorPrincipal, agency_id: UUID, allotment_id: UUID
-) -> dict[str, Any]:
-    await owned_agency(principal, agency_id)
+async def _owned(agency_id: UUID, allotment_id: UUID) -> dict[str, Any]:
     row = (
         await Allotment.select()
         .where((Allotment.id == allotment_id) & (Allotment.agency == agency_id))
@@ -120,8 +118,8 @@ async def _check_fits(departure: dict[str, Any], seat_class: str, field: str) ->
 async def create_allotment(
     principal: OperatorPrincipal, agency_id: UUID, data: AllotmentCreate
 ) -> AllotmentOut:
+    """Keep seats for the agency, one of the operator's (the caller checked which)."""
     require_operator_admin(principal)
-    await owned_agency(principal, agency_id)
     async with write_transaction():
         await owned_departure(principal, data.departure_id)
         departure = await lock_departure(data.departure_id)
@@ -153,8 +151,7 @@ async def create_allotment(
     return (await _out([dict(stored)]))[0]
 
 
-async def list_allotments(principal: OperatorPrincipal, agency_id: UUID) -> list[AllotmentOut]:
-    await owned_agency(principal, agency_id)
+async def list_allotments(agency_id: UUID) -> list[AllotmentOut]:
     rows = (
         await Allotment.select()
         .where(Allotment.agency == agency_id)
@@ -169,10 +166,10 @@ async def update_allotment(
 ) -> AllotmentOut:
     """More or fewer seats, or another release time, while the allotment runs."""
     require_operator_admin(principal)
-    found = await _owned(principal, agency_id, allotment_id)
+    found = await _owned(agency_id, allotment_id)
     async with write_transaction():
         departure = await lock_departure(found["departure"])
-        row = await _owned(principal, agency_id, allotment_id)
+        row = await _owned(agency_id, allotment_id)
         if row["released_at"] is not None or row["release_at"] <= clock.now():
             raise Conflict(_("This allotment has been released."), code="allotment_released")
         values: dict[Any, Any] = {}
@@ -185,7 +182,7 @@ async def update_allotment(
             await _check_fits(departure, row["seat_class"], "seats")
             if data.seats is not msgspec.UNSET and data.seats < row["seats"]:
                 await seats_freed(departure)
-    return (await _out([await _owned(principal, agency_id, allotment_id)]))[0]
+    return (await _out([await _owned(agency_id, allotment_id)]))[0]
 
 
 async def delete_allotment(
@@ -193,7 +190,7 @@ async def delete_allotment(
 ) -> None:
     """End the allotment now: its unused seats go back to general sale at once."""
     require_operator_admin(principal)
-    found = await _owned(principal, agency_id, allotment_id)
+    found = await _owned(agency_id, allotment_id)
     async with write_transaction():
         departure = await lock_departure(found["departure"])
         await Allotment.delete().where(Allotment.id == allotment_id).run()
@@ -233,17 +230,11 @@ async def release_due_allotments(limit: int = 200) -> int:
             released += 1
             if unused:
                 await seats_freed(departure)
-            await queue_event(
-                row["agency"],
-                "allotment.released",
-                f"allotment.released:{row['id']}",
-                {
-                    "allotmentId": str(row["id"]),
-                    "availabilityId": str(row["departure"]),
-                    "optionId": row["seat_class"],
-                    "seats": row["seats"],
-                    "used": used,
-                    "released": unused,
-                },
-            )
+            await publish(
+                AllotmentReleased(
+                    allotment_id=row["id"], agency_id=row["agency"],
+                    departure_id=row["departure"], seat_class=row["seat_class"],
+                    seats=row["seats"], used=used, released=unused,
+                )
+            )  # fmt: skip
     return released
