@@ -86,12 +86,11 @@ async def build_catalogue() -> Catalogue:
     )
     from app.catalogue.tables import DepartureStatus, RouteStatus
     from app.core import clock, database
-    from app.core.settings import get_settings
 
     def convert(payload: dict[str, Any], kind: type[Any]) -> Any:
         return msgspec.convert(payload, kind)
 
-    await database.open_database(get_settings())
+    await harness.open_app_database()
     try:
         await database.migrate()
         operator = await operators.create_operator(

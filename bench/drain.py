@@ -186,7 +186,8 @@ async def notification_statuses() -> Counter[str]:
 
 async def forget_mails() -> None:
     """Every notification and outbox row (the setup's bookings wrote some too)."""
-    from app.notifications.tables import Notification, OutboxMessage
+    from app.core.tables import OutboxMessage
+    from app.notifications.tables import Notification
 
     await Notification.delete(force=True).run()
     await OutboxMessage.delete(force=True).run()
@@ -278,7 +279,6 @@ async def main(arguments: argparse.Namespace) -> int:
     os.environ.setdefault("TOURLINE_ENV", "development")
     import app  # noqa: F401  (sets PICCOLO_CONF before the engine is looked up)
     from app.core import database
-    from app.core.settings import get_settings
 
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -294,7 +294,7 @@ async def main(arguments: argparse.Namespace) -> int:
     rounds: list[list[Drain]] = []
     try:
         print(await harness.load_demo_data())
-        await database.open_database(get_settings())
+        await harness.open_app_database()
         setup_started = time.perf_counter()
         bookings = await make_bookings(BOOKINGS)
         await forget_mails()

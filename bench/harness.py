@@ -68,6 +68,18 @@ async def drop_database(name: str) -> None:
         await connection.close()
 
 
+async def open_app_database() -> None:
+    """Set this process up as a `tourline` command does (settings, event handlers), and
+    open DATABASE_URL: for benchmarks that call the services directly."""
+    from app.core import database
+    from app.core.settings import get_settings
+    from app.wiring import configure_process, wire_domains
+
+    configure_process(get_settings())
+    wire_domains()
+    await database.open_database(get_settings())
+
+
 async def load_demo_data() -> str:
     """Migrate DATABASE_URL and load the demo data into it, as `tourline demo` does; the
     summary."""
@@ -75,10 +87,10 @@ async def load_demo_data() -> str:
     from app.core.settings import get_settings
     from app.demo.data import load_demo
 
-    await database.open_database(get_settings())
+    await open_app_database()
     try:
         await database.migrate()
-        summary = (await load_demo()).summary()
+        summary = (await load_demo(get_settings())).summary()
         # Fresh tables have no statistics; production has autovacuum's.
         await database.get_engine().run_ddl("ANALYZE")
     finally:
