@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from app.accounts.tables import Operator
+from app.booking.rows import DepartureRow
 from app.booking.schemas import BookingLineOut, BookingOut, ContactOut, PickupOut
 from app.booking.services.access import booking_not_found
 from app.booking.tables import Booking, BookingLine, BookingStatus
@@ -54,7 +55,7 @@ async def booking_out(booking_id: UUID) -> BookingOut:
         )
     return _booking_view(
         booking,
-        departure,
+        DepartureRow.from_row(departure),
         route["slug"],
         route["name"],
         operator["default_locale"] if operator else "zh_Hans",
@@ -65,7 +66,7 @@ async def booking_out(booking_id: UUID) -> BookingOut:
 
 def _booking_view(
     booking: dict[str, Any],
-    departure: dict[str, Any],
+    departure: DepartureRow,
     route_slug: str,
     route_name: Any,
     fallback_locale: str,
@@ -74,7 +75,7 @@ def _booking_view(
 ) -> BookingOut:
     """A booking as its guest sees it, from its rows (`lines` in position order) and its
     departure's, its route's slug and name and its operator's default locale."""
-    tz = departure["time_zone"]
+    tz = departure.time_zone
     pickup = None
     if stop is not None:
         pickup = PickupOut(
@@ -98,10 +99,10 @@ def _booking_view(
     return BookingOut(
         reference=booking["reference"],
         status=BookingStatus(booking["status"]),
-        departure_id=departure["id"],
+        departure_id=departure.id,
         route_slug=route_slug,
         route_name=localize(as_dict(route_name), fallback_locale),
-        departs_at=in_zone(departure["departs_at"], tz),
+        departs_at=in_zone(departure.departs_at, tz),
         time_zone=tz,
         expires_at=(
             in_zone(booking["expires_at"], tz)

@@ -177,13 +177,13 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
     # cancelled meanwhile): everything paid goes back, with a notice.
     booking = await owe_back(payment["booking"], intent.amount)
     await owe_refund(
-        booking["id"], booking["currency"], intent.amount, "paid_after_expiry",
+        booking.id, booking.currency, intent.amount, "paid_after_expiry",
         f"late-payment:{intent.provider_id}",
     )  # fmt: skip
     await publish(
         PaymentRefundedLate(
-            booking_id=booking["id"],
-            reference=booking["reference"],
+            booking_id=booking.id,
+            reference=booking.reference,
             amount=intent.amount,
             currency=intent.currency,
             provider_payment_id=intent.provider_id,

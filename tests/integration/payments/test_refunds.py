@@ -19,6 +19,7 @@ import pytest
 import stripe
 
 from app.booking.controllers import TOKEN_GUESSES
+from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
@@ -563,7 +564,10 @@ async def test_booking_confirmed_without_payment_gets_a_manual_refund(
     created = await hold(client, departure["id"], adults=2)
     async with write_transaction():
         await transition(
-            await booking_row(ref(created)), BookingStatus.confirmed, actor="test", reason="manual"
+            BookingRow.from_row(await booking_row(ref(created))),
+            BookingStatus.confirmed,
+            actor="test",
+            reason="manual",
         )
     assert await problem_of(ref(created)) == "confirmed_but_paid_differs"
     at_stripe_before = await all_stripe_refunds(stripe_api)
@@ -658,8 +662,8 @@ async def cancel_and_die(booking: dict[str, Any], refund: int) -> None:
     the refund is recorded, and nobody asked Stripe for it yet (the `refunds` step's job)."""
     async with effects_after_commit() as effects, write_transaction():
         await transition(
-            booking, BookingStatus.cancelled, actor="guest", reason="cancelled_by_guest",
-            refund_amount=refund,
+            BookingRow.from_row(booking), BookingStatus.cancelled, actor="guest",
+            reason="cancelled_by_guest", refund_amount=refund,
         )  # fmt: skip
         effects.clear()
 
@@ -848,7 +852,10 @@ async def test_money_adds_up_for_every_booking_after_a_mixed_day(
     # A booking confirmed without any payment is the one the report points at.
     async with write_transaction():
         await transition(
-            await booking_row(ref(resold)), BookingStatus.confirmed, actor="test", reason="manual"
+            BookingRow.from_row(await booking_row(ref(resold))),
+            BookingStatus.confirmed,
+            actor="test",
+            reason="manual",
         )
     recon = ok(await client.get(RECONCILIATION, headers=operator.headers))
     assert [(m["reference"], m["problem"]) for m in recon["mismatches"]] == [
