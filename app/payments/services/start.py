@@ -131,7 +131,7 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             current = {"id": payment.id, "attempt": attempt, "provider_id": None}
     if stale is not None and stale["provider_id"]:
         try:
-            await cancel_intent(stale)
+            await cancel_intent(stale["id"], stale["provider"], stale["provider_id"])
         except DomainError:
             # Still unsettled: the sweep (`sync_open_payments`) cancels it.
             logger.warning("could not cancel payment intent %s", stale["provider_id"])

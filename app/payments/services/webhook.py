@@ -23,6 +23,7 @@ from app.payments.providers import (
     stripe_provider,
     verify_stripe_event,
 )
+from app.payments.rows import PaymentRow
 from app.payments.services.refunds import _apply_refund_state, _record_provider_refunds, owe_refund
 from app.payments.services.settle import _settle_payment, settle_after_change
 from app.payments.tables import Payment, PaymentStatus, StripeEvent
@@ -89,7 +90,7 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
                 await Payment.select().where(Payment.provider_id == refunded_intent).first().run()
             )
         if refunded is not None:
-            recorded = await _record_provider_refunds(dict(refunded), refund_states)
+            recorded = await _record_provider_refunds(PaymentRow.from_row(refunded), refund_states)
             outcome = "refunded_at_provider" if recorded else "refund_updated"
         else:
             for state in refund_states:

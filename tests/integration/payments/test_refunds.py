@@ -268,8 +268,8 @@ async def money(client: httpx.AsyncClient, account: Account, reference: str) -> 
 
 async def problem_of(reference: str) -> str | None:
     row = await booking_row(reference)
-    paid, refunded = await money_of(row)
-    return money_problem(row, paid, refunded)
+    paid, refunded = await money_of(row["id"])
+    return money_problem(BookingRow.from_row(row), paid, refunded)
 
 
 async def assert_sent_to_stripe(
@@ -694,18 +694,18 @@ async def test_refund_of_a_worker_that_died_after_stripes_answer_is_adopted_not_
     # can record the answer.
     claimed = await claim_refund(owed["id"])
     assert claimed is not None
-    assert (claimed["status"], claimed["attempts"]) == (RefundStatus.processing, 1)
-    made = await providers.stripe_provider().refund(pi, ADULT, refund_idempotency_key(claimed))
+    assert (claimed.status, claimed.attempts) == (RefundStatus.processing, 1)
+    made = await providers.stripe_provider().refund(pi, ADULT, refund_idempotency_key(claimed.id))
     [left] = await refunds_of(ref(created))
     assert (left["status"], left["provider_id"]) == (RefundStatus.processing, None)
 
     # While its lease runs, no other worker touches the refund.
     assert await claim_refund(owed["id"]) is None
     assert await execute_pending_refunds() == 0
-    with clock.frozen(claimed["claimed_until"] - timedelta(seconds=1)):
+    with clock.frozen(claimed.claimed_until - timedelta(seconds=1)):
         assert await execute_pending_refunds() == 0
     # Once it lapses, the next worker finds Stripe's refund instead of making another.
-    with clock.frozen(claimed["claimed_until"]):
+    with clock.frozen(claimed.claimed_until):
         assert await execute_pending_refunds() == 1
     [refund] = await refunds_of(ref(created))
     assert (refund["status"], refund["provider_id"], refund["attempts"]) == (
@@ -839,8 +839,9 @@ async def test_money_adds_up_for_every_booking_after_a_mixed_day(
     }
     for created in (paid, cancelled, unpaid, late, free, resold):
         row = await booking_row(ref(created))
-        paid_amount, refunded = await money_of(row)
-        assert money_problem(row, paid_amount, refunded) is None, (row, paid_amount, refunded)
+        paid_amount, refunded = await money_of(row["id"])
+        problem = money_problem(BookingRow.from_row(row), paid_amount, refunded)
+        assert problem is None, (row, paid_amount, refunded)
 
     recon = ok(await client.get(RECONCILIATION, headers=operator.headers))
     assert recon["bookings"] == 6
