@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 
 from app.booking.events import SeatsFreed
-from app.booking.rows import DepartureRow
+from app.booking.rows import BookingRow, DepartureRow
 from app.booking.schemas import BookingCreate, BookingCreated
 from app.booking.services import inventory
 from app.booking.services.access import hash_token, lock_booking, new_reference
@@ -304,7 +304,7 @@ async def create_booking(
     # The response from the rows as this transaction wrote them, not read back (that
     # would take five more queries).
     out = _booking_view(
-        booking.to_dict(),
+        BookingRow.from_row(booking.to_dict()),
         departure,
         context["route_slug"],
         context["route_name"],
