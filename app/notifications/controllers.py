@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from litestar import Controller, get, post
@@ -12,18 +11,17 @@ from litestar.params import FromPath, JSONBody
 from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
 from app.accounts.schemas import OperatorPrincipal
 from app.core.errors import problem_responses
+from app.notifications.rows import NotificationRow
 from app.notifications.schemas import AdvisoryIn, AdvisoryOut, NotificationOut
 from app.notifications.services.advisories import post_advisory
 from app.notifications.services.operator import list_notifications, resend
-from app.notifications.tables import NotificationStatus
 
 
-def _out(row: dict[str, Any]) -> NotificationOut:
+def _out(row: NotificationRow) -> NotificationOut:
     return NotificationOut(
-        id=row["id"], kind=row["kind"], channel=row["channel"], recipient=row["recipient"],
-        locale=row["locale"], subject=row["subject"], status=NotificationStatus(row["status"]),
-        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
-        sent_at=row["sent_at"],
+        id=row.id, kind=row.kind, channel=row.channel, recipient=row.recipient,
+        locale=row.locale, subject=row.subject, status=row.status, attempts=row.attempts,
+        last_error=row.last_error, created_at=row.created_at, sent_at=row.sent_at,
     )  # fmt: skip
 
 

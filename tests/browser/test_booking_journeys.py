@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from playwright.async_api import BrowserContext, Page, Route, expect
 
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.core.database import write_transaction
@@ -311,7 +312,9 @@ async def confirmed_booking(
     created = response.json()
     async with write_transaction():
         row = await booking_row(created["booking"]["reference"])
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
     return dict(created["booking"])
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
 from uuid import UUID
 
+from app.booking.rows import BookingRow, DepartureRow
 from app.booking.services import inventory
 from app.booking.tables import Booking
 from app.core.database import for_update
@@ -36,7 +36,7 @@ def booking_not_found() -> NotFound:
     return NotFound(_("Booking not found."), code="booking_not_found")
 
 
-async def guest_booking(reference: str, token: str | None) -> dict[str, Any]:
+async def guest_booking(reference: str, token: str | None) -> BookingRow:
     """The booking if `token` is its access token; anything else is the same 404."""
     row = (
         await Booking.select()
@@ -50,10 +50,10 @@ async def guest_booking(reference: str, token: str | None) -> dict[str, Any]:
     if row is None or not matches:
         raise booking_not_found()
     note_booking(row["reference"])
-    return dict(row)
+    return BookingRow.from_row(row)
 
 
-async def lock_booking(booking_id: UUID) -> tuple[dict[str, Any], dict[str, Any]]:
+async def lock_booking(booking_id: UUID) -> tuple[BookingRow, DepartureRow]:
     """Lock a booking's departure, then the booking (inside a write transaction).
 
     Every writer takes the departure first and the booking second, so two of them can
@@ -65,9 +65,9 @@ async def lock_booking(booking_id: UUID) -> tuple[dict[str, Any], dict[str, Any]
             raise booking_not_found()
         departure = await inventory.lock_departure(row["departure"])
         booking = await for_update(Booking.select().where(Booking.id == booking_id).first()).run()
-        if booking is not None and booking["departure"] == departure["id"]:
+        if booking is not None and booking["departure"] == departure.id:
             note_booking(booking["reference"])
-            return dict(booking), departure
+            return BookingRow.from_row(booking), departure
     raise Conflict(
         _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
     )

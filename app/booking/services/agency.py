@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+from app.booking.rows import BookingRow
 from app.booking.services import state
 from app.booking.services.access import lock_booking
 from app.booking.services.cancel import cancel_booking
@@ -80,18 +81,20 @@ class AgencyContact:
     traveller_names: tuple[str, ...]
 
 
-def _typed(row: dict[str, Any]) -> AgencyBooking:
+def _typed(booking: BookingRow) -> AgencyBooking:
+    # Callers pass an agency's booking: both are set (not checked, as ever).
+    agency_id, partner_uuid = cast(UUID, booking.agency_id), cast(str, booking.partner_uuid)
     return AgencyBooking(
-        id=row["id"], agency_id=row["agency"], partner_uuid=row["partner_uuid"],
-        reference=row["reference"], reseller_reference=row["reseller_reference"],
-        status=BookingStatus(row["status"]), departure_id=row["departure"],
-        pickup_stop_id=row["pickup_stop"], contact_name=row["contact_name"],
-        contact_email=row["contact_email"], contact_phone=row["contact_phone"],
-        locale=row["locale"], currency=row["currency"], total_amount=row["total_amount"],
-        retail_amount=row["retail_amount"], refund_amount=row["refund_amount"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        expires_at=row["expires_at"], confirmed_at=row["confirmed_at"],
-        cancelled_at=row["cancelled_at"],
+        id=booking.id, agency_id=agency_id, partner_uuid=partner_uuid,
+        reference=booking.reference, reseller_reference=booking.reseller_reference,
+        status=booking.status, departure_id=booking.departure_id,
+        pickup_stop_id=booking.pickup_stop_id, contact_name=booking.contact_name,
+        contact_email=booking.contact_email, contact_phone=booking.contact_phone,
+        locale=booking.locale, currency=booking.currency, total_amount=booking.total_amount,
+        retail_amount=booking.retail_amount, refund_amount=booking.refund_amount,
+        created_at=booking.created_at, updated_at=booking.updated_at,
+        expires_at=booking.expires_at, confirmed_at=booking.confirmed_at,
+        cancelled_at=booking.cancelled_at,
     )  # fmt: skip
 
 
@@ -103,13 +106,15 @@ async def find_agency_booking(agency_id: UUID, partner_uuid: str) -> AgencyBooki
         .first()
         .run()
     )
-    return _typed(row) if row is not None else None
+    return _typed(BookingRow.from_row(row)) if row is not None else None
 
 
 async def agency_booking(booking_id: UUID) -> AgencyBooking | None:
     """The booking, if an agency made it (None for a tourist's or an unknown one)."""
     row = await Booking.select().where(Booking.id == booking_id).first().run()
-    return _typed(row) if row is not None and row["agency"] is not None else None
+    return (
+        _typed(BookingRow.from_row(row)) if row is not None and row["agency"] is not None else None
+    )
 
 
 async def agency_bookings(
@@ -121,7 +126,9 @@ async def agency_bookings(
         select = select.where(Booking.reseller_reference == reseller_reference)
     if reference is not None:
         select = select.where(Booking.reference == reference)
-    return [_typed(row) for row in await select.order_by(Booking.created_at).run()]
+    return [
+        _typed(BookingRow.from_row(row)) for row in await select.order_by(Booking.created_at).run()
+    ]
 
 
 async def agency_booking_lines(booking: AgencyBooking) -> list[AgencyBookingLine]:
@@ -186,7 +193,7 @@ async def record_agency_contact(booking_id: UUID, contact: AgencyContact) -> Non
     each traveller the agency did not name, unless the line has one already)."""
     async with write_transaction():
         booking, _departure = await lock_booking(booking_id)
-        if not state.hold_running(booking["status"], booking["expires_at"]):
+        if not state.hold_running(booking.status, booking.expires_at):
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
         name = contact.name[:120]
         await (
@@ -197,7 +204,7 @@ async def record_agency_contact(booking_id: UUID, contact: AgencyContact) -> Non
                     Booking.contact_phone: contact.phone[:32],
                     Booking.locale: contact.locale,
                     Booking.reseller_reference: (
-                        contact.reseller_reference or booking["reseller_reference"]
+                        contact.reseller_reference or booking.reseller_reference
                     )[:64],
                     Booking.updated_at: clock.now(),
                 }
@@ -209,7 +216,7 @@ async def record_agency_contact(booking_id: UUID, contact: AgencyContact) -> Non
             await BookingLine.select(BookingLine.id, BookingLine.passenger_name)
             .where(
                 (BookingLine.booking == booking_id)
-                & (BookingLine.departure == booking["departure"])
+                & (BookingLine.departure == booking.departure_id)
             )
             .order_by(BookingLine.position)
             .run()

@@ -18,6 +18,7 @@ import msgspec
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.booking.events import AllotmentReleased
+from app.booking.rows import DepartureRow
 from app.booking.schemas import AllotmentCreate, AllotmentOut, AllotmentUpdate
 from app.booking.services.availability import class_counts, used_by_allotments
 from app.booking.services.inventory import lock_departure
@@ -76,22 +77,22 @@ async def _owned(agency_id: UUID, allotment_id: UUID) -> dict[str, Any]:
     return dict(row)
 
 
-def _release_at(departure: dict[str, Any], given: Any) -> Any:
+def _release_at(departure: DepartureRow, given: Any) -> Any:
     if given is None:
-        release_at = departure["departs_at"] - DEFAULT_RELEASE_BEFORE
+        release_at = departure.departs_at - DEFAULT_RELEASE_BEFORE
     else:
         release_at = require_aware("release_at", given)
-        if release_at > departure["departs_at"]:
+        if release_at > departure.departs_at:
             raise InvalidInput("release_at", _("Release the seats before the departure."))
     if release_at <= clock.now():
         raise InvalidInput("release_at", _("The release time must be in the future."))
     return release_at
 
 
-async def _check_fits(departure: dict[str, Any], seat_class: str, field: str) -> None:
+async def _check_fits(departure: DepartureRow, seat_class: str, field: str) -> None:
     """Inside the departure's lock, after the change: no one may be promised seats that
     are not there. Raises (rolling the change back) when the allotments overcommit."""
-    counts = (await class_counts([departure["id"]]))[departure["id"]].get(seat_class)
+    counts = (await class_counts([departure.id]))[departure.id].get(seat_class)
     if counts is None:
         raise InvalidInput(
             "seat_class",
@@ -123,7 +124,7 @@ async def create_allotment(
     async with write_transaction():
         await owned_departure(principal, data.departure_id)
         departure = await lock_departure(data.departure_id)
-        if departure["status"] not in (DepartureStatus.draft, DepartureStatus.published):
+        if departure.status not in (DepartureStatus.draft, DepartureStatus.published):
             raise Conflict(_("This departure is no longer on sale."), code="sales_closed")
         exists = (
             await Allotment.exists()

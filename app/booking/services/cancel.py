@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.booking.events import SeatsFreed
+from app.booking.rows import BookingRow, DepartureRow
 from app.booking.schemas import CancellationOut, CancellationQuote
 from app.booking.services.access import lock_booking
 from app.booking.services.expiry import _guest_booking_now
@@ -40,37 +41,37 @@ class RefundDue:
     policy: list[dict[str, int]]
 
 
-async def refund_due(booking: dict[str, Any], departure: dict[str, Any]) -> RefundDue:
+async def refund_due(booking: BookingRow, departure: DepartureRow) -> RefundDue:
     """What cancelling now gives back under the route's policy.
 
     Nothing was paid for a hold, so nothing is refunded; a confirmed booking cannot be
     cancelled by its guest once the departure has left."""
     route = (
         await Route.select(Route.cancellation_policy)
-        .where(Route.id == departure["route"])
+        .where(Route.id == departure.route_id)
         .first()
         .output(load_json=True)
         .run()
     )
     assert route is not None
     policy = as_list(route["cancellation_policy"])
-    if booking["status"] != BookingStatus.confirmed:
+    if booking.status != BookingStatus.confirmed:
         return RefundDue(amount=0, percent=0, policy=policy)
-    if clock.now() >= departure["departs_at"]:
+    if clock.now() >= departure.departs_at:
         raise Conflict(
             _("The departure has left; the booking can no longer be cancelled."),
             code="departure_passed",
         )
-    percent = refund_percent(policy, departure["departs_at"], clock.now())
+    percent = refund_percent(policy, departure.departs_at, clock.now())
     return RefundDue(amount=_paid(booking) * percent // 100, percent=percent, policy=policy)
 
 
-def _paid(booking: dict[str, Any]) -> int:
-    return int(booking["total_amount"] - booking["balance_due"])
+def _paid(booking: BookingRow) -> int:
+    return booking.total_amount - booking.balance_due
 
 
 async def cancel_booking(
-    booking: dict[str, Any],
+    booking: BookingRow,
     *,
     actor: str,
     reason: str,
@@ -81,12 +82,12 @@ async def cancel_booking(
 
     `reason` is a short code (the audit column holds 64 characters); a guest's own words
     (up to 200) go in the event's details as `note`."""
-    departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
+    departure = await Departure.select().where(Departure.id == booking.departure_id).first().run()
     assert departure is not None
-    if full_refund and booking["status"] == BookingStatus.confirmed:
+    if full_refund and booking.status == BookingStatus.confirmed:
         refund, percent = _paid(booking), 100
     else:
-        due = await refund_due(booking, departure)
+        due = await refund_due(booking, DepartureRow.from_row(departure))
         refund, percent = due.amount, due.percent
     details: dict[str, Any] = {"refund_percent": percent, "refund": refund}
     if note:
@@ -101,14 +102,14 @@ async def cancel_booking(
 async def guest_cancel(reference: str, token: str | None, reason: str) -> CancellationOut:
     found = await _guest_booking_now(reference, token)
     async with write_transaction():
-        booking, departure = await lock_booking(found["id"])
+        booking, departure = await lock_booking(found.id)
         refund, percent = await cancel_booking(
             booking, actor="guest", reason="cancelled_by_guest", note=reason
         )
-        await publish(SeatsFreed(departure_id=departure["id"]))
-    out = await booking_out(booking["id"])
+        await publish(SeatsFreed(departure_id=departure.id))
+    out = await booking_out(booking.id)
     return CancellationOut(
-        refund=PriceOut.minor(refund, booking["currency"]),
+        refund=PriceOut.minor(refund, booking.currency),
         refund_percent=percent,
         booking=out,
     )
@@ -118,13 +119,13 @@ async def guest_cancellation_quote(reference: str, token: str | None) -> Cancell
     """What cancelling now would refund, shown before the guest confirms."""
     found = await _guest_booking_now(reference, token)
     # Re-read: a hold whose time ran out was just expired.
-    booking = await Booking.select().where(Booking.id == found["id"]).first().run()
+    booking = await Booking.select().where(Booking.id == found.id).first().run()
     assert booking is not None
     if not can_transition(booking["status"], BookingStatus.cancelled):
         raise Conflict(_("This booking can no longer be cancelled."), code="not_cancellable")
     departure = await Departure.select().where(Departure.id == booking["departure"]).first().run()
     assert departure is not None
-    due = await refund_due(booking, departure)
+    due = await refund_due(BookingRow.from_row(booking), DepartureRow.from_row(departure))
     return CancellationQuote(
         refund=PriceOut.minor(due.amount, booking["currency"]),
         refund_percent=due.percent,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 from app.booking.services import inventory
@@ -22,29 +23,29 @@ async def confirm_paid(booking_id: UUID, *, actor: str) -> str:
     """
     async with write_transaction():
         booking, departure = await lock_booking(booking_id)
-        status = BookingStatus(booking["status"])
+        status = booking.status
         if status == BookingStatus.confirmed:
             return "already_confirmed"
         if status == BookingStatus.cancelled:
             return "not_live"
-        if hold_running(status, booking["expires_at"]):
+        if hold_running(status, booking.expires_at):
             await transition(booking, BookingStatus.confirmed, actor=actor, reason="paid")
             return "confirmed"
         if status == BookingStatus.on_hold:
             await transition(booking, BookingStatus.expired, actor="system", reason="hold_expired")
-            booking["status"] = BookingStatus.expired.value
+            booking = replace(booking, status=BookingStatus.expired)
         lines = (
             await BookingLine.select(BookingLine.id, BookingLine.seat)
-            .where((BookingLine.booking == booking_id) & (BookingLine.departure == departure["id"]))
+            .where((BookingLine.booking == booking_id) & (BookingLine.departure == departure.id))
             .run()
         )
         # Its seats must be free as a new booking would find them: not taken, not blocked
         # since, and not among the seats other agencies' allotments keep.
         free = await inventory.seats_still_free(
-            departure, [line["seat"] for line in lines], booking["agency"]
+            departure, [line["seat"] for line in lines], booking.agency_id
         )
-        still_running = departure["status"] in (DepartureStatus.published, DepartureStatus.closed)
-        if not free or not still_running or clock.now() >= departure["departs_at"]:
+        still_running = departure.status in (DepartureStatus.published, DepartureStatus.closed)
+        if not free or not still_running or clock.now() >= departure.departs_at:
             return "seats_gone"
         await (
             BookingLine.update({BookingLine.live: True})

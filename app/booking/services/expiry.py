@@ -3,10 +3,10 @@ looks, so a run-out hold is never seen or changed as if still held."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from app.booking.events import SeatsFreed
+from app.booking.rows import BookingRow
 from app.booking.services import inventory
 from app.booking.services.access import guest_booking, lock_booking
 from app.booking.services.state import hold_run_out, transition
@@ -30,19 +30,19 @@ async def expire_overdue(departure_id: UUID) -> int:
     return len(overdue)
 
 
-async def _guest_booking_now(reference: str, token: str | None) -> dict[str, Any]:
+async def _guest_booking_now(reference: str, token: str | None) -> BookingRow:
     """`guest_booking`, expiring it first if it is a hold whose time has run out: a guest
     never sees, changes, cancels or moves a run-out hold as if it were still held (the
     callers re-read the booking)."""
     booking = await guest_booking(reference, token)
-    if hold_run_out(booking["status"], booking["expires_at"]):
-        await expire_hold(booking["id"])
+    if hold_run_out(booking.status, booking.expires_at):
+        await expire_hold(booking.id)
     return booking
 
 
-def _refuse_run_out_hold(booking: dict[str, Any]) -> None:
+def _refuse_run_out_hold(booking: BookingRow) -> None:
     """A hold whose time has run out is as good as expired, even before the sweep."""
-    if hold_run_out(booking["status"], booking["expires_at"]):
+    if hold_run_out(booking.status, booking.expires_at):
         raise Conflict(_("The hold has run out; book again."), code="hold_expired")
 
 
@@ -50,10 +50,10 @@ async def expire_hold(booking_id: UUID) -> bool:
     """Expire one hold if its time has run out; False when it was already dealt with."""
     async with write_transaction():
         row, departure = await lock_booking(booking_id)
-        if not hold_run_out(row["status"], row["expires_at"]):
+        if not hold_run_out(row.status, row.expires_at):
             return False
         await transition(row, BookingStatus.expired, actor="system", reason="hold_expired")
-        await publish(SeatsFreed(departure_id=departure["id"]))
+        await publish(SeatsFreed(departure_id=departure.id))
     # Stripe is not asked here (the sweeps and the guest's page call this): an expired
     # hold owes no refund, and its open intent is cancelled by the payments sweep.
     return True

@@ -27,15 +27,15 @@ from app.core.i18n import _, localize
 
 async def get_booking(reference: str, token: str | None) -> BookingOut:
     booking = await _guest_booking_now(reference, token)
-    return await booking_out(booking["id"])
+    return await booking_out(booking.id)
 
 
 async def update_booking(reference: str, token: str | None, data: BookingUpdate) -> BookingOut:
     """Contact, passengers and pick-up stop, while the booking is on hold."""
     found = await _guest_booking_now(reference, token)
     async with write_transaction():
-        booking, _departure = await lock_booking(found["id"])
-        if booking["status"] != BookingStatus.on_hold:
+        booking, _departure = await lock_booking(found.id)
+        if booking.status != BookingStatus.on_hold:
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
         _refuse_run_out_hold(booking)
         values: dict[Any, Any] = {Booking.updated_at: clock.now()}
@@ -49,14 +49,14 @@ async def update_booking(reference: str, token: str | None, data: BookingUpdate)
                 }
             )
         if data.pickup_stop_id is not msgspec.UNSET:
-            stop = await _pickup_stop(booking["departure"], data.pickup_stop_id)
+            stop = await _pickup_stop(booking.departure_id, data.pickup_stop_id)
             values[Booking.pickup_stop] = stop["id"] if stop else None
         if data.passengers is not msgspec.UNSET:
             lines = (
                 await BookingLine.select(BookingLine.id)
                 .where(
-                    (BookingLine.booking == booking["id"])
-                    & (BookingLine.departure == booking["departure"])
+                    (BookingLine.booking == booking.id)
+                    & (BookingLine.departure == booking.departure_id)
                 )
                 .order_by(BookingLine.position)
                 .run()
@@ -77,17 +77,17 @@ async def update_booking(reference: str, token: str | None, data: BookingUpdate)
                     .where(BookingLine.id == line["id"])
                     .run()
                 )
-        await Booking.update(values).where(Booking.id == booking["id"]).run()
-    return await booking_out(booking["id"])
+        await Booking.update(values).where(Booking.id == booking.id).run()
+    return await booking_out(booking.id)
 
 
 async def guest_calendar(reference: str, token: str | None) -> bytes:
     """The trip as an iCalendar event, like the one attached to the confirmation."""
     found = await _guest_booking_now(reference, token)
-    out = await booking_out(found["id"])
+    out = await booking_out(found.id)
     departure = (
         await Departure.select(Departure.returns_at, Departure.route)
-        .where(Departure.id == found["departure"])
+        .where(Departure.id == found.departure_id)
         .first()
         .run()
     )

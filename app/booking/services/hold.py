@@ -11,6 +11,7 @@ from uuid import UUID
 import msgspec
 
 from app.booking.events import SeatsFreed
+from app.booking.rows import BookingRow, DepartureRow
 from app.booking.schemas import BookingCreate, BookingCreated
 from app.booking.services import inventory
 from app.booking.services.access import hash_token, lock_booking, new_reference
@@ -41,17 +42,17 @@ from app.pricing.schemas import RETAIL, PartySeat, PriceChannel
 from app.pricing.services import price_party, retail_fare
 
 
-async def _sellable(departure: dict[str, Any]) -> None:
+async def _sellable(departure: DepartureRow) -> None:
     """Nothing if tourists may book the departure now; otherwise a clear 409 (or 404)."""
-    route = await Route.select(Route.status).where(Route.id == departure["route"]).first().run()
+    route = await Route.select(Route.status).where(Route.id == departure.route_id).first().run()
     _refuse_unsellable(departure, route["status"] if route else None)
 
 
-def _refuse_unsellable(departure: dict[str, Any], route_status: str | None) -> None:
+def _refuse_unsellable(departure: DepartureRow, route_status: str | None) -> None:
     """`_sellable` for a departure whose route's status is known."""
     if route_status != RouteStatus.published:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    status = departure["status"]
+    status = departure.status
     if status == DepartureStatus.draft:
         raise NotFound(_("Departure not found."), code="departure_not_found")
     if status == DepartureStatus.cancelled:
@@ -59,14 +60,14 @@ def _refuse_unsellable(departure: dict[str, Any], route_status: str | None) -> N
     if status != DepartureStatus.published:
         raise Conflict(_("This departure is no longer on sale."), code="sales_closed")
     now = clock.now()
-    if departure["sales_open_at"] and now < departure["sales_open_at"]:
+    if departure.sales_open_at and now < departure.sales_open_at:
         raise Conflict(
             _("Sales open at {moment}.").format(
-                moment=in_zone(departure["sales_open_at"], departure["time_zone"]).isoformat()
+                moment=in_zone(departure.sales_open_at, departure.time_zone).isoformat()
             ),
             code="sales_not_open",
         )
-    if now >= (departure["sales_close_at"] or departure["departs_at"]):
+    if now >= departure.sales_end:
         raise Conflict(_("Sales for this departure have closed."), code="sales_closed")
 
 
@@ -89,13 +90,13 @@ def _not_enough(free_in_class: int, seat_class: str) -> Conflict:
     )
 
 
-async def fares_of(departure: dict[str, Any]) -> EffectiveFares:
+async def fares_of(departure_id: UUID, route_id: UUID) -> EffectiveFares:
     """The departure's retail fares. Not inventory: they may be read before its lock."""
-    return (await effective_fares([(departure["id"], departure["route"])]))[departure["id"]]
+    return (await effective_fares([(departure_id, route_id)]))[departure_id]
 
 
 async def assign(
-    departure: dict[str, Any],
+    departure: DepartureRow,
     fares: EffectiveFares,
     counts: list[tuple[str, PassengerType]] | None,
     labels: list[tuple[str, PassengerType]] | None,
@@ -232,14 +233,14 @@ async def create_booking(
     reference = new_reference()
     note_booking(reference)
     context = await _booking_context(data.departure_id)
-    fares = await fares_of(context)
+    fares = await fares_of(data.departure_id, context["route"])
     async with write_transaction():
         departure = await inventory.lock_departure(data.departure_id)
         _refuse_unsellable(departure, context["route_status"])
-        if await expire_overdue(departure["id"]) and channel != BookingChannel.waitlist:
+        if await expire_overdue(departure.id) and channel != BookingChannel.waitlist:
             # Seats freed by run-out holds go to the waiting list first.
-            await publish(SeatsFreed(departure_id=departure["id"]))
-        stop = await _pickup_stop(departure["id"], data.pickup_stop_id)
+            await publish(SeatsFreed(departure_id=departure.id))
+        stop = await _pickup_stop(departure.id, data.pickup_stop_id)
         assignments = await assign(departure, fares, counts, labels, agency_id)
         # What the booker pays per seat: the retail price, or an agency's net price.
         quote = price_party(
@@ -248,15 +249,13 @@ async def create_booking(
         )  # fmt: skip
         now = clock.now()
         minutes = hold_minutes if hold_minutes is not None else context["hold_minutes"]
-        expires_at = min(
-            now + timedelta(minutes=minutes), departure["sales_close_at"] or departure["departs_at"]
-        )
+        expires_at = min(now + timedelta(minutes=minutes), departure.sales_end)
         contact = data.contact
         booking = Booking(
             reference=reference,
             token_hash=hash_token(token),
-            operator=departure["operator"],
-            departure=departure["id"],
+            operator=departure.operator_id,
+            departure=departure.id,
             channel=channel.value,
             status=BookingStatus.on_hold.value,
             expires_at=expires_at,
@@ -278,7 +277,7 @@ async def create_booking(
         lines = [
             BookingLine(
                 booking=booking.id,
-                departure=departure["id"],
+                departure=departure.id,
                 seat=a.seat.id,
                 seat_label=a.seat.label,
                 seat_class=a.seat.seat_class,
@@ -305,7 +304,7 @@ async def create_booking(
     # The response from the rows as this transaction wrote them, not read back (that
     # would take five more queries).
     out = _booking_view(
-        booking.to_dict(),
+        BookingRow.from_row(booking.to_dict()),
         departure,
         context["route_slug"],
         context["route_name"],
@@ -342,17 +341,17 @@ async def extend_hold(booking_id: UUID, minutes: int, *, actor: str) -> datetime
     in its audit trail, with an expiry job at the new time. Returns the new expiry."""
     async with write_transaction():
         booking, departure = await lock_booking(booking_id)
-        if not hold_running(booking["status"], booking["expires_at"]):
+        if not hold_running(booking.status, booking.expires_at):
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
         now = clock.now()
-        closes = departure["sales_close_at"] or departure["departs_at"]
+        closes = departure.sales_end
         expires_at: datetime = min(now + timedelta(minutes=minutes), closes)
         await (
             Booking.update({Booking.expires_at: expires_at, Booking.updated_at: now})
             .where(Booking.id == booking_id)
             .run()
         )
-        was = booking["expires_at"]
+        was = booking.expires_at
         on_hold = BookingStatus.on_hold.value
         await record_event(
             booking_id, actor, on_hold, on_hold, "hold_extended",

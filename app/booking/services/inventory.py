@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
+from app.booking.rows import BookingRow, DepartureRow
 from app.booking.services.availability import (
     allotment_holdback,
     held_back_seats,
@@ -43,12 +43,12 @@ class FreeSeat:
         return (self.car, self.compartment, self.row)
 
 
-async def lock_departure(departure_id: UUID) -> dict[str, Any]:
+async def lock_departure(departure_id: UUID) -> DepartureRow:
     """Lock the departure row: bookings of one departure are assigned one at a time."""
     row = await for_update(Departure.select().where(Departure.id == departure_id).first()).run()
     if row is None:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    return dict(row)
+    return DepartureRow.from_row(row)
 
 
 # Seats of a vehicle not blocked on it or on the departure and not held by a live line,
@@ -69,20 +69,20 @@ _FREE_SEATS = f"""
 """
 
 
-async def free_seats(departure: dict[str, Any], agency_id: UUID | None = None) -> list[FreeSeat]:
+async def free_seats(departure: DepartureRow, agency_id: UUID | None = None) -> list[FreeSeat]:
     """Seats of the departure's vehicle that are not blocked and not held by a live line,
     less what other agencies' running allotments keep (the last seats of each class)."""
     free, allotments = await _unheld_seats(departure)
     if not allotments:
         return free
-    departure_id = departure["id"]
+    departure_id = departure.id
     kept = (await allotment_holdback([departure_id], agency_id))[departure_id]
     held = held_back_seats([(seat.id, seat.seat_class) for seat in free], kept)
     return [seat for seat in free if seat.id not in held]
 
 
 async def seats_still_free(
-    departure: dict[str, Any], seat_ids: list[UUID], agency_id: UUID | None = None
+    departure: DepartureRow, seat_ids: list[UUID], agency_id: UUID | None = None
 ) -> bool:
     """Whether these seats could be booked now: none blocked or held by a live line, and
     enough left in each of their classes beyond what other agencies' allotments keep."""
@@ -104,13 +104,13 @@ async def seats_still_free(
     return all(left[seat_class] >= count for seat_class, count in wanted.items())
 
 
-async def _unheld_seats(departure: dict[str, Any]) -> tuple[list[FreeSeat], bool]:
+async def _unheld_seats(departure: DepartureRow) -> tuple[list[FreeSeat], bool]:
     """Seats neither blocked nor held by a live line, and whether allotments are running."""
-    if departure["vehicle"] is None:
+    if departure.vehicle_id is None:
         return [], False
-    departure_id = departure["id"]
+    departure_id = departure.id
     rows = await Seat.raw(
-        _FREE_SEATS, departure_id, clock.now(), departure["vehicle"], departure_id, departure_id
+        _FREE_SEATS, departure_id, clock.now(), departure.vehicle_id, departure_id, departure_id
     ).run()
     free = [
         FreeSeat(
@@ -128,7 +128,7 @@ async def _unheld_seats(departure: dict[str, Any]) -> tuple[list[FreeSeat], bool
     return free, bool(rows and rows[0]["allotments"])
 
 
-async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:
+async def overdue_holds(departure_id: UUID) -> list[BookingRow]:
     """Holds of the departure whose time has run out but that are not expired yet."""
     # Every booking asks, and there are almost never any: their ids first, in SQL much
     # cheaper to build than Piccolo's select of every column.
@@ -142,7 +142,7 @@ async def overdue_holds(departure_id: UUID) -> list[dict[str, Any]]:
         return []
     ids = [as_uuid(row["id"]) for row in overdue]
     rows = await Booking.select().where(Booking.id.is_in(ids)).run()
-    return [dict(row) for row in rows]
+    return [BookingRow.from_row(row) for row in rows]
 
 
 # Who gets the lower berths first.

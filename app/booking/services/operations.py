@@ -10,6 +10,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
+from app.booking.rows import BookingRow
 from app.booking.schemas import (
     CheckInIn,
     CheckInOut,
@@ -208,7 +209,7 @@ async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: Check
                 booking["status"], "checked_in",
                 {"seats": [line["seat_label"] for line in boarding]},
             )  # fmt: skip
-            await publish_change(booking, event_id, "checked_in")
+            await publish_change(BookingRow.from_row(booking), event_id, "checked_in")
     return CheckInOut(
         reference=booking["reference"],
         checked_in=[line["seat_label"] for line in boarding],
@@ -314,7 +315,7 @@ async def cancel_departure(
         ).run()
         for booking in live:
             refund, _percent = await cancel_booking(
-                dict(booking), actor=f"staff:{principal.staff_id}",
+                BookingRow.from_row(booking), actor=f"staff:{principal.staff_id}",
                 reason="departure_cancelled", full_refund=True,
             )  # fmt: skip
             cancelled += 1

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.events import SeatsFreed
+from app.booking.rows import BookingRow
 from app.booking.schemas import BookingOut
 from app.booking.services import inventory
 from app.booking.services.expiry import _guest_booking_now, _refuse_run_out_hold, expire_overdue
@@ -29,41 +30,41 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
     seats are taken before the old ones are released; the fare difference is owed or
     refunded."""
     found = await _guest_booking_now(reference, token)
-    if departure_id == found["departure"]:
+    if departure_id == found.departure_id:
         raise InvalidInput("departure_id", _("The booking is already on this departure."))
     async with write_transaction():
         # Lock both departures in a fixed order, then the booking, so that two rebookings
         # (or a rebooking and a booking) can never deadlock.
         locked = {}
-        for locked_id in sorted([found["departure"], departure_id], key=str):
+        for locked_id in sorted([found.departure_id, departure_id], key=str):
             locked[locked_id] = await inventory.lock_departure(locked_id)
-        booking = await for_update(Booking.select().where(Booking.id == found["id"]).first()).run()
-        if booking is None or booking["departure"] != found["departure"]:
+        row = await for_update(Booking.select().where(Booking.id == found.id).first()).run()
+        if row is None or row["departure"] != found.departure_id:
             raise Conflict(
                 _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
             )
-        booking = dict(booking)
-        if booking["status"] not in LIVE_STATUSES:
+        booking = BookingRow.from_row(row)
+        if booking.status not in LIVE_STATUSES:
             raise Conflict(_("Only a live booking can be rebooked."), code="booking_not_live")
         _refuse_run_out_hold(booking)
-        old, new = locked[booking["departure"]], locked[departure_id]
-        if new["route"] != old["route"]:
+        old, new = locked[booking.departure_id], locked[departure_id]
+        if new.route_id != old.route_id:
             raise InvalidInput("departure_id", _("Rebooking stays on the same route."))
         await _sellable(new)
-        if await expire_overdue(new["id"]):
+        if await expire_overdue(new.id):
             # Seats freed by run-out holds go to the waiting list first.
-            await publish(SeatsFreed(departure_id=new["id"]))
+            await publish(SeatsFreed(departure_id=new.id))
         old_lines = (
             await BookingLine.select()
             .where(
-                (BookingLine.booking == booking["id"])
-                & (BookingLine.departure == booking["departure"])
+                (BookingLine.booking == booking.id)
+                & (BookingLine.departure == booking.departure_id)
             )
             .order_by(BookingLine.position)
             .run()
         )
         party = [(line["seat_class"], PassengerType(line["passenger_type"])) for line in old_lines]
-        fares = await fares_of(new)
+        fares = await fares_of(new.id, new.route_id)
         assignments = await assign(new, fares, party, None)
         # The party as it was, at the new departure's retail fares, line by line.
         quote = price_party(fares, [PartySeat(*seat) for seat in party], RETAIL)
@@ -79,8 +80,8 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
             by_class[line["seat_class"]].remove(a)
             new_lines.append(
                 BookingLine(
-                    booking=booking["id"],
-                    departure=new["id"],
+                    booking=booking.id,
+                    departure=new.id,
                     seat=a.seat.id,
                     seat_label=a.seat.label,
                     seat_class=a.seat.seat_class,
@@ -96,37 +97,37 @@ async def rebook(reference: str, token: str | None, departure_id: UUID) -> Booki
         await BookingLine.insert(*new_lines).run()
         await (
             BookingLine.delete()
-            .where((BookingLine.booking == booking["id"]) & (BookingLine.departure == old["id"]))
+            .where((BookingLine.booking == booking.id) & (BookingLine.departure == old.id))
             .run()
         )
-        old_total = booking["total_amount"]
-        change = rebook_difference(quote, old_total, booking["balance_due"])
+        old_total = booking.total_amount
+        change = rebook_difference(quote, old_total, booking.balance_due)
         new_total = change.new_total
         values: dict[Any, Any] = {
-            Booking.departure: new["id"],
+            Booking.departure: new.id,
             Booking.total_amount: new_total,
             Booking.pickup_stop: None,
             Booking.updated_at: clock.now(),
         }
         # A hold has paid nothing yet: it will be asked for the new total.
         refund = 0
-        if booking["status"] == BookingStatus.confirmed and new_total != old_total:
+        if booking.status == BookingStatus.confirmed and new_total != old_total:
             refund = change.refund
             values[Booking.balance_due] = change.balance_due
             if refund:
-                values[Booking.refund_amount] = booking["refund_amount"] + refund
-        await Booking.update(values).where(Booking.id == booking["id"]).run()
+                values[Booking.refund_amount] = booking.refund_amount + refund
+        await Booking.update(values).where(Booking.id == booking.id).run()
         details = {
-            "from_departure": str(old["id"]),
-            "to_departure": str(new["id"]),
+            "from_departure": str(old.id),
+            "to_departure": str(new.id),
             "old_total": old_total,
             "new_total": new_total,
             "refund": refund,
             "seats": [line.seat_label for line in new_lines],
         }
         event_id = await record_event(
-            booking["id"], "guest", booking["status"], booking["status"], "rebooked", details
+            booking.id, "guest", booking.status.value, booking.status.value, "rebooked", details
         )
         await publish_change(booking, event_id, "rebooked", refund)
-        await publish(SeatsFreed(departure_id=old["id"]))
-    return await booking_out(booking["id"])
+        await publish(SeatsFreed(departure_id=old.id))
+    return await booking_out(booking.id)

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.events import BOOKING_STATUS_EVENTS, BookingChanged
+from app.booking.rows import BookingRow
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.core import clock
 from app.core.errors import Conflict
@@ -68,7 +69,7 @@ async def record_event(
 
 
 async def transition(
-    booking: dict[str, Any],
+    booking: BookingRow,
     target: BookingStatus,
     *,
     actor: str,
@@ -81,7 +82,7 @@ async def transition(
     The status update is conditional on the status read, so two racing transitions (an
     expiry and a payment, say) cannot both apply: the loser gets a 409.
     """
-    current = BookingStatus(booking["status"])
+    current = booking.status
     if not can_transition(current, target):
         raise Conflict(
             _("A {current} booking cannot become {target}.").format(
@@ -96,10 +97,10 @@ async def transition(
         values[Booking.expires_at] = None
     if target in (BookingStatus.cancelled, BookingStatus.expired):
         values[Booking.cancelled_at] = now
-        values[Booking.refund_amount] = booking["refund_amount"] + refund_amount
+        values[Booking.refund_amount] = booking.refund_amount + refund_amount
     updated = (
         await Booking.update(values)
-        .where((Booking.id == booking["id"]) & (Booking.status == current.value))
+        .where((Booking.id == booking.id) & (Booking.status == current.value))
         .returning(Booking.id)
         .run()
     )
@@ -111,49 +112,41 @@ async def transition(
         # The seats go back on sale in the same transaction.
         await (
             BookingLine.update({BookingLine.live: False})
-            .where(BookingLine.booking == booking["id"])
+            .where(BookingLine.booking == booking.id)
             .run()
         )
-    await record_event(booking["id"], actor, current.value, target.value, reason, details)
+    await record_event(booking.id, actor, current.value, target.value, reason, details)
     event_type = BOOKING_STATUS_EVENTS[f"booking.{target.value}"]
     await publish(
         event_type(
-            booking_id=booking["id"],
-            reference=booking["reference"],
+            booking_id=booking.id,
+            reference=booking.reference,
             reason=reason,
-            agency_id=await _agency_of(booking),
+            agency_id=booking.agency_id,
             refund_amount=refund_amount,
-            currency=booking["currency"],
+            currency=booking.currency,
         )
     )
 
 
 async def publish_change(
-    booking: dict[str, Any], change_id: UUID, reason: str, refund: int = 0
+    booking: BookingRow, change_id: UUID, reason: str, refund: int = 0
 ) -> None:
     """Tell the other domains that a live booking changed (rebooked, boarded)."""
     await publish(
         BookingChanged(
-            booking_id=booking["id"],
-            reference=booking["reference"],
+            booking_id=booking.id,
+            reference=booking.reference,
             change_id=change_id,
             reason=reason,
-            agency_id=await _agency_of(booking),
+            agency_id=booking.agency_id,
             refund_amount=refund,
-            currency=booking["currency"],
+            currency=booking.currency,
         )
     )
 
 
-async def _agency_of(booking: dict[str, Any]) -> UUID | None:
-    if "agency" in booking:
-        agency: UUID | None = booking["agency"]
-        return agency
-    row = await Booking.select(Booking.agency).where(Booking.id == booking["id"]).first().run()
-    return row["agency"] if row else None
-
-
-async def owe_back(booking_id: UUID, amount: int) -> dict[str, Any]:
+async def owe_back(booking_id: UUID, amount: int) -> BookingRow:
     """Count `amount` as owed back to the payer (a payment that arrived for a booking that
     can no longer be honoured), in the caller's transaction; returns the booking as now."""
     rows = (
@@ -162,4 +155,4 @@ async def owe_back(booking_id: UUID, amount: int) -> dict[str, Any]:
         .returning(*Booking.all_columns())
         .run()
     )
-    return dict(rows[0])
+    return BookingRow.from_row(rows[0])

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from app.accounts.tables import Operator
+from app.booking.rows import BookingRow, DepartureRow
 from app.booking.schemas import BookingLineOut, BookingOut, ContactOut, PickupOut
 from app.booking.services.access import booking_not_found
 from app.booking.tables import Booking, BookingLine, BookingStatus
@@ -53,8 +54,8 @@ async def booking_out(booking_id: UUID) -> BookingOut:
             .run()
         )
     return _booking_view(
-        booking,
-        departure,
+        BookingRow.from_row(booking),
+        DepartureRow.from_row(departure),
         route["slug"],
         route["name"],
         operator["default_locale"] if operator else "zh_Hans",
@@ -64,8 +65,8 @@ async def booking_out(booking_id: UUID) -> BookingOut:
 
 
 def _booking_view(
-    booking: dict[str, Any],
-    departure: dict[str, Any],
+    booking: BookingRow,
+    departure: DepartureRow,
     route_slug: str,
     route_name: Any,
     fallback_locale: str,
@@ -74,7 +75,7 @@ def _booking_view(
 ) -> BookingOut:
     """A booking as its guest sees it, from its rows (`lines` in position order) and its
     departure's, its route's slug and name and its operator's default locale."""
-    tz = departure["time_zone"]
+    tz = departure.time_zone
     pickup = None
     if stop is not None:
         pickup = PickupOut(
@@ -82,30 +83,30 @@ def _booking_view(
             name=localize(as_dict(stop["name"]), fallback_locale),
             at=in_zone(stop["at"], tz),
         )
-    currency = booking["currency"]
+    currency = booking.currency
 
     def price(amount: int) -> PriceOut:
         return PriceOut.minor(amount, currency)
 
     contact = None
-    if booking["contact_email"]:
+    if booking.contact_email:
         contact = ContactOut(
-            name=booking["contact_name"],
-            email=booking["contact_email"],
-            phone=booking["contact_phone"],
-            locale=booking["locale"],
+            name=booking.contact_name,
+            email=booking.contact_email,
+            phone=booking.contact_phone,
+            locale=booking.locale,
         )
     return BookingOut(
-        reference=booking["reference"],
-        status=BookingStatus(booking["status"]),
-        departure_id=departure["id"],
+        reference=booking.reference,
+        status=booking.status,
+        departure_id=departure.id,
         route_slug=route_slug,
         route_name=localize(as_dict(route_name), fallback_locale),
-        departs_at=in_zone(departure["departs_at"], tz),
+        departs_at=in_zone(departure.departs_at, tz),
         time_zone=tz,
         expires_at=(
-            in_zone(booking["expires_at"], tz)
-            if booking["expires_at"] and booking["status"] == BookingStatus.on_hold
+            in_zone(booking.expires_at, tz)
+            if booking.expires_at and booking.status == BookingStatus.on_hold
             else None
         ),
         pickup_stop=pickup,
@@ -123,8 +124,8 @@ def _booking_view(
             )
             for line in lines
         ],
-        total=price(booking["total_amount"]),
-        refund=price(booking["refund_amount"]) if booking["refund_amount"] else None,
-        balance_due=price(booking["balance_due"]) if booking["balance_due"] else None,
-        created_at=booking["created_at"],
+        total=price(booking.total_amount),
+        refund=price(booking.refund_amount) if booking.refund_amount else None,
+        balance_due=price(booking.balance_due) if booking.balance_due else None,
+        created_at=booking.created_at,
     )

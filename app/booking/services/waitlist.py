@@ -8,6 +8,7 @@ from uuid import UUID
 import msgspec
 
 from app.booking.events import WaitlistOfferMade
+from app.booking.rows import DepartureRow
 from app.booking.schemas import BookingCreate, WaitlistIn, WaitlistOut
 from app.booking.services import inventory
 from app.booking.services.expiry import expire_overdue
@@ -56,7 +57,7 @@ async def join(departure_id: UUID, data: WaitlistIn) -> WaitlistOut:
     async with write_transaction():
         departure = await inventory.lock_departure(departure_id)
         await _sellable(departure)
-        if await expire_overdue(departure["id"]):
+        if await expire_overdue(departure.id):
             # Seats of run-out holds go to the entries already waiting first.
             await seats_freed(departure)
         free = [s for s in await inventory.free_seats(departure) if s.seat_class == data.seat_class]
@@ -84,20 +85,20 @@ async def join(departure_id: UUID, data: WaitlistIn) -> WaitlistOut:
     return await _entry_out(entry.id)
 
 
-async def _class_exists(departure: dict[str, Any], seat_class: str) -> bool:
+async def _class_exists(departure: DepartureRow, seat_class: str) -> bool:
     return bool(
         await Seat.exists()
-        .where((Seat.vehicle == departure["vehicle"]) & (Seat.seat_class == seat_class))
+        .where((Seat.vehicle == departure.vehicle_id) & (Seat.seat_class == seat_class))
         .run()
     )
 
 
-async def seats_freed(departure: dict[str, Any]) -> None:
+async def seats_freed(departure: DepartureRow) -> None:
     """Seats came back on the (locked) departure: offer them to the waiting list."""
     await offer_freed_seats(departure)
 
 
-async def offer_freed_seats(departure: dict[str, Any]) -> int:
+async def offer_freed_seats(departure: DepartureRow) -> int:
     """Give freed seats of a (locked) departure to waiting entries, oldest first.
 
     An offer whose hold ran out moves its entry to `expired`; the next entry that fits
@@ -106,7 +107,7 @@ async def offer_freed_seats(departure: dict[str, Any]) -> int:
     offered = (
         await WaitlistEntry.select(WaitlistEntry.id, WaitlistEntry.offered_booking)
         .where(
-            (WaitlistEntry.departure == departure["id"])
+            (WaitlistEntry.departure == departure.id)
             & (WaitlistEntry.status == WaitlistStatus.offered.value)
         )
         .run()
@@ -134,7 +135,7 @@ async def offer_freed_seats(departure: dict[str, Any]) -> int:
     waiting = (
         await WaitlistEntry.select()
         .where(
-            (WaitlistEntry.departure == departure["id"])
+            (WaitlistEntry.departure == departure.id)
             & (WaitlistEntry.status == WaitlistStatus.waiting.value)
         )
         .order_by(WaitlistEntry.created_at)
@@ -149,7 +150,7 @@ async def offer_freed_seats(departure: dict[str, Any]) -> int:
             continue
         request = msgspec.convert(
             {
-                "departure_id": str(departure["id"]),
+                "departure_id": str(departure.id),
                 "counts": [
                     {
                         "seat_class": entry["seat_class"],

@@ -11,12 +11,13 @@ from app.catalogue.services.common import owned_departure
 from app.core import clock
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
+from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification, NotificationStatus
 
 
 async def list_notifications(
     principal: Any, departure_id: UUID | None = None, reference: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[NotificationRow]:
 
     if departure_id is not None:
         await owned_departure(principal, departure_id)
@@ -35,12 +36,12 @@ async def list_notifications(
             raise booking_not_found()
         where = Notification.booking == booking["id"]
     return [
-        dict(row)
+        NotificationRow.from_row(row)
         for row in await Notification.select().where(where).order_by(Notification.created_at).run()
     ]
 
 
-async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
+async def resend(principal: Any, notification_id: UUID) -> NotificationRow:
     """Send a notification again (a failed one, or one the tourist did not get)."""
 
     row = await Notification.select().where(Notification.id == notification_id).first().run()
@@ -72,4 +73,4 @@ async def resend(principal: Any, notification_id: UUID) -> dict[str, Any]:
         raise Conflict(_("This message is being sent right now."), code="notification_sending")
     updated = await Notification.select().where(Notification.id == notification_id).first().run()
     assert updated is not None
-    return dict(updated)
+    return NotificationRow.from_row(updated)

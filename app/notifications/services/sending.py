@@ -41,6 +41,7 @@ from app.notifications.channels import (
     send_email,
 )
 from app.notifications.messages import booking_email, waitlist_offer_email
+from app.notifications.rows import NotificationRow
 from app.notifications.services.common import NOTIFICATION_RETRY, _without_token
 from app.notifications.tables import Notification, NotificationStatus
 
@@ -125,7 +126,7 @@ async def _no_longer_relevant(notification: Row) -> str | None:
     return None
 
 
-class NotificationChannel(Channel[dict[str, Any]]):
+class NotificationChannel(Channel[NotificationRow]):
     """Mail and SMS: each notification one message, cut off after half the lease."""
 
     name = "notification"
@@ -146,27 +147,25 @@ class NotificationChannel(Channel[dict[str, Any]]):
     # Only the lease bounds a message: half of it.
     longest_send = float("inf")
 
-    async def prepare(self, row: Row) -> dict[str, Any] | Unsent:
+    async def prepare(self, row: Row) -> NotificationRow | Unsent:
         reason = await _no_longer_relevant(row)
         if reason is not None:
             return Unsent(NotificationStatus.skipped.value, reason)
-        return dict(row)
+        return NotificationRow.from_row(row)
 
     def settled(self, row: Row) -> Values:
         return _token_dropped(row)
 
-    async def send(self, claim: Claim[dict[str, Any]], seconds: float) -> Outcome:
+    async def send(self, claim: Claim[NotificationRow], seconds: float) -> Outcome:
         notification = claim.item
         try:
             email = await render(notification)
-            if notification["channel"] == "sms":
-                await sms_provider().send(
-                    notification["recipient"], f"{email.subject}\n{email.text}"
-                )
+            if notification.channel == "sms":
+                await sms_provider().send(notification.recipient, f"{email.subject}\n{email.text}")
             else:
                 settings = _configured()
                 email = dataclasses.replace(
-                    email, message_id=message_id(notification["key"], settings.mail_from)
+                    email, message_id=message_id(notification.key, settings.mail_from)
                 )
                 await send_email(settings, email, command_timeout=seconds)
         except NoLongerRelevant as exc:
@@ -189,18 +188,18 @@ class NotificationChannel(Channel[dict[str, Any]]):
 NOTIFICATIONS = NotificationChannel()
 
 
-async def render(notification: Row) -> Any:
+async def render(notification: NotificationRow) -> Any:
     """The email of a notification, in its locale."""
-    payload = notification["payload"] if isinstance(notification["payload"], dict) else {}
-    with use_locale(notification["locale"]):
-        if notification["kind"] == "waitlist.offer":
+    payload = notification.payload if isinstance(notification.payload, dict) else {}
+    with use_locale(notification.locale):
+        if notification.kind == "waitlist.offer":
             return waitlist_offer_email(
-                notification["recipient"], str(payload.get("reference", "")),
+                notification.recipient, str(payload.get("reference", "")),
                 str(payload.get("access_token", "")), payload.get("expires_at"),
             )  # fmt: skip
         booking = (
             await Booking.select(Booking.id, Booking.departure, Booking.status)
-            .where(Booking.id == notification["booking"])
+            .where(Booking.id == notification.booking_id)
             .first()
             .run()
         )
@@ -222,7 +221,7 @@ async def render(notification: Row) -> Any:
             .run()
         )
         meeting = as_dict(route["meeting_point"]) if route else None
-        kind = notification["kind"]
+        kind = notification.kind
         if kind.startswith("reminder"):
             kind = "reminder"
             bring = as_dict(route["what_to_bring"]) if route else None
@@ -235,10 +234,10 @@ async def render(notification: Row) -> Any:
             payload = {
                 **payload,
                 "link": booking_url(out.reference, str(payload.get("access_token", "")),
-                                    notification["locale"]),
+                                    notification.locale),
             }  # fmt: skip
         return booking_email(
-            kind, notification["recipient"], out, departure["returns_at"],
+            kind, notification.recipient, out, departure["returns_at"],
             localize(meeting) if meeting else None, payload,
         )  # fmt: skip
 

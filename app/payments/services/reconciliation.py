@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
+from app.booking.rows import BookingRow
 from app.booking.services.access import booking_not_found, normalize_reference
 from app.booking.tables import Booking, BookingStatus
 from app.catalogue.services.common import get_operator_row, local_day_range
@@ -51,30 +52,28 @@ def _refund_out(row: dict[str, Any]) -> RefundOut:
     )  # fmt: skip
 
 
-async def money_of(booking: dict[str, Any]) -> tuple[int, int]:
+async def money_of(booking_id: UUID) -> tuple[int, int]:
     payments = (
         await Payment.select(Payment.amount)
-        .where(
-            (Payment.booking == booking["id"]) & (Payment.status == PaymentStatus.succeeded.value)
-        )
+        .where((Payment.booking == booking_id) & (Payment.status == PaymentStatus.succeeded.value))
         .run()
     )
-    refunds = await Refund.select(Refund.amount).where(Refund.booking == booking["id"]).run()
+    refunds = await Refund.select(Refund.amount).where(Refund.booking == booking_id).run()
     return sum(p["amount"] for p in payments), sum(r["amount"] for r in refunds)
 
 
-def money_problem(booking: dict[str, Any], paid: int, refunded: int) -> str | None:
+def money_problem(booking: BookingRow, paid: int, refunded: int) -> str | None:
     """Why a booking's money does not add up, or None when it does."""
-    status = booking["status"]
+    status = booking.status
     if status == BookingStatus.confirmed:
-        expected = booking["total_amount"] - booking["balance_due"]
+        expected = booking.total_amount - booking.balance_due
         if paid - refunded != expected:
             return "confirmed_but_paid_differs"
         return None
     if status == BookingStatus.on_hold:
         return "paid_while_on_hold" if paid else None
     # Cancelled or expired: everything owed back is recorded as refunds.
-    if refunded != min(booking["refund_amount"], paid) + max(0, booking["refund_amount"] - paid):
+    if refunded != min(booking.refund_amount, paid) + max(0, booking.refund_amount - paid):
         return "refund_owed_not_recorded"
     return None
 
@@ -103,7 +102,7 @@ async def booking_money(principal: OperatorPrincipal, reference: str) -> Booking
         .order_by(Refund.created_at)
         .run()
     )
-    paid, refunded = await money_of(booking)
+    paid, refunded = await money_of(booking["id"])
     currency = booking["currency"]
     return BookingMoneyOut(
         reference=booking["reference"], booking_status=booking["status"],
@@ -137,10 +136,10 @@ async def reconciliation(
     total_paid = total_refunded = 0
     mismatches = []
     for booking in bookings:
-        paid, refunded = await money_of(booking)
+        paid, refunded = await money_of(booking["id"])
         total_paid += paid
         total_refunded += refunded
-        problems = [money_problem(booking, paid, refunded)]
+        problems = [money_problem(BookingRow.from_row(booking), paid, refunded)]
         if unrecorded.get(booking["id"]):
             problems.append("paid_not_recorded")
         if booking["id"] in unverified:

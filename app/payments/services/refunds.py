@@ -4,6 +4,7 @@ the provider under an idempotency key; refunds made at the provider recorded."""
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -17,6 +18,7 @@ from app.core.errors import DomainError
 from app.core.i18n import _
 from app.payments.providers import RefundState, get_provider, is_remote
 from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
+from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
 
 logger = logging.getLogger("tourline.payments")
@@ -59,7 +61,7 @@ async def _apply_refund_state(provider_id: str | None, status: str) -> str:
     return "refund_updated" if updated else "unknown_refund"
 
 
-async def _record_provider_refunds(payment: dict[str, Any], states: list[RefundState]) -> int:
+async def _record_provider_refunds(payment: PaymentRow, states: list[RefundState]) -> int:
     """Inside a transaction: bring our refunds of a payment in line with the refunds
     Stripe lists for its intent (`states`); how many made outside Tourline were recorded.
 
@@ -79,13 +81,13 @@ async def _record_provider_refunds(payment: dict[str, Any], states: list[RefundS
         inserted = (
             await Refund.insert(
                 Refund(
-                    booking=payment["booking"],
-                    payment=payment["id"],
+                    booking=payment.booking_id,
+                    payment=payment.id,
                     provider="stripe",
                     provider_id=state.provider_id,
                     key=f"provider-refund:{state.provider_id}",
                     amount=state.amount,
-                    currency=payment["currency"],
+                    currency=payment.currency,
                     reason="refunded_at_provider",
                     status=status.value,
                     created_at=clock.now(),
@@ -100,7 +102,7 @@ async def _record_provider_refunds(payment: dict[str, Any], states: list[RefundS
             logger.warning(
                 "refund %s of payment intent %s was made outside Tourline",
                 state.provider_id,
-                payment["provider_id"],
+                payment.provider_id,
             )
             recorded += 1
     return recorded
@@ -175,27 +177,27 @@ async def owe_refund(booking_id: UUID, currency: str, amount: int, reason: str, 
         await Refund.insert(row).on_conflict(target=Refund.key, action="DO NOTHING").run()
 
 
-def refund_idempotency_key(refund: dict[str, Any]) -> str:
+def refund_idempotency_key(refund_id: UUID) -> str:
     """Stripe's idempotency key for a refund: its row's id (one row per natural key, the
     cause), so every worker and every retry asks for the same refund. The id, as before the
     claims existed, so that a refund retried across that upgrade keeps its key."""
-    return f"tourline-refund-{refund['id']}"
+    return f"tourline-refund-{refund_id}"
 
 
-async def _ask_provider(claimed: dict[str, Any], provider_id: str | None) -> RefundState:
-    key = refund_idempotency_key(claimed)
-    provider = get_provider(claimed["provider"])
-    if claimed["attempts"] > 1:
+async def _ask_provider(claimed: RefundRow, provider_id: str | None) -> RefundState:
+    key = refund_idempotency_key(claimed.id)
+    provider = get_provider(claimed.provider)
+    if claimed.attempts > 1:
         # A retry: an earlier attempt may have reached Stripe (a timeout, or a worker that
         # died before recording). The same key makes Stripe answer with that refund for
         # 24 hours; looking it up first also covers a retry after Stripe forgot the key.
         found = await provider.find_refund(provider_id, key)
         if found is not None:
             return found
-    return await provider.refund(provider_id, claimed["amount"], key)
+    return await provider.refund(provider_id, claimed.amount, key)
 
 
-class RefundChannel(Channel[dict[str, Any]]):
+class RefundChannel(Channel[RefundRow]):
     """Refunds through their provider: a claimed refund is `processing` under a fresh
     claim id; a failed one waits in `failed` for its retry."""
 
@@ -225,18 +227,18 @@ class RefundChannel(Channel[dict[str, Any]]):
     def claimable(self, now: datetime) -> Combinable:
         return Refund.provider_id.is_null()  # not asked for yet, or with no answer
 
-    async def prepare(self, row: Row) -> dict[str, Any]:
-        return dict(row)
+    async def prepare(self, row: Row) -> RefundRow:
+        return RefundRow.from_row(row)
 
-    async def send(self, claim: Claim[dict[str, Any]], seconds: float) -> Outcome:
+    async def send(self, claim: Claim[RefundRow], seconds: float) -> Outcome:
         claimed = claim.item
         payment = (
             await Payment.select(Payment.provider_id)
-            .where(Payment.id == claimed["payment"])
+            .where(Payment.id == claimed.payment_id)
             .first()
             .run()
         )
-        if payment is None or (not payment["provider_id"] and is_remote(claimed["provider"])):
+        if payment is None or (not payment["provider_id"] and is_remote(claimed.provider)):
             return Outcome.failed(
                 _("The payment to refund is unknown to the provider."),
                 permanent=True,
@@ -257,7 +259,7 @@ class RefundChannel(Channel[dict[str, Any]]):
 REFUNDS = RefundChannel()
 
 
-async def claim_refund(refund_id: UUID) -> dict[str, Any] | None:
+async def claim_refund(refund_id: UUID) -> RefundRow | None:
     """Claim one refund for this worker in a committed row, before any call to the
     provider; the refund as claimed, or None when it is not due or another worker holds
     it."""
@@ -265,12 +267,12 @@ async def claim_refund(refund_id: UUID) -> dict[str, Any] | None:
     return None if claim is None else claim.item
 
 
-async def execute_refund(claimed: dict[str, Any]) -> bool:
+async def execute_refund(claimed: RefundRow) -> bool:
     """Pay back one refund this worker has claimed (`claim_refund`); True when the provider
     answered and its answer was recorded."""
-    claim = Claim(
-        claimed["id"], claimed["attempts"], REFUND_LEASE, claimed["claim"], claimed, claimed
-    )
+    # The claim's row is the refund's columns by name (the channel reads only its item).
+    row = {**asdict(claimed), "booking": claimed.booking_id, "payment": claimed.payment_id}
+    claim = Claim(claimed.id, claimed.attempts, REFUND_LEASE, claimed.claim, row, claimed)
     return await REFUNDS.attempt(claim, REFUNDS.send_seconds(REFUND_LEASE))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 from uuid import UUID
 
 from app.booking.services.state import LIVE_STATUSES
@@ -57,7 +56,9 @@ async def cancel_open_payments(booking_id: UUID) -> int:
             cancelled += 1
             continue
         try:
-            outcome = await cancel_intent(payment)
+            outcome = await cancel_intent(
+                payment["id"], payment["provider"], payment["provider_id"]
+            )
         except DomainError as exc:
             logger.warning(
                 "could not cancel payment intent %s: %s", payment["provider_id"], exc.code
@@ -67,7 +68,9 @@ async def cancel_open_payments(booking_id: UUID) -> int:
     return cancelled
 
 
-async def cancel_intent(payment: dict[str, Any], intent: IntentState | None = None) -> str:
+async def cancel_intent(
+    payment_id: UUID, provider_name: str, provider_id: str | None, intent: IntentState | None = None
+) -> str:
     """Cancel at Stripe an intent nobody may pay any more, and mark its payment cancelled
     (settled) once Stripe has it so; what became of it. Safe to race: Stripe refuses to
     cancel twice, and an intent another worker cancelled first is just as cancelled.
@@ -75,8 +78,8 @@ async def cancel_intent(payment: dict[str, Any], intent: IntentState | None = No
     A succeeded or processing intent cannot be cancelled: money moved (or may yet), and
     its webhook or the sweep confirms the booking or refunds it. An intent unknown to
     Stripe (another account, a deleted test object) can take nothing: settled."""
-    payment_id, provider_id = payment["id"], str(payment["provider_id"])
-    provider = get_provider(payment["provider"])
+    provider_id = str(provider_id)
+    provider = get_provider(provider_name)
     try:
         if intent is None:
             intent = await provider.fetch(provider_id)

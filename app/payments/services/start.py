@@ -4,9 +4,9 @@ at once when it costs nothing)."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
 
+from app.booking.rows import BookingRow
 from app.booking.services.access import guest_booking, lock_booking
 from app.booking.services.state import hold_running, transition
 from app.booking.tables import BookingLine, BookingStatus
@@ -23,14 +23,14 @@ from app.payments.tables import Payment, PaymentStatus
 logger = logging.getLogger("tourline.payments")
 
 
-async def _details_missing(booking: dict[str, Any]) -> list[FieldError]:
+async def _details_missing(booking: BookingRow) -> list[FieldError]:
     problems = []
-    if not booking["contact_email"]:
+    if not booking.contact_email:
         problems.append(FieldError(field="contact", message=_("Add the contact details first.")))
     lines = (
         await BookingLine.select(BookingLine.position, BookingLine.passenger_name)
         .where(
-            (BookingLine.booking == booking["id"]) & (BookingLine.departure == booking["departure"])
+            (BookingLine.booking == booking.id) & (BookingLine.departure == booking.departure_id)
         )
         .order_by(BookingLine.position)
         .run()
@@ -46,7 +46,7 @@ async def _details_missing(booking: dict[str, Any]) -> list[FieldError]:
 async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
     """Create, or reuse, the payment of a complete booking on hold (a guest's)."""
     found = await guest_booking(reference, token)
-    return await pay_booking(found["id"], actor="guest")
+    return await pay_booking(found.id, actor="guest")
 
 
 async def charge_on_account(booking_id: UUID, *, actor: str) -> None:
@@ -54,9 +54,9 @@ async def charge_on_account(booking_id: UUID, *, actor: str) -> None:
     calls this inside its transaction, having checked the agency's credit limit."""
     async with write_transaction():
         booking, _departure = await lock_booking(booking_id)
-        if not hold_running(booking["status"], booking["expires_at"]):
+        if not hold_running(booking.status, booking.expires_at):
             raise Conflict(_("The hold has run out; book again."), code="hold_expired")
-        await on_account.record_payment(booking["id"], booking["total_amount"], booking["currency"])
+        await on_account.record_payment(booking.id, booking.total_amount, booking.currency)
         await transition(booking, BookingStatus.confirmed, actor=actor, reason=on_account.NAME)
 
 
@@ -65,9 +65,9 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
     costs nothing is confirmed at once."""
     async with write_transaction():
         booking, _departure = await lock_booking(booking_id)
-        if booking["status"] == BookingStatus.confirmed:
+        if booking.status == BookingStatus.confirmed:
             raise Conflict(_("This booking is already paid."), code="already_paid")
-        if not hold_running(booking["status"], booking["expires_at"]):
+        if not hold_running(booking.status, booking.expires_at):
             raise Conflict(_("The hold has run out; book again."), code="hold_expired")
         problems = await _details_missing(booking)
         if problems:
@@ -75,12 +75,12 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
                 _("Complete the booking before paying."), code="details_incomplete",
                 errors=problems,
             )  # fmt: skip
-        total, currency = booking["total_amount"], booking["currency"]
+        total, currency = booking.total_amount, booking.currency
         if total == 0:
             # The free provider: nothing to pay, confirmed at once.
             await Payment.insert(
                 Payment(
-                    booking=booking["id"],
+                    booking=booking.id,
                     provider="free",
                     amount=0,
                     currency=currency,
@@ -95,7 +95,7 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
         provider = checkout_provider()
         payments = (
             await Payment.select()
-            .where((Payment.booking == booking["id"]) & (Payment.provider == provider.name))
+            .where((Payment.booking == booking.id) & (Payment.provider == provider.name))
             .order_by(Payment.attempt, ascending=False)
             .run()
         )
@@ -123,7 +123,7 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             attempt = (payments[0]["attempt"] + 1) if payments else 1
             # Created by our clock: the sweep's window (SYNC_WINDOW) is measured on it.
             payment = Payment(
-                booking=booking["id"], provider=provider.name, attempt=attempt, amount=total,
+                booking=booking.id, provider=provider.name, attempt=attempt, amount=total,
                 currency=currency, status=PaymentStatus.requires_payment.value,
                 created_at=clock.now(), updated_at=clock.now(),
             )  # fmt: skip
@@ -131,16 +131,16 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             current = {"id": payment.id, "attempt": attempt, "provider_id": None}
     if stale is not None and stale["provider_id"]:
         try:
-            await cancel_intent(stale)
+            await cancel_intent(stale["id"], stale["provider"], stale["provider_id"])
         except DomainError:
             # Still unsettled: the sweep (`sync_open_payments`) cancels it.
             logger.warning("could not cancel payment intent %s", stale["provider_id"])
     # Derived from the booking and attempt: a retry can never create a second charge.
-    key = f"tourline-booking-{booking['id']}-attempt-{current['attempt']}"
+    key = f"tourline-booking-{booking.id}-attempt-{current['attempt']}"
     if current["provider_id"]:
         intent = await provider.fetch(current["provider_id"])
     else:
-        intent = await provider.start(total, currency, booking["reference"], key)
+        intent = await provider.start(total, currency, booking.reference, key)
         await (
             Payment.update(
                 {Payment.provider_id: intent.provider_id, Payment.updated_at: clock.now()}

@@ -13,6 +13,7 @@ from app.booking.tables import Booking
 from app.core import clock
 from app.core.database import write_transaction
 from app.payments.providers import IntentState, UnknownObject, enabled_names, get_provider
+from app.payments.rows import PaymentRow
 from app.payments.services.refunds import (
     _apply_refund_state,
     _record_provider_refunds,
@@ -62,13 +63,11 @@ async def sync_open_payments(limit: int = 200) -> int:
         if payment is None:
             continue  # Another sweep has it.
         try:
-            intent = await get_provider(payment["provider"]).fetch(payment["provider_id"])
+            intent = await get_provider(payment.provider).fetch(str(payment.provider_id))
         except UnknownObject:
             # Not the provider's (another account, a deleted test object): it takes nothing.
-            logger.warning(
-                "payment %s is unknown to %s", payment["provider_id"], payment["provider"]
-            )
-            await _settle_payment(payment["id"])
+            logger.warning("payment %s is unknown to %s", payment.provider_id, payment.provider)
+            await _settle_payment(payment.id)
             continue
         outcome = await reconcile_intent(payment, intent)
         if outcome not in _UNCHANGED:
@@ -135,7 +134,7 @@ def _due_for_check(now: datetime) -> Any:
     return recent | old
 
 
-async def _claim_check(payment_id: UUID, now: datetime) -> dict[str, Any] | None:
+async def _claim_check(payment_id: UUID, now: datetime) -> PaymentRow | None:
     """Mark the payment checked now, unless another sweep checked it recently enough."""
     rows = (
         await Payment.update({Payment.checked_at: now})
@@ -147,44 +146,44 @@ async def _claim_check(payment_id: UUID, now: datetime) -> dict[str, Any] | None
         .returning(*Payment.all_columns())
         .run()
     )
-    return dict(rows[0]) if rows else None
+    return PaymentRow.from_row(rows[0]) if rows else None
 
 
-async def reconcile_intent(payment: dict[str, Any], intent: IntentState) -> str:
+async def reconcile_intent(payment: PaymentRow, intent: IntentState) -> str:
     """Bring one payment in line with its intent as Stripe has it now; what was done."""
     if intent.status == "succeeded":
         async with write_transaction():
-            outcome = await _apply_success(payment["provider"], intent)
+            outcome = await _apply_success(payment.provider, intent)
         if outcome == "refunded":
             # Pay it back now; the refund worker retries if Stripe fails.
-            await settle_after_change([payment["booking"]])
+            await settle_after_change([payment.booking_id])
         if await _catch_up_provider_refunds(payment, intent):
             outcome = "refunded_at_provider"
         return outcome
     if intent.status == "canceled":
-        return await cancel_intent(payment, intent)
+        return await cancel_intent(payment.id, payment.provider, payment.provider_id, intent)
     booking = (
         await Booking.select(Booking.status, Booking.expires_at)
-        .where(Booking.id == payment["booking"])
+        .where(Booking.id == payment.booking_id)
         .first()
         .run()
     )
     payable = (
         booking is not None
         and hold_running(booking["status"], booking["expires_at"])
-        and payment["status"] in (PaymentStatus.requires_payment, PaymentStatus.failed)
+        and payment.status in (PaymentStatus.requires_payment, PaymentStatus.failed)
     )
     if payable:
         return "open"  # The tourist may still pay it (a declined card can be retried).
     # Nobody may pay this intent any more: cancelled so that it never takes money (one
     # processing, or that has just succeeded, is fetched again next time).
-    return await cancel_intent(payment, intent)
+    return await cancel_intent(payment.id, payment.provider, payment.provider_id, intent)
 
 
-async def _catch_up_provider_refunds(payment: dict[str, Any], intent: IntentState) -> int:
+async def _catch_up_provider_refunds(payment: PaymentRow, intent: IntentState) -> int:
     """Record the refunds made outside Tourline of a payment whose intent Stripe says has
     given back more than our refunds through it show; how many."""
-    payment_id = payment["id"]
+    payment_id = payment.id
     ours = (
         await Refund.select(Refund.amount)
         .where(
@@ -196,10 +195,10 @@ async def _catch_up_provider_refunds(payment: dict[str, Any], intent: IntentStat
     )
     if intent.amount_refunded <= sum(row["amount"] for row in ours):
         return 0
-    states = await get_provider(payment["provider"]).list_refunds(intent.provider_id)
+    states = await get_provider(payment.provider).list_refunds(intent.provider_id)
     async with write_transaction():
         row = await Payment.select().where(Payment.id == payment_id).first().run()
-        return await _record_provider_refunds(dict(row), states) if row else 0
+        return await _record_provider_refunds(PaymentRow.from_row(row), states) if row else 0
 
 
 async def sync_refunds(limit: int = 200) -> int:

@@ -23,6 +23,7 @@ from app.payments.providers import (
     stripe_provider,
     verify_stripe_event,
 )
+from app.payments.rows import PaymentRow
 from app.payments.services.refunds import _apply_refund_state, _record_provider_refunds, owe_refund
 from app.payments.services.settle import _settle_payment, settle_after_change
 from app.payments.tables import Payment, PaymentStatus, StripeEvent
@@ -89,7 +90,7 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None, settings:
                 await Payment.select().where(Payment.provider_id == refunded_intent).first().run()
             )
         if refunded is not None:
-            recorded = await _record_provider_refunds(dict(refunded), refund_states)
+            recorded = await _record_provider_refunds(PaymentRow.from_row(refunded), refund_states)
             outcome = "refunded_at_provider" if recorded else "refund_updated"
         else:
             for state in refund_states:
@@ -177,13 +178,13 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
     # cancelled meanwhile): everything paid goes back, with a notice.
     booking = await owe_back(payment["booking"], intent.amount)
     await owe_refund(
-        booking["id"], booking["currency"], intent.amount, "paid_after_expiry",
+        booking.id, booking.currency, intent.amount, "paid_after_expiry",
         f"late-payment:{intent.provider_id}",
     )  # fmt: skip
     await publish(
         PaymentRefundedLate(
-            booking_id=booking["id"],
-            reference=booking["reference"],
+            booking_id=booking.id,
+            reference=booking.reference,
             amount=intent.amount,
             currency=intent.currency,
             provider_payment_id=intent.provider_id,

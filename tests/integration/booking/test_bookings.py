@@ -15,6 +15,7 @@ import pytest
 
 from app.accounts.tables import Operator
 from app.booking import controllers
+from app.booking.rows import BookingRow
 from app.booking.services import expiry
 from app.booking.services import hold as hold_service
 from app.booking.services.state import transition
@@ -163,7 +164,9 @@ async def confirm(reference: str) -> None:
     """Confirm a hold the way the payments flow will: one transition in a write transaction."""
     async with write_transaction():
         row = await booking_row(reference)
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
 
 
 async def events(reference: str) -> list[tuple[str | None, str, str]]:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app.booking.controllers import TOKEN_GUESSES
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.catalogue.tables import DepartureStop
@@ -166,7 +167,7 @@ async def move(created: dict[str, Any], target: BookingStatus) -> None:
         row = await Booking.select().where(Booking.reference == ref(created)).first().run()
         assert row is not None
         reason = "paid" if target == BookingStatus.confirmed else "test"
-        await transition(row, target, actor="test", reason=reason)
+        await transition(BookingRow.from_row(row), target, actor="test", reason=reason)
 
 
 async def guest_cancel(client: httpx.AsyncClient, created: dict[str, Any]) -> dict[str, Any]:

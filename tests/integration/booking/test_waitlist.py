@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.booking.controllers import TOKEN_GUESSES
+from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.services.waitlist import OFFER_MINUTES
@@ -97,7 +98,9 @@ async def confirm(reference: str) -> None:
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == reference).first().run()
         assert row is not None
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
 
 
 async def sell_out(client: httpx.AsyncClient, departure_id: str) -> tuple[dict, dict]:

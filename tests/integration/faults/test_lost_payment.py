@@ -15,6 +15,7 @@ import pytest
 import stripe
 
 import app.payments.providers
+from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.tables import BookingStatus
@@ -394,7 +395,8 @@ async def test_an_intent_cancelled_meanwhile_or_unknown_to_stripe_does_not_stop_
     for created in (unknown, raced, plain):
         async with write_transaction():
             await transition(
-                await booking_row(created), BookingStatus.cancelled, actor="guest",
+                BookingRow.from_row(await booking_row(created)), BookingStatus.cancelled,
+                actor="guest",
                 reason="cancelled_by_guest",
             )  # fmt: skip
 

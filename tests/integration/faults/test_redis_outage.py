@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from arq.jobs import Job
 
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
@@ -405,7 +406,9 @@ async def test_a_hanging_smtp_server_does_not_hold_up_the_expiry_sweep(
         )
         assert confirmed is not None
         async with write_transaction():
-            await transition(confirmed, BookingStatus.confirmed, actor="test", reason="paid")
+            await transition(
+                BookingRow.from_row(confirmed), BookingStatus.confirmed, actor="test", reason="paid"
+            )
     late = await client.post(BOOKINGS, json=hold_body(departure["id"]))
     assert late.status_code == 201, late.text
     reference = late.json()["booking"]["reference"]

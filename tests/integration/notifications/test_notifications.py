@@ -14,6 +14,7 @@ import httpx
 import icalendar
 import pytest
 
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
@@ -107,7 +108,7 @@ async def booking_row(reference: str) -> dict[str, Any]:
 async def move(reference: str, target: BookingStatus, reason: str = "paid") -> None:
     async with write_transaction():
         row = await booking_row(reference)
-        await transition(row, target, actor="test", reason=reason)
+        await transition(BookingRow.from_row(row), target, actor="test", reason=reason)
 
 
 async def book(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
@@ -53,7 +54,9 @@ async def test_reminder_lists_what_to_bring_and_the_guides_phone(
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == reference).first().run()
         assert row is not None
-        await transition(dict(row), BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
     departs_at = datetime.fromisoformat(departure["departs_at"])
     with clock.frozen(departs_at - timedelta(hours=3)):
         await dispatch_outbox()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from app.booking.rows import BookingRow
 from app.booking.services.allotments import release_due_allotments
 from app.booking.services.state import transition
 from app.booking.tables import Allotment, Booking, BookingLine, BookingStatus, WaitlistEntry
@@ -138,7 +139,9 @@ async def public_confirmed(
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == reference).first().run()
         assert row is not None
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
     return str(reference)
 
 

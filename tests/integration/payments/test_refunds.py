@@ -19,6 +19,7 @@ import pytest
 import stripe
 
 from app.booking.controllers import TOKEN_GUESSES
+from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
@@ -267,8 +268,8 @@ async def money(client: httpx.AsyncClient, account: Account, reference: str) -> 
 
 async def problem_of(reference: str) -> str | None:
     row = await booking_row(reference)
-    paid, refunded = await money_of(row)
-    return money_problem(row, paid, refunded)
+    paid, refunded = await money_of(row["id"])
+    return money_problem(BookingRow.from_row(row), paid, refunded)
 
 
 async def assert_sent_to_stripe(
@@ -563,7 +564,10 @@ async def test_booking_confirmed_without_payment_gets_a_manual_refund(
     created = await hold(client, departure["id"], adults=2)
     async with write_transaction():
         await transition(
-            await booking_row(ref(created)), BookingStatus.confirmed, actor="test", reason="manual"
+            BookingRow.from_row(await booking_row(ref(created))),
+            BookingStatus.confirmed,
+            actor="test",
+            reason="manual",
         )
     assert await problem_of(ref(created)) == "confirmed_but_paid_differs"
     at_stripe_before = await all_stripe_refunds(stripe_api)
@@ -658,8 +662,8 @@ async def cancel_and_die(booking: dict[str, Any], refund: int) -> None:
     the refund is recorded, and nobody asked Stripe for it yet (the `refunds` step's job)."""
     async with effects_after_commit() as effects, write_transaction():
         await transition(
-            booking, BookingStatus.cancelled, actor="guest", reason="cancelled_by_guest",
-            refund_amount=refund,
+            BookingRow.from_row(booking), BookingStatus.cancelled, actor="guest",
+            reason="cancelled_by_guest", refund_amount=refund,
         )  # fmt: skip
         effects.clear()
 
@@ -690,18 +694,18 @@ async def test_refund_of_a_worker_that_died_after_stripes_answer_is_adopted_not_
     # can record the answer.
     claimed = await claim_refund(owed["id"])
     assert claimed is not None
-    assert (claimed["status"], claimed["attempts"]) == (RefundStatus.processing, 1)
-    made = await providers.stripe_provider().refund(pi, ADULT, refund_idempotency_key(claimed))
+    assert (claimed.status, claimed.attempts) == (RefundStatus.processing, 1)
+    made = await providers.stripe_provider().refund(pi, ADULT, refund_idempotency_key(claimed.id))
     [left] = await refunds_of(ref(created))
     assert (left["status"], left["provider_id"]) == (RefundStatus.processing, None)
 
     # While its lease runs, no other worker touches the refund.
     assert await claim_refund(owed["id"]) is None
     assert await execute_pending_refunds() == 0
-    with clock.frozen(claimed["claimed_until"] - timedelta(seconds=1)):
+    with clock.frozen(claimed.claimed_until - timedelta(seconds=1)):
         assert await execute_pending_refunds() == 0
     # Once it lapses, the next worker finds Stripe's refund instead of making another.
-    with clock.frozen(claimed["claimed_until"]):
+    with clock.frozen(claimed.claimed_until):
         assert await execute_pending_refunds() == 1
     [refund] = await refunds_of(ref(created))
     assert (refund["status"], refund["provider_id"], refund["attempts"]) == (
@@ -835,8 +839,9 @@ async def test_money_adds_up_for_every_booking_after_a_mixed_day(
     }
     for created in (paid, cancelled, unpaid, late, free, resold):
         row = await booking_row(ref(created))
-        paid_amount, refunded = await money_of(row)
-        assert money_problem(row, paid_amount, refunded) is None, (row, paid_amount, refunded)
+        paid_amount, refunded = await money_of(row["id"])
+        problem = money_problem(BookingRow.from_row(row), paid_amount, refunded)
+        assert problem is None, (row, paid_amount, refunded)
 
     recon = ok(await client.get(RECONCILIATION, headers=operator.headers))
     assert recon["bookings"] == 6
@@ -848,7 +853,10 @@ async def test_money_adds_up_for_every_booking_after_a_mixed_day(
     # A booking confirmed without any payment is the one the report points at.
     async with write_transaction():
         await transition(
-            await booking_row(ref(resold)), BookingStatus.confirmed, actor="test", reason="manual"
+            BookingRow.from_row(await booking_row(ref(resold))),
+            BookingStatus.confirmed,
+            actor="test",
+            reason="manual",
         )
     recon = ok(await client.get(RECONCILIATION, headers=operator.headers))
     assert [(m["reference"], m["problem"]) for m in recon["mismatches"]] == [

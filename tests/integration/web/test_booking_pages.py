@@ -24,6 +24,7 @@ import icalendar
 import pytest
 
 from app.booking.controllers import TOKEN_GUESSES
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
 from app.core.database import write_transaction
@@ -235,7 +236,9 @@ async def confirm(reference: str) -> None:
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == reference).first().run()
         assert row is not None
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
 
 
 async def confirmed_booking(

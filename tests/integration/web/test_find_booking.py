@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.core.database import write_transaction
@@ -142,7 +143,9 @@ async def test_the_confirmation_mail_says_where_to_find_a_lost_link(
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == reference).first()
         assert row is not None
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
     await dispatch_outbox()
     await send_due_notifications()
     [message] = [m for m in mailbox.to(EMAIL) if "confirmed" in str(m["Subject"])]

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingStatus
 from app.catalogue.tables import Departure
@@ -217,7 +218,9 @@ async def confirm(reference: str) -> None:
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == reference).first().run()
         assert row is not None
-        await transition(row, BookingStatus.confirmed, actor="test", reason="paid")
+        await transition(
+            BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
+        )
 
 
 async def booked(client: httpx.AsyncClient, departure_id: str, seats: list[str], name: str) -> str:
@@ -758,7 +761,12 @@ async def test_an_advisory_goes_to_every_live_booking(
     async with write_transaction():
         row = await Booking.select().where(Booking.reference == gone).first().run()
         assert row is not None
-        await transition(row, BookingStatus.cancelled, actor="test", reason="guest_cancelled")
+        await transition(
+            BookingRow.from_row(row),
+            BookingStatus.cancelled,
+            actor="test",
+            reason="guest_cancelled",
+        )
     csrf = await csrf_for(client, operator, departure["id"])
     response = await post_form(
         client, operator, f"/staff/departures/{departure['id']}/advisory",

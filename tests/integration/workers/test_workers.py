@@ -27,6 +27,7 @@ from arq.constants import default_queue_name
 from arq.jobs import Job, JobStatus
 from arq.worker import Worker
 
+from app.booking.rows import BookingRow
 from app.booking.schemas import BookingCreate
 from app.booking.services import expiry
 from app.booking.services.hold import create_booking
@@ -164,7 +165,10 @@ async def status(client: httpx.AsyncClient, created: dict[str, Any]) -> str:
 async def confirm(created: dict[str, Any]) -> None:
     async with write_transaction():
         await transition(
-            await booking_row(created), BookingStatus.confirmed, actor="test", reason="paid"
+            BookingRow.from_row(await booking_row(created)),
+            BookingStatus.confirmed,
+            actor="test",
+            reason="paid",
         )
 
 

@@ -1,0 +1,105 @@
+"""Booking and departure rows as typed values: what booking services take and return
+instead of the mappings Piccolo reads (a typo is then a type error, not a KeyError)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from app.booking.tables import BookingStatus
+from app.catalogue.tables import DepartureStatus
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRow:
+    """Every column of a `Booking` row; foreign keys are named by the id they hold."""
+
+    id: UUID
+    reference: str
+    token_hash: str
+    operator_id: UUID
+    departure_id: UUID
+    channel: str
+    status: BookingStatus
+    expires_at: datetime | None
+    pickup_stop_id: UUID | None
+    contact_name: str
+    contact_email: str
+    contact_phone: str
+    locale: str
+    total_amount: int
+    currency: str
+    refund_amount: int
+    balance_due: int
+    cancelled_at: datetime | None
+    confirmed_at: datetime | None
+    agency_id: UUID | None
+    partner_uuid: str | None
+    reseller_reference: str
+    retail_amount: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> BookingRow:
+        """From a `Booking.select()` (or `returning(*Booking.all_columns())`) row."""
+        return cls(
+            id=row["id"], reference=row["reference"], token_hash=row["token_hash"],
+            operator_id=row["operator"], departure_id=row["departure"],
+            channel=row["channel"], status=BookingStatus(row["status"]),
+            expires_at=row["expires_at"], pickup_stop_id=row["pickup_stop"],
+            contact_name=row["contact_name"], contact_email=row["contact_email"],
+            contact_phone=row["contact_phone"], locale=row["locale"],
+            total_amount=row["total_amount"], currency=row["currency"],
+            refund_amount=row["refund_amount"], balance_due=row["balance_due"],
+            cancelled_at=row["cancelled_at"], confirmed_at=row["confirmed_at"],
+            agency_id=row["agency"], partner_uuid=row["partner_uuid"],
+            reseller_reference=row["reseller_reference"], retail_amount=row["retail_amount"],
+            created_at=row["created_at"], updated_at=row["updated_at"],
+        )  # fmt: skip
+
+    @property
+    def paid(self) -> int:
+        """What the booker has paid: its total less any balance still due."""
+        return self.total_amount - self.balance_due
+
+
+@dataclass(frozen=True, slots=True)
+class DepartureRow:
+    """Every column of a `Departure` row, as booking services read it (usually locked)."""
+
+    id: UUID
+    operator_id: UUID
+    route_id: UUID
+    vehicle_id: UUID | None
+    departs_at: datetime
+    returns_at: datetime
+    time_zone: str
+    sales_open_at: datetime | None
+    sales_close_at: datetime | None
+    status: DepartureStatus
+    notes: str
+    guide_phone: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DepartureRow:
+        """From a `Departure.select()` row."""
+        return cls(
+            id=row["id"], operator_id=row["operator"], route_id=row["route"],
+            vehicle_id=row["vehicle"], departs_at=row["departs_at"],
+            returns_at=row["returns_at"], time_zone=row["time_zone"],
+            sales_open_at=row["sales_open_at"], sales_close_at=row["sales_close_at"],
+            status=DepartureStatus(row["status"]), notes=row["notes"],
+            guide_phone=row["guide_phone"], created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )  # fmt: skip
+
+    @property
+    def sales_end(self) -> datetime:
+        """When sales end: their close, else the departure itself."""
+        return self.sales_close_at or self.departs_at

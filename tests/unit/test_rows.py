@@ -1,0 +1,71 @@
+"""Typed rows carry every column of their table, and read a row as Piccolo returns it."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from piccolo.columns import ForeignKey
+from piccolo.table import Table
+
+from app.booking.rows import BookingRow, DepartureRow
+from app.booking.tables import Booking, BookingStatus
+from app.catalogue.tables import Departure, DepartureStatus
+from app.notifications.rows import NotificationRow
+from app.notifications.tables import Notification
+from app.payments.rows import PaymentRow, RefundRow
+from app.payments.tables import Payment, Refund
+
+# Columns holding another row's id without being a ForeignKey.
+_ID_COLUMNS = {"agency", "booking", "departure"}
+
+ROWS: list[tuple[type[Any], type[Table]]] = [
+    (BookingRow, Booking),
+    (DepartureRow, Departure),
+    (PaymentRow, Payment),
+    (RefundRow, Refund),
+    (NotificationRow, Notification),
+]
+
+
+def _field_name(column: Any) -> str:
+    name: str = column._meta.name
+    if isinstance(column, ForeignKey) or name in _ID_COLUMNS:
+        return f"{name}_id"
+    return name
+
+
+@pytest.mark.parametrize(("row_type", "table"), ROWS, ids=[t.__name__ for t, _ in ROWS])
+def test_a_typed_row_has_a_field_for_each_column(row_type: type[Any], table: type[Table]) -> None:
+    fields = [field.name for field in dataclasses.fields(row_type)]
+    assert fields == [_field_name(column) for column in table._meta.columns]
+
+
+def test_a_booking_row_reads_a_selected_row() -> None:
+    booking = Booking(
+        reference="ABCD2345", token_hash="0" * 64, operator=uuid.uuid4(),
+        departure=uuid.uuid4(), currency="CNY", total_amount=300, balance_due=100,
+        agency=uuid.uuid4(), created_at=datetime.now(UTC), updated_at=datetime.now(UTC),
+    )  # fmt: skip
+    row = BookingRow.from_row(booking.to_dict())
+    assert row.id == booking.id
+    assert row.departure_id == booking.departure
+    assert row.agency_id == booking.agency
+    assert row.status is BookingStatus.on_hold
+    assert row.paid == 200
+
+
+def test_a_departure_row_ends_sales_at_their_close_or_the_departure() -> None:
+    departs_at = datetime(2026, 7, 1, 8, tzinfo=UTC)
+    departure = Departure(
+        operator=uuid.uuid4(), route=uuid.uuid4(), departs_at=departs_at,
+        returns_at=departs_at, time_zone="Asia/Shanghai", status=DepartureStatus.published,
+        created_at=departs_at, updated_at=departs_at,
+    )  # fmt: skip
+    row = DepartureRow.from_row(departure.to_dict())
+    assert (row.route_id, row.vehicle_id, row.sales_end) == (departure.route, None, departs_at)
+    closes = datetime(2026, 6, 30, 20, tzinfo=UTC)
+    assert dataclasses.replace(row, sales_close_at=closes).sales_end == closes
