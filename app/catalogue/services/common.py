@@ -10,6 +10,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.tables import Operator
+from app.catalogue.rows import DepartureRow, RouteRow
 from app.catalogue.tables import Departure, Route, Vehicle
 from app.core import clock
 from app.core.errors import InvalidInput, NotFound
@@ -131,7 +132,7 @@ async def get_operator_row(operator_id: UUID) -> Row:
     return cast(Row, row)
 
 
-async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> Row:
+async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> RouteRow:
     """The route if it belongs to the caller's operator; anything else is a 404."""
     row = (
         await Route.select()
@@ -142,7 +143,7 @@ async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> Row:
     )
     if row is None:
         raise NotFound(_("Route not found."), code="route_not_found")
-    return cast(Row, row)
+    return RouteRow.from_row(row)
 
 
 async def owned_vehicle(
@@ -161,7 +162,7 @@ async def owned_vehicle(
     return row
 
 
-async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> Row:
+async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> DepartureRow:
     row = (
         await Departure.select()
         .where((Departure.id == departure_id) & (Departure.operator == principal.operator_id))
@@ -170,4 +171,4 @@ async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> R
     )
     if row is None:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    return row
+    return DepartureRow.from_row(row)

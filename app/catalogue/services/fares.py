@@ -168,7 +168,7 @@ async def replace_route_fares(
 
 async def get_departure_fares(principal: OperatorPrincipal, departure_id: UUID) -> list[FareOut]:
     row = await owned_departure(principal, departure_id)
-    fares = await effective_fares([(departure_id, row["route"])])
+    fares = await effective_fares([(departure_id, row.route_id)])
     return _fare_outs(fares[departure_id])
 
 
