@@ -234,7 +234,7 @@ async def sales_overview(principal: OperatorPrincipal, departure_id: UUID) -> Sa
         .where(Booking.departure == departure_id)
         .run()
     )
-    currency = (await get_operator_row(departure.operator_id))["currency"]
+    currency = (await get_operator_row(departure.operator_id)).currency
     confirmed = [b for b in bookings if b["status"] == BookingStatus.confirmed]
     now = clock.now()
     on_hold = (
@@ -266,7 +266,7 @@ async def departure_board(
     """The operator's departures from `date_from` (local, default today) with the load of
     each seat class, counted for the whole page at once."""
     operator = await get_operator_row(principal.operator_id)
-    today = in_zone(clock.now(), operator["time_zone"]).date()
+    today = in_zone(clock.now(), operator.time_zone).date()
     page = await list_departures(principal, params, date_from=date_from or today)
     ids = [d.id for d in page.items]
     counts = await class_counts(ids)
@@ -279,7 +279,7 @@ async def departure_board(
         if route_ids
         else []
     )
-    names = {r["id"]: localize(as_dict(r["name"]), operator["default_locale"]) for r in routes}
+    names = {r["id"]: localize(as_dict(r["name"]), operator.default_locale) for r in routes}
     return page_of(
         [
             DepartureLoad(
@@ -333,7 +333,7 @@ async def cancel_departure(
             .run()
         )
 
-    currency = (await get_operator_row(departure.operator_id))["currency"]
+    currency = (await get_operator_row(departure.operator_id)).currency
     return DepartureCancellationOut(
         departure=await departure_out(departure_id),
         bookings_cancelled=cancelled,

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.tables import Operator
-from app.catalogue.rows import DepartureRow, RouteRow
+from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow
 from app.catalogue.tables import Departure, Route, Vehicle
 from app.core import clock
 from app.core.errors import InvalidInput, NotFound
@@ -119,7 +119,7 @@ def require_calendar_date(field: str, day: date | None, source: str = "query") -
         )
 
 
-async def get_operator_row(operator_id: UUID) -> Row:
+async def get_operator_row(operator_id: UUID) -> OperatorRow:
     row = (
         await Operator.select()
         .where(Operator.id == operator_id)
@@ -129,7 +129,7 @@ async def get_operator_row(operator_id: UUID) -> Row:
     )
     if row is None:
         raise NotFound(_("Operator not found."), code="operator_not_found")
-    return cast(Row, row)
+    return OperatorRow.from_row(row)
 
 
 async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> RouteRow:

@@ -123,7 +123,7 @@ async def create_departure(principal: OperatorPrincipal, data: DepartureCreate) 
         schedule = _Schedule(
             departs_at=departs_at,
             returns_at=returns_at,
-            time_zone=require_time_zone("time_zone", data.time_zone or operator["time_zone"]),
+            time_zone=require_time_zone("time_zone", data.time_zone or operator.time_zone),
             sales_open_at=require_aware("sales_open_at", data.sales_open_at),
             sales_close_at=require_aware("sales_close_at", data.sales_close_at),
         )

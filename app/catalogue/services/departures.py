@@ -116,7 +116,7 @@ async def list_departures(
 ) -> Page[DepartureOut]:
     """The operator's departures, between local dates (inclusive) of the operator's zone."""
     operator = await get_operator_row(principal.operator_id)
-    departs_from, departs_to = local_day_range(date_from, date_to, operator["time_zone"])
+    departs_from, departs_to = local_day_range(date_from, date_to, operator.time_zone)
     where: Combinable = Departure.operator == principal.operator_id
     if route_id is not None:
         where = where & (Departure.route == route_id)

@@ -158,7 +158,7 @@ async def replace_route_fares(
     principal: OperatorPrincipal, route_id: UUID, data: FaresIn
 ) -> list[FareOut]:
     require_operator_admin(principal)
-    currency = (await get_operator_row(principal.operator_id))["currency"]
+    currency = (await get_operator_row(principal.operator_id)).currency
     _check_fares(data.fares, currency)
     async with write_transaction():
         await owned_route(principal, route_id)
@@ -177,7 +177,7 @@ async def replace_departure_fares(
 ) -> list[FareOut]:
     """Set this departure's own prices; classes it does not list keep the route's fares."""
     require_operator_admin(principal)
-    currency = (await get_operator_row(principal.operator_id))["currency"]
+    currency = (await get_operator_row(principal.operator_id)).currency
     _check_fares(data.fares, currency)
     async with write_transaction():
         await owned_departure(principal, departure_id)

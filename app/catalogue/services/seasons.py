@@ -73,7 +73,7 @@ async def schedule_season(
     """Create (and optionally publish) a season's departures at once: all of them or none."""
     require_operator_admin(principal)
     operator = await get_operator_row(principal.operator_id)
-    time_zone = require_time_zone("time_zone", data.time_zone or operator["time_zone"])
+    time_zone = require_time_zone("time_zone", data.time_zone or operator.time_zone)
     dates = season_dates(data)
     if (
         data.sales_open_days_before is not None
