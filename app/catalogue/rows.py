@@ -50,7 +50,7 @@ class RouteRow:
     name: dict[str, str]
     description: dict[str, str]
     duration_days: int
-    meeting_point: dict[str, Any] | None
+    meeting_point: dict[str, str] | None
     cancellation_policy: list[dict[str, Any]]
     what_to_bring: dict[str, str] | None
     reminder_hours: list[int]

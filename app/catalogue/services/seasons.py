@@ -177,4 +177,7 @@ async def schedule_season(
         .order_by(Departure.departs_at)
         .run()
     )
-    return BulkScheduleOut(created=len(rows), departures=await departures_out(rows))
+    return BulkScheduleOut(
+        created=len(rows),
+        departures=await departures_out([DepartureRow.from_row(row) for row in rows]),
+    )
