@@ -74,6 +74,28 @@ class RouteRow:
 
 
 @dataclass(frozen=True, slots=True)
+class VehicleRow:
+    """Every column of a `Vehicle` row; foreign keys are named by the id they hold."""
+
+    id: UUID
+    operator_id: UUID
+    kind: RouteKind
+    name: str
+    code: str
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> VehicleRow:
+        """From a `Vehicle.select()` row."""
+        return cls(
+            id=row["id"], operator_id=row["operator"], kind=RouteKind(row["kind"]),
+            name=row["name"], code=row["code"], description=row["description"],
+            created_at=row["created_at"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class DepartureRow:
     """Every column of a `Departure` row; foreign keys are named by the id they hold."""
 

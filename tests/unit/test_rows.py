@@ -14,8 +14,15 @@ from piccolo.table import Table
 from app.accounts.tables import Operator
 from app.booking.rows import BookingRow
 from app.booking.tables import Booking, BookingStatus
-from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow
-from app.catalogue.tables import Departure, DepartureStatus, Route, RouteKind, RouteStatus
+from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow, VehicleRow
+from app.catalogue.tables import (
+    Departure,
+    DepartureStatus,
+    Route,
+    RouteKind,
+    RouteStatus,
+    Vehicle,
+)
 from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification
 from app.payments.rows import PaymentRow, RefundRow
@@ -29,6 +36,7 @@ ROWS: list[tuple[type[Any], type[Table]]] = [
     (DepartureRow, Departure),
     (RouteRow, Route),
     (OperatorRow, Operator),
+    (VehicleRow, Vehicle),
     (PaymentRow, Payment),
     (RefundRow, Refund),
     (NotificationRow, Notification),
@@ -95,3 +103,14 @@ def test_an_operator_row_reads_a_selected_row() -> None:
     operator = Operator(slug="acme", name={"en": "Acme"}, created_at=datetime.now(UTC))
     row = OperatorRow.from_row(operator.to_dict())
     assert (row.id, row.slug, row.currency, row.hold_minutes) == (operator.id, "acme", "CNY", 15)
+
+
+def test_a_vehicle_row_reads_a_selected_row() -> None:
+    vehicle = Vehicle(operator=uuid.uuid4(), kind=RouteKind.train, name="G101")
+    row = VehicleRow.from_row(vehicle.to_dict())
+    assert (row.operator_id, row.kind, row.name, row.code) == (
+        vehicle.operator,
+        RouteKind.train,
+        "G101",
+        "",
+    )

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.tables import Operator
-from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow
+from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow, VehicleRow
 from app.catalogue.tables import Departure, Route, Vehicle
 from app.core import clock
 from app.core.errors import InvalidInput, NotFound
@@ -148,7 +148,7 @@ async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> RouteRow:
 
 async def owned_vehicle(
     principal: OperatorPrincipal, vehicle_id: UUID, field: str | None = None
-) -> Row:
+) -> VehicleRow:
     row = (
         await Vehicle.select()
         .where((Vehicle.id == vehicle_id) & (Vehicle.operator == principal.operator_id))
@@ -159,7 +159,7 @@ async def owned_vehicle(
         if field:
             raise InvalidInput(field, _("No such vehicle."), code="vehicle_not_found")
         raise NotFound(_("Vehicle not found."), code="vehicle_not_found")
-    return row
+    return VehicleRow.from_row(row)
 
 
 async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> DepartureRow:

@@ -98,7 +98,7 @@ async def _check_vehicle(
     if vehicle_id is None:
         return
     vehicle = await owned_vehicle(principal, vehicle_id, field="vehicle_id")
-    if vehicle["kind"] != route.kind:
+    if vehicle.kind != route.kind:
         raise InvalidInput(
             "vehicle_id", _("A {kind} route needs a {kind} vehicle.").format(kind=route.kind)
         )
