@@ -1,5 +1,6 @@
-"""Booking and departure rows as typed values: what booking services take and return
-instead of the mappings Piccolo reads (a typo is then a type error, not a KeyError)."""
+"""Booking rows as typed values: what booking services take and return instead of the
+mappings Piccolo reads (a typo is then a type error, not a KeyError). The departure row
+belongs to the catalogue and is re-exported here for booking's callers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.tables import BookingStatus
-from app.catalogue.tables import DepartureStatus
+from app.catalogue.rows import DepartureRow as DepartureRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,41 +66,3 @@ class BookingRow:
     def paid(self) -> int:
         """What the booker has paid: its total less any balance still due."""
         return self.total_amount - self.balance_due
-
-
-@dataclass(frozen=True, slots=True)
-class DepartureRow:
-    """Every column of a `Departure` row, as booking services read it (usually locked)."""
-
-    id: UUID
-    operator_id: UUID
-    route_id: UUID
-    vehicle_id: UUID | None
-    departs_at: datetime
-    returns_at: datetime
-    time_zone: str
-    sales_open_at: datetime | None
-    sales_close_at: datetime | None
-    status: DepartureStatus
-    notes: str
-    guide_phone: str
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> DepartureRow:
-        """From a `Departure.select()` row."""
-        return cls(
-            id=row["id"], operator_id=row["operator"], route_id=row["route"],
-            vehicle_id=row["vehicle"], departs_at=row["departs_at"],
-            returns_at=row["returns_at"], time_zone=row["time_zone"],
-            sales_open_at=row["sales_open_at"], sales_close_at=row["sales_close_at"],
-            status=DepartureStatus(row["status"]), notes=row["notes"],
-            guide_phone=row["guide_phone"], created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )  # fmt: skip
-
-    @property
-    def sales_end(self) -> datetime:
-        """When sales end: their close, else the departure itself."""
-        return self.sales_close_at or self.departs_at

@@ -70,7 +70,7 @@ async def availability(
     option_id = str(body.get("optionId", ""))
     await check_option(route, option_id)
     operator = await get_operator_row(principal.operator_id)
-    tz = clock.zone(operator["time_zone"])
+    tz = clock.zone(operator.time_zone)
     query = Departure.select().where(
         (Departure.route == route["id"])
         & Departure.status.is_in(

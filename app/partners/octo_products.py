@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from app.catalogue.rows import OperatorRow
 from app.catalogue.services.common import as_dict, get_operator_row
 from app.catalogue.tables import Departure, DepartureStatus, DepartureStop, PassengerType, StopKind
 from app.core import clock
@@ -22,15 +23,15 @@ UNIT_TYPES = {
 
 async def supplier(principal: AgencyPrincipal) -> dict[str, Any]:
     operator = await get_operator_row(principal.operator_id)
-    name = localize(as_dict(operator["name"]), operator["default_locale"])
+    name = localize(operator.name, operator.default_locale)
     return {
-        "id": str(operator["id"]),
+        "id": str(operator.id),
         "name": name,
         "endpoint": "/octo",
         "contact": {
             "website": None,
-            "email": operator["contact_email"],
-            "telephone": operator["contact_phone"],
+            "email": operator.contact_email,
+            "telephone": operator.contact_phone,
             "address": None,
         },
     }
@@ -67,9 +68,9 @@ async def _pickup_stops(route: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def _product(
-    route: dict[str, Any], operator: dict[str, Any], capabilities: Collection[str]
+    route: dict[str, Any], operator: OperatorRow, capabilities: Collection[str]
 ) -> dict[str, Any]:
-    fallback = operator["default_locale"]
+    fallback = operator.default_locale
     pickups = (
         [pickup_location(stop, fallback) for stop in await _pickup_stops(route)]
         if "octo/pickups" in capabilities
@@ -124,7 +125,7 @@ async def _product(
         "internalName": localize(as_dict(route["name"]), fallback),
         "reference": route["slug"],
         "locale": fallback.replace("_", "-"),
-        "timeZone": operator["time_zone"],
+        "timeZone": operator.time_zone,
         "allowFreesale": False,
         "instantConfirmation": True,
         "instantDelivery": True,
@@ -136,8 +137,8 @@ async def _product(
         "options": options,
     }
     if "octo/pricing" in capabilities:
-        product["defaultCurrency"] = operator["currency"]
-        product["availableCurrencies"] = [operator["currency"]]
+        product["defaultCurrency"] = operator.currency
+        product["availableCurrencies"] = [operator.currency]
         product["pricingPer"] = "UNIT"
     if "octo/content" in capabilities:
         title = localize(as_dict(route["name"]), fallback)

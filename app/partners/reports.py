@@ -130,8 +130,8 @@ async def statement(
         )
     agency = await owned_agency(principal, agency_id)
     operator = await get_operator_row(principal.operator_id)
-    tz = clock.zone(operator["time_zone"])
-    currency = str(operator["currency"])
+    tz = clock.zone(operator.time_zone)
+    currency = operator.currency
     since = datetime.combine(start, datetime.min.time(), tzinfo=tz)
     until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     rows = (
@@ -199,7 +199,7 @@ async def statement(
     )
     return StatementOut(
         agency_id=agency_id, agency_name=agency["name"], period_start=start, period_end=end,
-        time_zone=operator["time_zone"], currency=currency, totals=totals,
+        time_zone=operator.time_zone, currency=currency, totals=totals,
         credit=await credit(agency, currency), lines=lines,
     )  # fmt: skip
 

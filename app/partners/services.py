@@ -297,7 +297,7 @@ async def webhook_secret(principal: OperatorPrincipal, agency_id: UUID, rotate: 
 
 
 async def _currency(operator_id: UUID) -> str:
-    return str((await get_operator_row(operator_id))["currency"])
+    return (await get_operator_row(operator_id)).currency
 
 
 async def list_net_rates(principal: OperatorPrincipal, agency_id: UUID) -> list[NetRateOut]:

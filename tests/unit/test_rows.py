@@ -11,9 +11,18 @@ import pytest
 from piccolo.columns import ForeignKey
 from piccolo.table import Table
 
-from app.booking.rows import BookingRow, DepartureRow
+from app.accounts.tables import Operator
+from app.booking.rows import BookingRow
 from app.booking.tables import Booking, BookingStatus
-from app.catalogue.tables import Departure, DepartureStatus
+from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow, VehicleRow
+from app.catalogue.tables import (
+    Departure,
+    DepartureStatus,
+    Route,
+    RouteKind,
+    RouteStatus,
+    Vehicle,
+)
 from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification
 from app.payments.rows import PaymentRow, RefundRow
@@ -25,6 +34,9 @@ _ID_COLUMNS = {"agency", "booking", "departure"}
 ROWS: list[tuple[type[Any], type[Table]]] = [
     (BookingRow, Booking),
     (DepartureRow, Departure),
+    (RouteRow, Route),
+    (OperatorRow, Operator),
+    (VehicleRow, Vehicle),
     (PaymentRow, Payment),
     (RefundRow, Refund),
     (NotificationRow, Notification),
@@ -69,3 +81,36 @@ def test_a_departure_row_ends_sales_at_their_close_or_the_departure() -> None:
     assert (row.route_id, row.vehicle_id, row.sales_end) == (departure.route, None, departs_at)
     closes = datetime(2026, 6, 30, 20, tzinfo=UTC)
     assert dataclasses.replace(row, sales_close_at=closes).sales_end == closes
+
+
+def test_a_route_row_reads_a_selected_row() -> None:
+    now = datetime.now(UTC)
+    route = Route(
+        operator=uuid.uuid4(), slug="great-wall", kind=RouteKind.bus, name={"en": "Wall"},
+        description={"en": "A walk"}, cancellation_policy=[], reminder_hours=[24],
+        status=RouteStatus.published, created_at=now, updated_at=now,
+    )  # fmt: skip
+    row = RouteRow.from_row(route.to_dict())
+    assert (row.id, row.operator_id, row.name) == (route.id, route.operator, {"en": "Wall"})
+    assert (row.kind, row.status, row.reminder_hours) == (
+        RouteKind.bus,
+        RouteStatus.published,
+        [24],
+    )
+
+
+def test_an_operator_row_reads_a_selected_row() -> None:
+    operator = Operator(slug="acme", name={"en": "Acme"}, created_at=datetime.now(UTC))
+    row = OperatorRow.from_row(operator.to_dict())
+    assert (row.id, row.slug, row.currency, row.hold_minutes) == (operator.id, "acme", "CNY", 15)
+
+
+def test_a_vehicle_row_reads_a_selected_row() -> None:
+    vehicle = Vehicle(operator=uuid.uuid4(), kind=RouteKind.train, name="G101")
+    row = VehicleRow.from_row(vehicle.to_dict())
+    assert (row.operator_id, row.kind, row.name, row.code) == (
+        vehicle.operator,
+        RouteKind.train,
+        "G101",
+        "",
+    )

@@ -54,8 +54,8 @@ async def manifest(
 ) -> Manifest:
     """Every passenger of the live bookings: seat, pick-up, contact, check-in."""
     departure = await owned_departure(principal, departure_id)
-    tz = departure["time_zone"]
-    route = await Route.select(Route.slug).where(Route.id == departure["route"]).first().run()
+    tz = departure.time_zone
+    route = await Route.select(Route.slug).where(Route.id == departure.route_id).first().run()
     assert route is not None
     bookings = {
         row["id"]: row
@@ -122,7 +122,7 @@ async def manifest(
     return Manifest(
         departure_id=departure_id,
         route_slug=route["slug"],
-        departs_at=in_zone(departure["departs_at"], tz),
+        departs_at=in_zone(departure.departs_at, tz),
         time_zone=tz,
         passengers=len(manifest_lines),
         checked_in=sum(1 for line in manifest_lines if line.checked_in_at),
@@ -234,7 +234,7 @@ async def sales_overview(principal: OperatorPrincipal, departure_id: UUID) -> Sa
         .where(Booking.departure == departure_id)
         .run()
     )
-    currency = (await get_operator_row(departure["operator"]))["currency"]
+    currency = (await get_operator_row(departure.operator_id)).currency
     confirmed = [b for b in bookings if b["status"] == BookingStatus.confirmed]
     now = clock.now()
     on_hold = (
@@ -266,7 +266,7 @@ async def departure_board(
     """The operator's departures from `date_from` (local, default today) with the load of
     each seat class, counted for the whole page at once."""
     operator = await get_operator_row(principal.operator_id)
-    today = in_zone(clock.now(), operator["time_zone"]).date()
+    today = in_zone(clock.now(), operator.time_zone).date()
     page = await list_departures(principal, params, date_from=date_from or today)
     ids = [d.id for d in page.items]
     counts = await class_counts(ids)
@@ -279,7 +279,7 @@ async def departure_board(
         if route_ids
         else []
     )
-    names = {r["id"]: localize(as_dict(r["name"]), operator["default_locale"]) for r in routes}
+    names = {r["id"]: localize(as_dict(r["name"]), operator.default_locale) for r in routes}
     return page_of(
         [
             DepartureLoad(
@@ -308,7 +308,7 @@ async def cancel_departure(
     async with write_transaction():
         departure = await owned_departure(principal, departure_id)
         await lock_departure(departure_id)
-        if departure["status"] != DepartureStatus.cancelled:
+        if departure.status != DepartureStatus.cancelled:
             await change_departure_status(principal, departure_id, DepartureStatus.cancelled)
         live = await for_update(
             Booking.select().where((Booking.departure == departure_id) & Booking.status.is_in(LIVE))
@@ -333,7 +333,7 @@ async def cancel_departure(
             .run()
         )
 
-    currency = (await get_operator_row(departure["operator"]))["currency"]
+    currency = (await get_operator_row(departure.operator_id)).currency
     return DepartureCancellationOut(
         departure=await departure_out(departure_id),
         bookings_cancelled=cancelled,

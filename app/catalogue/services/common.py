@@ -10,6 +10,7 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.tables import Operator
+from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow, VehicleRow
 from app.catalogue.tables import Departure, Route, Vehicle
 from app.core import clock
 from app.core.errors import InvalidInput, NotFound
@@ -118,7 +119,7 @@ def require_calendar_date(field: str, day: date | None, source: str = "query") -
         )
 
 
-async def get_operator_row(operator_id: UUID) -> Row:
+async def get_operator_row(operator_id: UUID) -> OperatorRow:
     row = (
         await Operator.select()
         .where(Operator.id == operator_id)
@@ -128,10 +129,10 @@ async def get_operator_row(operator_id: UUID) -> Row:
     )
     if row is None:
         raise NotFound(_("Operator not found."), code="operator_not_found")
-    return cast(Row, row)
+    return OperatorRow.from_row(row)
 
 
-async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> Row:
+async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> RouteRow:
     """The route if it belongs to the caller's operator; anything else is a 404."""
     row = (
         await Route.select()
@@ -142,12 +143,12 @@ async def owned_route(principal: OperatorPrincipal, route_id: UUID) -> Row:
     )
     if row is None:
         raise NotFound(_("Route not found."), code="route_not_found")
-    return cast(Row, row)
+    return RouteRow.from_row(row)
 
 
 async def owned_vehicle(
     principal: OperatorPrincipal, vehicle_id: UUID, field: str | None = None
-) -> Row:
+) -> VehicleRow:
     row = (
         await Vehicle.select()
         .where((Vehicle.id == vehicle_id) & (Vehicle.operator == principal.operator_id))
@@ -158,10 +159,10 @@ async def owned_vehicle(
         if field:
             raise InvalidInput(field, _("No such vehicle."), code="vehicle_not_found")
         raise NotFound(_("Vehicle not found."), code="vehicle_not_found")
-    return row
+    return VehicleRow.from_row(row)
 
 
-async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> Row:
+async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> DepartureRow:
     row = (
         await Departure.select()
         .where((Departure.id == departure_id) & (Departure.operator == principal.operator_id))
@@ -170,4 +171,4 @@ async def owned_departure(principal: OperatorPrincipal, departure_id: UUID) -> R
     )
     if row is None:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    return row
+    return DepartureRow.from_row(row)

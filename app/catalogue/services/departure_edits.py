@@ -12,6 +12,7 @@ from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.catalogue.events import DepartureChanged
+from app.catalogue.rows import RouteRow
 from app.catalogue.schemas.departures import (
     DepartureCreate,
     DepartureOut,
@@ -19,7 +20,6 @@ from app.catalogue.schemas.departures import (
     DepartureUpdate,
 )
 from app.catalogue.services.common import (
-    Row,
     get_operator_row,
     owned_departure,
     owned_route,
@@ -92,13 +92,15 @@ def _stop_rows(
     return rows
 
 
-async def _check_vehicle(principal: OperatorPrincipal, vehicle_id: UUID | None, route: Row) -> None:
+async def _check_vehicle(
+    principal: OperatorPrincipal, vehicle_id: UUID | None, route: RouteRow
+) -> None:
     if vehicle_id is None:
         return
     vehicle = await owned_vehicle(principal, vehicle_id, field="vehicle_id")
-    if vehicle["kind"] != route["kind"]:
+    if vehicle.kind != route.kind:
         raise InvalidInput(
-            "vehicle_id", _("A {kind} route needs a {kind} vehicle.").format(kind=route["kind"])
+            "vehicle_id", _("A {kind} route needs a {kind} vehicle.").format(kind=route.kind)
         )
 
 
@@ -110,25 +112,25 @@ async def create_departure(principal: OperatorPrincipal, data: DepartureCreate) 
             route = await owned_route(principal, data.route_id)
         except NotFound:
             raise InvalidInput("route_id", _("No such route."), code="route_not_found") from None
-        if route["status"] == RouteStatus.archived:
+        if route.status == RouteStatus.archived:
             raise Conflict(_("An archived route takes no new departures."), code="route_archived")
         await _check_vehicle(principal, data.vehicle_id, route)
         departs_at = require_aware("departs_at", data.departs_at)
         assert departs_at is not None
         returns_at = require_aware("returns_at", data.returns_at) or departs_at + timedelta(
-            days=route["duration_days"]
+            days=route.duration_days
         )
         schedule = _Schedule(
             departs_at=departs_at,
             returns_at=returns_at,
-            time_zone=require_time_zone("time_zone", data.time_zone or operator["time_zone"]),
+            time_zone=require_time_zone("time_zone", data.time_zone or operator.time_zone),
             sales_open_at=require_aware("sales_open_at", data.sales_open_at),
             sales_close_at=require_aware("sales_close_at", data.sales_close_at),
         )
         _check_schedule(schedule)
         departure = Departure(
             operator=principal.operator_id,
-            route=route["id"],
+            route=route.id,
             vehicle=data.vehicle_id,
             departs_at=schedule.departs_at,
             returns_at=schedule.returns_at,
@@ -152,17 +154,17 @@ async def update_departure(
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_departure(principal, departure_id)
-        if DepartureStatus(row["status"]) not in _EDITABLE:
+        if row.status not in _EDITABLE:
             raise Conflict(
                 _("A {status} departure cannot be changed.").format(
-                    status=status_label(row["status"])
+                    status=status_label(row.status)
                 ),
                 code="departure_not_editable",
             )
-        route = await owned_route(principal, row["route"])
+        route = await owned_route(principal, row.route_id)
         values: dict[Any, Any] = {Departure.updated_at: clock.now()}
         if data.vehicle_id is not msgspec.UNSET:
-            if row["status"] != DepartureStatus.draft and data.vehicle_id != row["vehicle"]:
+            if row.status != DepartureStatus.draft and data.vehicle_id != row.vehicle_id:
                 raise Conflict(
                     _("Unpublish the departure before changing its vehicle."),
                     code="departure_published",
@@ -171,7 +173,7 @@ async def update_departure(
             values[Departure.vehicle] = data.vehicle_id
 
         def pick(field: str, value: Any) -> Any:
-            return row[field] if value is msgspec.UNSET else value
+            return getattr(row, field) if value is msgspec.UNSET else value
 
         schedule = _Schedule(
             departs_at=require_aware("departs_at", pick("departs_at", data.departs_at)),
@@ -184,7 +186,7 @@ async def update_departure(
         )
         _check_schedule(schedule)
         if (
-            row["status"] != DepartureStatus.draft
+            row.status != DepartureStatus.draft
             and data.departs_at is not msgspec.UNSET
             and schedule.departs_at <= clock.now()
         ):
@@ -222,8 +224,8 @@ async def update_departure(
         changes = [
             name
             for name, before, after in (
-                ("departs_at", row["departs_at"], schedule.departs_at),
-                ("returns_at", row["returns_at"], schedule.returns_at),
+                ("departs_at", row.departs_at, schedule.departs_at),
+                ("returns_at", row.returns_at, schedule.returns_at),
             )
             if before != after
         ]
@@ -241,7 +243,7 @@ async def delete_departure(principal: OperatorPrincipal, departure_id: UUID) -> 
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_departure(principal, departure_id)
-        if row["status"] != DepartureStatus.draft:
+        if row.status != DepartureStatus.draft:
             raise Conflict(
                 _("Only a draft departure can be deleted; cancel it instead."),
                 code="departure_not_draft",

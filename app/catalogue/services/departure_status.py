@@ -7,10 +7,10 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
+from app.catalogue.rows import DepartureRow, RouteRow
 from app.catalogue.schemas.departures import DepartureOut
 from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import (
-    Row,
     owned_departure,
     owned_route,
 )
@@ -49,22 +49,22 @@ _TRANSITIONS: dict[DepartureStatus, set[DepartureStatus]] = {
 }
 
 
-async def publish_problems(row: Row, route: Row) -> list[FieldError]:
+async def publish_problems(row: DepartureRow, route: RouteRow) -> list[FieldError]:
     """Why a departure cannot go on sale yet (empty when it can)."""
     problems = []
-    if route["status"] != RouteStatus.published:
+    if route.status != RouteStatus.published:
         problems.append(FieldError(field="route", message=_("Publish the route first.")))
-    if row["departs_at"] <= clock.now():
+    if row.departs_at <= clock.now():
         problems.append(FieldError(field="departs_at", message=_("The departure is in the past.")))
-    if row["vehicle"] is None:
+    if row.vehicle_id is None:
         problems.append(FieldError(field="vehicle_id", message=_("Assign a vehicle first.")))
         return problems
-    capacity = (await capacity_by_departure([row["id"]]))[row["id"]]
+    capacity = (await capacity_by_departure([row.id]))[row.id]
     if not capacity:
         problems.append(
             FieldError(field="vehicle_id", message=_("The vehicle has no seat on sale."))
         )
-    fares = (await effective_fares([(row["id"], row["route"])]))[row["id"]]
+    fares = (await effective_fares([(row.id, row.route_id)]))[row.id]
     priced_classes = {seat_class for seat_class, _type in fares}
     for seat_class in capacity:
         if seat_class not in priced_classes:
@@ -91,7 +91,7 @@ async def change_departure_status(
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_departure(principal, departure_id)
-        current = DepartureStatus(row["status"])
+        current = row.status
         if target not in _TRANSITIONS[current] or (only_from and current not in only_from):
             raise Conflict(
                 _("A {current} departure cannot become {target}.").format(
@@ -99,7 +99,7 @@ async def change_departure_status(
                 ),
                 code="illegal_transition",
             )
-        if target == DepartureStatus.departed and clock.now() < row["departs_at"] - DEPART_EARLY:
+        if target == DepartureStatus.departed and clock.now() < row.departs_at - DEPART_EARLY:
             raise Conflict(
                 _("A departure can be marked departed from two hours before it leaves."),
                 code="departure_not_due",
@@ -110,7 +110,7 @@ async def change_departure_status(
                 code="departure_has_bookings",
             )
         if target == DepartureStatus.published:
-            route = await owned_route(principal, row["route"])
+            route = await owned_route(principal, row.route_id)
             problems = await publish_problems(row, route)
             if problems:
                 raise Conflict(

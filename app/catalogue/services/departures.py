@@ -8,6 +8,7 @@ from uuid import UUID
 from piccolo.custom_types import Combinable
 
 from app.accounts.schemas import OperatorPrincipal
+from app.catalogue.rows import DepartureRow
 from app.catalogue.schemas.departures import DepartureOut, DepartureSeatBlockOut, DepartureStopOut
 from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import (
@@ -30,8 +31,8 @@ from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 
 
-async def departures_out(rows: list[Row]) -> list[DepartureOut]:
-    ids = [row["id"] for row in rows]
+async def departures_out(departures: list[DepartureRow]) -> list[DepartureOut]:
+    ids = [departure.id for departure in departures]
     if not ids:
         return []
     stops = (
@@ -59,26 +60,28 @@ async def departures_out(rows: list[Row]) -> list[DepartureOut]:
     slugs = {
         row["id"]: row["slug"]
         for row in await Route.select(Route.id, Route.slug)
-        .where(Route.id.is_in(sorted({row["route"] for row in rows})))
+        .where(Route.id.is_in(sorted({departure.route_id for departure in departures})))
         .run()
     }
     capacity = await capacity_by_departure(ids)
     result = []
-    for row in rows:
-        tz = row["time_zone"]
+    for departure in departures:
+        tz = departure.time_zone
         result.append(
             DepartureOut(
-                id=row["id"],
-                route_id=row["route"],
-                route_slug=slugs[row["route"]],
-                vehicle_id=row["vehicle"],
-                status=row["status"],
-                departs_at=in_zone(row["departs_at"], tz),
-                returns_at=in_zone(row["returns_at"], tz),
+                id=departure.id,
+                route_id=departure.route_id,
+                route_slug=slugs[departure.route_id],
+                vehicle_id=departure.vehicle_id,
+                status=departure.status,
+                departs_at=in_zone(departure.departs_at, tz),
+                returns_at=in_zone(departure.returns_at, tz),
                 time_zone=tz,
-                sales_open_at=in_zone(row["sales_open_at"], tz) if row["sales_open_at"] else None,
+                sales_open_at=(
+                    in_zone(departure.sales_open_at, tz) if departure.sales_open_at else None
+                ),
                 # No explicit close means sales close at departure.
-                sales_close_at=in_zone(row["sales_close_at"] or row["departs_at"], tz),
+                sales_close_at=in_zone(departure.sales_end, tz),
                 stops=[
                     DepartureStopOut(
                         kind=stop["kind"],
@@ -86,14 +89,14 @@ async def departures_out(rows: list[Row]) -> list[DepartureOut]:
                         address=as_dict(stop["address"]),
                         at=in_zone(stop["at"], tz),
                     )
-                    for stop in stops_by_departure[row["id"]]
+                    for stop in stops_by_departure[departure.id]
                 ],
-                capacity_by_class=capacity[row["id"]],
-                blocked=sorted(blocks_by_departure[row["id"]], key=lambda b: b.label),
-                notes=row["notes"],
-                guide_phone=row["guide_phone"],
-                created_at=row["created_at"],
-                updated_at=row["updated_at"],
+                capacity_by_class=capacity[departure.id],
+                blocked=sorted(blocks_by_departure[departure.id], key=lambda b: b.label),
+                notes=departure.notes,
+                guide_phone=departure.guide_phone,
+                created_at=departure.created_at,
+                updated_at=departure.updated_at,
             )
         )
     return result
@@ -103,7 +106,7 @@ async def departure_out(departure_id: UUID) -> DepartureOut:
     row = await Departure.select().where(Departure.id == departure_id).first().run()
     if row is None:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    return (await departures_out([row]))[0]
+    return (await departures_out([DepartureRow.from_row(row)]))[0]
 
 
 async def list_departures(
@@ -116,7 +119,7 @@ async def list_departures(
 ) -> Page[DepartureOut]:
     """The operator's departures, between local dates (inclusive) of the operator's zone."""
     operator = await get_operator_row(principal.operator_id)
-    departs_from, departs_to = local_day_range(date_from, date_to, operator["time_zone"])
+    departs_from, departs_to = local_day_range(date_from, date_to, operator.time_zone)
     where: Combinable = Departure.operator == principal.operator_id
     if route_id is not None:
         where = where & (Departure.route == route_id)
@@ -129,7 +132,9 @@ async def list_departures(
     rows, total = await fetch_page(
         Departure, where, params, [(Departure.departs_at, True), (Departure.id, True)]
     )
-    return page_of(await departures_out(rows), params, total)
+    return page_of(
+        await departures_out([DepartureRow.from_row(row) for row in rows]), params, total
+    )
 
 
 async def get_departure(principal: OperatorPrincipal, departure_id: UUID) -> DepartureOut:

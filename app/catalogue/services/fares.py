@@ -158,7 +158,7 @@ async def replace_route_fares(
     principal: OperatorPrincipal, route_id: UUID, data: FaresIn
 ) -> list[FareOut]:
     require_operator_admin(principal)
-    currency = (await get_operator_row(principal.operator_id))["currency"]
+    currency = (await get_operator_row(principal.operator_id)).currency
     _check_fares(data.fares, currency)
     async with write_transaction():
         await owned_route(principal, route_id)
@@ -168,7 +168,7 @@ async def replace_route_fares(
 
 async def get_departure_fares(principal: OperatorPrincipal, departure_id: UUID) -> list[FareOut]:
     row = await owned_departure(principal, departure_id)
-    fares = await effective_fares([(departure_id, row["route"])])
+    fares = await effective_fares([(departure_id, row.route_id)])
     return _fare_outs(fares[departure_id])
 
 
@@ -177,7 +177,7 @@ async def replace_departure_fares(
 ) -> list[FareOut]:
     """Set this departure's own prices; classes it does not list keep the route's fares."""
     require_operator_admin(principal)
-    currency = (await get_operator_row(principal.operator_id))["currency"]
+    currency = (await get_operator_row(principal.operator_id)).currency
     _check_fares(data.fares, currency)
     async with write_transaction():
         await owned_departure(principal, departure_id)

@@ -115,7 +115,7 @@ async def replace_itinerary(
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_route(principal, route_id)
-        _check_itinerary(data, row["duration_days"])
+        _check_itinerary(data, row.duration_days)
         await ItineraryDay.delete().where(ItineraryDay.route == route_id).run()
         for day in sorted(data.days, key=lambda d: d.day_number):
             day_row = ItineraryDay(
@@ -150,6 +150,6 @@ async def delete_itinerary(principal: OperatorPrincipal, route_id: UUID) -> None
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_route(principal, route_id)
-        if row["status"] == RouteStatus.published:
+        if row.status == RouteStatus.published:
             raise Conflict(_("A published route must keep its itinerary."), code="route_published")
         await ItineraryDay.delete().where(ItineraryDay.route == route_id).run()

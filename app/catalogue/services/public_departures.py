@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
+from app.catalogue.rows import DepartureRow
 from app.catalogue.schemas.public import (
     ClassAvailability,
     PublicDepartureDetail,
@@ -82,7 +83,7 @@ async def route_departures(
     rows, total = await fetch_page(
         Departure, where, params, [(Departure.departs_at, True), (Departure.id, True)]
     )
-    departures = [visible_departure_of(row, route) for row in rows]
+    departures = [visible_departure_of(DepartureRow.from_row(row), route) for row in rows]
     return RouteDepartures(route=route, departures=departures, total=total, params=params)
 
 

@@ -14,7 +14,7 @@ from app.catalogue.schemas.public import (
 )
 from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.services.capacity import capacity_by_departure
-from app.catalogue.services.common import as_datetime, as_dict, as_list, in_zone, local_day_range
+from app.catalogue.services.common import as_datetime, as_dict, in_zone, local_day_range
 from app.catalogue.services.fares import effective_fares, lowest_adult_price, route_fares
 from app.catalogue.services.itineraries import itinerary_of
 from app.catalogue.services.offers import offers_of
@@ -180,21 +180,21 @@ async def _next_departure(route_id: UUID, time_zone: str) -> datetime | None:
 
 async def get_route(slug: str) -> PublicRouteDetail:
     row = await published_route(slug)
-    operator = (await operators_by_id([row["operator"]]))[row["operator"]]
+    operator = (await operators_by_id([row.operator_id]))[row.operator_id]
     fallback = operator.default_locale
-    itinerary = await itinerary_of(row["id"])
-    offers = await offers_of([row["id"]])
-    meeting_point = as_dict(row["meeting_point"])
+    itinerary = await itinerary_of(row.id)
+    offers = await offers_of([row.id])
+    meeting_point = row.meeting_point
     return PublicRouteDetail(
-        slug=row["slug"],
-        kind=RouteKind(row["kind"]),
-        themes=(await themes_by_route([row["id"]]))[row["id"]],
-        name=localize(as_dict(row["name"]), fallback),
-        description=localize(as_dict(row["description"]), fallback),
-        duration_days=row["duration_days"],
-        duration=duration_label(row["duration_days"]),
+        slug=row.slug,
+        kind=row.kind,
+        themes=(await themes_by_route([row.id]))[row.id],
+        name=localize(row.name, fallback),
+        description=localize(row.description, fallback),
+        duration_days=row.duration_days,
+        duration=duration_label(row.duration_days),
         meeting_point=localize(meeting_point, fallback) if meeting_point else None,
-        cancellation_policy=[PolicyTierOut(**tier) for tier in as_list(row["cancellation_policy"])],
+        cancellation_policy=[PolicyTierOut(**tier) for tier in row.cancellation_policy],
         operator=operator.brief(),
         itinerary=[
             PublicItineraryDay(
@@ -217,5 +217,5 @@ async def get_route(slug: str) -> PublicRouteDetail:
             for day in itinerary.days
         ],
         seasonal_offers=[public_offer(offer, fallback) for offer in offers],
-        next_departure_at=await _next_departure(row["id"], operator.time_zone),
+        next_departure_at=await _next_departure(row.id, operator.time_zone),
     )

@@ -8,9 +8,10 @@ from datetime import datetime
 from uuid import UUID
 
 from app.accounts.tables import Operator
+from app.catalogue.rows import DepartureRow, RouteRow
 from app.catalogue.schemas.public import OperatorBrief, PublicSeasonalOffer
 from app.catalogue.schemas.routes import SeasonalOfferOut
-from app.catalogue.services.common import Row, as_dict
+from app.catalogue.services.common import as_dict
 from app.catalogue.tables import Departure, DepartureStatus, Route, RouteKind, RouteStatus
 from app.core.errors import NotFound
 from app.core.i18n import _, localize
@@ -96,7 +97,7 @@ async def operators_by_id(operator_ids: list[UUID]) -> dict[UUID, PublicOperator
     }
 
 
-async def published_route(slug: str) -> Row:
+async def published_route(slug: str) -> RouteRow:
     row = (
         await Route.select()
         .where((Route.slug == slug) & (Route.status == RouteStatus.published.value))
@@ -106,31 +107,31 @@ async def published_route(slug: str) -> Row:
     )
     if row is None:
         raise NotFound(_("Route not found."), code="route_not_found")
-    return dict(row)
+    return RouteRow.from_row(row)
 
 
-async def visible_route(route: Row) -> VisibleRoute:
-    operator = (await operators_by_id([route["operator"]]))[route["operator"]]
+async def visible_route(route: RouteRow) -> VisibleRoute:
+    operator = (await operators_by_id([route.operator_id]))[route.operator_id]
     return VisibleRoute(
-        id=route["id"],
-        slug=route["slug"],
-        kind=RouteKind(route["kind"]),
-        name=as_dict(route["name"]) or {},
-        meeting_point=as_dict(route["meeting_point"]),
+        id=route.id,
+        slug=route.slug,
+        kind=route.kind,
+        name=route.name,
+        meeting_point=route.meeting_point,
         operator=operator,
     )
 
 
-def visible_departure_of(row: Row, route: VisibleRoute) -> VisibleDeparture:
+def visible_departure_of(departure: DepartureRow, route: VisibleRoute) -> VisibleDeparture:
     return VisibleDeparture(
-        id=row["id"],
-        vehicle_id=row["vehicle"],
-        status=DepartureStatus(row["status"]),
-        departs_at=row["departs_at"],
-        returns_at=row["returns_at"],
-        time_zone=row["time_zone"],
-        sales_open_at=row["sales_open_at"],
-        sales_close_at=row["sales_close_at"],
+        id=departure.id,
+        vehicle_id=departure.vehicle_id,
+        status=departure.status,
+        departs_at=departure.departs_at,
+        returns_at=departure.returns_at,
+        time_zone=departure.time_zone,
+        sales_open_at=departure.sales_open_at,
+        sales_close_at=departure.sales_close_at,
         route=route,
     )
 
@@ -154,7 +155,9 @@ async def visible_departure(departure_id: UUID) -> VisibleDeparture:
     )
     if route is None or route["status"] != RouteStatus.published:
         raise NotFound(_("Departure not found."), code="departure_not_found")
-    return visible_departure_of(row, await visible_route(route))
+    return visible_departure_of(
+        DepartureRow.from_row(row), await visible_route(RouteRow.from_row(route))
+    )
 
 
 def public_offer(offer: SeasonalOfferOut, fallback: str) -> PublicSeasonalOffer:

@@ -180,11 +180,11 @@ async def update_route(principal: OperatorPrincipal, route_id: UUID, data: Route
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_route(principal, route_id)
-        if row["status"] == RouteStatus.archived:
+        if row.status == RouteStatus.archived:
             raise Conflict(_("An archived route cannot be changed."), code="route_archived")
         values: dict[Any, Any] = {Route.updated_at: clock.now()}
-        if data.slug is not msgspec.UNSET and data.slug != row["slug"]:
-            if row["status"] == RouteStatus.published:
+        if data.slug is not msgspec.UNSET and data.slug != row.slug:
+            if row.status == RouteStatus.published:
                 raise Conflict(
                     _("Unpublish the route before changing its slug: links to it would break."),
                     code="route_published",
@@ -218,9 +218,9 @@ async def update_route(principal: OperatorPrincipal, route_id: UUID, data: Route
             values[Route.what_to_bring] = text_dict(data.what_to_bring)
         if data.reminder_hours is not msgspec.UNSET:
             values[Route.reminder_hours] = _reminder_hours(data.reminder_hours)
-        name = values.get(Route.name, as_dict(row["name"]))
-        description = values.get(Route.description, as_dict(row["description"]))
-        slug = str(values.get(Route.slug, row["slug"]))
+        name = values.get(Route.name, row.name)
+        description = values.get(Route.description, row.description)
+        slug = str(values.get(Route.slug, row.slug))
         values[Route.search_text] = search_text(name, description, extra=[slug])
         await Route.update(values).where(Route.id == route_id).run()
         if data.themes is not msgspec.UNSET:
@@ -232,7 +232,7 @@ async def delete_route(principal: OperatorPrincipal, route_id: UUID) -> None:
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_route(principal, route_id)
-        if row["status"] != RouteStatus.draft:
+        if row.status != RouteStatus.draft:
             raise Conflict(
                 _("Only a draft route can be deleted; archive it instead."), code="route_not_draft"
             )
@@ -257,7 +257,7 @@ async def change_route_status(
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_route(principal, route_id)
-        current = RouteStatus(row["status"])
+        current = row.status
         if target not in _ROUTE_TRANSITIONS[current]:
             raise Conflict(
                 _("A {current} route cannot become {target}.").format(

@@ -8,6 +8,7 @@ from uuid import UUID
 from app.accounts.operators import require_time_zone
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
+from app.catalogue.rows import DepartureRow
 from app.catalogue.schemas.departures import BulkScheduleIn, BulkScheduleOut
 from app.catalogue.services.common import (
     get_operator_row,
@@ -72,7 +73,7 @@ async def schedule_season(
     """Create (and optionally publish) a season's departures at once: all of them or none."""
     require_operator_admin(principal)
     operator = await get_operator_row(principal.operator_id)
-    time_zone = require_time_zone("time_zone", data.time_zone or operator["time_zone"])
+    time_zone = require_time_zone("time_zone", data.time_zone or operator.time_zone)
     dates = season_dates(data)
     if (
         data.sales_open_days_before is not None
@@ -83,7 +84,7 @@ async def schedule_season(
     now = clock.now()
     async with write_transaction():
         route = await owned_route(principal, route_id)
-        if route["status"] == RouteStatus.archived:
+        if route.status == RouteStatus.archived:
             raise Conflict(_("An archived route takes no new departures."), code="route_archived")
         await _check_vehicle(principal, data.vehicle_id, route)
         departures: list[Departure] = []
@@ -96,7 +97,7 @@ async def schedule_season(
                     _("{day} is in the past; start the season later.").format(day=day.isoformat()),
                 )
             returns_at = _local(
-                day + timedelta(days=route["duration_days"] - 1), data.return_time, time_zone
+                day + timedelta(days=route.duration_days - 1), data.return_time, time_zone
             )
             if returns_at <= departs_at:
                 raise InvalidInput("return_time", _("The return must be after the departure."))
@@ -158,7 +159,7 @@ async def schedule_season(
             for departure in departures:
                 row = await Departure.select().where(Departure.id == departure.id).first().run()
                 assert row is not None
-                problems = await publish_problems(row, route)
+                problems = await publish_problems(DepartureRow.from_row(row), route)
                 if problems:
                     raise Conflict(
                         _("The departures cannot be published yet."),
@@ -176,4 +177,7 @@ async def schedule_season(
         .order_by(Departure.departs_at)
         .run()
     )
-    return BulkScheduleOut(created=len(rows), departures=await departures_out(rows))
+    return BulkScheduleOut(
+        created=len(rows),
+        departures=await departures_out([DepartureRow.from_row(row) for row in rows]),
+    )

@@ -38,7 +38,7 @@ async def replace_blocks(
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_departure(principal, departure_id)
-        if row["vehicle"] is None:
+        if row.vehicle_id is None:
             raise InvalidInput("blocks", _("Assign a vehicle first."))
         labels = [block.label for block in data.blocks]
         if len(set(labels)) != len(labels):
@@ -48,7 +48,7 @@ async def replace_blocks(
             seats = {
                 seat["label"]: seat["id"]
                 for seat in await Seat.select(Seat.id, Seat.label)
-                .where((Seat.vehicle == row["vehicle"]) & Seat.label.is_in(labels))
+                .where((Seat.vehicle == row.vehicle_id) & Seat.label.is_in(labels))
                 .run()
             }
         for index, label in enumerate(labels):

@@ -261,7 +261,7 @@ async def replace_seat_map(
     require_operator_admin(principal)
     async with write_transaction():
         row = await owned_vehicle(principal, vehicle_id)
-        seats = _seat_map(row["kind"], data.layout, data.seats)
+        seats = _seat_map(row.kind, data.layout, data.seats)
         if await _in_use_by_live_departure(vehicle_id):
             raise Conflict(
                 _("A published departure uses this vehicle; its seat map cannot change."),

@@ -123,7 +123,7 @@ async def reconciliation(
     settled yet: money it took that no webhook told us about shows as `paid_not_recorded`
     until the sweep confirms the booking or refunds it."""
     operator = await get_operator_row(principal.operator_id)
-    start, end = local_day_range(date_from, date_to, operator["time_zone"])
+    start, end = local_day_range(date_from, date_to, operator.time_zone)
     in_range: Any = Booking.operator == principal.operator_id
     if start is not None:
         in_range &= Booking.created_at >= start
@@ -163,7 +163,7 @@ async def reconciliation(
                     unrecorded=unrecorded.get(booking["id"], 0),
                 )
             )
-    currency = operator["currency"]
+    currency = operator.currency
     return Reconciliation(
         currency=currency, bookings=len(bookings), paid=PriceOut.minor(total_paid, currency),
         refunded=PriceOut.minor(total_refunded, currency), mismatches=mismatches,
