@@ -72,7 +72,7 @@ async def availability(
     operator = await get_operator_row(principal.operator_id)
     tz = clock.zone(operator["time_zone"])
     query = Departure.select().where(
-        (Departure.route == route["id"])
+        (Departure.route == route.id)
         & Departure.status.is_in(
             [
                 DepartureStatus.published.value,
@@ -125,7 +125,7 @@ async def availability(
     pickup_id = body.get("pickupLocationId")
     if pickup_id is not None and not isinstance(pickup_id, str):
         raise OctoError("BAD_REQUEST", "pickupLocationId must be a string")
-    price_channel = await agency_price_channel(principal.agency_id, route["id"])
+    price_channel = await agency_price_channel(principal.agency_id, route.id)
     counts = await class_counts([d["id"] for d in departures], principal.agency_id)
     fares = await effective_fares([(d["id"], d["route"]) for d in departures])
     allotments = {
@@ -190,7 +190,7 @@ async def availability(
                 )
         if pickup_id:
             stop = pickups.get(departure["id"])
-            at = in_zone(stop["at"], departure["time_zone"]).isoformat() if stop else None
+            at = in_zone(stop.at, departure["time_zone"]).isoformat() if stop else None
             item["localPickupDateTimeStart"] = at
             item["localPickupDateTimeEnd"] = at
         own = allotments.get(departure["id"])

@@ -198,7 +198,7 @@ async def statement(
         settled=price(settled),
     )
     return StatementOut(
-        agency_id=agency_id, agency_name=agency["name"], period_start=start, period_end=end,
+        agency_id=agency_id, agency_name=agency.name, period_start=start, period_end=end,
         time_zone=operator["time_zone"], currency=currency, totals=totals,
         credit=await credit(agency, currency), lines=lines,
     )  # fmt: skip

@@ -20,6 +20,7 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
 from app.core.money import PriceOut
+from app.partners.rows import AgencyRow
 from app.partners.schemas import (
     AgencyCreate,
     AgencyOut,
@@ -45,19 +46,19 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _agency_out(row: dict[str, Any]) -> AgencyOut:
+def _agency_out(agency: AgencyRow) -> AgencyOut:
     return AgencyOut(
-        id=row["id"], name=row["name"], contact_email=row["contact_email"],
-        status=AgencyStatus(row["status"]), commission_bp=row["commission_bp"],
-        payment_terms=row["payment_terms"], credit_limit=row["credit_limit"],
-        allowed_routes=[UUID(str(r)) for r in row["allowed_routes"] or []],
-        cancellation_cutoff_hours=row["cancellation_cutoff_hours"],
-        webhook_url=row["webhook_url"] or None, webhook_disabled_at=row["webhook_disabled_at"],
-        created_at=row["created_at"],
+        id=agency.id, name=agency.name, contact_email=agency.contact_email,
+        status=agency.status, commission_bp=agency.commission_bp,
+        payment_terms=agency.payment_terms, credit_limit=agency.credit_limit,
+        allowed_routes=list(agency.allowed_routes),
+        cancellation_cutoff_hours=agency.cancellation_cutoff_hours,
+        webhook_url=agency.webhook_url or None, webhook_disabled_at=agency.webhook_disabled_at,
+        created_at=agency.created_at,
     )  # fmt: skip
 
 
-async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[str, Any]:
+async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> AgencyRow:
     row = (
         await Agency.select()
         .where((Agency.id == agency_id) & (Agency.operator == principal.operator_id))
@@ -67,7 +68,7 @@ async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[st
     )
     if row is None:
         raise NotFound(_("Agency not found."), code="agency_not_found")
-    return dict(row)
+    return AgencyRow.from_row(row)
 
 
 async def _check_routes(
@@ -112,7 +113,7 @@ async def list_agencies(principal: OperatorPrincipal) -> list[AgencyOut]:
         .output(load_json=True)
         .run()
     )
-    return [_agency_out(row) for row in rows]
+    return [_agency_out(AgencyRow.from_row(row)) for row in rows]
 
 
 async def get_agency(principal: OperatorPrincipal, agency_id: UUID) -> AgencyOut:
@@ -287,7 +288,7 @@ async def webhook_secret(principal: OperatorPrincipal, agency_id: UUID, rotate: 
     async with write_transaction():
         agency = await owned_agency(principal, agency_id)
         if not rotate:
-            return str(agency["webhook_secret"])
+            return agency.webhook_secret
         secret = secrets.token_hex(32)
         await Agency.update({Agency.webhook_secret: secret}).where(Agency.id == agency_id).run()
         return secret
@@ -371,12 +372,12 @@ async def credit_used(agency_id: UUID) -> int:
     return charged - settled
 
 
-async def credit(agency: dict[str, Any], currency: str) -> CreditOut:
-    used = await credit_used(agency["id"])
+async def credit(agency: AgencyRow, currency: str) -> CreditOut:
+    used = await credit_used(agency.id)
     return CreditOut(
-        limit=PriceOut.minor(agency["credit_limit"], currency),
+        limit=PriceOut.minor(agency.credit_limit, currency),
         used=PriceOut.minor(used, currency),
-        available=PriceOut.minor(max(0, agency["credit_limit"] - used), currency),
+        available=PriceOut.minor(max(0, agency.credit_limit - used), currency),
     )
 
 

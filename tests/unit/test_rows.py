@@ -13,9 +13,12 @@ from piccolo.table import Table
 
 from app.booking.rows import BookingRow, DepartureRow
 from app.booking.tables import Booking, BookingStatus
-from app.catalogue.tables import Departure, DepartureStatus
+from app.catalogue.tables import Departure, DepartureStatus, DepartureStop, Route
 from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification
+from app.partners.octo import pickup_location_id
+from app.partners.rows import AgencyRow, PickupStop, ProductRoute
+from app.partners.tables import Agency, AgencyStatus, PaymentTerms
 from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, Refund
 
@@ -28,6 +31,8 @@ ROWS: list[tuple[type[Any], type[Table]]] = [
     (PaymentRow, Payment),
     (RefundRow, Refund),
     (NotificationRow, Notification),
+    (AgencyRow, Agency),
+    (PickupStop, DepartureStop),
 ]
 
 
@@ -69,3 +74,37 @@ def test_a_departure_row_ends_sales_at_their_close_or_the_departure() -> None:
     assert (row.route_id, row.vehicle_id, row.sales_end) == (departure.route, None, departs_at)
     closes = datetime(2026, 6, 30, 20, tzinfo=UTC)
     assert dataclasses.replace(row, sales_close_at=closes).sales_end == closes
+
+
+def test_an_agency_row_reads_its_allowed_routes_as_ids() -> None:
+    route_id = uuid.uuid4()
+    agency = Agency(
+        operator=uuid.uuid4(), name="Silk Road Travel", contact_email="a@example.com",
+        payment_terms=PaymentTerms.prepay, allowed_routes=[str(route_id)],
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+    row = AgencyRow.from_row(agency.to_dict())
+    assert (row.operator_id, row.allowed_routes) == (agency.operator, (route_id,))
+    assert (row.status, row.payment_terms) == (AgencyStatus.active, PaymentTerms.prepay)
+    # JSON as text, as raw SQL returns it.
+    text = AgencyRow.from_row({**agency.to_dict(), "allowed_routes": f'["{route_id}"]'})
+    assert text.allowed_routes == (route_id,)
+
+
+def test_a_pickup_stop_keeps_the_location_id_of_its_name() -> None:
+    name = {"en": "Gate 2", "zh_Hans": "2号门"}
+    stop = DepartureStop(departure=uuid.uuid4(), stop_order=1, name=name, at=datetime.now(UTC))
+    row = PickupStop.from_row(stop.to_dict())
+    assert (row.departure_id, row.name, row.address) == (stop.departure, name, None)
+    assert pickup_location_id(row.name) == pickup_location_id(name)
+
+
+def test_a_product_route_reads_the_route_columns_octo_shows() -> None:
+    route = Route(
+        operator=uuid.uuid4(), slug="tibet-train", kind="train", name={"en": "Tibet"},
+        description={"en": "By train"}, duration_days=3,
+    )  # fmt: skip
+    row = ProductRoute.from_row(route.to_dict())
+    assert (row.id, row.slug, row.name, row.duration_days) == (
+        route.id, "tibet-train", {"en": "Tibet"}, 3,
+    )  # fmt: skip
