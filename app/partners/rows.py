@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -95,4 +95,51 @@ class PickupStop:
             id=row["id"], departure_id=row["departure"], stop_order=row["stop_order"],
             kind=row["kind"], name=_translations(row["name"]),
             address=_translations(row["address"]), at=row["at"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    """Every column of an `ApiKey` row; foreign keys are named by the id they hold."""
+
+    id: UUID
+    agency_id: UUID
+    name: str
+    prefix: str
+    key_hash: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ApiKeyRow:
+        """From an `ApiKey.select()` row."""
+        return cls(
+            id=row["id"], agency_id=row["agency"], name=row["name"], prefix=row["prefix"],
+            key_hash=row["key_hash"], created_at=row["created_at"],
+            last_used_at=row["last_used_at"], revoked_at=row["revoked_at"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRow:
+    """Every column of a `Settlement` row; foreign keys are named by the id they hold."""
+
+    id: UUID
+    agency_id: UUID
+    amount: int
+    currency: str
+    received_on: date
+    reference: str
+    recorded_by: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SettlementRow:
+        """From a `Settlement.select()` row."""
+        return cls(
+            id=row["id"], agency_id=row["agency"], amount=row["amount"],
+            currency=row["currency"], received_on=row["received_on"],
+            reference=row["reference"], recorded_by=row["recorded_by"],
+            created_at=row["created_at"],
         )  # fmt: skip

@@ -17,8 +17,8 @@ from app.catalogue.tables import Departure, DepartureStatus, DepartureStop, Rout
 from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification
 from app.partners.octo import pickup_location_id
-from app.partners.rows import AgencyRow, PickupStop, ProductRoute
-from app.partners.tables import Agency, AgencyStatus, PaymentTerms
+from app.partners.rows import AgencyRow, ApiKeyRow, PickupStop, ProductRoute, SettlementRow
+from app.partners.tables import Agency, AgencyStatus, ApiKey, PaymentTerms, Settlement
 from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, Refund
 
@@ -33,6 +33,8 @@ ROWS: list[tuple[type[Any], type[Table]]] = [
     (NotificationRow, Notification),
     (AgencyRow, Agency),
     (PickupStop, DepartureStop),
+    (ApiKeyRow, ApiKey),
+    (SettlementRow, Settlement),
 ]
 
 
