@@ -11,7 +11,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from app.catalogue.services.common import as_dict, as_list
-from app.partners.tables import AgencyStatus, PaymentTerms
+from app.partners.tables import AgencyStatus, PaymentTerms, WebhookStatus
 
 # Translated content as stored in a JSON column: text per locale.
 Translations = dict[str, str]
@@ -142,4 +142,58 @@ class SettlementRow:
             currency=row["currency"], received_on=row["received_on"],
             reference=row["reference"], recorded_by=row["recorded_by"],
             created_at=row["created_at"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDeliveryRow:
+    """Every column of a `WebhookDelivery` row; foreign keys are named by the id they hold."""
+
+    id: UUID
+    agency_id: UUID
+    key: str
+    event_type: str
+    body: str
+    status: WebhookStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str
+    created_at: datetime
+    retry_from: datetime
+    delivered_at: datetime | None
+    subject: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WebhookDeliveryRow:
+        """From a `WebhookDelivery.select()` row."""
+        return cls(
+            id=row["id"], agency_id=row["agency"], key=row["key"],
+            event_type=row["event_type"], body=row["body"],
+            status=WebhookStatus(row["status"]), attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"], last_status_code=row["last_status_code"],
+            last_error=row["last_error"], created_at=row["created_at"],
+            retry_from=row["retry_from"], delivered_at=row["delivered_at"],
+            subject=row["subject"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttemptRow:
+    """Every column of a `WebhookAttempt` row; foreign keys are named by the id they hold."""
+
+    id: UUID
+    delivery_id: UUID
+    at: datetime
+    url: str
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WebhookAttemptRow:
+        """From a `WebhookAttempt.select()` row."""
+        return cls(
+            id=row["id"], delivery_id=row["delivery"], at=row["at"], url=row["url"],
+            status_code=row["status_code"], error=row["error"], duration_ms=row["duration_ms"],
         )  # fmt: skip

@@ -17,8 +17,24 @@ from app.catalogue.tables import Departure, DepartureStatus, DepartureStop, Rout
 from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification
 from app.partners.octo import pickup_location_id
-from app.partners.rows import AgencyRow, ApiKeyRow, PickupStop, ProductRoute, SettlementRow
-from app.partners.tables import Agency, AgencyStatus, ApiKey, PaymentTerms, Settlement
+from app.partners.rows import (
+    AgencyRow,
+    ApiKeyRow,
+    PickupStop,
+    ProductRoute,
+    SettlementRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+)
+from app.partners.tables import (
+    Agency,
+    AgencyStatus,
+    ApiKey,
+    PaymentTerms,
+    Settlement,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, Refund
 
@@ -35,6 +51,8 @@ ROWS: list[tuple[type[Any], type[Table]]] = [
     (PickupStop, DepartureStop),
     (ApiKeyRow, ApiKey),
     (SettlementRow, Settlement),
+    (WebhookDeliveryRow, WebhookDelivery),
+    (WebhookAttemptRow, WebhookAttempt),
 ]
 
 
