@@ -15,10 +15,11 @@ from uuid import UUID
 
 from babel.numbers import get_currency_precision
 
-from app.catalogue.services.common import as_dict, as_list
+from app.catalogue.services.common import as_dict
 from app.catalogue.tables import Departure, DepartureStop, Route, RouteStatus, Seat, StopKind
 from app.core import clock
 from app.core.i18n import localize
+from app.partners.rows import AgencyRow, PickupStop, ProductRoute
 from app.partners.schemas import AgencyPrincipal
 from app.partners.tables import Agency
 
@@ -50,7 +51,7 @@ class OctoError(Exception):
         return {"error": self.error, "errorMessage": self.message, **self.extra}
 
 
-async def agency_row(principal: AgencyPrincipal) -> dict[str, Any]:
+async def agency_row(principal: AgencyPrincipal) -> AgencyRow:
     row = (
         await Agency.select()
         .where(Agency.id == principal.agency_id)
@@ -59,35 +60,36 @@ async def agency_row(principal: AgencyPrincipal) -> dict[str, Any]:
         .run()
     )
     assert row is not None
-    return dict(row)
+    return AgencyRow.from_row(row)
 
 
-async def _routes(principal: AgencyPrincipal) -> list[dict[str, Any]]:
+async def _routes(principal: AgencyPrincipal) -> list[ProductRoute]:
     agency = await agency_row(principal)
     query = Route.select().where(
         (Route.operator == principal.operator_id) & (Route.status == RouteStatus.published.value)
     )
-    allowed = [UUID(str(r)) for r in as_list(agency["allowed_routes"])]
+    allowed = list(agency.allowed_routes)
     if allowed:
         query = query.where(Route.id.is_in(allowed))
-    return [dict(r) for r in await query.order_by(Route.slug).output(load_json=True).run()]
+    rows = await query.order_by(Route.slug).output(load_json=True).run()
+    return [ProductRoute.from_row(row) for row in rows]
 
 
-async def route_of(principal: AgencyPrincipal, product_id: str) -> dict[str, Any]:
+async def route_of(principal: AgencyPrincipal, product_id: str) -> ProductRoute:
     for route in await _routes(principal):
-        if str(route["id"]) == product_id:
+        if str(route.id) == product_id:
             return route
     raise OctoError(
         "INVALID_PRODUCT_ID", "The product ID was invalid or missing", productId=product_id
     )
 
 
-async def _classes(route: dict[str, Any]) -> list[str]:
+async def _classes(route: ProductRoute) -> list[str]:
     """Seat classes sold on the route's departures (the route's options)."""
     vehicles = {
         row["vehicle"]
         for row in await Departure.select(Departure.vehicle)
-        .where((Departure.route == route["id"]) & Departure.vehicle.is_not_null())
+        .where((Departure.route == route.id) & Departure.vehicle.is_not_null())
         .run()
     }
     if not vehicles:
@@ -101,14 +103,14 @@ async def _classes(route: dict[str, Any]) -> list[str]:
     return sorted({row["seat_class"] for row in rows})
 
 
-async def check_option(route: dict[str, Any], option_id: str) -> None:
+async def check_option(route: ProductRoute, option_id: str) -> None:
     if option_id not in await _classes(route):
         raise OctoError(
             "INVALID_OPTION_ID", "The option ID was invalid or missing", optionId=option_id
         )
 
 
-async def departure_of(route: dict[str, Any], availability_id: str) -> UUID:
+async def departure_of(route: ProductRoute, availability_id: str) -> UUID:
     """The departure behind an availability id, if it belongs to the product."""
     try:
         departure_id = UUID(availability_id)
@@ -117,7 +119,7 @@ async def departure_of(route: dict[str, Any], availability_id: str) -> UUID:
     found = (
         departure_id is not None
         and await Departure.exists()
-        .where((Departure.id == departure_id) & (Departure.route == route["id"]))
+        .where((Departure.id == departure_id) & (Departure.route == route.id))
         .run()
     )
     if not found or departure_id is None:
@@ -135,11 +137,12 @@ def pickup_location_id(stop_name: Any) -> str:
     return f"pickup-{digest[:12]}"
 
 
-def pickup_location(stop: dict[str, Any], fallback: str) -> dict[str, Any]:
-    address = localize(as_dict(stop["address"]), fallback) if stop["address"] else None
+def pickup_location(stop: PickupStop, fallback: str) -> dict[str, Any]:
+    """The OCTO PickupLocation object of a stop."""
+    address = localize(stop.address, fallback) if stop.address else None
     return {
-        "id": pickup_location_id(stop["name"]),
-        "title": localize(as_dict(stop["name"]), fallback),
+        "id": pickup_location_id(stop.name),
+        "title": localize(stop.name, fallback),
         "shortDescription": address,
         "place": {
             "latitude": None,
@@ -149,7 +152,7 @@ def pickup_location(stop: dict[str, Any], fallback: str) -> dict[str, Any]:
     }
 
 
-async def pickups_at(departure_ids: list[UUID], location_id: str) -> dict[UUID, dict[str, Any]]:
+async def pickups_at(departure_ids: list[UUID], location_id: str) -> dict[UUID, PickupStop]:
     """Per departure, its stop at a pick-up location (departures that do not stop there
     are left out); one query for them all."""
     if not departure_ids:
@@ -164,7 +167,7 @@ async def pickups_at(departure_ids: list[UUID], location_id: str) -> dict[UUID, 
         .run()
     )
     return {
-        stop["departure"]: dict(stop)
+        stop["departure"]: PickupStop.from_row(stop)
         for stop in stops
         if pickup_location_id(stop["name"]) == location_id
     }

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from app.booking.rows import DepartureRow
 from app.booking.services.availability import class_counts, running_allotments
 from app.catalogue.services.common import get_operator_row, in_zone
 from app.catalogue.services.fares import effective_fares
@@ -31,10 +32,10 @@ from app.pricing.services import price_party
 LIMITED_SHARE = 0.2
 
 
-def _status(departure: dict[str, Any], capacity: int, vacancies: int, now: datetime) -> str:
-    closes = departure["sales_close_at"] or departure["departs_at"]
-    opens = departure["sales_open_at"]
-    if departure["status"] != DepartureStatus.published or now >= closes or (opens and now < opens):
+def _status(departure: DepartureRow, capacity: int, vacancies: int, now: datetime) -> str:
+    closes = departure.sales_end
+    opens = departure.sales_open_at
+    if departure.status != DepartureStatus.published or now >= closes or (opens and now < opens):
         return "CLOSED"
     if vacancies <= 0:
         return "SOLD_OUT"
@@ -72,7 +73,7 @@ async def availability(
     operator = await get_operator_row(principal.operator_id)
     tz = clock.zone(operator.time_zone)
     query = Departure.select().where(
-        (Departure.route == route["id"])
+        (Departure.route == route.id)
         & Departure.status.is_in(
             [
                 DepartureStatus.published.value,
@@ -114,38 +115,39 @@ async def availability(
                 < datetime.combine(end + timedelta(days=3), datetime.min.time(), tzinfo=tz)
             )
         )
-    departures = [dict(d) for d in await query.order_by(Departure.departs_at).run()]
+    rows = await query.order_by(Departure.departs_at).run()
+    departures = [DepartureRow.from_row(row) for row in rows]
     if local_days is not None:
         departures = [
             d
             for d in departures
-            if local_days[0] <= in_zone(d["departs_at"], d["time_zone"]).date() <= local_days[1]
+            if local_days[0] <= in_zone(d.departs_at, d.time_zone).date() <= local_days[1]
         ]
     wanted = _requested_units(body)
     pickup_id = body.get("pickupLocationId")
     if pickup_id is not None and not isinstance(pickup_id, str):
         raise OctoError("BAD_REQUEST", "pickupLocationId must be a string")
-    price_channel = await agency_price_channel(principal.agency_id, route["id"])
-    counts = await class_counts([d["id"] for d in departures], principal.agency_id)
-    fares = await effective_fares([(d["id"], d["route"]) for d in departures])
+    price_channel = await agency_price_channel(principal.agency_id, route.id)
+    counts = await class_counts([d.id for d in departures], principal.agency_id)
+    fares = await effective_fares([(d.id, d.route_id) for d in departures])
     allotments = {
         use.departure_id: use
-        for use in await running_allotments([d["id"] for d in departures])
+        for use in await running_allotments([d.id for d in departures])
         if use.agency_id == principal.agency_id and use.seat_class == option_id
     }
-    pickups = await pickups_at([d["id"] for d in departures], pickup_id) if pickup_id else {}
+    pickups = await pickups_at([d.id for d in departures], pickup_id) if pickup_id else {}
     now = clock.now()
     result = []
     for departure in departures:
-        in_class = counts[departure["id"]].get(option_id)
+        in_class = counts[departure.id].get(option_id)
         if in_class is None:
             continue
         vacancies = max(0, in_class.free)
         status = _status(departure, in_class.capacity, vacancies, now)
-        local_start = in_zone(departure["departs_at"], departure["time_zone"])
-        local_end = in_zone(departure["returns_at"], departure["time_zone"])
+        local_start = in_zone(departure.departs_at, departure.time_zone)
+        local_end = in_zone(departure.returns_at, departure.time_zone)
         item: dict[str, Any] = {
-            "id": str(departure["id"]),
+            "id": str(departure.id),
             "localDateTimeStart": local_start.isoformat(),
             "localDateTimeEnd": local_end.isoformat(),
             "allDay": False,
@@ -154,16 +156,16 @@ async def availability(
             "vacancies": vacancies,
             "capacity": in_class.capacity,
             "maxUnits": min(10, vacancies),
-            "utcCutoffAt": utc_text(departure["sales_close_at"] or departure["departs_at"]),
+            "utcCutoffAt": utc_text(departure.sales_end),
             "openingHours": [],
         }
         if "octo/pricing" in capabilities:
             # One unit of each passenger type the option has a fare for.
             units = price_party(
-                fares[departure["id"]],
+                fares[departure.id],
                 [
                     PartySeat(seat_class, PassengerType(kind))
-                    for seat_class, kind in fares[departure["id"]]
+                    for seat_class, kind in fares[departure.id]
                     if seat_class == option_id
                 ],
                 price_channel,
@@ -189,11 +191,11 @@ async def availability(
                     unit_prices[0]["currency"],
                 )
         if pickup_id:
-            stop = pickups.get(departure["id"])
-            at = in_zone(stop["at"], departure["time_zone"]).isoformat() if stop else None
+            stop = pickups.get(departure.id)
+            at = in_zone(stop.at, departure.time_zone).isoformat() if stop else None
             item["localPickupDateTimeStart"] = at
             item["localPickupDateTimeEnd"] = at
-        own = allotments.get(departure["id"])
+        own = allotments.get(departure.id)
         if own is not None:
             # Not in OCTO: the seats kept for this agency, and until when.
             item["allotment"] = {

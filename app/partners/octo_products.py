@@ -7,11 +7,12 @@ from collections.abc import Collection
 from typing import Any
 
 from app.catalogue.rows import OperatorRow
-from app.catalogue.services.common import as_dict, get_operator_row
+from app.catalogue.services.common import get_operator_row
 from app.catalogue.tables import Departure, DepartureStatus, DepartureStop, PassengerType, StopKind
 from app.core import clock
 from app.core.i18n import localize
 from app.partners.octo import _classes, _routes, pickup_location, pickup_location_id, route_of
+from app.partners.rows import PickupStop, ProductRoute
 from app.partners.schemas import AgencyPrincipal
 
 UNIT_TYPES = {
@@ -37,13 +38,13 @@ async def supplier(principal: AgencyPrincipal) -> dict[str, Any]:
     }
 
 
-async def _pickup_stops(route: dict[str, Any]) -> list[dict[str, Any]]:
+async def _pickup_stops(route: ProductRoute) -> list[PickupStop]:
     """Pick-up stops of the route's departures still to come, one per place."""
     departures = [
         row["id"]
         for row in await Departure.select(Departure.id)
         .where(
-            (Departure.route == route["id"])
+            (Departure.route == route.id)
             & (Departure.departs_at > clock.now())
             & (Departure.status == DepartureStatus.published.value)
         )
@@ -61,14 +62,14 @@ async def _pickup_stops(route: dict[str, Any]) -> list[dict[str, Any]]:
         .output(load_json=True)
         .run()
     )
-    unique: dict[str, dict[str, Any]] = {}
+    unique: dict[str, PickupStop] = {}
     for stop in stops:
-        unique.setdefault(pickup_location_id(stop["name"]), dict(stop))
+        unique.setdefault(pickup_location_id(stop["name"]), PickupStop.from_row(stop))
     return list(unique.values())
 
 
 async def _product(
-    route: dict[str, Any], operator: OperatorRow, capabilities: Collection[str]
+    route: ProductRoute, operator: OperatorRow, capabilities: Collection[str]
 ) -> dict[str, Any]:
     fallback = operator.default_locale
     pickups = (
@@ -121,9 +122,9 @@ async def _product(
                 }
             )
     product: dict[str, Any] = {
-        "id": str(route["id"]),
-        "internalName": localize(as_dict(route["name"]), fallback),
-        "reference": route["slug"],
+        "id": str(route.id),
+        "internalName": localize(route.name, fallback),
+        "reference": route.slug,
         "locale": fallback.replace("_", "-"),
         "timeZone": operator.time_zone,
         "allowFreesale": False,
@@ -141,8 +142,8 @@ async def _product(
         product["availableCurrencies"] = [operator.currency]
         product["pricingPer"] = "UNIT"
     if "octo/content" in capabilities:
-        title = localize(as_dict(route["name"]), fallback)
-        description = localize(as_dict(route["description"]), fallback)
+        title = localize(route.name, fallback)
+        description = localize(route.description, fallback)
         product.update(
             {
                 "title": title,
@@ -156,7 +157,7 @@ async def _product(
                 "durationMinutesFrom": await _duration_minutes(route),
                 "durationMinutesTo": None,
                 "commentary": [],
-                "durationDays": route["duration_days"],
+                "durationDays": route.duration_days,
             }
         )
         for option in product["options"]:
@@ -164,17 +165,17 @@ async def _product(
     return product
 
 
-async def _duration_minutes(route: dict[str, Any]) -> int:
+async def _duration_minutes(route: ProductRoute) -> int:
     """How long a trip lasts: its next departure's, else the route's days."""
     upcoming = (
         await Departure.select(Departure.departs_at, Departure.returns_at)
-        .where((Departure.route == route["id"]) & (Departure.departs_at > clock.now()))
+        .where((Departure.route == route.id) & (Departure.departs_at > clock.now()))
         .order_by(Departure.departs_at)
         .first()
         .run()
     )
     if upcoming is None:
-        return int(route["duration_days"]) * 24 * 60
+        return int(route.duration_days) * 24 * 60
     return int((upcoming["returns_at"] - upcoming["departs_at"]).total_seconds() // 60)
 
 

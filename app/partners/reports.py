@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from piccolo.custom_types import Combinable
@@ -87,7 +86,9 @@ async def agency_bookings(
             departs_at=departs[row["departure"]],
             seats=seats[row["id"]],
             contact_name=row["contact_name"],
-            retail=PriceOut.minor(_gross(row), row["currency"]),
+            retail=PriceOut.minor(
+                _gross(row["retail_amount"], row["total_amount"]), row["currency"]
+            ),
             net=PriceOut.minor(row["total_amount"], row["currency"]),
             refunded=PriceOut.minor(row["refund_amount"], row["currency"]),
             created_at=row["created_at"],
@@ -99,9 +100,9 @@ async def agency_bookings(
     return page_of(items, params, total)
 
 
-def _gross(row: dict[str, Any]) -> int:
-    retail = row["retail_amount"]
-    return int(retail if retail is not None else row["total_amount"])
+def _gross(retail_amount: int | None, total_amount: int) -> int:
+    """What the seats cost at retail; the net if no retail price was recorded."""
+    return int(retail_amount if retail_amount is not None else total_amount)
 
 
 async def _departs_at(departure_ids: list[UUID]) -> dict[UUID, datetime]:
@@ -154,7 +155,8 @@ async def statement(
     departs = await _departs_at([row["departure"] for row in rows])
     lines = []
     for row in rows:
-        gross, net, refunded = _gross(row), row["total_amount"], row["refund_amount"]
+        net, refunded = row["total_amount"], row["refund_amount"]
+        gross = _gross(row["retail_amount"], net)
         lines.append(
             StatementLine(
                 reference=row["reference"],
@@ -198,7 +200,7 @@ async def statement(
         settled=price(settled),
     )
     return StatementOut(
-        agency_id=agency_id, agency_name=agency["name"], period_start=start, period_end=end,
+        agency_id=agency_id, agency_name=agency.name, period_start=start, period_end=end,
         time_zone=operator.time_zone, currency=currency, totals=totals,
         credit=await credit(agency, currency), lines=lines,
     )  # fmt: skip

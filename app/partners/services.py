@@ -20,6 +20,7 @@ from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
 from app.core.money import PriceOut
+from app.partners.rows import AgencyRow, ApiKeyRow, SettlementRow
 from app.partners.schemas import (
     AgencyCreate,
     AgencyOut,
@@ -45,19 +46,19 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _agency_out(row: dict[str, Any]) -> AgencyOut:
+def _agency_out(agency: AgencyRow) -> AgencyOut:
     return AgencyOut(
-        id=row["id"], name=row["name"], contact_email=row["contact_email"],
-        status=AgencyStatus(row["status"]), commission_bp=row["commission_bp"],
-        payment_terms=row["payment_terms"], credit_limit=row["credit_limit"],
-        allowed_routes=[UUID(str(r)) for r in row["allowed_routes"] or []],
-        cancellation_cutoff_hours=row["cancellation_cutoff_hours"],
-        webhook_url=row["webhook_url"] or None, webhook_disabled_at=row["webhook_disabled_at"],
-        created_at=row["created_at"],
+        id=agency.id, name=agency.name, contact_email=agency.contact_email,
+        status=agency.status, commission_bp=agency.commission_bp,
+        payment_terms=agency.payment_terms, credit_limit=agency.credit_limit,
+        allowed_routes=list(agency.allowed_routes),
+        cancellation_cutoff_hours=agency.cancellation_cutoff_hours,
+        webhook_url=agency.webhook_url or None, webhook_disabled_at=agency.webhook_disabled_at,
+        created_at=agency.created_at,
     )  # fmt: skip
 
 
-async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[str, Any]:
+async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> AgencyRow:
     row = (
         await Agency.select()
         .where((Agency.id == agency_id) & (Agency.operator == principal.operator_id))
@@ -67,7 +68,7 @@ async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> dict[st
     )
     if row is None:
         raise NotFound(_("Agency not found."), code="agency_not_found")
-    return dict(row)
+    return AgencyRow.from_row(row)
 
 
 async def _check_routes(
@@ -112,7 +113,7 @@ async def list_agencies(principal: OperatorPrincipal) -> list[AgencyOut]:
         .output(load_json=True)
         .run()
     )
-    return [_agency_out(row) for row in rows]
+    return [_agency_out(AgencyRow.from_row(row)) for row in rows]
 
 
 async def get_agency(principal: OperatorPrincipal, agency_id: UUID) -> AgencyOut:
@@ -146,10 +147,10 @@ async def update_agency(
     return await get_agency(principal, agency_id)
 
 
-def _key_out(row: dict[str, Any]) -> ApiKeyOut:
+def _key_out(key: ApiKeyRow) -> ApiKeyOut:
     return ApiKeyOut(
-        id=row["id"], name=row["name"], prefix=row["prefix"], created_at=row["created_at"],
-        last_used_at=row["last_used_at"], revoked_at=row["revoked_at"],
+        id=key.id, name=key.name, prefix=key.prefix, created_at=key.created_at,
+        last_used_at=key.last_used_at, revoked_at=key.revoked_at,
     )  # fmt: skip
 
 
@@ -161,7 +162,7 @@ async def _new_key(agency_id: UUID, name: str) -> ApiKeyCreated:
     await row.save().run()
     stored = await ApiKey.select().where(ApiKey.id == row.id).first().run()
     assert stored is not None
-    return ApiKeyCreated(key=key, api_key=_key_out(stored))
+    return ApiKeyCreated(key=key, api_key=_key_out(ApiKeyRow.from_row(stored)))
 
 
 async def add_known_key(agency_id: UUID, name: str, key: str) -> None:
@@ -186,7 +187,7 @@ async def create_key(principal: OperatorPrincipal, agency_id: UUID, name: str) -
 
 async def _keys(agency_id: UUID) -> list[ApiKeyOut]:
     rows = await ApiKey.select().where(ApiKey.agency == agency_id).order_by(ApiKey.created_at).run()
-    return [_key_out(row) for row in rows]
+    return [_key_out(ApiKeyRow.from_row(row)) for row in rows]
 
 
 async def list_keys(principal: OperatorPrincipal, agency_id: UUID) -> list[ApiKeyOut]:
@@ -194,7 +195,7 @@ async def list_keys(principal: OperatorPrincipal, agency_id: UUID) -> list[ApiKe
     return await _keys(agency_id)
 
 
-async def _owned_key(agency_id: UUID, key_id: UUID) -> dict[str, Any]:
+async def _owned_key(agency_id: UUID, key_id: UUID) -> ApiKeyRow:
     row = (
         await ApiKey.select()
         .where((ApiKey.id == key_id) & (ApiKey.agency == agency_id))
@@ -203,12 +204,12 @@ async def _owned_key(agency_id: UUID, key_id: UUID) -> dict[str, Any]:
     )
     if row is None:
         raise NotFound(_("API key not found."), code="api_key_not_found")
-    return dict(row)
+    return ApiKeyRow.from_row(row)
 
 
 async def _revoke(agency_id: UUID, key_id: UUID) -> ApiKeyOut:
-    row = await _owned_key(agency_id, key_id)
-    if row["revoked_at"] is None:
+    key = await _owned_key(agency_id, key_id)
+    if key.revoked_at is None:
         await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id).run()
     return _key_out(await _owned_key(agency_id, key_id))
 
@@ -216,11 +217,11 @@ async def _revoke(agency_id: UUID, key_id: UUID) -> ApiKeyOut:
 async def _rotate(agency_id: UUID, key_id: UUID) -> ApiKeyCreated:
     """A new key in place of this one, which stops working at once."""
     async with write_transaction():
-        row = await _owned_key(agency_id, key_id)
-        if row["revoked_at"] is not None:
+        key = await _owned_key(agency_id, key_id)
+        if key.revoked_at is not None:
             raise Conflict(_("This API key has been revoked."), code="api_key_revoked")
         await ApiKey.update({ApiKey.revoked_at: clock.now()}).where(ApiKey.id == key_id).run()
-        return await _new_key(agency_id, row["name"])
+        return await _new_key(agency_id, key.name)
 
 
 async def revoke_key(principal: OperatorPrincipal, agency_id: UUID, key_id: UUID) -> ApiKeyOut:
@@ -287,7 +288,7 @@ async def webhook_secret(principal: OperatorPrincipal, agency_id: UUID, rotate: 
     async with write_transaction():
         agency = await owned_agency(principal, agency_id)
         if not rotate:
-            return str(agency["webhook_secret"])
+            return agency.webhook_secret
         secret = secrets.token_hex(32)
         await Agency.update({Agency.webhook_secret: secret}).where(Agency.id == agency_id).run()
         return secret
@@ -371,20 +372,20 @@ async def credit_used(agency_id: UUID) -> int:
     return charged - settled
 
 
-async def credit(agency: dict[str, Any], currency: str) -> CreditOut:
-    used = await credit_used(agency["id"])
+async def credit(agency: AgencyRow, currency: str) -> CreditOut:
+    used = await credit_used(agency.id)
     return CreditOut(
-        limit=PriceOut.minor(agency["credit_limit"], currency),
+        limit=PriceOut.minor(agency.credit_limit, currency),
         used=PriceOut.minor(used, currency),
-        available=PriceOut.minor(max(0, agency["credit_limit"] - used), currency),
+        available=PriceOut.minor(max(0, agency.credit_limit - used), currency),
     )
 
 
-def _settlement_out(row: dict[str, Any], currency: str) -> SettlementOut:
+def _settlement_out(settlement: SettlementRow, currency: str) -> SettlementOut:
     return SettlementOut(
-        id=row["id"], amount=PriceOut.minor(row["amount"], currency),
-        received_on=row["received_on"], reference=row["reference"],
-        recorded_by=row["recorded_by"], created_at=row["created_at"],
+        id=settlement.id, amount=PriceOut.minor(settlement.amount, currency),
+        received_on=settlement.received_on, reference=settlement.reference,
+        recorded_by=settlement.recorded_by, created_at=settlement.created_at,
     )  # fmt: skip
 
 
@@ -405,7 +406,7 @@ async def record_settlement(
         await row.save().run()
     stored = await Settlement.select().where(Settlement.id == row.id).first().run()
     assert stored is not None
-    return _settlement_out(dict(stored), currency)
+    return _settlement_out(SettlementRow.from_row(stored), currency)
 
 
 async def list_settlements(principal: OperatorPrincipal, agency_id: UUID) -> list[SettlementOut]:
@@ -417,7 +418,7 @@ async def list_settlements(principal: OperatorPrincipal, agency_id: UUID) -> lis
         .order_by(Settlement.received_on, ascending=False)
         .run()
     )
-    return [_settlement_out(dict(row), currency) for row in rows]
+    return [_settlement_out(SettlementRow.from_row(row), currency) for row in rows]
 
 
 async def agency_credit(principal: OperatorPrincipal, agency_id: UUID) -> CreditOut:

@@ -18,6 +18,7 @@ from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow, VehicleRow
 from app.catalogue.tables import (
     Departure,
     DepartureStatus,
+    DepartureStop,
     Route,
     RouteKind,
     RouteStatus,
@@ -25,6 +26,25 @@ from app.catalogue.tables import (
 )
 from app.notifications.rows import NotificationRow
 from app.notifications.tables import Notification
+from app.partners.octo import pickup_location_id
+from app.partners.rows import (
+    AgencyRow,
+    ApiKeyRow,
+    PickupStop,
+    ProductRoute,
+    SettlementRow,
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+)
+from app.partners.tables import (
+    Agency,
+    AgencyStatus,
+    ApiKey,
+    PaymentTerms,
+    Settlement,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, Refund
 
@@ -40,6 +60,12 @@ ROWS: list[tuple[type[Any], type[Table]]] = [
     (PaymentRow, Payment),
     (RefundRow, Refund),
     (NotificationRow, Notification),
+    (AgencyRow, Agency),
+    (PickupStop, DepartureStop),
+    (ApiKeyRow, ApiKey),
+    (SettlementRow, Settlement),
+    (WebhookDeliveryRow, WebhookDelivery),
+    (WebhookAttemptRow, WebhookAttempt),
 ]
 
 
@@ -114,3 +140,37 @@ def test_a_vehicle_row_reads_a_selected_row() -> None:
         "G101",
         "",
     )
+
+
+def test_an_agency_row_reads_its_allowed_routes_as_ids() -> None:
+    route_id = uuid.uuid4()
+    agency = Agency(
+        operator=uuid.uuid4(), name="Silk Road Travel", contact_email="a@example.com",
+        payment_terms=PaymentTerms.prepay, allowed_routes=[str(route_id)],
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+    row = AgencyRow.from_row(agency.to_dict())
+    assert (row.operator_id, row.allowed_routes) == (agency.operator, (route_id,))
+    assert (row.status, row.payment_terms) == (AgencyStatus.active, PaymentTerms.prepay)
+    # JSON as text, as raw SQL returns it.
+    text = AgencyRow.from_row({**agency.to_dict(), "allowed_routes": f'["{route_id}"]'})
+    assert text.allowed_routes == (route_id,)
+
+
+def test_a_pickup_stop_keeps_the_location_id_of_its_name() -> None:
+    name = {"en": "Gate 2", "zh_Hans": "2号门"}
+    stop = DepartureStop(departure=uuid.uuid4(), stop_order=1, name=name, at=datetime.now(UTC))
+    row = PickupStop.from_row(stop.to_dict())
+    assert (row.departure_id, row.name, row.address) == (stop.departure, name, None)
+    assert pickup_location_id(row.name) == pickup_location_id(name)
+
+
+def test_a_product_route_reads_the_route_columns_octo_shows() -> None:
+    route = Route(
+        operator=uuid.uuid4(), slug="tibet-train", kind="train", name={"en": "Tibet"},
+        description={"en": "By train"}, duration_days=3,
+    )  # fmt: skip
+    row = ProductRoute.from_row(route.to_dict())
+    assert (row.id, row.slug, row.name, row.duration_days) == (
+        route.id, "tibet-train", {"en": "Tibet"}, 3,
+    )  # fmt: skip

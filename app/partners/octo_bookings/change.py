@@ -51,7 +51,7 @@ async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) ->
             .run()
         )
         assert departure is not None
-        cutoff = departure["departs_at"] - timedelta(hours=agency["cancellation_cutoff_hours"])
+        cutoff = departure["departs_at"] - timedelta(hours=agency.cancellation_cutoff_hours)
         if booking.status == BookingStatus.confirmed and clock.now() > cutoff:
             raise octo.OctoError("BAD_REQUEST", "The cancellation cut-off has passed")
         try:

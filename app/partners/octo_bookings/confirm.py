@@ -68,7 +68,7 @@ async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -
             return await booking_object(booking)
         if not booking.hold_running:
             raise not_on_hold("confirmed")
-        if agency["payment_terms"] != PaymentTerms.on_account:
+        if agency.payment_terms != PaymentTerms.on_account:
             raise octo.OctoError(
                 "BAD_REQUEST",
                 "This agency prepays: pay the hold by card (POST /octo/bookings/{uuid}/payment)",
@@ -76,10 +76,10 @@ async def confirm(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -
         # The agency's row is locked so that two confirms cannot both fit the credit left.
         await for_update(Agency.select(Agency.id).where(Agency.id == principal.agency_id)).run()
         used = await credit_used(principal.agency_id)
-        if used + booking.total_amount > agency["credit_limit"]:
+        if used + booking.total_amount > agency.credit_limit:
             raise octo.OctoError(
                 "BAD_REQUEST",
-                f"The credit limit would be exceeded: {used} of {agency['credit_limit']} used, "
+                f"The credit limit would be exceeded: {used} of {agency.credit_limit} used, "
                 f"this booking needs {booking.total_amount}",
                 code="credit_limit_exceeded",
             )
@@ -94,7 +94,7 @@ async def pay(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) -> di
     found = await find(principal, uuid)
     contact = _contact(body)
     agency = await octo.agency_row(principal)
-    if agency["payment_terms"] != PaymentTerms.prepay:
+    if agency.payment_terms != PaymentTerms.prepay:
         raise octo.OctoError("BAD_REQUEST", "This agency is on account: confirm the booking")
     try:
         await record_agency_contact(found.id, contact)

@@ -73,7 +73,7 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
                 "pickupLocationId must be one of this availability's pickup locations",
                 pickupLocationId=location,
             )
-        pickup_stop = str(stop["id"])
+        pickup_stop = str(stop.id)
     request = msgspec.convert(
         {
             "departure_id": str(departure_id),
@@ -85,7 +85,7 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
         },
         BookingCreate,
     )
-    price_channel = await agency_price_channel(principal.agency_id, route["id"])
+    price_channel = await agency_price_channel(principal.agency_id, route.id)
     try:
         await create_booking(
             request, channel=BookingChannel.agency, actor=f"agency:{principal.agency_id}",

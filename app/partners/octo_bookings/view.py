@@ -18,6 +18,7 @@ from app.booking.tables import BookingStatus
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure, DepartureStop
 from app.partners import octo
+from app.partners.rows import PickupStop
 from app.partners.schemas import AgencyPrincipal
 
 OCTO_STATUS = {
@@ -56,7 +57,7 @@ async def booking_object(booking: AgencyBooking) -> dict[str, Any]:
     lines = await agency_booking_lines(booking)
     status = booking.status
     tz = departure["time_zone"]
-    stop = (
+    stop_row = (
         await DepartureStop.select()
         .where(DepartureStop.id == booking.pickup_stop_id)
         .first()
@@ -65,7 +66,8 @@ async def booking_object(booking: AgencyBooking) -> dict[str, Any]:
         if booking.pickup_stop_id
         else None
     )
-    pickup_at = in_zone(stop["at"], tz).isoformat() if stop else None
+    stop = PickupStop.from_row(stop_row) if stop_row else None
+    pickup_at = in_zone(stop.at, tz).isoformat() if stop else None
     currency = booking.currency
     seat_class = lines[0].seat_class if lines else ""
     first, _sep, last = booking.contact_name.partition(" ")
@@ -138,7 +140,7 @@ async def booking_object(booking: AgencyBooking) -> dict[str, Any]:
             _retail(booking.retail_amount, booking.total_amount), booking.total_amount, currency
         ),
         "pickupRequested": stop is not None,
-        "pickupLocationId": octo.pickup_location_id(stop["name"]) if stop else None,
+        "pickupLocationId": octo.pickup_location_id(stop.name) if stop else None,
         "pickupLocation": octo.pickup_location(stop, "zh_Hans") if stop else None,
         "pickupNotes": None,
         "localPickupDateTimeStart": pickup_at,

@@ -3,7 +3,6 @@ and sending a failed or disabled one again."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from piccolo.custom_types import Combinable
@@ -13,22 +12,26 @@ from app.core import clock
 from app.core.errors import Conflict, NotFound
 from app.core.i18n import _
 from app.core.pagination import Page, PageParams, fetch_page, page_of
+from app.partners.rows import WebhookAttemptRow, WebhookDeliveryRow
 from app.partners.schemas import WebhookAttemptOut, WebhookDeliveryOut
 from app.partners.services import owned_agency
 from app.partners.tables import WebhookAttempt, WebhookDelivery, WebhookStatus
 
 
-def _delivery_out(row: dict[str, Any], attempts: list[dict[str, Any]]) -> WebhookDeliveryOut:
+def _delivery_out(
+    delivery: WebhookDeliveryRow, attempts: list[WebhookAttemptRow]
+) -> WebhookDeliveryOut:
+    pending = delivery.status == WebhookStatus.pending
     return WebhookDeliveryOut(
-        id=row["id"], event_type=row["event_type"], status=WebhookStatus(row["status"]),
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"] if row["status"] == WebhookStatus.pending else None,
-        last_status_code=row["last_status_code"], last_error=row["last_error"],
-        created_at=row["created_at"], delivered_at=row["delivered_at"], body=row["body"],
+        id=delivery.id, event_type=delivery.event_type, status=delivery.status,
+        attempts=delivery.attempts,
+        next_attempt_at=delivery.next_attempt_at if pending else None,
+        last_status_code=delivery.last_status_code, last_error=delivery.last_error,
+        created_at=delivery.created_at, delivered_at=delivery.delivered_at, body=delivery.body,
         attempt_log=[
             WebhookAttemptOut(
-                at=a["at"], url=a["url"], status_code=a["status_code"], error=a["error"],
-                duration_ms=a["duration_ms"],
+                at=a.at, url=a.url, status_code=a.status_code, error=a.error,
+                duration_ms=a.duration_ms,
             )
             for a in attempts
         ],
@@ -47,7 +50,7 @@ async def list_deliveries(
         WebhookDelivery, where, params,
         [(WebhookDelivery.created_at, False), (WebhookDelivery.id, False)],
     )  # fmt: skip
-    attempts: dict[UUID, list[dict[str, Any]]] = {row["id"]: [] for row in rows}
+    attempts: dict[UUID, list[WebhookAttemptRow]] = {row["id"]: [] for row in rows}
     if rows:
         for attempt in (
             await WebhookAttempt.select()
@@ -55,8 +58,11 @@ async def list_deliveries(
             .order_by(WebhookAttempt.at)
             .run()
         ):
-            attempts[attempt["delivery"]].append(dict(attempt))
-    return page_of([_delivery_out(row, attempts[row["id"]]) for row in rows], params, total)
+            attempts[attempt["delivery"]].append(WebhookAttemptRow.from_row(attempt))
+    deliveries = [WebhookDeliveryRow.from_row(row) for row in rows]
+    return page_of(
+        [_delivery_out(delivery, attempts[delivery.id]) for delivery in deliveries], params, total
+    )
 
 
 async def retry_delivery(
@@ -100,4 +106,6 @@ async def _one(delivery_id: UUID) -> WebhookDeliveryOut:
         .order_by(WebhookAttempt.at)
         .run()
     )
-    return _delivery_out(dict(row), [dict(a) for a in attempts])
+    return _delivery_out(
+        WebhookDeliveryRow.from_row(row), [WebhookAttemptRow.from_row(a) for a in attempts]
+    )
