@@ -12,6 +12,7 @@ from uuid import UUID
 
 from app.booking.services.allotments import release_due_allotments
 from app.booking.services.expiry import expire_all_overdue, expire_hold
+from app.booking.services.rebook import revert_overdue_changes
 from app.core import jobs
 from app.core.errors import DatabaseUnavailable, DomainError, NotFound
 from app.core.idempotency import purge_expired
@@ -84,6 +85,8 @@ def _whole_batch(run: Callable[[], Awaitable[int]]) -> Callable[[float], Awaitab
 
 STEPS: list[Step] = [
     Step("expired", _whole_batch(expire_all_overdue), every=10),
+    # Rebookings whose difference was not paid in time: their new seats back on sale.
+    Step("changes_reverted", _whole_batch(revert_overdue_changes), every=10),
     # Before the outbox (in `tick`): the waiting-list offers a release makes go out with it.
     Step("allotments_released", _whole_batch(release_due_allotments), every=30),
     Step("outbox", _whole_batch(dispatch_outbox), every=2),

@@ -220,8 +220,12 @@ class BookingController(Controller):
     @post(
         "/{reference:str}/rebook",
         summary="Move my booking to another departure of the same line",
-        description="Takes the new seats before releasing the old ones; the fare difference is "
-        "owed (`balance_due`) or refunded (`refund`). 409 if the new departure is full.",
+        description="Takes the new seats before releasing the old ones. A hold moves and is "
+        "repriced; a paid booking moves at once when the new fare costs no more, and the "
+        "difference is refunded (`refund`); when it costs more, the new seats are held as a "
+        "`pending_change` until its `amount_due` is paid (`POST .../payments`), and the booking "
+        "stays where it is if it is not paid in time. Asked twice, the move is made once. "
+        "409 if the new departure is full.",
         responses=problem_responses(400, 404, 409, 422, 429),
         status_code=200,
     )

@@ -56,6 +56,25 @@ class BookingChanged(Event, frozen=True, kw_only=True):
         return f"{self.name}:{self.reference}:{self.change_id}"
 
 
+class ChangeReverted(Event, frozen=True, kw_only=True):
+    """A pending change (a move waiting for its difference) was dropped: its difference was
+    not paid in time, another rebooking superseded it, or the booking ended. The seats it
+    held on `departure_id` are free again; the booking stays where it was."""
+
+    name = "booking.change_reverted"
+
+    booking_id: UUID
+    reference: str
+    change_id: UUID
+    departure_id: UUID
+    reason: str
+    agency_id: UUID | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.change_id}"
+
+
 class SeatsFreed(Event, frozen=True, kw_only=True):
     """Seats of a departure came back on sale, in the transaction that holds its lock."""
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from app.booking.tables import BookingStatus
+from app.booking.tables import BookingChangeStatus, BookingStatus
 from app.catalogue.rows import DepartureRow as DepartureRow
 
 
@@ -66,3 +66,33 @@ class BookingRow:
     def paid(self) -> int:
         """What the booker has paid: its total less any balance still due."""
         return self.total_amount - self.balance_due
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """Every column of a `BookingChange` row (a paid booking's move awaiting payment)."""
+
+    id: UUID
+    booking_id: UUID
+    from_departure_id: UUID
+    to_departure_id: UUID
+    old_total: int
+    new_total: int
+    amount_due: int
+    currency: str
+    status: BookingChangeStatus
+    expires_at: datetime | None
+    actor: str
+    created_at: datetime
+    decided_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChangeRow:
+        return cls(
+            id=row["id"], booking_id=row["booking"], from_departure_id=row["from_departure"],
+            to_departure_id=row["to_departure"], old_total=row["old_total"],
+            new_total=row["new_total"], amount_due=row["amount_due"],
+            currency=row["currency"], status=BookingChangeStatus(row["status"]),
+            expires_at=row["expires_at"], actor=row["actor"], created_at=row["created_at"],
+            decided_at=row["decided_at"],
+        )  # fmt: skip

@@ -106,6 +106,18 @@ class PickupOut(msgspec.Struct, kw_only=True):
     at: datetime
 
 
+class PendingChangeOut(msgspec.Struct, kw_only=True):
+    """A move to a dearer departure, waiting for `amount_due`: its seats are held until
+    `expires_at`; paid, the booking moves; unpaid, it stays where it is."""
+
+    departure_id: UUID
+    departs_at: datetime
+    seats: list[str]
+    new_total: PriceOut
+    amount_due: PriceOut
+    expires_at: datetime | None
+
+
 class BookingOut(msgspec.Struct, kw_only=True):
     reference: str
     status: BookingStatus
@@ -122,6 +134,7 @@ class BookingOut(msgspec.Struct, kw_only=True):
     refund: PriceOut | None
     balance_due: PriceOut | None
     created_at: datetime
+    pending_change: PendingChangeOut | None = None
 
 
 class BookingCreated(msgspec.Struct, kw_only=True):

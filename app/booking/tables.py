@@ -76,6 +76,38 @@ class Booking(Table):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class BookingChangeStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+    reverted = "reverted"
+
+
+class BookingChange(Table):
+    """A paid booking's move to a dearer departure, waiting for the difference.
+
+    While `pending`, the new seats are held by lines whose `change` is this row and the
+    booking stays on its old departure at its old price; the move completes when the
+    difference is paid, and reverts (the new seats freed) when `expires_at` passes. At
+    most one pending change per booking (a partial unique index in migrations)."""
+
+    id = UUID(primary_key=True)
+    booking = ForeignKey(Booking, on_delete=OnDelete.cascade, null=False, index=True)
+    from_departure = ForeignKey(Departure, on_delete=OnDelete.restrict, null=False)
+    to_departure = ForeignKey(Departure, on_delete=OnDelete.restrict, null=False)
+    old_total = Integer()
+    new_total = Integer()
+    # What the payer owes for the move: new_total less what the booking keeps paid.
+    amount_due = Integer()
+    currency = Varchar(length=3)
+    status = Varchar(
+        length=16, choices=BookingChangeStatus, default=BookingChangeStatus.pending, index=True
+    )
+    expires_at = Timestamptz(null=True, default=None, index=True)
+    actor = Varchar(length=80, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    decided_at = Timestamptz(null=True, default=None)
+
+
 class BookingLine(Table):
     """One passenger: a seat or berth on the booking's departure, at a price."""
 
@@ -96,6 +128,9 @@ class BookingLine(Table):
     # True while the booking holds the seat (on hold or confirmed).
     live = Boolean(default=True)
     checked_in_at = Timestamptz(null=True, default=None)
+    # Set while the line holds a seat for a pending change (BookingChange), not yet the
+    # booking's own.
+    change = ForeignKey(BookingChange, on_delete=OnDelete.cascade, null=True, default=None)
 
 
 class BookingEvent(Table):

@@ -13,10 +13,12 @@ import msgspec
 
 from app.booking.events import (
     BookingCancelled,
+    BookingChanged,
     BookingConfirmed,
     BookingExpired,
     BookingLinkRequested,
     BookingStatusChanged,
+    ChangeReverted,
     WaitlistOfferMade,
 )
 from app.booking.tables import Booking, BookingStatus
@@ -53,6 +55,20 @@ async def booking_status_message(event: BookingStatusChanged) -> None:
     await _message_to_contact(event, event.reference)
 
 
+async def booking_changed_message(event: BookingChanged) -> None:
+    # Moved to another departure: new date, seats and calendar file. (Boarding is news to
+    # the operator, not to the tourist.)
+    if event.reason == "rebooked":
+        await _message_to_contact(event, event.reference)
+
+
+async def change_reverted_message(event: ChangeReverted) -> None:
+    # Only a change that lapsed unpaid is news: a superseded one was replaced by the
+    # tourist, and a cancelled booking gets its own message.
+    if event.reason == "not_paid":
+        await _message_to_contact(event, event.reference)
+
+
 async def late_refund_message(event: PaymentRefundedLate) -> None:
     await _message_to_contact(event, event.reference)
 
@@ -83,6 +99,8 @@ async def booking_link_message(event: BookingLinkRequested) -> None:
 def subscribe(bus: EventBus) -> None:
     for status_event in (BookingConfirmed, BookingCancelled, BookingExpired):
         bus.subscribe(status_event, Phase.OUTBOX, booking_status_message)
+    bus.subscribe(BookingChanged, Phase.OUTBOX, booking_changed_message)
+    bus.subscribe(ChangeReverted, Phase.OUTBOX, change_reverted_message)
     bus.subscribe(PaymentRefundedLate, Phase.OUTBOX, late_refund_message)
     bus.subscribe(WaitlistOfferMade, Phase.OUTBOX, waitlist_offer_message)
     bus.subscribe(DepartureChanged, Phase.OUTBOX, departure_changed_messages)

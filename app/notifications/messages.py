@@ -14,6 +14,7 @@ from app.booking.calendar import calendar_event
 from app.booking.schemas import BookingOut
 from app.core.i18n import _, current_locale, localize
 from app.core.links import booking_url, find_booking_url
+from app.core.money import PriceOut
 from app.notifications.channels import Attachment, Email
 
 # The mail's markup, apart from what it says; autoescaped, so that a name or a message
@@ -135,6 +136,35 @@ def booking_email(
             _("Seats: {seats}").format(seats=seats),
         ]
         attach_calendar = True
+    elif kind == "booking.changed":
+        subject = _("Booking {reference} changed: {route}").format(
+            reference=reference, route=booking.route_name
+        )
+        body = [
+            _("your booking {reference} has been moved.").format(reference=reference),
+            _("Departure: {when}").format(when=when),
+            _("Seats: {seats}").format(seats=seats),
+            _("Total: {amount}").format(amount=booking.total.formatted),
+        ]
+        refunded = extra.get("refund_amount")
+        if isinstance(refunded, int) and refunded > 0:
+            body.append(
+                _("The difference of {amount} is refunded to you.").format(
+                    amount=PriceOut.minor(refunded, booking.total.currency).formatted
+                )
+            )
+        body.append(_("The calendar file attached replaces the one sent before."))
+        attach_calendar = True
+    elif kind == "booking.change_reverted":
+        subject = _("Booking {reference} was not changed").format(reference=reference)
+        body = [
+            _(
+                "the difference for moving booking {reference} was not paid in time, so the "
+                "new seats were released and the booking stays as it was."
+            ).format(reference=reference),
+            _("Departure: {when}").format(when=when),
+            _("Seats: {seats}").format(seats=seats),
+        ]
     elif kind == "feedback":
         subject = _("How was your trip? {route}").format(route=booking.route_name)
         body = [
@@ -143,12 +173,20 @@ def booking_email(
         ]  # fmt: skip
     elif kind == "payment.refunded_late":
         subject = _("Payment for {reference} refunded").format(reference=reference)
-        body = [
-            _(
-                "your payment arrived after the hold on booking {reference} had run out "
-                "and its seats were taken; it has been refunded in full."
-            ).format(reference=reference)
-        ]
+        if extra.get("for_change"):
+            body = [
+                _(
+                    "your payment for moving booking {reference} arrived after the change "
+                    "had lapsed; it has been refunded in full and the booking stays as it was."
+                ).format(reference=reference)
+            ]
+        else:
+            body = [
+                _(
+                    "your payment arrived after the hold on booking {reference} had run out "
+                    "and its seats were taken; it has been refunded in full."
+                ).format(reference=reference)
+            ]
     else:
         subject = _("About your booking {reference}").format(reference=reference)
         body = [_("There is news about your booking {reference}.").format(reference=reference)]

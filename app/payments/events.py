@@ -36,6 +36,9 @@ class PaymentRefundedLate(Event, frozen=True, kw_only=True):
     amount: int
     currency: str
     provider_payment_id: str
+    # True when it paid the difference of a change that had been dropped meanwhile (the
+    # booking itself stands).
+    for_change: bool = False
 
     @property
     def key(self) -> str:

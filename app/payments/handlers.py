@@ -7,7 +7,7 @@ commit (`settle_after_change`), and the `refunds` step retries what that missed.
 
 from __future__ import annotations
 
-from app.booking.events import BookingCancelled, BookingChanged, BookingExpired
+from app.booking.events import BookingCancelled, BookingChanged, BookingExpired, ChangeReverted
 from app.core.events import EventBus, Phase, publish
 from app.payments.events import RefundRequested
 from app.payments.services.refunds import owe_refund
@@ -43,9 +43,10 @@ async def refund_rebooking(event: BookingChanged) -> None:
         await _owe(event, event.reason, f"rebook:{event.change_id}")
 
 
-async def settle_booking(event: BookingCancelled | BookingChanged) -> None:
-    """Refunds paid and open payments cancelled once the change is committed."""
-    if isinstance(event, BookingCancelled) or event.reason == "rebooked":
+async def settle_booking(event: BookingCancelled | BookingChanged | ChangeReverted) -> None:
+    """Refunds paid and open payments cancelled once the change is committed (a reverted
+    change's payment among them)."""
+    if not isinstance(event, BookingChanged) or event.reason == "rebooked":
         await settle_after_change([event.booking_id])
 
 
@@ -56,3 +57,4 @@ def subscribe(bus: EventBus) -> None:
     bus.subscribe(BookingChanged, Phase.IN_TRANSACTION, refund_rebooking)
     bus.subscribe(BookingCancelled, Phase.AFTER_COMMIT, settle_booking)
     bus.subscribe(BookingChanged, Phase.AFTER_COMMIT, settle_booking)
+    bus.subscribe(ChangeReverted, Phase.AFTER_COMMIT, settle_booking)

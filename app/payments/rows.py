@@ -28,6 +28,8 @@ class PaymentRow:
     created_at: datetime
     updated_at: datetime
     succeeded_at: datetime | None
+    # The pending change (a dearer rebooking) whose difference this pays, if any.
+    change_id: UUID | None
     checked_at: datetime | None
     settled_at: datetime | None
 
@@ -40,7 +42,8 @@ class PaymentRow:
             currency=row["currency"], status=PaymentStatus(row["status"]),
             failure_reason=row["failure_reason"], created_at=row["created_at"],
             updated_at=row["updated_at"], succeeded_at=row["succeeded_at"],
-            checked_at=row["checked_at"], settled_at=row["settled_at"],
+            change_id=row["change"], checked_at=row["checked_at"],
+            settled_at=row["settled_at"],
         )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from piccolo.columns import UUID, ForeignKey, Integer, OnDelete, Text, Timestamp
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from app.booking.tables import Booking
+from app.booking.tables import Booking, BookingChange
 
 
 class PaymentStatus(StrEnum):
@@ -44,6 +44,10 @@ class Payment(Table):
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     succeeded_at = Timestamptz(null=True, default=None)
+    # Set for the payment of a pending change's difference (a dearer rebooking).
+    change = ForeignKey(
+        BookingChange, on_delete=OnDelete.restrict, null=True, default=None, index=True
+    )
     # When the provider's word on this intent was last fetched by the reconciliation sweep
     # (also its claim: two sweeps never fetch the same intent at once).
     checked_at = Timestamptz(null=True, default=None, index=True)

@@ -10,6 +10,7 @@ link (`?token=`) and in the forms; pages are never cached and send no referrer.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -57,11 +58,12 @@ def _guest_token(request: Request[Any, Any, Any], token: str | None) -> str:
     return token or request.cookies.get(BOOKING_COOKIE, "")
 
 
-def _seconds_left(booking: BookingOut) -> int:
-    """Of the hold, for the countdown (also shown as is where scripts do not run)."""
-    if booking.expires_at is None:
+def _seconds_left(held_until: datetime | None) -> int:
+    """Of a hold (or a pending change), for the countdown (also shown as is where scripts
+    do not run)."""
+    if held_until is None:
         return 0
-    return max(0, int((booking.expires_at - clock.now()).total_seconds()))
+    return max(0, int((held_until - clock.now()).total_seconds()))
 
 
 async def _booking_page(
@@ -100,7 +102,7 @@ async def _booking_page(
             "pickups": pickups,
             "awaiting_payment_confirmation": paid and booking.status == BookingStatus.on_hold,
             "details_complete": details_complete,
-            "seconds_left": _seconds_left(booking),
+            "seconds_left": _seconds_left(booking.expires_at),
             "problems": problems or FormProblems(),
             "form": form,
         },

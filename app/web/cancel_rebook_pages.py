@@ -169,4 +169,6 @@ class CancelRebookPagesController(Controller):
             return await self._rebook_page(
                 request, booking, token, FormProblems.of(exc), exc.status_code
             )
-        return Redirect(booking_link(moved.reference, token), status_code=303)
+        # A dearer move waits for its difference: straight on to paying it.
+        suffix = "/pay" if moved.pending_change is not None else ""
+        return Redirect(booking_link(moved.reference, token, suffix), status_code=303)

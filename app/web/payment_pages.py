@@ -37,14 +37,18 @@ class PaymentPagesController(Controller):
     ) -> Response[Any]:
         token = _guest_token(request, token)
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
+        change = booking.pending_change
+        # A hold is paid in full; a paid booking's pending change, its difference.
+        held_until = change.expires_at if change is not None else booking.expires_at
         context: dict[str, Any] = {
             **page_context(request),
             "booking": booking,
             "token": token,
             "back": booking_link(booking.reference, token or ""),
-            "seconds_left": _seconds_left(booking),
+            "held_until": held_until,
+            "seconds_left": _seconds_left(held_until),
         }
-        if booking.status != BookingStatus.on_hold:
+        if booking.status != BookingStatus.on_hold and change is None:
             return Redirect(booking_link(booking.reference, token or ""), status_code=303)
         if not settings.stripe_secret_key and booking.total.amount:
             return Template("pay.html", context={**context, "unconfigured": True})

@@ -12,8 +12,8 @@ from piccolo.columns import ForeignKey
 from piccolo.table import Table
 
 from app.accounts.tables import Operator
-from app.booking.rows import BookingRow
-from app.booking.tables import Booking, BookingStatus
+from app.booking.rows import BookingRow, ChangeRow
+from app.booking.tables import Booking, BookingChange, BookingStatus
 from app.catalogue.rows import DepartureRow, OperatorRow, RouteRow, VehicleRow
 from app.catalogue.tables import (
     Departure,
@@ -53,6 +53,7 @@ _ID_COLUMNS = {"agency", "booking", "departure"}
 
 ROWS: list[tuple[type[Any], type[Table]]] = [
     (BookingRow, Booking),
+    (ChangeRow, BookingChange),
     (DepartureRow, Departure),
     (RouteRow, Route),
     (OperatorRow, Operator),

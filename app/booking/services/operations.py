@@ -186,7 +186,11 @@ async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: Check
             raise Conflict(_("Only a confirmed booking can board."), code="booking_not_confirmed")
         lines = (
             await BookingLine.select()
-            .where((BookingLine.booking == booking["id"]) & (BookingLine.live == True))  # noqa: E712
+            .where(
+                (BookingLine.booking == booking["id"])
+                & (BookingLine.departure == booking["departure"])
+                & (BookingLine.live == True)  # noqa: E712
+            )
             .order_by(BookingLine.position)
             .run()
         )

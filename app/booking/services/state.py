@@ -6,9 +6,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from app.booking.events import BOOKING_STATUS_EVENTS, BookingChanged
-from app.booking.rows import BookingRow
-from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
+from app.booking.events import BOOKING_STATUS_EVENTS, BookingChanged, ChangeReverted
+from app.booking.rows import BookingRow, ChangeRow
+from app.booking.tables import (
+    Booking,
+    BookingChange,
+    BookingChangeStatus,
+    BookingEvent,
+    BookingLine,
+    BookingStatus,
+)
 from app.core import clock
 from app.core.errors import Conflict
 from app.core.events import publish
@@ -109,7 +116,10 @@ async def transition(
             _("The booking changed meanwhile; reload it and try again."), code="booking_changed"
         )
     if target not in LIVE_STATUSES:
-        # The seats go back on sale in the same transaction.
+        # The seats go back on sale in the same transaction, a pending change's with them.
+        pending = await pending_change(booking.id)
+        if pending is not None:
+            await revert_change(booking, pending, actor=actor, reason=f"booking_{target.value}")
         await (
             BookingLine.update({BookingLine.live: False})
             .where(BookingLine.booking == booking.id)
@@ -144,6 +154,61 @@ async def publish_change(
             currency=booking.currency,
         )
     )
+
+
+async def pending_change(booking_id: UUID) -> ChangeRow | None:
+    """The booking's change waiting for its difference to be paid, if any."""
+    row = (
+        await BookingChange.select()
+        .where(
+            (BookingChange.booking == booking_id)
+            & (BookingChange.status == BookingChangeStatus.pending.value)
+        )
+        .first()
+        .run()
+    )
+    return ChangeRow.from_row(row) if row else None
+
+
+async def revert_change(booking: BookingRow, change: ChangeRow, *, actor: str, reason: str) -> bool:
+    """Drop a pending change inside the caller's transaction (which holds the booking's
+    row): the seats it held are deleted at once, the booking stays where it was. The seats
+    go to the waiting list and its open payment is cancelled from the outbox (this
+    transaction does not hold the other departure's lock). False if it was no longer
+    pending."""
+    now = clock.now()
+    reverted = (
+        await BookingChange.update(
+            {
+                BookingChange.status: BookingChangeStatus.reverted.value,
+                BookingChange.decided_at: now,
+            }
+        )
+        .where(
+            (BookingChange.id == change.id)
+            & (BookingChange.status == BookingChangeStatus.pending.value)
+        )
+        .returning(BookingChange.id)
+        .run()
+    )
+    if not reverted:
+        return False
+    await BookingLine.delete().where(BookingLine.change == change.id).run()
+    await record_event(
+        booking.id, actor, booking.status.value, booking.status.value, "rebook_reverted",
+        {"change": str(change.id), "to_departure": str(change.to_departure_id), "why": reason},
+    )  # fmt: skip
+    await publish(
+        ChangeReverted(
+            booking_id=booking.id,
+            reference=booking.reference,
+            change_id=change.id,
+            departure_id=change.to_departure_id,
+            reason=reason,
+            agency_id=booking.agency_id,
+        )
+    )
+    return True
 
 
 async def owe_back(booking_id: UUID, amount: int) -> BookingRow:

@@ -7,8 +7,15 @@ from uuid import UUID
 
 from app.accounts.tables import Operator
 from app.booking.rows import BookingRow, DepartureRow
-from app.booking.schemas import BookingLineOut, BookingOut, ContactOut, PickupOut
+from app.booking.schemas import (
+    BookingLineOut,
+    BookingOut,
+    ContactOut,
+    PendingChangeOut,
+    PickupOut,
+)
 from app.booking.services.access import booking_not_found
+from app.booking.services.state import pending_change
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.common import as_dict, in_zone
 from app.catalogue.tables import Departure, DepartureStop, PassengerType, Route
@@ -39,7 +46,9 @@ async def booking_out(booking_id: UUID) -> BookingOut:
     lines = (
         await BookingLine.select()
         .where(
-            (BookingLine.booking == booking_id) & (BookingLine.departure == booking["departure"])
+            (BookingLine.booking == booking_id)
+            & (BookingLine.departure == booking["departure"])
+            & BookingLine.change.is_null()
         )
         .order_by(BookingLine.position)
         .run()
@@ -53,7 +62,7 @@ async def booking_out(booking_id: UUID) -> BookingOut:
             .output(load_json=True)
             .run()
         )
-    return _booking_view(
+    out = _booking_view(
         BookingRow.from_row(booking),
         DepartureRow.from_row(departure),
         route["slug"],
@@ -62,6 +71,34 @@ async def booking_out(booking_id: UUID) -> BookingOut:
         lines,
         stop,
     )
+    change = await pending_change(booking_id)
+    if change is None:
+        return out
+    moved_to = (
+        await Departure.select(Departure.departs_at, Departure.time_zone)
+        .where(Departure.id == change.to_departure_id)
+        .first()
+        .run()
+    )
+    assert moved_to is not None  # departures with bookings are never deleted
+    seats = (
+        await BookingLine.select(BookingLine.seat_label)
+        .where(BookingLine.change == change.id)
+        .order_by(BookingLine.position)
+        .run()
+    )
+    tz = moved_to["time_zone"]
+    due = PriceOut.minor(change.amount_due, change.currency)
+    out.pending_change = PendingChangeOut(
+        departure_id=change.to_departure_id,
+        departs_at=in_zone(moved_to["departs_at"], tz),
+        seats=[line["seat_label"] for line in seats],
+        new_total=PriceOut.minor(change.new_total, change.currency),
+        amount_due=due,
+        expires_at=in_zone(change.expires_at, tz) if change.expires_at else None,
+    )
+    out.balance_due = due
+    return out
 
 
 def _booking_view(

@@ -68,6 +68,9 @@ SENDABLE_WHILE: dict[str, frozenset[str] | None] = {
     "reminder": _LIVE,
     "advisory": _LIVE,
     "departure.changed": _LIVE,
+    "booking.changed": _LIVE,
+    # The booking stands as it was: told while it still does.
+    "booking.change_reverted": frozenset({"confirmed"}),
     "feedback": frozenset({"confirmed"}),
     # Money already sent back, and the guest's own link: true whatever happens next.
     "payment.refunded_late": None,

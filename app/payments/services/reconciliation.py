@@ -66,8 +66,9 @@ def money_problem(booking: BookingRow, paid: int, refunded: int) -> str | None:
     """Why a booking's money does not add up, or None when it does."""
     status = booking.status
     if status == BookingStatus.confirmed:
-        expected = booking.total_amount - booking.balance_due
-        if paid - refunded != expected:
+        # The ledger: what was paid less what goes back is the price, to the unit. (A
+        # balance left unpaid by an older rebooking shows here until it is settled.)
+        if paid - refunded != booking.total_amount:
             return "confirmed_but_paid_differs"
         return None
     if status == BookingStatus.on_hold:
@@ -156,7 +157,7 @@ async def reconciliation(
                     booking_status=booking["status"],
                     paid=paid,
                     refunded=refunded,
-                    expected_net=booking["total_amount"] - booking["balance_due"]
+                    expected_net=booking["total_amount"]
                     if booking["status"] == BookingStatus.confirmed
                     else 0,
                     problem=problem,

@@ -108,8 +108,9 @@ async def _record_provider_refunds(payment: PaymentRow, states: list[RefundState
     return recorded
 
 
-async def _paid_and_committed(booking_id: UUID) -> tuple[list[dict[str, Any]], int]:
-    """Succeeded provider payments of a booking, and what refunds already give back."""
+async def _refundable_payments(booking_id: UUID) -> list[tuple[dict[str, Any], int]]:
+    """Succeeded provider payments of a booking, newest first, each with what is still
+    refundable through it (its amount less the refunds already owed or paid through it)."""
     payments = (
         await Payment.select()
         .where(
@@ -117,40 +118,59 @@ async def _paid_and_committed(booking_id: UUID) -> tuple[list[dict[str, Any]], i
             & (Payment.status == PaymentStatus.succeeded.value)
             & (Payment.provider != "free")
         )
-        .order_by(Payment.succeeded_at)
+        .order_by(Payment.succeeded_at, ascending=False)
         .run()
     )
     refunds = (
-        await Refund.select(Refund.amount)
+        await Refund.select(Refund.payment, Refund.amount)
         .where(
             (Refund.booking == booking_id) & (Refund.status != RefundStatus.requires_action.value)
         )
         .run()
     )
-    return [dict(p) for p in payments], sum(r["amount"] for r in refunds)
+    through: dict[Any, int] = {}
+    for refund in refunds:
+        through[refund["payment"]] = through.get(refund["payment"], 0) + refund["amount"]
+    return [(dict(p), max(0, p["amount"] - through.get(p["id"], 0))) for p in payments]
 
 
-async def owe_refund(booking_id: UUID, currency: str, amount: int, reason: str, key: str) -> None:
-    """Record a refund owed, inside the caller's transaction, never above what was paid.
+async def owe_refund(
+    booking_id: UUID,
+    currency: str,
+    amount: int,
+    reason: str,
+    key: str,
+    *,
+    payment_id: UUID | None = None,
+) -> None:
+    """Record a refund owed, inside the caller's transaction, never above what was paid;
+    once per `key` (the cause).
 
-    What a provider took is refunded through it; any rest (a booking confirmed without a
-    provider payment) is left `requires_action` for the operator to settle by hand.
+    What providers took is refunded through them, newest payment first (`payment_id`
+    first, when a particular payment goes back), split over several payments when one
+    does not hold enough (a booking paid, then its change's difference); any rest (a
+    booking confirmed without a provider payment) is left `requires_action` for the
+    operator to settle by hand.
     """
     if amount <= 0:
         return
-    payments, committed = await _paid_and_committed(booking_id)
-    refundable = sum(p["amount"] for p in payments) - committed
-    through_provider = max(0, min(amount, refundable))
-    rows = []
-    if through_provider:
-        payment = payments[-1]
+    if await Refund.exists().where(Refund.key.is_in([key, f"{key}:manual"])).run():
+        return  # This cause is already owed.
+    payments = await _refundable_payments(booking_id)
+    payments.sort(key=lambda item: item[0]["id"] != payment_id)
+    rows: list[Refund] = []
+    left = amount
+    for payment, refundable in payments:
+        part = min(left, refundable)
+        if part <= 0:
+            continue
         rows.append(
             Refund(
                 booking=booking_id,
                 payment=payment["id"],
                 provider=payment["provider"],
-                key=key,
-                amount=through_provider,
+                key=key if not rows else f"{key}:{len(rows) + 1}",
+                amount=part,
                 currency=currency,
                 reason=reason,
                 status=RefundStatus.pending.value,
@@ -158,13 +178,16 @@ async def owe_refund(booking_id: UUID, currency: str, amount: int, reason: str, 
                 updated_at=clock.now(),
             )
         )
-    if amount > through_provider:
+        left -= part
+        if not left:
+            break
+    if left:
         rows.append(
             Refund(
                 booking=booking_id,
                 provider="manual",
                 key=f"{key}:manual",
-                amount=amount - through_provider,
+                amount=left,
                 currency=currency,
                 reason=reason,
                 status=RefundStatus.requires_action.value,

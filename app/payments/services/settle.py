@@ -8,7 +8,7 @@ import logging
 from uuid import UUID
 
 from app.booking.services.state import LIVE_STATUSES
-from app.booking.tables import Booking
+from app.booking.tables import Booking, BookingChangeStatus
 from app.core import clock
 from app.core.errors import DomainError
 from app.payments.providers import IntentState, ProviderError, UnknownObject, get_provider
@@ -32,22 +32,25 @@ async def settle_after_change(booking_ids: list[UUID]) -> None:
             )
             if status and status["status"] not in LIVE_STATUSES:
                 await cancel_open_payments(booking_id)
+            elif status:
+                await cancel_open_payments(booking_id, dropped_changes_only=True)
     except DomainError as exc:
         logger.warning("settling bookings %s deferred to the worker: %s", booking_ids, exc.code)
 
 
-async def cancel_open_payments(booking_id: UUID) -> int:
-    """Cancel the open PaymentIntents of a booking that can no longer be paid; how many.
+async def cancel_open_payments(booking_id: UUID, *, dropped_changes_only: bool = False) -> int:
+    """Cancel the open PaymentIntents of a booking that can no longer be paid (or, with
+    `dropped_changes_only`, those of its changes that are no longer pending); how many.
     One that fails is left to the sweep (`sync_open_payments`) and does not stop the rest."""
-    open_payments = (
-        await Payment.select(Payment.id, Payment.provider, Payment.provider_id)
-        .where(
-            (Payment.booking == booking_id)
-            & Payment.status.is_in(
-                [PaymentStatus.requires_payment.value, PaymentStatus.failed.value]
-            )
+    which = (Payment.booking == booking_id) & Payment.status.is_in(
+        [PaymentStatus.requires_payment.value, PaymentStatus.failed.value]
+    )
+    if dropped_changes_only:
+        which &= Payment.change.is_not_null() & (
+            Payment.change.status != BookingChangeStatus.pending.value
         )
-        .run()
+    open_payments = (
+        await Payment.select(Payment.id, Payment.provider, Payment.provider_id).where(which).run()
     )
     cancelled = 0
     for payment in open_payments:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from app.booking.rows import BookingRow
 from app.booking.services.access import guest_booking, lock_booking
-from app.booking.services.state import hold_running, transition
+from app.booking.services.state import hold_running, pending_change, transition
 from app.booking.tables import BookingLine, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
@@ -61,21 +61,32 @@ async def charge_on_account(booking_id: UUID, *, actor: str) -> None:
 
 
 async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
-    """Create, or reuse, the card payment of a complete booking on hold; a booking that
-    costs nothing is confirmed at once."""
+    """Create, or reuse, the card payment of a complete booking on hold, or of the
+    difference a pending change asks of a paid one; a hold that costs nothing is
+    confirmed at once."""
     async with write_transaction():
         booking, _departure = await lock_booking(booking_id)
+        change = None
         if booking.status == BookingStatus.confirmed:
-            raise Conflict(_("This booking is already paid."), code="already_paid")
-        if not hold_running(booking.status, booking.expires_at):
-            raise Conflict(_("The hold has run out; book again."), code="hold_expired")
-        problems = await _details_missing(booking)
-        if problems:
-            raise Conflict(
-                _("Complete the booking before paying."), code="details_incomplete",
-                errors=problems,
-            )  # fmt: skip
-        total, currency = booking.total_amount, booking.currency
+            change = await pending_change(booking.id)
+            if change is None:
+                raise Conflict(_("This booking is already paid."), code="already_paid")
+            if change.expires_at is not None and change.expires_at <= clock.now():
+                raise Conflict(
+                    _("The time to pay for the change has run out; the booking stays as it was."),
+                    code="change_expired",
+                )
+            total, currency = change.amount_due, change.currency
+        else:
+            if not hold_running(booking.status, booking.expires_at):
+                raise Conflict(_("The hold has run out; book again."), code="hold_expired")
+            problems = await _details_missing(booking)
+            if problems:
+                raise Conflict(
+                    _("Complete the booking before paying."), code="details_incomplete",
+                    errors=problems,
+                )  # fmt: skip
+            total, currency = booking.total_amount, booking.currency
         if total == 0:
             # The free provider: nothing to pay, confirmed at once.
             await Payment.insert(
@@ -93,9 +104,11 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
                 provider="free", status="confirmed", amount=PriceOut.minor(0, currency)
             )
         provider = checkout_provider()
+        # The booking's own payments, or the change's: each has its attempts.
+        paying = Payment.change.is_null() if change is None else Payment.change == change.id
         payments = (
             await Payment.select()
-            .where((Payment.booking == booking.id) & (Payment.provider == provider.name))
+            .where((Payment.booking == booking.id) & (Payment.provider == provider.name) & paying)
             .order_by(Payment.attempt, ascending=False)
             .run()
         )
@@ -125,6 +138,7 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
             payment = Payment(
                 booking=booking.id, provider=provider.name, attempt=attempt, amount=total,
                 currency=currency, status=PaymentStatus.requires_payment.value,
+                change=None if change is None else change.id,
                 created_at=clock.now(), updated_at=clock.now(),
             )  # fmt: skip
             await payment.save().run()
@@ -135,8 +149,9 @@ async def pay_booking(booking_id: UUID, *, actor: str) -> PaymentStartOut:
         except DomainError:
             # Still unsettled: the sweep (`sync_open_payments`) cancels it.
             logger.warning("could not cancel payment intent %s", stale["provider_id"])
-    # Derived from the booking and attempt: a retry can never create a second charge.
-    key = f"tourline-booking-{booking.id}-attempt-{current['attempt']}"
+    # Derived from what is paid and the attempt: a retry can never create a second charge.
+    paid_for = f"booking-{booking.id}" if change is None else f"change-{change.id}"
+    key = f"tourline-{paid_for}-attempt-{current['attempt']}"
     if current["provider_id"]:
         intent = await provider.fetch(current["provider_id"])
     else:

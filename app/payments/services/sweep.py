@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from app.booking.services.state import hold_running
-from app.booking.tables import Booking
+from app.booking.tables import Booking, BookingChange, BookingChangeStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.payments.providers import IntentState, UnknownObject, enabled_names, get_provider
@@ -162,16 +162,28 @@ async def reconcile_intent(payment: PaymentRow, intent: IntentState) -> str:
         return outcome
     if intent.status == "canceled":
         return await cancel_intent(payment.id, payment.provider, payment.provider_id, intent)
-    booking = (
-        await Booking.select(Booking.status, Booking.expires_at)
-        .where(Booking.id == payment.booking_id)
-        .first()
-        .run()
-    )
-    payable = (
-        booking is not None
-        and hold_running(booking["status"], booking["expires_at"])
-        and payment.status in (PaymentStatus.requires_payment, PaymentStatus.failed)
+    if payment.change_id is not None:
+        # The difference of a change: payable while the change waits for it.
+        change = (
+            await BookingChange.select(BookingChange.status, BookingChange.expires_at)
+            .where(BookingChange.id == payment.change_id)
+            .first()
+            .run()
+        )
+        still_owed = change is not None and change["status"] == BookingChangeStatus.pending
+        if still_owed and change is not None and change["expires_at"] is not None:
+            still_owed = change["expires_at"] > clock.now()
+    else:
+        booking = (
+            await Booking.select(Booking.status, Booking.expires_at)
+            .where(Booking.id == payment.booking_id)
+            .first()
+            .run()
+        )
+        still_owed = booking is not None and hold_running(booking["status"], booking["expires_at"])
+    payable = still_owed and payment.status in (
+        PaymentStatus.requires_payment,
+        PaymentStatus.failed,
     )
     if payable:
         return "open"  # The tourist may still pay it (a declined card can be retried).

@@ -8,6 +8,7 @@ from typing import Any
 
 from app.booking.services.access import normalize_reference
 from app.booking.services.confirm import confirm_paid
+from app.booking.services.rebook import complete_change
 from app.booking.services.state import owe_back
 from app.booking.tables import Booking
 from app.core import clock
@@ -162,24 +163,31 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
         return "already_applied"
     # A payment we had cancelled (the total changed since) is outdated: never confirm with
     # it; it goes back in full like a late one.
-    owed = (
-        await Booking.select(Booking.total_amount, Booking.balance_due)
-        .where(Booking.id == payment["booking"])
-        .first()
-        .run()
-    )
-    outdated = payment["status"] == PaymentStatus.cancelled or (
-        owed is not None and intent.amount != owed["total_amount"] - owed["balance_due"]
-    )
-    result = "outdated" if outdated else await confirm_paid(payment["booking"], actor=provider)
-    if result in ("confirmed", "already_confirmed"):
-        return result
+    cancelled = payment["status"] == PaymentStatus.cancelled
+    if payment["change"] is not None:
+        # The difference of a pending change: the move completes, unless it was dropped.
+        result = "outdated" if cancelled else await complete_change(
+            payment["change"], actor=provider, paid=intent.amount
+        )  # fmt: skip
+        if result in ("completed", "already_completed"):
+            return result
+    else:
+        owed = (
+            await Booking.select(Booking.total_amount)
+            .where(Booking.id == payment["booking"])
+            .first()
+            .run()
+        )
+        outdated = cancelled or (owed is not None and intent.amount != owed["total_amount"])
+        result = "outdated" if outdated else await confirm_paid(payment["booking"], actor=provider)
+        if result in ("confirmed", "already_confirmed"):
+            return result
     # Paid, but the booking cannot be honoured (hold ran out and seats resold, or
     # cancelled meanwhile): everything paid goes back, with a notice.
     booking = await owe_back(payment["booking"], intent.amount)
     await owe_refund(
         booking.id, booking.currency, intent.amount, "paid_after_expiry",
-        f"late-payment:{intent.provider_id}",
+        f"late-payment:{intent.provider_id}", payment_id=payment["id"],
     )  # fmt: skip
     await publish(
         PaymentRefundedLate(
@@ -188,6 +196,7 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
             amount=intent.amount,
             currency=intent.currency,
             provider_payment_id=intent.provider_id,
+            for_change=payment["change"] is not None,
         )
     )
     return "refunded"

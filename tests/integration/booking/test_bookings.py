@@ -1325,7 +1325,7 @@ async def test_rebook_a_hold_moves_the_seats_and_reprices(
     assert taken == set(labels(body))
 
 
-async def test_rebook_confirmed_to_dearer_owes_the_difference(
+async def test_rebook_confirmed_to_dearer_holds_the_new_seats_for_the_difference(
     client: httpx.AsyncClient, operator: Account
 ) -> None:
     _route, _vehicle, first, second = await two_departures(client, operator.headers)
@@ -1338,13 +1338,26 @@ async def test_rebook_confirmed_to_dearer_owes_the_difference(
     created = await hold(client, first["id"], [count(n=2)])
     await confirm(ref(created))
     body = ok(await rebook(client, created, second["id"]))
+    # Paid bookings move only once the difference is paid: until then both seats are held.
     assert body["status"] == "confirmed"
-    assert body["total"]["amount"] == 16000
+    assert body["departure_id"] == first["id"]
+    assert body["total"]["amount"] == 2 * BUS_ADULT
     assert body["balance_due"]["amount"] == 16000 - 2 * BUS_ADULT
+    assert body["pending_change"]["amount_due"] == body["balance_due"]
+    assert body["pending_change"]["departure_id"] == second["id"]
     assert body["refund"] is None
     assert await view(client, created) == body
-    assert await seats_left(client, first["id"]) == {"standard": 45}
+    assert await seats_left(client, first["id"]) == {"standard": 43}
     assert await seats_left(client, second["id"]) == {"standard": 43}
+    taken = {
+        label for label, seat in (await seat_map(client, second["id"])).items() if not seat["free"]
+    }
+    assert taken == set(body["pending_change"]["seats"])
+    # The manifest of the new departure lists nobody yet.
+    manifest = ok(
+        await client.get(f"{DEPARTURES}/{second['id']}/manifest", headers=operator.headers)
+    )
+    assert (manifest["passengers"], manifest["lines"]) == (0, [])
 
 
 async def test_rebook_confirmed_to_cheaper_is_refunded_the_difference(

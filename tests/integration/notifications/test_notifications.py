@@ -706,3 +706,67 @@ async def test_a_reminder_for_a_booking_cancelled_meanwhile_is_not_sent(
     ]
     assert row["status"] == NotificationStatus.skipped.value
     assert "the booking is cancelled" in row["last_error"]
+
+
+# ---------------------------------------------------------------- a booking moved
+
+
+async def test_a_moved_booking_gets_a_changed_mail_whose_calendar_event_replaces_the_old(
+    client: httpx.AsyncClient, operator: Account, mailbox: Mailbox
+) -> None:
+    departure = await bus_departure(client, operator)
+    later = parse(departure["departs_at"]) + timedelta(days=2)
+    payload = {
+        "route_id": departure["route_id"],
+        "vehicle_id": departure["vehicle_id"],
+        "departs_at": later.isoformat(),
+        "returns_at": (later + timedelta(hours=9)).isoformat(),
+    }
+    second = ok(await client.post(DEPARTURES, json=payload, headers=operator.headers), 201)
+    ok(await client.post(f"{DEPARTURES}/{second['id']}/publish", headers=operator.headers))
+    contact = {**CONTACTS["zh_Hans"], "locale": "zh_Hans"}
+    created = ok(
+        await client.post(
+            BOOKINGS,
+            json={
+                "departure_id": departure["id"],
+                "counts": [{"seat_class": "standard", "passenger_type": "adult", "count": 1}],
+                "contact": contact,
+                "passengers": [{"name": contact["name"]}],
+            },
+        ),
+        201,
+    )
+    reference = created["booking"]["reference"]
+    await move(reference, BookingStatus.confirmed)
+    await dispatch_outbox()
+    assert await send_due_notifications() == 1
+    [confirmed] = mailbox.to(contact["email"])
+    [first_event] = calendar_of(confirmed).walk("VEVENT")
+
+    # Same fare: the move is made at once, and the tourist is told with a fresh .ics.
+    with clock.frozen(clock.now() + timedelta(seconds=5)):
+        moved = ok(
+            await client.post(
+                f"{BOOKINGS}/{reference}/rebook",
+                json={"departure_id": second["id"]},
+                headers={"X-Booking-Token": created["access_token"]},
+            )
+        )
+        assert moved["departure_id"] == second["id"]
+        await dispatch_outbox()
+        assert await send_due_notifications() == 1
+    [changed] = with_subject(mailbox, contact["email"], "已变更")
+    assert changed["Subject"] == f"订单 {reference} 已变更：采摘号"
+    text = text_of(changed)
+    assert f"您的订单 {reference} 已改签。" in text
+    assert moved["lines"][0]["seat_label"] in text
+    assert "附件中的日历文件将替换之前发送的那一份。" in text
+    [event] = calendar_of(changed).walk("VEVENT")
+    assert str(event["UID"]) == str(first_event["UID"]) == f"{reference}@tourline"
+    assert int(event["SEQUENCE"]) > int(first_event["SEQUENCE"])
+    assert event.decoded("DTSTART") == later
+    # Dispatched and sent again: nothing more.
+    await dispatch_outbox()
+    assert await send_due_notifications() == 0
+    assert len(mailbox.to(contact["email"])) == 2

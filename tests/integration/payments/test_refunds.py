@@ -21,12 +21,15 @@ import stripe
 from app.booking.controllers import TOKEN_GUESSES
 from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
+from app.booking.services.rebook import revert_overdue_changes
 from app.booking.services.state import transition
-from app.booking.tables import Booking, BookingStatus
+from app.booking.tables import Booking, BookingChange, BookingChangeStatus, BookingStatus
 from app.core import clock
 from app.core.after_commit import effects_after_commit
 from app.core.database import write_transaction
+from app.core.outbox import dispatch_outbox
 from app.core.settings import get_settings
+from app.notifications.tables import Notification
 from app.payments import providers
 from app.payments.services.reconciliation import REFUND_OVERDUE, money_of, money_problem
 from app.payments.services.refunds import (
@@ -195,6 +198,11 @@ async def send_event(
     )
     body: dict[str, Any] = ok(response)
     return body
+
+
+async def seats_left(client: httpx.AsyncClient, departure_id: str) -> int:
+    body = ok(await client.get(f"/api/v1/departures/{departure_id}"))
+    return int(body["seats_left"])
 
 
 def intent_id(started: dict[str, Any]) -> str:
@@ -463,40 +471,218 @@ async def test_rebook_paid_booking_to_cheaper_refunds_the_difference(
     assert await problem_of(ref(created)) is None
 
 
-async def test_rebook_paid_booking_to_dearer_owes_the_balance_and_refunds_nothing(
+async def pay_the_change(
+    client: httpx.AsyncClient, stripe_api: stripe.StripeClient, created: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Start the payment of a pending change's difference and pay it at Stripe (no webhook
+    yet); its PaymentIntent id and the payment start's body."""
+    started: dict[str, Any] = ok(
+        await client.post(f"{BOOKINGS}/{ref(created)}/payments", headers=guest(created))
+    )
+    pi = intent_id(started)
+    await pay_at_stripe(stripe_api, pi)
+    return pi, started
+
+
+async def reconciled(client: httpx.AsyncClient, operator: Account) -> list[dict[str, Any]]:
+    body = ok(await client.get(RECONCILIATION, headers=operator.headers))
+    mismatches: list[dict[str, Any]] = body["mismatches"]
+    return mismatches
+
+
+async def test_rebook_paid_booking_to_dearer_holds_seats_until_the_difference_is_paid(
     client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
 ) -> None:
     first, dearer = await two_departures(client, operator.headers, second_adult=8000)
     created = await hold(client, first["id"], adults=2)
     pi = await pay(client, stripe_api, created)
+    difference = 16000 - 2 * ADULT
 
     body = ok(await rebook(client, created, dearer["id"]))
-    assert body["status"] == "confirmed"
-    assert body["total"]["amount"] == 16000
-    assert body["balance_due"]["amount"] == 16000 - 2 * ADULT
-    assert body["refund"] is None
-    assert await refunds_of(ref(created)) == []
-    assert await stripe_refunds(stripe_api, pi) == []
-    assert await problem_of(ref(created)) is None
-    recon = ok(await client.get(RECONCILIATION, headers=operator.headers))
-    assert recon["mismatches"] == []
-
-    # Back to the first departure: the balance is forgiven first, nothing is refunded.
-    body = ok(await rebook(client, created, first["id"]))
+    # Nothing moves yet: the booking stays where it is, at its price; the new seats wait.
+    assert body["departure_id"] == first["id"]
     assert body["total"]["amount"] == 2 * ADULT
+    assert body["balance_due"]["amount"] == difference
+    change = body["pending_change"]
+    assert change["departure_id"] == dearer["id"]
+    assert change["amount_due"]["amount"] == difference
+    assert change["new_total"]["amount"] == 16000
+    assert len(change["seats"]) == 2
+    assert change["expires_at"] is not None
+    assert await seats_left(client, first["id"]) == 43
+    assert await seats_left(client, dearer["id"]) == 43
+    assert await problem_of(ref(created)) is None
+    # Asked again (a double click): the same pending change, no more seats.
+    assert ok(await rebook(client, created, dearer["id"]))["pending_change"] == change
+    assert await seats_left(client, dearer["id"]) == 43
+
+    # The difference is a payment of its own, through Stripe, for exactly that amount.
+    change_pi, started = await pay_the_change(client, stripe_api, created)
+    assert started["amount"]["amount"] == difference
+    assert change_pi != pi
+    outcome = await send_event(client, "payment_intent.succeeded", {"id": change_pi})
+    assert outcome == {"received": True, "outcome": "completed"}
+
+    body = await view(client, created)
+    assert body["departure_id"] == dearer["id"]
+    assert body["total"]["amount"] == 16000
+    assert body["pending_change"] is None
     assert body["balance_due"] is None
-    assert body["refund"] is None
-    assert await refunds_of(ref(created)) == []
+    assert [line["seat_label"] for line in body["lines"]] == change["seats"]
+    assert await seats_left(client, first["id"]) == 45
+    assert await seats_left(client, dearer["id"]) == 43
+    view_ = await money(client, operator, ref(created))
+    assert (view_["paid"]["amount"], view_["refunded"]["amount"]) == (16000, 0)
+    assert sorted(p["amount"]["amount"] for p in view_["payments"]) == sorted(
+        [2 * ADULT, difference]
+    )
+    assert await problem_of(ref(created)) is None
+    assert await reconciled(client, operator) == []
+    # The same success heard again changes nothing.
+    again = await send_event(client, "payment_intent.succeeded", {"id": change_pi})
+    assert again["outcome"] == "already_applied"
+
+    # Cancelled in full: each payment goes back through its own intent, nothing more.
+    body = ok(await cancel(client, created))
+    assert body["refund"]["amount"] == 16000
+    assert await stripe_refunds(stripe_api, pi) == [2 * ADULT]
+    assert await stripe_refunds(stripe_api, change_pi) == [difference]
+    assert await problem_of(ref(created)) is None
+    assert await reconciled(client, operator) == []
+
+
+async def test_an_unpaid_change_reverts_and_a_late_payment_for_it_goes_back(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    first, dearer = await two_departures(client, operator.headers, second_adult=8000)
+    created = await hold(client, first["id"], adults=2)
+    pi = await pay(client, stripe_api, created)
+    before = await view(client, created)
+    change = ok(await rebook(client, created, dearer["id"]))["pending_change"]
+    # Paid at Stripe, but its webhook is late: the change lapses first.
+    change_pi, _started = await pay_the_change(client, stripe_api, created)
+
+    with clock.frozen(parse(change["expires_at"]) + timedelta(seconds=1)):
+        problem(
+            await client.post(f"{BOOKINGS}/{ref(created)}/payments", headers=guest(created)),
+            409,
+            "change_expired",
+        )
+        assert await revert_overdue_changes() == 1
+        assert await revert_overdue_changes() == 0
+        await dispatch_outbox()
+    after = await view(client, created)
+    assert after == {**before, "balance_due": None, "pending_change": None}
+    booking_id = (await booking_row(ref(created)))["id"]
+    told = await Notification.select(Notification.kind).where(Notification.booking == booking_id)
+    assert "booking.change_reverted" in [row["kind"] for row in told]
+    assert await seats_left(client, dearer["id"]) == 45
+    assert await seats_left(client, first["id"]) == 43
+
+    outcome = await send_event(client, "payment_intent.succeeded", {"id": change_pi})
+    assert outcome["outcome"] == "refunded"
+    # The late difference goes back through its own intent; the booking stands as it was.
+    assert await stripe_refunds(stripe_api, change_pi) == [16000 - 2 * ADULT]
+    assert await stripe_refunds(stripe_api, pi) == []
+    assert (await view(client, created))["departure_id"] == first["id"]
+    assert await problem_of(ref(created)) is None
+    assert await reconciled(client, operator) == []
+
+
+async def test_an_unpaid_changes_open_intent_is_cancelled_when_it_reverts(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    first, dearer = await two_departures(client, operator.headers, second_adult=8000)
+    created = await hold(client, first["id"], adults=2)
+    await pay(client, stripe_api, created)
+    change = ok(await rebook(client, created, dearer["id"]))["pending_change"]
+    started = ok(await client.post(f"{BOOKINGS}/{ref(created)}/payments", headers=guest(created)))
+    change_pi = intent_id(started)
+
+    with clock.frozen(parse(change["expires_at"]) + timedelta(seconds=1)):
+        async with effects_after_commit():
+            assert await revert_overdue_changes() == 1
+        await dispatch_outbox()
+    at_stripe = await stripe_api.v1.payment_intents.retrieve_async(change_pi)
+    assert at_stripe.status == "canceled"
+    [change_payment] = [p for p in await payments_of(ref(created)) if p["change"] is not None]
+    assert change_payment["status"] == PaymentStatus.cancelled
     assert await problem_of(ref(created)) is None
 
-    # Dearer again, then cancelled in full: what was paid comes back, not the new total.
-    ok(await rebook(client, created, dearer["id"]))
-    body = ok(await cancel(client, created))
-    assert body["refund_percent"] == 100
-    assert body["refund"]["amount"] == 2 * ADULT
-    [refund] = await refunds_of(ref(created))
-    await assert_sent_to_stripe(stripe_api, refund, pi, 2 * ADULT)
+
+async def test_a_new_rebooking_supersedes_a_pending_change(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    route, vehicle, first = await bus_line(client, operator.headers)
+    fares: dict[str, dict[str, Any]] = {}
+    for adult, days in ((8000, 12), (9000, 13), (5000, 14)):
+        departure = await create_departure(client, operator.headers, route, vehicle, in_days(days))
+        await put_fares(client, operator.headers, f"{DEPARTURES}/{departure['id']}/fares", adult)
+        fares[str(adult)] = departure
+    created = await hold(client, first["id"], adults=2)
+    pi = await pay(client, stripe_api, created)
+    ok(await rebook(client, created, fares["8000"]["id"]))
+    # Back to where it is: refused, the pending change stays.
+    problem(await rebook(client, created, first["id"]), 400)
+    assert (await view(client, created))["pending_change"]["departure_id"] == fares["8000"]["id"]
+
+    # Dearer still: the first change is dropped (its seats freed), a new one waits.
+    body = ok(await rebook(client, created, fares["9000"]["id"]))
+    assert body["pending_change"]["departure_id"] == fares["9000"]["id"]
+    assert body["pending_change"]["amount_due"]["amount"] == 18000 - 2 * ADULT
+    assert await seats_left(client, fares["8000"]["id"]) == 45
+    assert await seats_left(client, fares["9000"]["id"]) == 43
+
+    # Cheaper: moved at once, the pending change dropped, the difference refunded.
+    body = ok(await rebook(client, created, fares["5000"]["id"]))
+    assert body["departure_id"] == fares["5000"]["id"]
+    assert body["pending_change"] is None
+    assert body["total"]["amount"] == 10000
+    assert await seats_left(client, fares["9000"]["id"]) == 45
+    assert await seats_left(client, first["id"]) == 45
+    assert await stripe_refunds(stripe_api, pi) == [2 * ADULT - 10000]
+    booking_id = (await booking_row(ref(created)))["id"]
+    changes = await BookingChange.select().where(BookingChange.booking == booking_id).run()
+    assert sorted(c["status"] for c in changes) == [BookingChangeStatus.reverted] * 2
     assert await problem_of(ref(created)) is None
+
+
+async def test_rebooking_to_cheaper_twice_at_once_refunds_the_difference_once(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    first, cheaper = await two_departures(client, operator.headers, second_adult=5000)
+    created = await hold(client, first["id"], adults=2)
+    pi = await pay(client, stripe_api, created)
+
+    answers = await asyncio.gather(*(rebook(client, created, cheaper["id"]) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 200], [a.text for a in answers]
+    bodies = [a.json() for a in answers]
+    assert {b["departure_id"] for b in bodies} == {cheaper["id"]}
+    difference = 2 * ADULT - 10000
+    [refund] = await refunds_of(ref(created))
+    assert refund["amount"] == difference
+    assert await stripe_refunds(stripe_api, pi) == [difference]
+    assert (await booking_row(ref(created)))["refund_amount"] == difference
+    assert await problem_of(ref(created)) is None
+
+
+async def test_reconciliation_lists_a_confirmed_booking_whose_money_does_not_add_up(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator.headers)
+    created = await hold(client, departure["id"], adults=2)
+    await pay(client, stripe_api, created)
+    assert await reconciled(client, operator) == []
+    # As an older rebooking left it: a dearer total with the difference never paid.
+    await (
+        Booking.update({Booking.total_amount: 16000, Booking.balance_due: 16000 - 2 * ADULT})
+        .where(Booking.reference == ref(created))
+        .run()
+    )
+    [line] = await reconciled(client, operator)
+    assert line["reference"] == ref(created)
+    assert line["problem"] == "confirmed_but_paid_differs"
+    assert (line["paid"], line["refunded"], line["expected_net"]) == (2 * ADULT, 0, 16000)
 
 
 # ---------------------------------------------------------------- never above what was paid
