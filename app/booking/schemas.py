@@ -106,6 +106,14 @@ class PickupOut(msgspec.Struct, kw_only=True):
     at: datetime
 
 
+class AgencyContactOut(msgspec.Struct, kw_only=True):
+    """The agency that made a booking: the one to ask to change, cancel or pay for it."""
+
+    name: str
+    email: str
+    phone: str | None
+
+
 class BookingOut(msgspec.Struct, kw_only=True):
     reference: str
     status: BookingStatus
@@ -122,6 +130,9 @@ class BookingOut(msgspec.Struct, kw_only=True):
     refund: PriceOut | None
     balance_due: PriceOut | None
     created_at: datetime
+    # Set when an agency made the booking: the agency (or the operator), not its
+    # traveller, changes, cancels or pays for it; the traveller can see it and its ticket.
+    agency: AgencyContactOut | None = None
 
 
 class BookingCreated(msgspec.Struct, kw_only=True):
