@@ -17,6 +17,7 @@ from app.core.delivery import Channel, Claim, Ledger, Outcome, Row
 from app.core.errors import DomainError
 from app.core.i18n import _
 from app.payments.providers import RefundState, get_provider, is_remote
+from app.payments.providers.on_account import NAME as ON_ACCOUNT
 from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
 from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
@@ -134,7 +135,9 @@ async def owe_refund(booking_id: UUID, currency: str, amount: int, reason: str, 
     """Record a refund owed, inside the caller's transaction, never above what was paid.
 
     What a provider took is refunded through it; any rest (a booking confirmed without a
-    provider payment) is left `requires_action` for the operator to settle by hand.
+    provider payment) is left `requires_action` for the operator to settle by hand. A
+    booking charged to an agency's account is refunded to that account, never to a card
+    that also paid it (a traveller's payment that landed after the agency confirmed).
     """
     if amount <= 0:
         return
@@ -143,7 +146,8 @@ async def owe_refund(booking_id: UUID, currency: str, amount: int, reason: str, 
     through_provider = max(0, min(amount, refundable))
     rows = []
     if through_provider:
-        payment = payments[-1]
+        on_account = [p for p in payments if p["provider"] == ON_ACCOUNT]
+        payment = (on_account or payments)[-1]
         rows.append(
             Refund(
                 booking=booking_id,
