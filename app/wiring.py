@@ -1,6 +1,6 @@
 """How a process (server, worker, command) is put together at start-up: what it sets up
 from its settings, which domain hears which event, and who answers what a lower domain
-may ask (`app.core.booking_checks`).
+may ask (`app.core.booking_checks`, `app.core.agency_contacts`).
 
 The order matters where two domains handle one event in its transaction: an agency's
 webhook body is written before the refund rows its booking's change causes, as the change
@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.notifications import handlers as notifications
 from app.notifications.services import sending
 from app.partners import handlers as partners
+from app.partners.services import answer_agency_contacts
 from app.payments import handlers as payments
 from app.payments import providers
 
@@ -25,6 +26,7 @@ def wire_domains() -> None:
     """Subscribe every domain's handlers to the process's bus and answer the checks lower
     domains ask; doing it again changes nothing."""
     answer_booking_checks()
+    answer_agency_contacts()
     booking.subscribe(bus)
     notifications.subscribe(bus)
     partners.subscribe(bus)

@@ -118,6 +118,14 @@ class PendingChangeOut(msgspec.Struct, kw_only=True):
     expires_at: datetime | None
 
 
+class AgencyContactOut(msgspec.Struct, kw_only=True):
+    """The agency that made a booking: the one to ask to change, cancel or pay for it."""
+
+    name: str
+    email: str
+    phone: str | None
+
+
 class BookingOut(msgspec.Struct, kw_only=True):
     reference: str
     status: BookingStatus
@@ -135,6 +143,9 @@ class BookingOut(msgspec.Struct, kw_only=True):
     balance_due: PriceOut | None
     created_at: datetime
     pending_change: PendingChangeOut | None = None
+    # Set when an agency made the booking: the agency (or the operator), not its
+    # traveller, changes, cancels or pays for it; the traveller can see it and its ticket.
+    agency: AgencyContactOut | None = None
 
 
 class BookingCreated(msgspec.Struct, kw_only=True):

@@ -29,6 +29,7 @@ class AgencyRow:
     operator_id: UUID
     name: str
     contact_email: str
+    contact_phone: str
     status: AgencyStatus
     commission_bp: int
     payment_terms: PaymentTerms
@@ -46,7 +47,8 @@ class AgencyRow:
         """From an `Agency.select()` row."""
         return cls(
             id=row["id"], operator_id=row["operator"], name=row["name"],
-            contact_email=row["contact_email"], status=AgencyStatus(row["status"]),
+            contact_email=row["contact_email"], contact_phone=row["contact_phone"],
+            status=AgencyStatus(row["status"]),
             commission_bp=row["commission_bp"],
             payment_terms=PaymentTerms(row["payment_terms"]),
             credit_limit=row["credit_limit"],

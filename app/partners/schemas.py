@@ -11,7 +11,7 @@ from msgspec import UNSET, UnsetType
 
 from app.catalogue.tables import PassengerType
 from app.core.money import MAX_ACCOUNT_AMOUNT, MAX_PRICE, PriceOut
-from app.core.schemas import Email
+from app.core.schemas import Email, Phone
 from app.partners.tables import AgencyStatus, PaymentTerms, WebhookStatus
 
 BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="1000 = 10 %")]
@@ -21,6 +21,8 @@ Url = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=500)]
 class AgencyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
     contact_email: Email
+    # Shown, with the email, to the travellers the agency books for.
+    contact_phone: Phone | None = None
     commission_bp: BasisPoints = 0
     payment_terms: PaymentTerms = PaymentTerms.on_account
     credit_limit: Annotated[int, msgspec.Meta(ge=0, le=MAX_ACCOUNT_AMOUNT)] = 0
@@ -32,6 +34,7 @@ class AgencyCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class AgencyUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)] | UnsetType = UNSET
     contact_email: Email | UnsetType = UNSET
+    contact_phone: Phone | UnsetType | None = UNSET
     status: AgencyStatus | UnsetType = UNSET
     commission_bp: BasisPoints | UnsetType = UNSET
     payment_terms: PaymentTerms | UnsetType = UNSET
@@ -45,6 +48,7 @@ class AgencyOut(msgspec.Struct, kw_only=True):
     id: UUID
     name: str
     contact_email: str
+    contact_phone: str | None
     status: AgencyStatus
     commission_bp: int
     payment_terms: PaymentTerms

@@ -15,7 +15,7 @@ from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.catalogue.services.common import get_operator_row, require_calendar_date
 from app.catalogue.tables import PassengerType, Route
-from app.core import clock
+from app.core import agency_contacts, clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
@@ -49,13 +49,34 @@ def _hash(key: str) -> str:
 def _agency_out(agency: AgencyRow) -> AgencyOut:
     return AgencyOut(
         id=agency.id, name=agency.name, contact_email=agency.contact_email,
-        status=agency.status, commission_bp=agency.commission_bp,
+        contact_phone=agency.contact_phone or None, status=agency.status,
+        commission_bp=agency.commission_bp,
         payment_terms=agency.payment_terms, credit_limit=agency.credit_limit,
         allowed_routes=list(agency.allowed_routes),
         cancellation_cutoff_hours=agency.cancellation_cutoff_hours,
         webhook_url=agency.webhook_url or None, webhook_disabled_at=agency.webhook_disabled_at,
         created_at=agency.created_at,
     )  # fmt: skip
+
+
+async def agency_contact(agency_id: UUID) -> agency_contacts.AgencyContact | None:
+    """The agency as the travellers it booked for may reach it."""
+    row = (
+        await Agency.select(Agency.name, Agency.contact_email, Agency.contact_phone)
+        .where(Agency.id == agency_id)
+        .first()
+        .run()
+    )
+    if row is None:
+        return None
+    return agency_contacts.AgencyContact(
+        name=row["name"], email=row["contact_email"], phone=row["contact_phone"]
+    )
+
+
+def answer_agency_contacts() -> None:
+    """Answer the booking domain's question about agencies (`app.core.agency_contacts`)."""
+    agency_contacts.answer_agency_contact(agency_contact)
 
 
 async def owned_agency(principal: OperatorPrincipal, agency_id: UUID) -> AgencyRow:
@@ -94,7 +115,8 @@ async def create_agency(principal: OperatorPrincipal, data: AgencyCreate) -> Age
     require_operator_admin(principal)
     agency = Agency(
         operator=principal.operator_id, name=data.name, contact_email=data.contact_email,
-        commission_bp=data.commission_bp, payment_terms=data.payment_terms.value,
+        contact_phone=data.contact_phone or "", commission_bp=data.commission_bp,
+        payment_terms=data.payment_terms.value,
         credit_limit=data.credit_limit,
         allowed_routes=await _check_routes(principal, data.allowed_routes),
         cancellation_cutoff_hours=data.cancellation_cutoff_hours,
@@ -130,6 +152,8 @@ async def update_agency(
         value = getattr(data, name)
         if value is not msgspec.UNSET:
             values[getattr(Agency, name)] = value
+    if data.contact_phone is not msgspec.UNSET:
+        values[Agency.contact_phone] = data.contact_phone or ""
     if data.status is not msgspec.UNSET:
         values[Agency.status] = data.status.value
     if data.payment_terms is not msgspec.UNSET:

@@ -39,6 +39,8 @@ class Agency(Table):
     operator = ForeignKey(Operator, on_delete=OnDelete.restrict, null=False, index=True)
     name = Varchar(length=120)
     contact_email = Varchar(length=254)
+    # Shown with the email to travellers the agency booked for ("" when none was given).
+    contact_phone = Varchar(length=32, default="")
     status = Varchar(length=16, choices=AgencyStatus, default=AgencyStatus.active)
     # Commission on the retail price, in basis points (1000 = 10 %).
     commission_bp = Integer(default=0)

@@ -22,7 +22,7 @@ from litestar.response import Redirect, Template
 
 from app.booking.controllers import calendar_response, guarded
 from app.booking.schemas import BookingOut
-from app.booking.services import guest, public_departures
+from app.booking.services import access, guest, public_departures
 from app.booking.tables import BookingStatus
 from app.core import clock
 from app.core.errors import DomainError, NotFound
@@ -110,6 +110,22 @@ async def _booking_page(
     )
 
 
+async def agency_refusal(
+    request: Request[Any, Any, Any], booking: BookingOut, token: str
+) -> Template | None:
+    """The booking page saying which agency to ask (403), when an agency made the booking
+    its guest asks to change, cancel, move or pay for; None for any other booking."""
+    if booking.agency is None:
+        return None
+    try:
+        await access.guest_booking_to_change(booking.reference, token)
+    except DomainError as exc:
+        return await _booking_page(
+            request, booking, token, problems=FormProblems.of(exc), status_code=exc.status_code
+        )
+    return None
+
+
 class BookingPagesController(Controller):
     include_in_schema = False
     exception_handlers = PAGE_EXCEPTION_HANDLERS
@@ -143,6 +159,9 @@ class BookingPagesController(Controller):
         form = await request.form()
         token = text(form, "token")
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
+        refused = await agency_refusal(request, booking, token)
+        if refused is not None:
+            return refused
         data, problems = _details_from_form(booking, form)
         if data is None:
             return await _booking_page(

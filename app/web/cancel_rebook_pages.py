@@ -20,7 +20,13 @@ from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
 from app.core.links import booking_path
 from app.core.pagination import PageParams
-from app.web.booking_pages import Token, _booking_page, _guest_token, booking_link
+from app.web.booking_pages import (
+    Token,
+    _booking_page,
+    _guest_token,
+    agency_refusal,
+    booking_link,
+)
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, small_number, text
 from app.web.templates import page_context
@@ -104,6 +110,9 @@ class CancelRebookPagesController(Controller):
     ) -> Template | Redirect:
         token = _guest_token(request, token)
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
+        refused = await agency_refusal(request, booking, token or "")
+        if refused is not None:
+            return refused
         if booking.status != BookingStatus.confirmed:
             # Only a confirmed booking moves; the booking page says what it can do.
             return Redirect(booking_link(booking.reference, token or ""), status_code=303)
@@ -156,6 +165,9 @@ class CancelRebookPagesController(Controller):
         form = await request.form()
         token = text(form, "token")
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
+        refused = await agency_refusal(request, booking, token)
+        if refused is not None:
+            return refused
         chosen = text(form, "departure_id")
         try:
             departure_id = UUID(chosen)

@@ -17,7 +17,14 @@ from app.core.http_security import PAYMENT_PAGE_CSP, STRIPE_JS_URL
 from app.core.links import lang_code
 from app.core.settings import Settings
 from app.payments.services.start import start_payment
-from app.web.booking_pages import Token, _booking_page, _guest_token, _seconds_left, booking_link
+from app.web.booking_pages import (
+    Token,
+    _booking_page,
+    _guest_token,
+    _seconds_left,
+    agency_refusal,
+    booking_link,
+)
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems
 from app.web.templates import page_context
@@ -37,6 +44,9 @@ class PaymentPagesController(Controller):
     ) -> Response[Any]:
         token = _guest_token(request, token)
         booking = await guarded(request, lambda: guest.get_booking(reference, token))
+        refused = await agency_refusal(request, booking, token or "")
+        if refused is not None:
+            return refused
         change = booking.pending_change
         # A hold is paid in full; a paid booking's pending change, its difference.
         held_until = change.expires_at if change is not None else booking.expires_at

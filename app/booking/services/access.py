@@ -9,9 +9,10 @@ from uuid import UUID
 
 from app.booking.rows import BookingRow, DepartureRow
 from app.booking.services import inventory
-from app.booking.tables import Booking
+from app.booking.tables import Booking, BookingChannel
+from app.core.agency_contacts import agency_contact
 from app.core.database import for_update
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, Forbidden, NotFound
 from app.core.i18n import _
 from app.core.observability import note_booking
 
@@ -51,6 +52,39 @@ async def guest_booking(reference: str, token: str | None) -> BookingRow:
         raise booking_not_found()
     note_booking(row["reference"])
     return BookingRow.from_row(row)
+
+
+def made_by_agency(booking: BookingRow) -> bool:
+    return booking.channel == BookingChannel.agency or booking.agency_id is not None
+
+
+async def refuse_agency_booking(booking: BookingRow) -> None:
+    """A booking an agency made stays under the agency's contract (its cut-off, its net
+    rates, its account): only the agency, through the partner API, or the operator may
+    change, cancel or pay for it. Its traveller may look at it, and is told whom to ask."""
+    if not made_by_agency(booking):
+        return
+    contact = await agency_contact(booking.agency_id) if booking.agency_id else None
+    if contact is None:
+        raise Forbidden(
+            _("A travel agency made this booking: ask it to change or cancel the booking."),
+            code="agency_booking",
+        )
+    reach = ", ".join(part for part in (contact.email, contact.phone) if part)
+    raise Forbidden(
+        _("{agency} made this booking: ask {agency} ({contact}) to change or cancel it.").format(
+            agency=contact.name, contact=reach
+        ),
+        code="agency_booking",
+    )
+
+
+async def guest_booking_to_change(reference: str, token: str | None) -> BookingRow:
+    """`guest_booking` for a change, a cancellation or a payment by its guest: 403
+    `agency_booking` when an agency made it."""
+    booking = await guest_booking(reference, token)
+    await refuse_agency_booking(booking)
+    return booking
 
 
 async def lock_booking(booking_id: UUID) -> tuple[BookingRow, DepartureRow]:

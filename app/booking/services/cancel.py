@@ -16,7 +16,7 @@ from app.booking.services.view import booking_out
 from app.booking.tables import Booking, BookingStatus
 from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.services.common import as_list
-from app.catalogue.tables import Departure, Route
+from app.catalogue.tables import Departure, DepartureStatus, Route
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import Conflict
@@ -78,10 +78,12 @@ async def cancel_booking(
     full_refund: bool = False,
     note: str = "",
 ) -> tuple[int, int]:
-    """Cancel inside the caller's transaction; returns (refund amount, percent).
+    """Cancel inside the caller's transaction, which holds the departure's lock; returns
+    (refund amount, percent).
 
     `reason` is a short code (the audit column holds 64 characters); a guest's own words
-    (up to 200) go in the event's details as `note`."""
+    (up to 200) go in the event's details as `note`. The freed seats are offered to the
+    waiting list (`SeatsFreed`) whoever cancels, unless the departure itself is cancelled."""
     departure = await Departure.select().where(Departure.id == booking.departure_id).first().run()
     assert departure is not None
     if full_refund and booking.status == BookingStatus.confirmed:
@@ -96,17 +98,18 @@ async def cancel_booking(
         booking, BookingStatus.cancelled, actor=actor, reason=reason, refund_amount=refund,
         details=details,
     )  # fmt: skip
+    if departure["status"] != DepartureStatus.cancelled.value:
+        await publish(SeatsFreed(departure_id=booking.departure_id))
     return refund, percent
 
 
 async def guest_cancel(reference: str, token: str | None, reason: str) -> CancellationOut:
     found = await _guest_booking_now(reference, token)
     async with write_transaction():
-        booking, departure = await lock_booking(found.id)
+        booking, _departure = await lock_booking(found.id)
         refund, percent = await cancel_booking(
             booking, actor="guest", reason="cancelled_by_guest", note=reason
         )
-        await publish(SeatsFreed(departure_id=departure.id))
     out = await booking_out(booking.id)
     return CancellationOut(
         refund=PriceOut.minor(refund, booking.currency),

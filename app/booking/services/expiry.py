@@ -8,7 +8,7 @@ from uuid import UUID
 from app.booking.events import SeatsFreed
 from app.booking.rows import BookingRow
 from app.booking.services import inventory
-from app.booking.services.access import guest_booking, lock_booking
+from app.booking.services.access import guest_booking, lock_booking, refuse_agency_booking
 from app.booking.services.state import hold_run_out, transition
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
@@ -30,11 +30,18 @@ async def expire_overdue(departure_id: UUID) -> int:
     return len(overdue)
 
 
-async def _guest_booking_now(reference: str, token: str | None) -> BookingRow:
+async def _guest_booking_now(
+    reference: str, token: str | None, *, to_view: bool = False
+) -> BookingRow:
     """`guest_booking`, expiring it first if it is a hold whose time has run out: a guest
     never sees, changes, cancels or moves a run-out hold as if it were still held (the
-    callers re-read the booking)."""
+    callers re-read the booking).
+
+    Unless only `to_view` it, a booking an agency made is refused (403 `agency_booking`):
+    its guest may look at it, never change, cancel, move or pay for it."""
     booking = await guest_booking(reference, token)
+    if not to_view:
+        await refuse_agency_booking(booking)
     if hold_run_out(booking.status, booking.expires_at):
         await expire_hold(booking.id)
     return booking

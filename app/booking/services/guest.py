@@ -26,7 +26,7 @@ from app.core.i18n import _, localize
 
 
 async def get_booking(reference: str, token: str | None) -> BookingOut:
-    booking = await _guest_booking_now(reference, token)
+    booking = await _guest_booking_now(reference, token, to_view=True)
     return await booking_out(booking.id)
 
 
@@ -83,7 +83,7 @@ async def update_booking(reference: str, token: str | None, data: BookingUpdate)
 
 async def guest_calendar(reference: str, token: str | None) -> bytes:
     """The trip as an iCalendar event, like the one attached to the confirmation."""
-    found = await _guest_booking_now(reference, token)
+    found = await _guest_booking_now(reference, token, to_view=True)
     out = await booking_out(found.id)
     departure = (
         await Departure.select(Departure.returns_at, Departure.route)

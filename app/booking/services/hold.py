@@ -18,7 +18,7 @@ from app.booking.services.access import hash_token, lock_booking, new_reference
 from app.booking.services.availability import class_counts
 from app.booking.services.expiry import expire_overdue
 from app.booking.services.state import hold_running, record_event
-from app.booking.services.view import _booking_view
+from app.booking.services.view import _booking_view, agency_contact_out
 from app.booking.tables import Booking, BookingChannel, BookingLine, BookingStatus
 from app.catalogue.services.common import as_uuid, in_zone
 from app.catalogue.services.fares import EffectiveFares, effective_fares
@@ -303,14 +303,16 @@ async def create_booking(
     await _schedule_expiry(booking.id, expires_at, job_id=f"expire:{booking.id}")
     # The response from the rows as this transaction wrote them, not read back (that
     # would take five more queries).
+    row = BookingRow.from_row(booking.to_dict())
     out = _booking_view(
-        BookingRow.from_row(booking.to_dict()),
+        row,
         departure,
         context["route_slug"],
         context["route_name"],
         context["default_locale"],
         [line.to_dict() for line in lines],
         stop,
+        await agency_contact_out(row),
     )
     return BookingCreated(access_token=token, booking=out)
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from app.accounts.tables import Operator
 from app.booking.rows import BookingRow, DepartureRow
 from app.booking.schemas import (
+    AgencyContactOut,
     BookingLineOut,
     BookingOut,
     ContactOut,
@@ -19,6 +20,7 @@ from app.booking.services.state import pending_change
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.common import as_dict, in_zone
 from app.catalogue.tables import Departure, DepartureStop, PassengerType, Route
+from app.core.agency_contacts import agency_contact
 from app.core.i18n import localize
 from app.core.money import PriceOut
 
@@ -62,14 +64,16 @@ async def booking_out(booking_id: UUID) -> BookingOut:
             .output(load_json=True)
             .run()
         )
+    row = BookingRow.from_row(booking)
     out = _booking_view(
-        BookingRow.from_row(booking),
+        row,
         DepartureRow.from_row(departure),
         route["slug"],
         route["name"],
         operator["default_locale"] if operator else "zh_Hans",
         lines,
         stop,
+        await agency_contact_out(row),
     )
     change = await pending_change(booking_id)
     if change is None:
@@ -101,6 +105,16 @@ async def booking_out(booking_id: UUID) -> BookingOut:
     return out
 
 
+async def agency_contact_out(booking: BookingRow) -> AgencyContactOut | None:
+    """Whom its traveller asks to change a booking an agency made (None for others)."""
+    if booking.agency_id is None:
+        return None
+    contact = await agency_contact(booking.agency_id)
+    if contact is None:
+        return None
+    return AgencyContactOut(name=contact.name, email=contact.email, phone=contact.phone or None)
+
+
 def _booking_view(
     booking: BookingRow,
     departure: DepartureRow,
@@ -109,9 +123,11 @@ def _booking_view(
     fallback_locale: str,
     lines: list[dict[str, Any]],
     stop: dict[str, Any] | None,
+    agency: AgencyContactOut | None = None,
 ) -> BookingOut:
     """A booking as its guest sees it, from its rows (`lines` in position order) and its
-    departure's, its route's slug and name and its operator's default locale."""
+    departure's, its route's slug and name, its operator's default locale and, for an
+    agency's booking, the agency to contact."""
     tz = departure.time_zone
     pickup = None
     if stop is not None:
@@ -165,4 +181,5 @@ def _booking_view(
         refund=price(booking.refund_amount) if booking.refund_amount else None,
         balance_due=price(booking.balance_due) if booking.balance_due else None,
         created_at=booking.created_at,
+        agency=agency,
     )

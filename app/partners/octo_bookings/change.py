@@ -53,7 +53,13 @@ async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) ->
         assert departure is not None
         cutoff = departure["departs_at"] - timedelta(hours=agency.cancellation_cutoff_hours)
         if booking.status == BookingStatus.confirmed and clock.now() > cutoff:
-            raise octo.OctoError("BAD_REQUEST", "The cancellation cut-off has passed")
+            raise octo.OctoError(
+                "BAD_REQUEST",
+                f"The cancellation cut-off has passed: {agency.cancellation_cutoff_hours} "
+                "hours before departure, by the contract",
+                code="cancellation_cutoff_passed",
+                utcCutoffAt=octo.utc_text(cutoff),
+            )
         try:
             await cancel_agency_booking(
                 booking.id,

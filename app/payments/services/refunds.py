@@ -17,6 +17,7 @@ from app.core.delivery import Channel, Claim, Ledger, Outcome, Row
 from app.core.errors import DomainError
 from app.core.i18n import _
 from app.payments.providers import RefundState, get_provider, is_remote
+from app.payments.providers.on_account import NAME as ON_ACCOUNT
 from app.payments.providers.stripe import STRIPE_TIMEOUT_SECONDS
 from app.payments.rows import PaymentRow, RefundRow
 from app.payments.tables import Payment, PaymentStatus, Refund, RefundStatus
@@ -150,14 +151,16 @@ async def owe_refund(
     first, when a particular payment goes back), split over several payments when one
     does not hold enough (a booking paid, then its change's difference); any rest (a
     booking confirmed without a provider payment) is left `requires_action` for the
-    operator to settle by hand.
+    operator to settle by hand. A booking charged to an agency's account is refunded to
+    that account first, never to a card that also paid it (a traveller's payment that
+    landed after the agency confirmed).
     """
     if amount <= 0:
         return
     if await Refund.exists().where(Refund.key.is_in([key, f"{key}:manual"])).run():
         return  # This cause is already owed.
     payments = await _refundable_payments(booking_id)
-    payments.sort(key=lambda item: item[0]["id"] != payment_id)
+    payments.sort(key=lambda item: (item[0]["id"] != payment_id, item[0]["provider"] != ON_ACCOUNT))
     rows: list[Refund] = []
     left = amount
     for payment, refundable in payments:

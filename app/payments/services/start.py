@@ -7,7 +7,7 @@ import logging
 from uuid import UUID
 
 from app.booking.rows import BookingRow
-from app.booking.services.access import guest_booking, lock_booking
+from app.booking.services.access import guest_booking_to_change, lock_booking
 from app.booking.services.state import hold_running, pending_change, transition
 from app.booking.tables import BookingLine, BookingStatus
 from app.core import clock
@@ -44,8 +44,9 @@ async def _details_missing(booking: BookingRow) -> list[FieldError]:
 
 
 async def start_payment(reference: str, token: str | None) -> PaymentStartOut:
-    """Create, or reuse, the payment of a complete booking on hold (a guest's)."""
-    found = await guest_booking(reference, token)
+    """Create, or reuse, the payment of a complete booking on hold (a guest's; an
+    agency's booking is paid by the agency, 403)."""
+    found = await guest_booking_to_change(reference, token)
     return await pay_booking(found.id, actor="guest")
 
 
