@@ -173,7 +173,14 @@ def booking_email(
         ]  # fmt: skip
     elif kind == "payment.refunded_late":
         subject = _("Payment for {reference} refunded").format(reference=reference)
-        if extra.get("for_change"):
+        if extra.get("why") == "paid_twice":
+            body = [
+                _(
+                    "booking {reference} was already paid when your payment arrived; your "
+                    "payment has been refunded in full and the booking stands."
+                ).format(reference=reference)
+            ]
+        elif extra.get("why") == "change_lapsed":
             body = [
                 _(
                     "your payment for moving booking {reference} arrived after the change "

@@ -36,9 +36,10 @@ class PaymentRefundedLate(Event, frozen=True, kw_only=True):
     amount: int
     currency: str
     provider_payment_id: str
-    # True when it paid the difference of a change that had been dropped meanwhile (the
-    # booking itself stands).
-    for_change: bool = False
+    # Why it went back: the hold had run out and its seats were taken (`hold_ran_out`), it
+    # paid the difference of a change dropped meanwhile (`change_lapsed`), or the booking
+    # was already paid (`paid_twice`). In the last two the booking itself stands.
+    why: str = "hold_ran_out"
 
     @property
     def key(self) -> str:

@@ -180,10 +180,11 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
         )
         outdated = cancelled or (owed is not None and intent.amount != owed["total_amount"])
         result = "outdated" if outdated else await confirm_paid(payment["booking"], actor=provider)
-        if result in ("confirmed", "already_confirmed"):
+        if result == "confirmed":
             return result
     # Paid, but the booking cannot be honoured (hold ran out and seats resold, or
-    # cancelled meanwhile): everything paid goes back, with a notice.
+    # cancelled meanwhile), or was already paid by another payment (an agency's account,
+    # a second intent): everything this payment took goes back, with a notice.
     booking = await owe_back(payment["booking"], intent.amount)
     await owe_refund(
         booking.id, booking.currency, intent.amount, "paid_after_expiry",
@@ -196,7 +197,13 @@ async def _apply_success(provider: str, intent: IntentState) -> str:
             amount=intent.amount,
             currency=intent.currency,
             provider_payment_id=intent.provider_id,
-            for_change=payment["change"] is not None,
+            why=(
+                "change_lapsed"
+                if payment["change"] is not None
+                else "paid_twice"
+                if result == "already_confirmed"
+                else "hold_ran_out"
+            ),
         )
     )
     return "refunded"

@@ -147,8 +147,9 @@ async def test_a_card_payment_that_also_landed_never_takes_the_agencys_refund(
     client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
 ) -> None:
     """A traveller's card payment started on the agency's hold (as the guest pages allowed
-    before) lands after the agency confirmed on account: cancelling credits the agency's
-    account with what it was charged, and nothing of it goes to the traveller's card."""
+    before) lands after the agency confirmed on account: the booking was paid already, so
+    the card payment goes back at once; cancelling then credits the agency's account with
+    what it was charged, and nothing more goes to the traveller's card."""
     route, departure = await bus_line(client, operator)
     agency_id, headers = await agency(client, operator, credit_limit=100_000)
     await hold(client, headers, route, departure, "mix-1", ["adult"])
@@ -169,12 +170,16 @@ async def test_a_card_payment_that_also_landed_never_takes_the_agencys_refund(
     await stripe_api.v1.payment_intents.confirm_async(intent_id)
     await stripe_event(client, "payment_intent.succeeded", {"id": intent_id})
     assert await charged_on_account(UUID(agency_id)) == ADULT
+    assert await stripe_refunds(stripe_api, intent_id) == [ADULT]
 
     ok(await client.post("/octo/bookings/mix-1/cancel", json={}, headers=headers))
 
-    assert await _on_account_refunds(row["id"]) == [("on_account", "succeeded", ADULT)]
+    assert await _on_account_refunds(row["id"]) == [
+        ("stripe", "succeeded", ADULT),
+        ("on_account", "succeeded", ADULT),
+    ]
     assert await charged_on_account(UUID(agency_id)) == 0
-    assert await stripe_refunds(stripe_api, intent_id) == []
+    assert await stripe_refunds(stripe_api, intent_id) == [ADULT]
 
 
 async def test_the_operators_cancellation_refunds_a_prepaying_agency_to_its_card(

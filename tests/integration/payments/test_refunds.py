@@ -1193,3 +1193,28 @@ async def test_migration_settles_old_payments_that_can_move_no_more_money(
     settled = {p["status"]: p["settled_at"] for p in await payments_of(ref(created))}
     # A failed intent may still take the tourist's money: the sweep asks Stripe about it.
     assert settled == {"cancelled": long_ago, "succeeded": long_ago, "failed": None}
+
+
+async def test_a_second_payment_for_a_booking_already_paid_goes_back_in_full(
+    client: httpx.AsyncClient, operator: Account, stripe_api: stripe.StripeClient
+) -> None:
+    _route, _vehicle, departure = await bus_line(client, operator.headers)
+    created = await hold(client, departure["id"], adults=2)
+    pi = await pay(client, stripe_api, created)
+    # Another intent for the same booking (its row lost after Stripe answered), paid too.
+    second = await stripe_api.v1.payment_intents.create_async(
+        params={
+            "amount": 2 * ADULT,
+            "currency": "cny",
+            "metadata": {"booking_reference": ref(created)},
+        }
+    )
+    await pay_at_stripe(stripe_api, second.id)
+
+    outcome = await send_event(client, "payment_intent.succeeded", {"id": second.id})
+    assert outcome["outcome"] == "refunded"
+    assert await stripe_refunds(stripe_api, second.id) == [2 * ADULT]
+    assert await stripe_refunds(stripe_api, pi) == []
+    assert (await view(client, created))["status"] == "confirmed"
+    assert await problem_of(ref(created)) is None
+    assert await reconciled(client, operator) == []
