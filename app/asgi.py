@@ -42,13 +42,14 @@ from app.core import database, http_clients, jobs
 from app.core.http_security import (
     CanonicalPathMiddleware,
     PublicRateLimitMiddleware,
-    RejectNulMiddleware,
     SecurityHeadersMiddleware,
 )
 from app.core.i18n import current_locale
 from app.core.locale_middleware import LocaleMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging
-from app.core.pagination import provide_page_params
+from app.core.openapi import ClosedStructSchemaPlugin
+from app.core.pagination import page_params_provider
+from app.core.request_input import RequestInputMiddleware, StrictJsonRequest
 from app.core.settings import Settings, get_settings
 from app.notifications.controllers import OperatorNotificationController
 from app.partners.controllers.agencies import OperatorAgencyController
@@ -203,12 +204,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=ROUTE_HANDLERS,
         dependencies={
             "settings": Provide(provide_settings, sync_to_thread=False),
-            "page_params": Provide(provide_page_params, sync_to_thread=False),
+            "page_params": Provide(page_params_provider(settings), sync_to_thread=False),
         },
         exception_handlers=APP_EXCEPTION_HANDLERS,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=_openapi_config(),
+        # Before Litestar's own: request bodies' schemas say they refuse unknown fields.
+        plugins=[ClosedStructSchemaPlugin()],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             # Browser code may read these answers' request id, wait and language.
@@ -217,6 +220,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.cors_origins
         else None,
         request_max_body_size=settings.max_body_bytes,
+        # JSON bodies are decoded strictly against the handler's type.
+        request_class=StrictJsonRequest,
         response_cache_config=_response_cache_config(settings),
         template_config=template_config(settings),
         # The settings this app was built with (e.g. /ready checks *its* Redis).
@@ -231,7 +236,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # route never reaches it (a documented limitation, litestar-org/litestar#175), and
     # Litestar 2 has no setting for middleware around its router.
     app.asgi_handler = PublicRateLimitMiddleware(app.asgi_handler, settings)
-    app.asgi_handler = RejectNulMiddleware(app.asgi_handler, settings.max_body_bytes)
+    app.asgi_handler = RequestInputMiddleware(app.asgi_handler, settings.max_body_bytes, app.routes)
     app.asgi_handler = LocaleMiddleware(app.asgi_handler)
     app.asgi_handler = AuditMiddleware(app.asgi_handler, settings.max_body_bytes)
     app.asgi_handler = SecurityHeadersMiddleware(app.asgi_handler, https=settings.is_production)

@@ -1,10 +1,14 @@
-"""The audit log of staff actions: every change made through the operator and admin APIs,
-by whom, when, with what, and how it ended.
+"""The audit log of staff actions: every change made through the operator and admin APIs
+and the staff pages, by whom, when, with what, and how it ended.
 
-`AuditMiddleware` sees each request whole: the staff principal the bearer token resolved
-to (left in the request state by `provide_principal`), the body as sent and the status
-answered. It writes the entry after the answer, so an audit row never holds a change back;
-a failure to write it is logged, never shown to the caller.
+`AuditMiddleware` sees each request whole: the staff principal the bearer token (or the
+staff pages' cookie) resolved to, left in the request state by `provide_principal`, the
+body as sent and the status answered. A change is recorded in its own transaction: the
+first transaction of the request that commits writes the entry just before its COMMIT
+(`app.core.change_record`), so a change is never committed without its entry, and an
+entry never stays for a change that rolled back. A request that committed nothing (refused,
+invalid, in conflict) is recorded after its answer, with its status: an attempt, not a
+change.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from app.accounts.schemas import AuditEntryOut, AuditFilters, OperatorPrincipal,
 from app.accounts.services import require_operator_admin, require_platform_admin
 from app.accounts.tables import AuditEntry
 from app.core import clock
+from app.core.change_record import recording
 from app.core.observability import request_id_var
 from app.core.pagination import Page, PageParams, fetch_page, page_of
 
@@ -59,7 +64,7 @@ def _changes(body: bytes, content_type: str) -> Any:
         return redact(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
     try:
         return redact(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"unparsed_bytes": len(body)}
 
 
@@ -68,6 +73,79 @@ def _content_type(scope: Scope) -> str:
         if name == b"content-type":
             return str(value.decode("latin-1")).lower()
     return ""
+
+
+class _RequestRecord:
+    """The audit entry of one request: written inside the request's first committing
+    transaction (a `ChangeRecord`), or else after the answer."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.body = bytearray()
+        self.status: int | None = None
+        # The entry written in a transaction that committed, and the status it says.
+        self.entry_id: Any = None
+        self.recorded_status: int | None = None
+        # Written in a transaction not yet committed.
+        self.pending: tuple[Any, int] | None = None
+        # Once the answer is sent, transactions (of tasks the request started) leave it.
+        self.closed = False
+
+    def principal(self) -> Principal | None:
+        principal = self.scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
+        return principal if isinstance(principal, Principal) else None
+
+    def _entry(self, principal: Principal, status: int) -> AuditEntry:
+        method = str(self.scope.get("method", ""))
+        changes = _changes(bytes(self.body), _content_type(self.scope))
+        return AuditEntry(
+            at=clock.now(),
+            seq=time.time_ns(),
+            staff=principal.staff_id,
+            operator=principal.operator_id,
+            method=method,
+            route=str(self.scope.get("path_template") or self.scope["path"])[:200],
+            path=self.scope["path"][:500],
+            status_code=status,
+            request_id=request_id_var.get() or "",
+            # As JSON text: Piccolo would take a bare string (a body of "x") for JSON text.
+            changes=None if changes is None else json.dumps(changes),
+        )
+
+    async def write(self) -> bool:
+        principal = self.principal()
+        if self.closed or self.entry_id is not None or principal is None:
+            return False
+        # The status the handler answers when it succeeds; corrected after the answer if
+        # it answered another.
+        status = int(getattr(self.scope.get("route_handler"), "status_code", None) or 200)
+        entry = self._entry(principal, status)
+        await AuditEntry.insert(entry).run()
+        self.pending = (entry.id, status)
+        return True
+
+    def committed(self) -> None:
+        if self.pending is not None:
+            self.entry_id, self.recorded_status = self.pending
+
+    async def finish(self) -> None:
+        """After the answer: correct the committed entry's status, or record the attempt
+        that committed nothing."""
+        self.closed = True
+        status = self.status or 500
+        principal = self.principal()
+        try:
+            if self.entry_id is not None:
+                if status != self.recorded_status:
+                    await (
+                        AuditEntry.update({AuditEntry.status_code: status})
+                        .where(AuditEntry.id == self.entry_id)
+                        .run()
+                    )
+            elif principal is not None:
+                await AuditEntry.insert(self._entry(principal, status)).run()
+        except Exception:  # the answer is sent; losing its log line must not fail it
+            logger.exception("could not write the audit entry of %s", self.scope["path"])
 
 
 class AuditMiddleware:
@@ -83,47 +161,24 @@ class AuditMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        body = bytearray()
-        status = 500
+        record = _RequestRecord(scope)
 
         async def receive_and_keep() -> ReceiveMessage:
             message = await receive()
-            if message["type"] == "http.request" and len(body) <= self.max_body_bytes:
-                body.extend(message.get("body", b""))
+            if message["type"] == "http.request" and len(record.body) <= self.max_body_bytes:
+                record.body.extend(message.get("body", b""))
             return message
 
         async def send_and_note(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                record.status = message["status"]
             await send(message)
 
         try:
-            await self.app(scope, receive_and_keep, send_and_note)
+            with recording(record):
+                await self.app(scope, receive_and_keep, send_and_note)
         finally:
-            principal = scope.get("state", {}).get(PRINCIPAL_STATE_KEY)
-            if isinstance(principal, Principal):
-                await self._record(scope, principal, status, bytes(body))
-
-    async def _record(self, scope: Scope, principal: Principal, status: int, body: bytes) -> None:
-        method = str(scope.get("method", ""))
-        try:
-            await AuditEntry.insert(
-                AuditEntry(
-                    at=clock.now(),
-                    seq=time.time_ns(),
-                    staff=principal.staff_id,
-                    operator=principal.operator_id,
-                    method=method,
-                    route=str(scope.get("path_template") or scope["path"])[:200],
-                    path=scope["path"][:500],
-                    status_code=status,
-                    request_id=request_id_var.get() or "",
-                    changes=_changes(body, _content_type(scope)),
-                )
-            ).run()
-        except Exception:  # the change is made; losing its log line must not fail it
-            logger.exception("could not write the audit entry of %s", scope["path"])
+            await record.finish()
 
 
 def _out(row: dict[str, Any]) -> AuditEntryOut:

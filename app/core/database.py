@@ -29,6 +29,7 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 from piccolo.querystring import QueryString
 
 from app.core.after_commit import effects_of_transaction
+from app.core.change_record import current_record
 from app.core.engine import get_engine, is_sqlite
 from app.core.errors import DatabaseUnavailable
 from app.core.settings import Settings
@@ -390,16 +391,23 @@ async def close_database(engine: Engine[Any] | None = None) -> None:
 @contextlib.asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """A transaction for reads that lead to writes (IMMEDIATE on SQLite). The outermost
-    one runs the `after_commit` effects made inside it once it has committed."""
+    one runs the `after_commit` effects made inside it once it has committed, and carries
+    the request's change record (the audit entry of a staff write) into its COMMIT."""
 
     engine = get_engine()
+    record = current_record() if engine.current_transaction.get() is None else None
+    wrote = False
     async with effects_of_transaction():
         if isinstance(engine, SQLiteEngine):
-            async with engine.transaction(transaction_type=TransactionType.immediate):
-                yield
+            transaction = engine.transaction(transaction_type=TransactionType.immediate)
         else:
-            async with engine.transaction():
-                yield
+            transaction = engine.transaction()
+        async with transaction:
+            yield
+            if record is not None:
+                wrote = await record.write()
+        if wrote and record is not None:
+            record.committed()
 
 
 async def ping() -> None:

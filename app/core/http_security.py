@@ -4,10 +4,8 @@ on each response, and a per-IP request limit on the public API shared through Re
 from __future__ import annotations
 
 import html
-import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
@@ -17,7 +15,6 @@ from litestar.types import (
     HTTPResponseStartEvent,
     Message,
     Receive,
-    ReceiveMessage,
     Scope,
     Send,
 )
@@ -25,8 +22,6 @@ from litestar.types import (
 from app.core import ratelimit
 from app.core.errors import (
     PROBLEM_MEDIA_TYPE,
-    FieldError,
-    InvalidInput,
     Problem,
     TooManyRequests,
 )
@@ -185,7 +180,7 @@ class PublicRateLimitMiddleware:
         )
         headers = {"retry-after": str(verdict.retry_after)}
         if scope["path"].startswith(PUBLIC_PAGE_PREFIXES):
-            await send_html(send, 429, _page(refusal.title(), refusal.detail or ""), headers)
+            await send_html(send, 429, refusal_page(refusal.title(), refusal.detail or ""), headers)
             return
         problem = Problem(
             title=refusal.title(), status=429, code=refusal.code, detail=refusal.detail,
@@ -194,7 +189,7 @@ class PublicRateLimitMiddleware:
         await send_problem(send, problem, headers)
 
 
-def _page(title: str, message: str) -> str:
+def refusal_page(title: str, message: str) -> str:
     """A bare page for a refusal made before any template could run."""
     lang = "en" if current_locale() == "en" else "zh-Hans"
     return (
@@ -202,26 +197,6 @@ def _page(title: str, message: str) -> str:
         f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
         f"<p>{html.escape(message)}</p></body></html>"
     )
-
-
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """Where in a decoded JSON document the first text with a NUL character is."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return where
-            found = _nul_path(item, where)
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_path(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 REPEATED_SLASHES = re.compile(r"/{2,}")
@@ -240,73 +215,3 @@ class CanonicalPathMiddleware:
             path = REPEATED_SLASHES.sub("/", scope["path"])
             scope["path"], scope["raw_path"] = path, path.encode()
         await self.app(scope, receive, send)
-
-
-class RejectNulMiddleware:
-    """Text with a NUL character is refused (400 naming the field) before any handler sees
-    it: PostgreSQL cannot store it, and no name, reference or note needs it."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
-        query = scope.get("query_string", b"")
-        if b"%00" in query or b"\x00" in query:
-            for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-                if "\x00" in name or "\x00" in value:
-                    await self._refuse(scope, send, name, "query")
-                    return
-        if scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more and size <= self.max_body_bytes:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if b"\\u0000" in body or b"\x00" in body:
-            try:
-                field = _nul_path(json.loads(body)) or "body"
-            except ValueError:
-                field = "body"
-            await self._refuse(scope, send, field, "body")
-            return
-        replayed = False
-
-        async def replay() -> ReceiveMessage:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": more}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _refuse(scope: Scope, send: Send, field: str, source: str) -> None:
-        message = _("Text may not contain NUL characters.")
-        if scope["path"].startswith("/octo/"):
-            # OCTO clients expect OCTO's error body.
-            await send_json(
-                send,
-                400,
-                {"error": "BAD_REQUEST", "errorMessage": message, "field": field},
-            )
-            return
-        problem = Problem(
-            title=InvalidInput(field, message).title(), status=400, code="validation_error",
-            detail=message, instance=scope["path"],
-            errors=[FieldError(field=field, message=message, source=source)],
-        )  # fmt: skip
-        await send_problem(send, problem, {})

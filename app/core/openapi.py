@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import msgspec
+
+# Litestar's own schema of msgspec Structs, which this extends (not exported elsewhere).
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Schema
+from litestar.typing import FieldDefinition
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 
 @dataclass
@@ -30,3 +39,17 @@ class PrometheusTextOperation(Operation):
             success.content = {
                 "text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
             }
+
+
+class ClosedStructSchemaPlugin(StructSchemaPlugin):
+    """Structs that refuse unknown fields (`forbid_unknown_fields=True`, every request
+    body) say so: `additionalProperties: false`, as they are enforced."""
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        config = getattr(field_definition.type_, "__struct_config__", None)
+        if isinstance(config, msgspec.structs.StructConfig) and config.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
-from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from piccolo.columns import Column
 from piccolo.custom_types import Combinable
@@ -43,26 +42,51 @@ def page_of(items: list[T], params: PageParams, total: int) -> Page[T]:
 MAX_PAGE = 100_000
 
 
-def provide_page_params(
-    settings: NamedDependency[Settings],
-    page: Annotated[int, QueryParameter(name="page", description="Page number, from 1")] = 1,
-    page_size: Annotated[
-        int | None, QueryParameter(name="page_size", description="Items per page (capped)")
-    ] = None,
-) -> PageParams:
-    if page < 1 or page > MAX_PAGE:
-        raise InvalidInput(
-            "page", _("Must be between 1 and {maximum}.").format(maximum=MAX_PAGE), source="query"
-        )
-    size = settings.default_page_size if page_size is None else page_size
-    if size < 1 or size > settings.max_page_size:
-        raise InvalidInput(
-            "page_size",
-            _("Must be between 1 and {maximum}.").format(maximum=settings.max_page_size),
-            source="query",
-            code="page_size_too_large" if size > settings.max_page_size else None,
-        )
-    return PageParams(page=page, page_size=size)
+def page_params_provider(settings: Settings) -> Callable[..., PageParams]:
+    """The `page_params` dependency of an app with `settings`: its OpenAPI parameters say
+    the limits it enforces (`minimum: 1`, and `maximum`: the setting's page size)."""
+
+    def provide_page_params(
+        page: int = 1, page_size: int = settings.default_page_size
+    ) -> PageParams:
+        if page < 1 or page > MAX_PAGE:
+            raise InvalidInput(
+                "page",
+                _("Must be between 1 and {maximum}.").format(maximum=MAX_PAGE),
+                source="query",
+            )
+        size = page_size
+        if size < 1 or size > settings.max_page_size:
+            raise InvalidInput(
+                "page_size",
+                _("Must be between 1 and {maximum}.").format(maximum=settings.max_page_size),
+                source="query",
+                code="page_size_too_large" if size > settings.max_page_size else None,
+            )
+        return PageParams(page=page, page_size=size)
+
+    # Set here, not written in the signature: the maximum is this app's setting. Only
+    # documented (schema_extra): the checks above answer with their own messages and codes.
+    provide_page_params.__annotations__ = {
+        "page": Annotated[
+            int,
+            QueryParameter(
+                name="page",
+                description="Page number, from 1",
+                schema_extra={"minimum": 1, "maximum": MAX_PAGE},
+            ),
+        ],
+        "page_size": Annotated[
+            int,
+            QueryParameter(
+                name="page_size",
+                description=f"Items per page, 1 to {settings.max_page_size}",
+                schema_extra={"minimum": 1, "maximum": settings.max_page_size},
+            ),
+        ],
+        "return": PageParams,
+    }
+    return provide_page_params
 
 
 async def fetch_page(

@@ -51,6 +51,25 @@ class OctoError(Exception):
         return {"error": self.error, "errorMessage": self.message, **self.extra}
 
 
+def text_field(body: dict[str, Any], name: str, default: str = "", *, where: str = "") -> str:
+    """A text field of an OCTO request body: absent or null is `default`; any other type
+    is a BAD_REQUEST naming the field, never converted (`"productId": 5` is not "5")."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        field = where or name
+        raise OctoError("BAD_REQUEST", f"{field} must be a string", field=field)
+    return value
+
+
+def whole_number(value: Any, field: str) -> int:
+    """A whole number of an OCTO request body (true, 2.0 and "2" are not)."""
+    if type(value) is not int:
+        raise OctoError("BAD_REQUEST", f"{field} must be a whole number", field=field)
+    return value
+
+
 async def agency_row(principal: AgencyPrincipal) -> AgencyRow:
     row = (
         await Agency.select()
@@ -190,8 +209,10 @@ def pricing(retail: int, net: int, currency: str, unit_id: str | None = None) ->
 
 
 def parse_date(value: Any, field: str) -> date:
+    if not isinstance(value, str):
+        raise OctoError("BAD_REQUEST", f"{field} must be a date (YYYY-MM-DD)", field=field)
     try:
-        day = date.fromisoformat(str(value))
+        day = date.fromisoformat(value)
     except ValueError:
         raise OctoError("BAD_REQUEST", f"{field} must be a date (YYYY-MM-DD)") from None
     if not clock.within_calendar(day):

@@ -21,7 +21,9 @@ from app.partners.octo import (
     pickups_at,
     pricing,
     route_of,
+    text_field,
     utc_text,
+    whole_number,
 )
 from app.partners.pricing import agency_price_channel
 from app.partners.schemas import AgencyPrincipal
@@ -51,12 +53,15 @@ def _requested_units(body: dict[str, Any]) -> dict[str, int]:
     if not isinstance(units, list):
         raise OctoError("BAD_REQUEST", "units must be a list of {id, quantity}")
     wanted: dict[str, int] = {}
-    for unit in units:
-        unit_id = str(unit.get("id", "")) if isinstance(unit, dict) else ""
-        quantity = unit.get("quantity", 0) if isinstance(unit, dict) else 0
+    for index, unit in enumerate(units):
+        if not isinstance(unit, dict):
+            field = f"units[{index}]"
+            raise OctoError("BAD_REQUEST", f"{field} must be an object", field=field)
+        unit_id = text_field(unit, "id", where=f"units[{index}].id")
+        quantity = whole_number(unit.get("quantity", 0), f"units[{index}].quantity")
         if unit_id not in {kind.value for kind in PassengerType}:
             raise OctoError("INVALID_UNIT_ID", "The unit ID was invalid", unitId=unit_id)
-        if not isinstance(quantity, int) or quantity < 0:
+        if quantity < 0:
             raise OctoError("BAD_REQUEST", "units[].quantity must be a whole number")
         wanted[unit_id] = wanted.get(unit_id, 0) + quantity
     return wanted
@@ -67,8 +72,8 @@ async def availability(
 ) -> list[dict[str, Any]]:
     """Departures of a product and option in a local date range, or by availability ids:
     vacancies as this agency sees them (its own allotment included, others' not)."""
-    route = await route_of(principal, str(body.get("productId", "")))
-    option_id = str(body.get("optionId", ""))
+    route = await route_of(principal, text_field(body, "productId"))
+    option_id = text_field(body, "optionId")
     await check_option(route, option_id)
     operator = await get_operator_row(principal.operator_id)
     tz = clock.zone(operator.time_zone)
@@ -88,9 +93,12 @@ async def availability(
         if not isinstance(ids, list):
             raise OctoError("BAD_REQUEST", "availabilityIds must be a list")
         parsed = []
-        for availability_id in ids:
+        for index, availability_id in enumerate(ids):
+            if not isinstance(availability_id, str):
+                field = f"availabilityIds[{index}]"
+                raise OctoError("BAD_REQUEST", f"{field} must be a string", field=field)
             try:
-                parsed.append(UUID(str(availability_id)))
+                parsed.append(UUID(availability_id))
             except ValueError:
                 raise OctoError(
                     "INVALID_AVAILABILITY_ID", "The availability ID was invalid",
@@ -124,9 +132,7 @@ async def availability(
             if local_days[0] <= in_zone(d.departs_at, d.time_zone).date() <= local_days[1]
         ]
     wanted = _requested_units(body)
-    pickup_id = body.get("pickupLocationId")
-    if pickup_id is not None and not isinstance(pickup_id, str):
-        raise OctoError("BAD_REQUEST", "pickupLocationId must be a string")
+    pickup_id = text_field(body, "pickupLocationId") or None
     price_channel = await agency_price_channel(principal.agency_id, route.id)
     counts = await class_counts([d.id for d in departures], principal.agency_id)
     fares = await effective_fares([(d.id, d.route_id) for d in departures])

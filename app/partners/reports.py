@@ -8,9 +8,8 @@ charged on account).
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 from piccolo.custom_types import Combinable
@@ -20,6 +19,7 @@ from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.common import get_operator_row, in_zone, require_calendar_date
 from app.catalogue.tables import Departure
 from app.core import clock
+from app.core.csv_files import csv_text
 from app.core.errors import InvalidInput
 from app.core.i18n import _
 from app.core.labels import status_label
@@ -208,49 +208,45 @@ async def statement(
 
 def statement_csv(data: StatementOut) -> str:
     """One row per booking and a totals row; amounts in major units with the currency."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
+    header = [
+        _("Booking"),
+        _("Agency reference"),
+        _("Status"),
+        _("Departure"),
+        _("Seats"),
+        _("Confirmed"),
+        _("Gross"),
+        _("Commission"),
+        _("Net"),
+        _("Refunded"),
+        _("Net owed"),
+        _("Currency"),
+    ]
+
+    def major(amount: int) -> Decimal:
+        return Money(amount=amount, currency=data.currency).to_decimal()
+
+    rows: list[list[object]] = [
         [
-            _("Booking"),
-            _("Agency reference"),
-            _("Status"),
-            _("Departure"),
-            _("Seats"),
-            _("Confirmed"),
-            _("Gross"),
-            _("Commission"),
-            _("Net"),
-            _("Refunded"),
-            _("Net owed"),
-            _("Currency"),
+            line.reference,
+            line.reseller_reference,
+            status_label(line.status),
+            in_zone(line.departs_at, data.time_zone).date().isoformat(),
+            line.seats,
+            in_zone(line.confirmed_at, data.time_zone).date().isoformat()
+            if line.confirmed_at
+            else "",
+            major(line.gross),
+            major(line.commission),
+            major(line.net),
+            major(line.refunded),
+            major(line.net_owed),
+            data.currency,
         ]
-    )
-
-    def major(amount: int) -> str:
-        return str(Money(amount=amount, currency=data.currency).to_decimal())
-
-    for line in data.lines:
-        writer.writerow(
-            [
-                line.reference,
-                line.reseller_reference,
-                status_label(line.status),
-                in_zone(line.departs_at, data.time_zone).date().isoformat(),
-                line.seats,
-                in_zone(line.confirmed_at, data.time_zone).date().isoformat()
-                if line.confirmed_at
-                else "",
-                major(line.gross),
-                major(line.commission),
-                major(line.net),
-                major(line.refunded),
-                major(line.net_owed),
-                data.currency,
-            ]
-        )
+        for line in data.lines
+    ]
     totals = data.totals
-    writer.writerow(
+    rows.append(
         [
             _("Total"),
             "",
@@ -266,4 +262,4 @@ def statement_csv(data: StatementOut) -> str:
             data.currency,
         ]
     )
-    return buffer.getvalue()
+    return csv_text(header, rows)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Literal
 from uuid import UUID
@@ -39,6 +37,7 @@ from app.catalogue.services.departure_status import change_departure_status
 from app.catalogue.services.departures import departure_out, list_departures
 from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
 from app.core import clock
+from app.core.csv_files import csv_text
 from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.events import publish
@@ -132,40 +131,36 @@ async def manifest(
 
 def manifest_csv(data: Manifest) -> str:
     """The manifest as CSV with translated headers, for printing or a spreadsheet."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
+    header = [
+        _("Seat"),
+        _("Class"),
+        _("Passenger"),
+        _("Passenger type"),
+        _("Booking"),
+        _("Status"),
+        _("Pick-up stop"),
+        _("Pick-up time"),
+        _("Contact"),
+        _("Phone"),
+        _("Checked in"),
+    ]
+    rows = [
         [
-            _("Seat"),
-            _("Class"),
-            _("Passenger"),
-            _("Passenger type"),
-            _("Booking"),
-            _("Status"),
-            _("Pick-up stop"),
-            _("Pick-up time"),
-            _("Contact"),
-            _("Phone"),
-            _("Checked in"),
+            line.seat_label,
+            line.seat_class,
+            line.passenger_name,
+            line.passenger_type.value,
+            line.reference,
+            line.status.value,
+            line.pickup_stop or "",
+            line.pickup_at.strftime("%Y-%m-%d %H:%M") if line.pickup_at else "",
+            line.contact_name,
+            line.contact_phone,
+            line.checked_in_at.strftime("%H:%M") if line.checked_in_at else "",
         ]
-    )
-    for line in data.lines:
-        writer.writerow(
-            [
-                line.seat_label,
-                line.seat_class,
-                line.passenger_name,
-                line.passenger_type.value,
-                line.reference,
-                line.status.value,
-                line.pickup_stop or "",
-                line.pickup_at.strftime("%Y-%m-%d %H:%M") if line.pickup_at else "",
-                line.contact_name,
-                line.contact_phone,
-                line.checked_in_at.strftime("%H:%M") if line.checked_in_at else "",
-            ]
-        )
-    return buffer.getvalue()
+        for line in data.lines
+    ]
+    return csv_text(header, rows)
 
 
 async def check_in(principal: OperatorPrincipal, departure_id: UUID, data: CheckInIn) -> CheckInOut:

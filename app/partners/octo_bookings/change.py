@@ -64,7 +64,7 @@ async def cancel(principal: AgencyPrincipal, uuid: str, body: dict[str, Any]) ->
             await cancel_agency_booking(
                 booking.id,
                 actor=f"agency:{principal.agency_id}",
-                note=str(body.get("reason") or "")[:200],
+                note=octo.text_field(body, "reason")[:200],
             )
         except DomainError as exc:
             raise octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code)) from exc

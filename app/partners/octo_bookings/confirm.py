@@ -17,41 +17,57 @@ from app.partners.tables import Agency, PaymentTerms
 from app.payments.services.start import charge_on_account, pay_booking
 
 
-def _full_name(person: dict[str, Any]) -> str:
-    return str(person.get("fullName") or " ".join(
-        str(person.get(k) or "") for k in ("firstName", "lastName")
-    ).strip())  # fmt: skip
+def _full_name(person: dict[str, Any], where: str) -> str:
+    full = octo.text_field(person, "fullName", where=f"{where}.fullName")
+    parts = [octo.text_field(person, k, where=f"{where}.{k}") for k in ("firstName", "lastName")]
+    return full or " ".join(parts).strip()
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    """An object field of the body ({} when absent or null); any other type is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise octo.OctoError("BAD_REQUEST", f"{field} must be an object", field=field)
+    return value
 
 
 def _unit_names(body: dict[str, Any]) -> tuple[str, ...]:
     """Each unit item's traveller name, in order ("" where none was given)."""
     items = body.get("unitItems")
+    if items is not None and not isinstance(items, list):
+        raise octo.OctoError("BAD_REQUEST", "unitItems must be a list", field="unitItems")
     names = []
-    for item in items if isinstance(items, list) else []:
-        person = item.get("contact") if isinstance(item, dict) else None
-        names.append(_full_name(person if isinstance(person, dict) else {})[:120])
+    for index, item in enumerate(items or []):
+        where = f"unitItems[{index}]"
+        person = _object(_object(item, where).get("contact"), f"{where}.contact")
+        names.append(_full_name(person, f"{where}.contact")[:120])
     return tuple(names)
 
 
 def _contact(body: dict[str, Any]) -> AgencyContact:
     """The lead contact of a confirm (or payment) request, and the travellers' names."""
-    given = body.get("contact")
-    contact: dict[str, Any] = given if isinstance(given, dict) else {}
-    name = _full_name(contact)
-    email = str(contact.get("emailAddress") or "")
+    contact = _object(body.get("contact"), "contact")
+    name = _full_name(contact, "contact")
+    email = octo.text_field(contact, "emailAddress", where="contact.emailAddress")
     if not name or not email:
         raise octo.OctoError(
             "BAD_REQUEST", "contact.fullName and contact.emailAddress are required"
         )
     locales = contact.get("locales")
-    locale = locales[0] if isinstance(locales, list) and locales else "zh-Hans"
-    reseller_reference = body.get("resellerReference")
+    if locales is not None and not (
+        isinstance(locales, list) and all(isinstance(item, str) for item in locales)
+    ):
+        field = "contact.locales"
+        raise octo.OctoError("BAD_REQUEST", f"{field} must be a list of strings", field=field)
+    locale = locales[0] if locales else "zh-Hans"
+    reseller_reference = octo.text_field(body, "resellerReference")
     return AgencyContact(
         name=name,
         email=email,
-        phone=str(contact.get("phoneNumber") or ""),
-        locale="en" if str(locale).lower().startswith("en") else "zh_Hans",
-        reseller_reference=str(reseller_reference) if reseller_reference else None,
+        phone=octo.text_field(contact, "phoneNumber", where="contact.phoneNumber"),
+        locale="en" if locale.lower().startswith("en") else "zh_Hans",
+        reseller_reference=reseller_reference or None,
         traveller_names=_unit_names(body),
     )
 

@@ -24,7 +24,7 @@ MAX_HOLD_MINUTES = 24 * 60
 def hold_minutes(body: dict[str, Any]) -> int:
     """The request's `expirationMinutes` (a hold's, or an extension's), checked."""
     minutes = body.get("expirationMinutes", DEFAULT_HOLD_MINUTES)
-    if not isinstance(minutes, int) or not 1 <= minutes <= MAX_HOLD_MINUTES:
+    if type(minutes) is not int or not 1 <= minutes <= MAX_HOLD_MINUTES:
         raise octo.OctoError("BAD_REQUEST", f"expirationMinutes must be 1 to {MAX_HOLD_MINUTES}")
     return minutes
 
@@ -39,8 +39,11 @@ def _unit_counts(body: dict[str, Any]) -> dict[str, int]:
     if not isinstance(items, list) or not items:
         raise octo.OctoError("BAD_REQUEST", "unitItems must list at least one unit")
     counts: dict[str, int] = {}
-    for item in items:
-        unit_id = str(item.get("unitId", "")) if isinstance(item, dict) else ""
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            field = f"unitItems[{index}]"
+            raise octo.OctoError("BAD_REQUEST", f"{field} must be an object", field=field)
+        unit_id = octo.text_field(item, "unitId", where=f"unitItems[{index}].unitId")
         if unit_id not in ("adult", "child", "senior"):
             raise octo.OctoError("INVALID_UNIT_ID", "The unit ID was invalid", unitId=unit_id)
         counts[unit_id] = counts.get(unit_id, 0) + 1
@@ -51,21 +54,27 @@ def _unit_counts(body: dict[str, Any]) -> dict[str, int]:
 
 async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, Any]:
     """Hold seats; the same `uuid` again returns the same booking (idempotent)."""
-    uuid = str(body.get("uuid") or "")
+    uuid = octo.text_field(body, "uuid")
     if not uuid or len(uuid) > 64:
         raise octo.OctoError("BAD_REQUEST", "uuid is required (at most 64 characters)")
     existing = await find_agency_booking(principal.agency_id, uuid)
     if existing is not None:
         return await booking_object(existing)
-    route = await octo.route_of(principal, str(body.get("productId", "")))
-    option_id = str(body.get("optionId", ""))
+    route = await octo.route_of(principal, octo.text_field(body, "productId"))
+    option_id = octo.text_field(body, "optionId")
     await octo.check_option(route, option_id)
-    departure_id = await octo.departure_of(route, str(body.get("availabilityId", "")))
+    departure_id = await octo.departure_of(route, octo.text_field(body, "availabilityId"))
     counts = _unit_counts(body)
     minutes = hold_minutes(body)
     pickup_stop = None
-    if body.get("pickupRequested") or body.get("pickupLocationId"):
-        location = str(body.get("pickupLocationId") or "")
+    requested = body.get("pickupRequested", False)
+    if not isinstance(requested, bool):
+        raise octo.OctoError(
+            "BAD_REQUEST", "pickupRequested must be true or false", field="pickupRequested"
+        )
+    location = octo.text_field(body, "pickupLocationId")
+    reseller_reference = octo.text_field(body, "resellerReference")
+    if requested or location:
         stop = (await octo.pickups_at([departure_id], location)).get(departure_id)
         if stop is None:
             raise octo.OctoError(
@@ -97,7 +106,7 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
             raise
         # The same uuid sent twice at once: the other request made the booking.
         return await get(principal, uuid)
-    if body.get("resellerReference"):
+    if reseller_reference:
         made = await find(principal, uuid)
-        await set_reseller_reference(made.id, str(body["resellerReference"]))
+        await set_reseller_reference(made.id, reseller_reference)
     return await get(principal, uuid)
