@@ -2,6 +2,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import Integer
 from piccolo.columns.column_types import Varchar
 from piccolo.columns.indexes import IndexMethod
+from piccolo.engine import engine_finder
 
 ID = "2026-12-04T22:10:00:000025"
 VERSION = "1.38.0"
@@ -83,5 +84,22 @@ async def forwards():
         },
         schema=None,
     )
+
+    async def forget_response_bodies():
+        # Failed webhook attempts kept what the agency's endpoint answered (any page its
+        # URL reached); only the status is kept from now on.
+        engine = engine_finder()
+        await engine.run_ddl(
+            "UPDATE webhook_attempt SET error = CASE WHEN status_code BETWEEN 200 AND 299 "
+            "THEN '' ELSE 'HTTP ' || CAST(status_code AS TEXT) END "
+            "WHERE status_code IS NOT NULL"
+        )
+        await engine.run_ddl(
+            "UPDATE webhook_delivery SET last_error = CASE WHEN last_status_code BETWEEN 200 "
+            "AND 299 THEN '' ELSE 'HTTP ' || CAST(last_status_code AS TEXT) END "
+            "WHERE last_status_code IS NOT NULL"
+        )
+
+    manager.add_raw(forget_response_bodies)
 
     return manager
