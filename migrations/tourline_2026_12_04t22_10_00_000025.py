@@ -85,6 +85,28 @@ async def forwards():
         schema=None,
     )
 
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="owner",
+        db_column_name="owner",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 64,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
     async def forget_response_bodies():
         # Failed webhook attempts kept what the agency's endpoint answered (any page its
         # URL reached); only the status is kept from now on.

@@ -35,7 +35,7 @@ from app.booking.services import access, cancel, guest, hold, operations, rebook
 from app.core import throttle
 from app.core.errors import NotFound, problem_responses
 from app.core.i18n import _
-from app.core.idempotency import idempotent
+from app.core.idempotency import guest_session, idempotent
 from app.core.openapi import JsonOrCsvOperation
 from app.core.settings import Settings
 from app.core.throttle import Limit
@@ -54,7 +54,10 @@ IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name="Idempotency-Key",
-        description="Retries with the same key and body get the first response again",
+        description="Retries with the same key and body get the first response again. A "
+        "key belongs to its caller: a guest's answer is replayed only to the guest session "
+        "(`tourline_guest` cookie, set on the first answer) that made it; another session "
+        "gets its own result, a caller without the cookie 409 `idempotency_key_taken`.",
         required=False,
         max_length=255,
     ),
@@ -153,13 +156,15 @@ class BookingController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
         data: JSONBody[BookingCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BookingCreated]:
         async def run() -> Response[Any]:
             return _created(await hold.create_booking(data))
 
-        return await idempotent(request, idempotency_key, "public:bookings", run)
+        session = guest_session(request, secure=settings.is_production)
+        return await idempotent(request, idempotency_key, "public:bookings", run, guest=session)
 
     @get(
         "/{reference:str}",
@@ -283,6 +288,7 @@ class WaitlistController(Controller):
     async def join(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
         departure_id: FromPath[UUID],
         data: JSONBody[WaitlistIn],
         idempotency_key: IdempotencyKey = None,
@@ -290,7 +296,9 @@ class WaitlistController(Controller):
         async def run() -> Response[Any]:
             return _created(await waitlist.join(departure_id, data))
 
-        return await idempotent(request, idempotency_key, f"waitlist:{departure_id}", run)
+        session = guest_session(request, secure=settings.is_production)
+        scope = f"waitlist:{departure_id}"
+        return await idempotent(request, idempotency_key, scope, run, guest=session)
 
 
 class OperatorBookingController(Controller):
@@ -364,5 +372,5 @@ class OperatorBookingController(Controller):
         async def run() -> Response[Any]:
             return _ok(await operations.cancel_departure(operator, departure_id))
 
-        scope = f"operator:{operator.operator_id}:cancel:{departure_id}"
+        scope = f"staff:{operator.staff_id}:cancel:{departure_id}"
         return await idempotent(request, idempotency_key, scope, run)

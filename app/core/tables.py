@@ -18,6 +18,8 @@ class IdempotencyRecord(Table):
     scope = Varchar(length=120)
     key = Varchar(length=255)
     request_hash = Varchar(length=64)
+    # For a guest's key: a hash of the guest session that made it (`app.core.idempotency`).
+    owner = Varchar(length=64, default="")
     # None while the first request is still running.
     status_code = Integer(null=True, default=None)
     response_body = Text(default="")
