@@ -8,7 +8,8 @@ the count in the same statement. Only when every count is within its limit is th
 attempt checked; a success gives its slots back, a failure keeps them. So any number of
 concurrent attempts, from any number of processes sharing the Redis or the database, get
 at most `limit` checks per key and window; the others are refused with 429 and
-`Retry-After` (the end of the window). When Redis does not answer, the database counts.
+`Retry-After` (the end of the window). When Redis does not answer (in time), the database
+counts meanwhile: a window that spans the switch may allow up to twice its limit.
 """
 
 from __future__ import annotations

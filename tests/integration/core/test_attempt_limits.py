@@ -162,16 +162,21 @@ async def test_wrong_tokens_for_one_booking_are_limited_from_any_address(
     created = await hold(client, operator)
     reference = created["booking"]["reference"]
     url = f"{BOOKINGS}/{reference}"
-    # Guesses spread over many addresses, each far below its own limit.
-    addresses = [random_ip() for _ in range(12)]
+    # Guesses spread over many addresses, each below its own limit.
+    addresses = [random_ip() for _ in range(8)]
+    guesses = TOKEN_GUESSES_PER_BOOKING + 12
     with clock.frozen(window_start(600)):
         async with two_instances(addresses, redis_url=shared_redis) as instances:
-            answers = await asyncio.gather(
-                *(
-                    instances[n % len(instances)].get(url, headers={"X-Booking-Token": f"g{n}"})
-                    for n in range(TOKEN_GUESSES_PER_BOOKING + 12)
+            answers: list[httpx.Response] = []
+            # 28 at once at a time: concurrent, without starving the one event loop that
+            # serves all the instances here (Redis answering late would count as away).
+            for batch in range(0, guesses, 28):
+                answers += await asyncio.gather(
+                    *(
+                        instances[n % len(instances)].get(url, headers={"X-Booking-Token": f"g{n}"})
+                        for n in range(batch, min(batch + 28, guesses))
+                    )
                 )
-            )
             assert statuses(answers) == {404: TOKEN_GUESSES_PER_BOOKING, 429: 12}
             problem(
                 await instances[0].get(url, headers={"X-Booking-Token": created["access_token"]}),
