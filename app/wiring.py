@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from app.booking import handlers as booking
 from app.booking.services.live_bookings import answer_booking_checks
-from app.core import delivery, i18n, links, security
+from app.core import delivery, i18n, links, outbound, security
 from app.core.events import bus
 from app.core.settings import Settings
 from app.notifications import handlers as notifications
@@ -42,4 +42,5 @@ def configure_process(settings: Settings) -> None:
     links.configure(settings.public_url)
     providers.configure(settings)
     delivery.configure(settings)
+    outbound.configure(settings)
     sending.configure(settings)

@@ -102,7 +102,7 @@ from piccolo.table import sort_table_classes  # noqa: E402
 
 import app  # noqa: E402, F401
 from app.asgi import create_app  # noqa: E402
-from app.core import database  # noqa: E402
+from app.core import database, outbound  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
 from app.piccolo_app import APP_CONFIG  # noqa: E402
 from app.wiring import configure_process, wire_domains  # noqa: E402
@@ -149,6 +149,17 @@ async def client(migrated_database: None) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
         yield test_client
+
+
+@pytest.fixture
+def private_webhook_targets() -> Iterator[None]:
+    """Agencies' webhooks may reach this machine's receivers (127.0.0.1) during the test, as
+    TOURLINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS allows in development."""
+    outbound.allow_private_networks(True)
+    try:
+        yield
+    finally:
+        outbound.configure(get_settings())
 
 
 @pytest.fixture(scope="session")

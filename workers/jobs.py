@@ -13,7 +13,7 @@ from uuid import UUID
 from app.booking.services.allotments import release_due_allotments
 from app.booking.services.expiry import expire_all_overdue, expire_hold
 from app.booking.services.rebook import revert_overdue_changes
-from app.core import jobs
+from app.core import jobs, throttle
 from app.core.errors import DatabaseUnavailable, DomainError, NotFound
 from app.core.idempotency import purge_expired
 from app.core.observability import booking_reference_var
@@ -94,6 +94,7 @@ STEPS: list[Step] = [
     Step("sent", lambda deadline: send_due_notifications(deadline=deadline), every=2),
     Step("refunds", lambda deadline: execute_pending_refunds(deadline=deadline), every=30),
     Step("idempotency_purged", _whole_batch(purge_expired), every=600),
+    Step("attempts_purged", _whole_batch(throttle.purge_expired), every=600),
     Step("webhooks_delivered", lambda deadline: deliver_due_webhooks(deadline=deadline), every=5),
     Step("payments_synced", _whole_batch(sync_open_payments), every=60, drain=False, stripe=True),
 ]

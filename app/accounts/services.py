@@ -7,12 +7,13 @@ from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal, Principal, StaffCreate, StaffOut, TokenOut
 from app.accounts.tables import Staff, StaffRole
-from app.core import clock, ratelimit
+from app.core import clock, throttle
 from app.core.database import write_transaction
-from app.core.errors import Conflict, Forbidden, TooManyRequests, Unauthorized
+from app.core.errors import Conflict, Forbidden, Unauthorized
 from app.core.i18n import _
 from app.core.security import hash_password, issue_staff_token, read_staff_token, verify_password
 from app.core.settings import Settings
+from app.core.throttle import Limit
 
 
 def _staff_out(row: dict[str, Any]) -> StaffOut:
@@ -36,27 +37,29 @@ LOGIN_ADDRESS_FACTOR = 5
 async def login(email: str, password: str, client_ip: str, settings: Settings) -> TokenOut:
     """A token for the right email and password; guessing is slowed: after
     `login_failure_limit` failures for one email (or 5x that from one address) within 15
-    minutes, every attempt is refused with 429 until the window ends, right or wrong."""
+    minutes, every attempt is refused with 429 until the window ends, right or wrong.
+
+    Each attempt is counted (for every process, `app.core.throttle`) before its password
+    is checked, so concurrent guesses get no more checks than the limit."""
     email = email.strip().lower()
     limits = (
-        (f"login:email:{email}", settings.login_failure_limit),
-        (f"login:ip:{client_ip}", settings.login_failure_limit * LOGIN_ADDRESS_FACTOR),
+        Limit(f"login:email:{email}", settings.login_failure_limit, LOGIN_WINDOW_SECONDS),
+        Limit(
+            f"login:ip:{client_ip}",
+            settings.login_failure_limit * LOGIN_ADDRESS_FACTOR,
+            LOGIN_WINDOW_SECONDS,
+        ),
     )
-    for key, limit in limits:
-        failures, retry_after = await ratelimit.count(settings.redis_url, key, LOGIN_WINDOW_SECONDS)
-        if limit and failures >= limit:
-            raise TooManyRequests(
-                _("Too many failed logins; try again later."),
-                code="login_throttled",
-                retry_after=retry_after,
-            )
-    row = await Staff.select().where(Staff.email == email).first().run()
-    # Verify even for unknown emails so timing does not reveal which accounts exist.
-    valid = verify_password(row["password_hash"] if row else None, password)
-    if row is None or not valid or not row["is_active"]:
-        for key, _limit in limits:
-            await ratelimit.hit(settings.redis_url, key, 0, LOGIN_WINDOW_SECONDS)
-        raise Unauthorized(_("The email or password is wrong."), code="invalid_credentials")
+    async with await throttle.attempt(
+        settings.redis_url, limits, _("Too many failed logins; try again later."),
+        "login_throttled",
+    ) as counted:  # fmt: skip
+        row = await Staff.select().where(Staff.email == email).first().run()
+        # Verify even for unknown emails so timing does not reveal which accounts exist.
+        valid = verify_password(row["password_hash"] if row else None, password)
+        if row is None or not valid or not row["is_active"]:
+            counted.failed()
+            raise Unauthorized(_("The email or password is wrong."), code="invalid_credentials")
     await Staff.update({Staff.last_login_at: clock.now()}).where(Staff.id == row["id"]).run()
     token, expires_in = issue_staff_token(row["id"], row["session_version"])
     return TokenOut(access_token=token, token_type="Bearer", expires_in=expires_in)

@@ -32,10 +32,13 @@ from app.booking.schemas import (
     WaitlistOut,
 )
 from app.booking.services import access, cancel, guest, hold, operations, rebook, waitlist
+from app.core import throttle
 from app.core.errors import NotFound, problem_responses
-from app.core.idempotency import idempotent
+from app.core.i18n import _
+from app.core.idempotency import guest_session, idempotent
 from app.core.openapi import JsonOrCsvOperation
-from app.core.throttle import FailureThrottle
+from app.core.settings import Settings
+from app.core.throttle import Limit
 
 T = TypeVar("T")
 
@@ -51,26 +54,45 @@ IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name="Idempotency-Key",
-        description="Retries with the same key and body get the first response again",
+        description="Retries with the same key and body get the first response again. A "
+        "key belongs to its caller: a guest's answer is replayed only to the guest session "
+        "(`tourline_guest` cookie, set on the first answer) that made it; another session "
+        "gets its own result, a caller without the cookie 409 `idempotency_key_taken`.",
         required=False,
         max_length=255,
     ),
 ]
 
-# Wrong tokens per client address: 20 in 10 minutes, then 429.
-TOKEN_GUESSES = FailureThrottle(limit=20, window_seconds=600)
+# Wrong booking tokens: 20 per client address and 100 per booking in 10 minutes, then 429
+# (for every process of the service: `app.core.throttle`). The per-booking limit also stops
+# a guess spread over many addresses; a token has 192 random bits, so neither is reached by
+# honest use.
+TOKEN_GUESSES_PER_ADDRESS = 20
+TOKEN_GUESSES_PER_BOOKING = 100
+TOKEN_GUESS_WINDOW_SECONDS = 600
 
 
 async def guarded(request: Request[Any, Any, Any], call: Callable[[], Awaitable[T]]) -> T:
-    """Run a guest call, counting failed token checks per client address."""
+    """Run a guest call of a booking's route, counting it against the wrong-token limits of
+    the client address and of the booking before the token is checked; a wrong token keeps
+    its count, a right one gives it back."""
+    settings: Settings = request.app.state["settings"]
     client = request.client.host if request.client else "unknown"
-    TOKEN_GUESSES.check(client)
-    try:
-        return await call()
-    except NotFound as exc:
-        if exc.code == "booking_not_found":
-            TOKEN_GUESSES.fail(client)
-        raise
+    reference = access.normalize_reference(str(request.path_params.get("reference", "")))
+    limits = [
+        Limit(f"token:ip:{client}", TOKEN_GUESSES_PER_ADDRESS, TOKEN_GUESS_WINDOW_SECONDS),
+        Limit(f"token:booking:{reference}", TOKEN_GUESSES_PER_BOOKING, TOKEN_GUESS_WINDOW_SECONDS),
+    ]
+    async with await throttle.attempt(
+        settings.redis_url, limits, _("Too many failed attempts; try again later."),
+        "too_many_attempts",
+    ) as counted:  # fmt: skip
+        try:
+            return await call()
+        except NotFound as exc:
+            if exc.code == "booking_not_found":
+                counted.failed()
+            raise
 
 
 async def _guest_idempotent(
@@ -134,13 +156,15 @@ class BookingController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
         data: JSONBody[BookingCreate],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BookingCreated]:
         async def run() -> Response[Any]:
             return _created(await hold.create_booking(data))
 
-        return await idempotent(request, idempotency_key, "public:bookings", run)
+        session = guest_session(request, secure=settings.is_production)
+        return await idempotent(request, idempotency_key, "public:bookings", run, guest=session)
 
     @get(
         "/{reference:str}",
@@ -268,6 +292,7 @@ class WaitlistController(Controller):
     async def join(
         self,
         request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
         departure_id: FromPath[UUID],
         data: JSONBody[WaitlistIn],
         idempotency_key: IdempotencyKey = None,
@@ -275,7 +300,9 @@ class WaitlistController(Controller):
         async def run() -> Response[Any]:
             return _created(await waitlist.join(departure_id, data))
 
-        return await idempotent(request, idempotency_key, f"waitlist:{departure_id}", run)
+        session = guest_session(request, secure=settings.is_production)
+        scope = f"waitlist:{departure_id}"
+        return await idempotent(request, idempotency_key, scope, run, guest=session)
 
 
 class OperatorBookingController(Controller):
@@ -349,5 +376,5 @@ class OperatorBookingController(Controller):
         async def run() -> Response[Any]:
             return _ok(await operations.cancel_departure(operator, departure_id))
 
-        scope = f"operator:{operator.operator_id}:cancel:{departure_id}"
+        scope = f"staff:{operator.staff_id}:cancel:{departure_id}"
         return await idempotent(request, idempotency_key, scope, run)

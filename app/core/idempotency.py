@@ -14,6 +14,18 @@ only after the commit (`app.core.after_commit`), so no provider acts on work tha
 rolled back, and a rerun finds the same committed rows, and so the same provider
 idempotency keys, as the first run.
 
+Keys belong to their caller. Staff and agencies' keys are scoped by who they are (the
+scope names the staff member or agency), so another caller's key is a key of its own. A
+guest has no identity but a session: the `tourline_guest` cookie (random, HttpOnly),
+set on the first answer to a guest's idempotent request that came without one. A guest's
+key is stored with a hash of that session, and its answer (which may hold a booking's
+access token) is replayed only to the same session. A caller with another session gets a
+fresh result of its own; a caller without a session cannot be told apart from anyone, so
+it gets 409 `idempotency_key_taken` and nothing of the first answer: a retry that lost
+the first answer (and so its cookie) never books twice, and never sees what another
+client booked. Clients that keep cookies (browsers, most HTTP libraries) retry within
+their session.
+
 Keys in progress expire after a short lease: on PostgreSQL a retry waits at most
 `IN_PROGRESS_WAIT` for the first request, then gets 409 `idempotency_in_progress`; a first
 request that hangs between statements for `IN_PROGRESS_LEASE` has its session ended by the
@@ -27,12 +39,16 @@ older ones).
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import msgspec
 from litestar import Request, Response
+from litestar.datastructures import Cookie
 
 from app.core import clock
 from app.core.after_commit import Effect, effects_after_commit
@@ -93,6 +109,47 @@ def _encode(response: Response[Any]) -> bytes:
     return msgspec.json.encode(content)
 
 
+# The guest session's cookie, and how long it lasts (the life of a stored key, and more).
+GUEST_COOKIE = "tourline_guest"
+GUEST_COOKIE_SECONDS = 30 * 24 * 3600
+_SESSION = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class GuestSession:
+    """A guest caller's session: its id, whether the caller sent it (else it is new and
+    goes back in a cookie), and whether that cookie is marked Secure."""
+
+    id: str
+    presented: bool
+    secure: bool
+
+    @property
+    def owner(self) -> str:
+        return hashlib.sha256(self.id.encode()).hexdigest()
+
+    def cookie(self) -> Cookie:
+        return Cookie(
+            key=GUEST_COOKIE, value=self.id, path="/", max_age=GUEST_COOKIE_SECONDS,
+            httponly=True, samesite="lax", secure=self.secure,
+        )  # fmt: skip
+
+
+def guest_session(request: Request[Any, Any, Any], *, secure: bool) -> GuestSession:
+    """The caller's guest session, or a new one."""
+    sent = request.cookies.get(GUEST_COOKIE, "")
+    if _SESSION.match(sent):
+        return GuestSession(sent, presented=True, secure=secure)
+    return GuestSession(secrets.token_urlsafe(32), presented=False, secure=secure)
+
+
+def _taken() -> Conflict:
+    return Conflict(
+        _("This Idempotency-Key was used by another client; send a new key."),
+        code="idempotency_key_taken",
+    )
+
+
 def _in_progress() -> Conflict:
     conflict = Conflict(
         _("A request with this Idempotency-Key is still being processed."),
@@ -122,8 +179,12 @@ async def idempotent(
     key: str | None,
     scope: str,
     handler: Callable[[], Awaitable[Response[Any]]],
+    *,
+    guest: GuestSession | None = None,
 ) -> Response[Any]:
-    """Run `handler` once per (scope, key); replay its stored response to retries."""
+    """Run `handler` once per (scope, key); replay its stored response to retries. `scope`
+    names the caller (staff member, agency, booking token); a `guest` caller's key is also
+    bound to its session."""
     if key is None:
         return await handler()
     if not key.strip() or len(key) > 255:
@@ -131,13 +192,18 @@ async def idempotent(
     request_hash = await _request_hash(request)
     try:
         async with effects_after_commit() as effects, write_transaction():
-            return await _claim_and_run(request, scope, key, request_hash, handler, effects)
+            response = await _claim_and_run(
+                request, scope, key, request_hash, handler, effects, guest
+            )
     except _NotStored as not_stored:
-        return not_stored.response
+        response = not_stored.response
     except Exception as exc:
         if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise _in_progress() from exc
         raise
+    if guest is not None and not guest.presented:
+        response.cookies.append(guest.cookie())
+    return response
 
 
 async def _claim_and_run(
@@ -147,9 +213,11 @@ async def _claim_and_run(
     request_hash: str,
     handler: Callable[[], Awaitable[Response[Any]]],
     effects: list[Effect],
+    guest: GuestSession | None,
 ) -> Response[Any]:
     """Inside the request's transaction: claim the key (or find its answer), run the
     handler, store its answer."""
+    owner = guest.owner if guest is not None else ""
     postgres = not is_sqlite()
     lock_timeout = ""
     if postgres:
@@ -162,7 +230,7 @@ async def _claim_and_run(
         ).run()
         lock_timeout = row["previous"]
     record = IdempotencyRecord(
-        scope=scope, key=key, request_hash=request_hash, created_at=clock.now()
+        scope=scope, key=key, request_hash=request_hash, owner=owner, created_at=clock.now()
     )
     claimed = (
         await IdempotencyRecord.insert(record)
@@ -189,6 +257,14 @@ async def _claim_and_run(
         if stored is None:  # purged in between: a first use after all
             raise _in_progress()
         record_id = stored["id"]
+        if stored["owner"] != owner:
+            # Another guest's key: never its answer. A caller with a session of its own
+            # gets its own result, under a scope of that session.
+            if guest is None or not guest.presented or scope.endswith(owner[:32]):
+                raise _taken()
+            return await _claim_and_run(
+                request, f"{scope}:{owner[:32]}", key, request_hash, handler, effects, guest
+            )
         if stored["request_hash"] != request_hash:
             raise IdempotencyMismatch(
                 _("Send a new key for a different request."), code="idempotency_key_reused"

@@ -167,6 +167,13 @@ class Settings:
         10,
         "Failed logins per 15 minutes for one email (and 5x that for one client IP).",
     )
+    webhook_allow_private_networks: bool = setting(
+        "TOURLINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        False,
+        "Let agencies' webhook URLs use http and reach loopback, private, link-local and "
+        "other non-public addresses (development, local test receivers); off: https to "
+        "public addresses only, checked when set and at each delivery.",
+    )
     metrics_token: str = setting(
         "TOURLINE_METRICS_TOKEN", "", "When set, /metrics wants it as a bearer token."
     )

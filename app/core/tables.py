@@ -18,6 +18,8 @@ class IdempotencyRecord(Table):
     scope = Varchar(length=120)
     key = Varchar(length=255)
     request_hash = Varchar(length=64)
+    # For a guest's key: a hash of the guest session that made it (`app.core.idempotency`).
+    owner = Varchar(length=64, default="")
     # None while the first request is still running.
     status_code = Integer(null=True, default=None)
     response_body = Text(default="")
@@ -39,3 +41,13 @@ class OutboxMessage(Table):
     done_at = Timestamptz(null=True, default=None)
     # Set when the dispatcher gave up after its last attempt.
     failed_at = Timestamptz(null=True, default=None)
+
+
+class AttemptCounter(Table):
+    """Failed attempts (logins, booking tokens) per key and window, where Redis does not
+    count them (`app.core.throttle`): one row per counter, added to in one upsert."""
+
+    name = Varchar(length=120, primary_key=True)
+    hits = Integer(default=0)
+    # Unix seconds: when the counter's window has ended and the row may go.
+    expires_at = Integer(default=0, index=True)

@@ -15,7 +15,7 @@ from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.catalogue.services.common import get_operator_row, require_calendar_date
 from app.catalogue.tables import PassengerType, Route
-from app.core import agency_contacts, clock
+from app.core import agency_contacts, clock, outbound
 from app.core.database import write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.i18n import _
@@ -113,6 +113,8 @@ async def _check_routes(
 
 async def create_agency(principal: OperatorPrincipal, data: AgencyCreate) -> AgencyOut:
     require_operator_admin(principal)
+    if data.webhook_url:
+        await outbound.check_url("webhook_url", data.webhook_url)
     agency = Agency(
         operator=principal.operator_id, name=data.name, contact_email=data.contact_email,
         contact_phone=data.contact_phone or "", commission_bp=data.commission_bp,
@@ -161,6 +163,8 @@ async def update_agency(
     if data.allowed_routes is not msgspec.UNSET:
         values[Agency.allowed_routes] = await _check_routes(principal, data.allowed_routes)
     if data.webhook_url is not msgspec.UNSET:
+        if data.webhook_url:
+            await outbound.check_url("webhook_url", data.webhook_url)
         # Setting the URL again (after a 410 Gone, say) turns deliveries back on.
         values[Agency.webhook_url] = data.webhook_url or ""
         values[Agency.webhook_disabled_at] = None

@@ -25,7 +25,7 @@ from piccolo.columns.combination import WhereRaw
 from piccolo.custom_types import Combinable
 from standardwebhooks import Webhook
 
-from app.core import clock, http_clients
+from app.core import clock, http_clients, outbound
 from app.core.backoff import Backoff, RetryPolicy
 from app.core.delivery import (
     Channel,
@@ -46,6 +46,8 @@ RETRY_WINDOW = timedelta(days=3)
 RETRY_PAUSES = tuple(timedelta(minutes=m) for m in (1, 5, 15, 60, 180, 360, 720, 1440))
 # The longest a POST may take; within half the claim's lease (TOURLINE_SEND_LEASE_SECONDS).
 TIMEOUT_SECONDS = 10.0
+# Of an endpoint's answer, at most this much is taken off the connection (and dropped).
+DRAIN_LIMIT_BYTES = 64 * 1024
 # Agencies posted to at once; each agency's deliveries go one after the other (in order,
 # over one keep-alive connection): a slow or dead endpoint holds up only its own agency.
 CONCURRENT_AGENCIES = 8
@@ -92,7 +94,8 @@ _NOTHING_OLDER_PENDING = WhereRaw(
 
 
 async def _post(post: Post) -> tuple[int | None, str]:
-    """POST the body; (status code or None, error text)."""
+    """POST the body; (status code or None, error text). The endpoint's answer is never
+    read: only its status is kept (a body could be anything the URL's host serves)."""
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": "Tourline-Webhooks/1",
@@ -100,14 +103,24 @@ async def _post(post: Post) -> tuple[int | None, str]:
         **signed_headers(post.secret, str(post.id), post.body),
     }
     try:
-        client = http_clients.shared(
-            "webhooks",
-            lambda: httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False),
-        )
-        response = await client.post(post.url, content=post.body.encode(), headers=headers)
+        # Checked again at each delivery: the setting or the URL's host may have changed.
+        outbound.check_scheme(post.url)
+        client = http_clients.shared("webhooks", lambda: outbound.client(TIMEOUT_SECONDS))
+        async with client.stream(
+            "POST", post.url, content=post.body.encode(), headers=headers
+        ) as response:
+            code = response.status_code
+            # Drained unread (up to a bound), so that the connection can carry the next one.
+            drained = 0
+            async for chunk in response.aiter_raw():
+                drained += len(chunk)
+                if drained > DRAIN_LIMIT_BYTES:
+                    break
+    except outbound.RefusedTarget as exc:
+        return None, f"refused: {exc}"[:500]
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:500]
-    return response.status_code, "" if response.is_success else response.text[:500]
+    return code, "" if 200 <= code < 300 else f"HTTP {code}"
 
 
 async def _disable_endpoint(agency_id: UUID, now: datetime) -> None:

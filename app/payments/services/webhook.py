@@ -37,12 +37,27 @@ REFUND_EVENTS = {"charge.refunded", "refund.created", "refund.updated"}
 HANDLED_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed", *REFUND_EVENTS}
 
 
+def _text(value: Any) -> str:
+    """A string field of the event's object, or "" when it is anything else."""
+    return value if isinstance(value, str) else ""
+
+
+def _listed_refund_ids(charge: dict[str, Any]) -> list[str]:
+    """The ids of the refunds a charge lists (`refunds.data[].id`), if it lists any."""
+    listed = charge.get("refunds")
+    refunds = listed.get("data") if isinstance(listed, dict) else None
+    if not isinstance(refunds, list):
+        return []
+    ids = [_text(refund.get("id")) for refund in refunds if isinstance(refund, dict)]
+    return [refund_id for refund_id in ids if refund_id]
+
+
 async def handle_stripe_webhook(payload: bytes, signature: str | None, settings: Settings) -> str:
     """Verify, deduplicate and apply one Stripe event; returns what was done."""
     event = verify_stripe_event(payload, signature, settings)
     event_id, event_type = str(event["id"]), str(event["type"])
     data_object = event["data"]["object"]
-    object_id = str(data_object.get("id", ""))
+    object_id = _text(data_object.get("id"))
     if await StripeEvent.exists().where(StripeEvent.id == event_id).run():
         return "duplicate"
     intent: IntentState | None = None
@@ -59,8 +74,7 @@ async def handle_stripe_webhook(payload: bytes, signature: str | None, settings:
     if event_type not in REFUND_EVENTS:
         refunded_intent = None
     elif refunded_intent is None and event_type == "charge.refunded":
-        refunds = (data_object.get("refunds") or {}).get("data") or []
-        refund_ids = [str(r["id"]) for r in refunds if isinstance(r, dict) and r.get("id")]
+        refund_ids = _listed_refund_ids(data_object)
     elif refunded_intent is None and object_id:
         refund_ids = [object_id]
     refund_states = []

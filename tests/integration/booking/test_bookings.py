@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ import httpx
 import pytest
 
 from app.accounts.tables import Operator
-from app.booking import controllers
 from app.booking.rows import BookingRow
 from app.booking.services import expiry
 from app.booking.services import hold as hold_service
@@ -22,6 +20,7 @@ from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
 from app.core import clock
 from app.core.database import write_transaction
+from app.core.tables import AttemptCounter
 from tests.assertions import fields, ok, problem
 from tests.conftest import STAFF_PASSWORD, Account
 from tests.factories import (
@@ -52,14 +51,6 @@ CONTACT = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_guesses() -> Iterator[None]:
-    """Each test starts (and leaves) the per-client wrong-token counter empty."""
-    controllers.TOKEN_GUESSES.reset()
-    yield
-    controllers.TOKEN_GUESSES.reset()
 
 
 def parse(moment: str) -> datetime:
@@ -884,7 +875,8 @@ async def test_twenty_wrong_tokens_then_429(client: httpx.AsyncClient, operator:
     problem(response, 429, "too_many_attempts")
     assert 0 < int(response.headers["Retry-After"]) <= 600
     problem(await client.post(f"{url}/cancel", headers=guest(created)), 429)
-    controllers.TOKEN_GUESSES.reset()
+    # The window's wrong guesses are forgotten.
+    await AttemptCounter.delete(force=True).run()
     assert (await view(client, created))["status"] == "on_hold"
 
 

@@ -4,17 +4,20 @@ does the work once; keys are scoped, bounded, checked against the body, and purg
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from app.booking.controllers import TOKEN_GUESSES
+from app.asgi import create_app
+from app.booking.controllers import TOKEN_GUESSES_PER_ADDRESS
 from app.booking.tables import Booking, BookingStatus
 from app.core import clock
-from app.core.idempotency import IN_PROGRESS_TIMEOUT, purge_expired
+from app.core.idempotency import GUEST_COOKIE, IN_PROGRESS_TIMEOUT, purge_expired
 from app.core.tables import IdempotencyRecord
 from tests.conftest import Account
 from tests.factories import create_departure, create_route, set_route_fares
@@ -25,14 +28,6 @@ CONTACT = {"name": "Zhao Min", "email": "zhao.min@example.com", "phone": "+86 13
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_throttle() -> Iterator[None]:
-    """Wrong-token guesses of other tests in this process must not throttle these."""
-    TOKEN_GUESSES.reset()
-    yield
-    TOKEN_GUESSES.reset()
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -73,6 +68,16 @@ async def post_booking(
 ) -> httpx.Response:
     headers = {"Idempotency-Key": key} if key is not None else {}
     return await client.post(BOOKINGS, json=body, headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def guest_client(session: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of its own (cookies apart from the shared one), in guest session `session`
+    (a new one by default)."""
+    transport = httpx.ASGITransport(app=create_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
+        api.cookies.set(GUEST_COOKIE, session or secrets.token_urlsafe(32))
+        yield api
 
 
 async def booking_count() -> int:
@@ -152,6 +157,7 @@ async def test_a_retry_while_the_first_request_runs_is_409(
             scope=stored["scope"],
             key="key-running",
             request_hash=stored["request_hash"],
+            owner=stored["owner"],
             status_code=None,
             created_at=clock.now(),
         )
@@ -176,9 +182,11 @@ async def test_concurrent_duplicates_book_once(
 ) -> None:
     departure = await small_departure(client, operator)
     body = booking_body(departure["id"], 2)
-    responses = await asyncio.gather(
-        post_booking(client, body, "key-race"), post_booking(client, body, "key-race")
-    )
+    # One client, with its guest session (as a browser has after its first request).
+    async with guest_client() as guest:
+        responses = await asyncio.gather(
+            post_booking(guest, body, "key-race"), post_booking(guest, body, "key-race")
+        )
     # The second waits for the first (the key is claimed in the booking's transaction),
     # then replays its answer.
     assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
@@ -319,7 +327,7 @@ async def test_wrong_tokens_with_fresh_keys_are_still_throttled(
     departure = await small_departure(client, operator)
     created = (await post_booking(client, booking_body(departure["id"]))).json()
     url = f"{BOOKINGS}/{created['booking']['reference']}/cancel"
-    for attempt in range(TOKEN_GUESSES.limit):
+    for attempt in range(TOKEN_GUESSES_PER_ADDRESS):
         response = await client.post(
             url, headers={"X-Booking-Token": f"guess-{attempt}", "Idempotency-Key": f"k{attempt}"}
         )

@@ -7,14 +7,11 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from app.booking.controllers import TOKEN_GUESSES
 from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingEvent, BookingLine, BookingStatus
@@ -56,14 +53,6 @@ STOPS = [
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_throttle() -> Iterator[None]:
-    """Wrong-token guesses of other tests in this process must not throttle these."""
-    TOKEN_GUESSES.reset()
-    yield
-    TOKEN_GUESSES.reset()
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -3,14 +3,11 @@ run out and move on, and a cancelled departure withdrawing the list."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from app.booking.controllers import TOKEN_GUESSES
 from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.state import transition
@@ -32,14 +29,6 @@ SMALL_BUS = {"type": "bus", "rows": 1, "seat_letters": "ABCD"}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_throttle() -> Iterator[None]:
-    """Wrong-token guesses of other tests in this process must not throttle these."""
-    TOKEN_GUESSES.reset()
-    yield
-    TOKEN_GUESSES.reset()
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -411,7 +411,7 @@ async def test_a_hold_paid_after_it_ran_out_gets_no_hold_expired_mail(
 
 
 async def test_a_webhook_endpoint_that_never_answers_gets_one_post_per_claim(
-    client: httpx.AsyncClient, operator: Account
+    client: httpx.AsyncClient, operator: Account, private_webhook_targets: None
 ) -> None:
     posts: list[bytes] = []
     released = asyncio.Event()

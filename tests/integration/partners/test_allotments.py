@@ -248,7 +248,9 @@ def no_seat_twice(lines: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-async def webhook_receiver() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+async def webhook_receiver(
+    private_webhook_targets: None,
+) -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     """A real HTTP endpoint for agency webhooks: (its URL, the requests it received)."""
     received: list[dict[str, Any]] = []
 

@@ -10,7 +10,6 @@ import importlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ import httpx
 import pytest
 import stripe
 
-from app.booking.controllers import TOKEN_GUESSES
 from app.booking.rows import BookingRow
 from app.booking.services.expiry import expire_all_overdue
 from app.booking.services.rebook import revert_overdue_changes
@@ -63,13 +61,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationW
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_guesses() -> Iterator[None]:
-    TOKEN_GUESSES.reset()
-    yield
-    TOKEN_GUESSES.reset()
 
 
 @pytest.fixture

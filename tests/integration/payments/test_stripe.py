@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -20,7 +19,6 @@ import stripe
 
 import app.payments.providers
 import app.payments.services.webhook
-from app.booking import controllers
 from app.booking.services import expiry
 from app.booking.tables import Booking, BookingEvent, BookingLine
 from app.core import clock
@@ -46,14 +44,6 @@ CONTACT = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_guesses() -> Iterator[None]:
-    """Each test starts (and leaves) the per-client wrong-token counter empty."""
-    controllers.TOKEN_GUESSES.reset()
-    yield
-    controllers.TOKEN_GUESSES.reset()
 
 
 @pytest.fixture

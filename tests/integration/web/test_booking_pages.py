@@ -11,7 +11,6 @@ import dataclasses
 import html
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -23,7 +22,6 @@ import httpx
 import icalendar
 import pytest
 
-from app.booking.controllers import TOKEN_GUESSES
 from app.booking.rows import BookingRow
 from app.booking.services.state import transition
 from app.booking.tables import Booking, BookingLine, BookingStatus, WaitlistEntry
@@ -61,14 +59,6 @@ CONTACT_FORM = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_guesses() -> Iterator[None]:
-    """Wrong-token guesses of other tests in this process must not throttle these."""
-    TOKEN_GUESSES.reset()
-    yield
-    TOKEN_GUESSES.reset()
 
 
 class _Tags(HTMLParser):

@@ -221,7 +221,9 @@ async def test_stopping_cancels_a_batch_that_outlasts_the_grace() -> None:
 
 
 @pytest.fixture
-async def agency_endpoint() -> AsyncIterator[tuple[str, list[tuple[Any, ...]]]]:
+async def agency_endpoint(
+    private_webhook_targets: None,
+) -> AsyncIterator[tuple[str, list[tuple[Any, ...]]]]:
     """An agency's webhook endpoint that notes the connection each request came on."""
     connections: list[tuple[Any, ...]] = []
 
@@ -264,7 +266,7 @@ async def test_webhook_deliveries_reuse_one_connection(
 
 
 async def test_an_unresponsive_agency_holds_up_only_itself_and_every_attempt_is_recorded(
-    client: httpx.AsyncClient, operator: Account
+    client: httpx.AsyncClient, operator: Account, private_webhook_targets: None
 ) -> None:
     """Agency A's endpoint accepts connections and never answers; agency B's answers.
     B's event goes out while A's first POST is still waiting; A gets as many POSTs as
