@@ -141,6 +141,14 @@ def _booking_view(
     def price(amount: int) -> PriceOut:
         return PriceOut.minor(amount, currency)
 
+    # An agency's traveller sees the retail price; what the agency pays us (its net) and
+    # what we pay it back are between the agency and us.
+    through_agency = booking.agency_id is not None
+
+    def line_price(line: dict[str, Any]) -> PriceOut:
+        retail = line["retail_amount"]
+        return price(retail if through_agency and retail is not None else line["price_amount"])
+
     contact = None
     if booking.contact_email:
         contact = ContactOut(
@@ -170,16 +178,24 @@ def _booking_view(
                 seat_label=line["seat_label"],
                 seat_class=line["seat_class"],
                 passenger_type=PassengerType(line["passenger_type"]),
-                price=price(line["price_amount"]),
+                price=line_price(line),
                 passenger_name=line["passenger_name"],
                 has_id_document=bool(line["id_document"]),
                 checked_in_at=in_zone(line["checked_in_at"], tz) if line["checked_in_at"] else None,
             )
             for line in lines
         ],
-        total=price(booking.total_amount),
-        refund=price(booking.refund_amount) if booking.refund_amount else None,
-        balance_due=price(booking.balance_due) if booking.balance_due else None,
+        total=price(
+            booking.retail_amount
+            if through_agency and booking.retail_amount is not None
+            else booking.total_amount
+        ),
+        refund=price(booking.refund_amount)
+        if booking.refund_amount and not through_agency
+        else None,
+        balance_due=(
+            price(booking.balance_due) if booking.balance_due and not through_agency else None
+        ),
         created_at=booking.created_at,
         agency=agency,
     )

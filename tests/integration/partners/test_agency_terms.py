@@ -6,14 +6,11 @@ cancel, move or pay for it, in the API or on the pages (which offer none of it).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 import httpx
-import pytest
 
-from app.booking.controllers import TOKEN_GUESSES
 from app.booking.tables import Booking, BookingChannel, BookingStatus
 from app.notifications.services.sending import send_due_notifications
 from app.payments.tables import Payment, Refund
@@ -32,13 +29,6 @@ BOOKINGS = "/api/v1/bookings"
 TRAVELLER = "wang.fang@example.cn"
 LEAD = {"contact": {"fullName": "Wang Fang", "emailAddress": TRAVELLER}}
 AGENCY_PHONE = "+86 10 6512 3456"
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_throttle() -> Iterator[None]:
-    TOKEN_GUESSES.reset()
-    yield
-    TOKEN_GUESSES.reset()
 
 
 async def traveller_token(
@@ -121,6 +111,11 @@ async def test_the_traveller_sees_the_booking_and_its_agency_but_cannot_change_i
     assert seen["agency"] == {
         "name": "Silk Road Travel", "email": "ops@bjtours.example", "phone": AGENCY_PHONE,
     }  # fmt: skip
+    # The retail price, never the agency's net (its commission is not the traveller's to see).
+    assert row["retail_amount"] > row["total_amount"]
+    assert seen["total"]["amount"] == row["retail_amount"]
+    assert [line["price"]["amount"] for line in seen["lines"]] == [row["retail_amount"]]
+    assert (seen["refund"], seen["balance_due"]) == (None, None)
     calendar = await client.get(f"{BOOKINGS}/{reference}/calendar", headers=guest)
     assert calendar.status_code == 200
     assert calendar.headers["content-type"].startswith("text/calendar")
