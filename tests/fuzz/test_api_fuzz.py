@@ -392,9 +392,16 @@ class World:
     @staticmethod
     def other_roles(case: schemathesis.Case) -> list[str]:
         """The roles, but the owner, that send this case too: each a few of them, chosen
-        by the case alone (so that Hypothesis' replays send the same)."""
-        parts = (case.operation.label, case.path_parameters, case.query, case.body)
-        return [r for r in ROLES if r != owner(case) and _share(r, *parts) < OTHER_ROLE_SHARE]
+        by the generated values (before `prepare` puts real ids in), so that Hypothesis'
+        replays send the same. A request with nothing generated is sent by every role."""
+        generated = (case.path_parameters, case.query, case.body, case.headers)
+        everyone = not any(generated)
+        return [
+            role
+            for role in ROLES
+            if role != owner(case)
+            and (everyone or _share(role, case.operation.label, generated) < OTHER_ROLE_SHARE)
+        ]
 
     def _fill(self, path: str, body: Any) -> None:
         """Put the world's ids and values into string fields of the body, most of the time."""
@@ -546,10 +553,11 @@ def test_api(
     # Wrong booking tokens are counted per client address in the process's memory (20 in
     # 10 minutes, then 429): Hypothesis' replays of a failing example must not reach that.
     TOKEN_GUESSES.reset()
+    others = world.other_roles(case)
     world.prepare(case)
     mine = owner(case)
     world.as_role(case, mine).call_and_validate(session=fuzz_clients[mine])
-    for role in world.other_roles(case):
+    for role in others:
         sent = world.as_role(case, role)
         response = sent.call(session=fuzz_clients[role])
         if not may_call(role, case):
