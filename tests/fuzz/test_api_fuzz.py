@@ -4,6 +4,13 @@ Each operation of the schema (but the exclusions below) gets generated requests,
 invalid, and every answer must be no 5xx and conform to the schema: a documented status code,
 a documented content type, the documented headers, and a body matching the response schema.
 
+Every operation is called by each role: nobody, a tourist with the booking's token, an
+operator's admin, an operator's staff member, a platform admin and an agency's key. The
+role the operation is for (`owner`) sends all MAX_EXAMPLES requests; each other role sends
+a few of the same ones (OTHER_ROLE_SHARE). A role that may call the operation (`may_call`)
+gets the same checks; one that may not must be refused (401, 403 or 404, see `refusals`),
+never served and never a 5xx.
+
 The requests run in-process on the app, in this session's event loop and on its database (the
 PostgreSQL pool belongs to that loop), through httpx's ASGI transport. Schemathesis' own ASGI
 client would run them in a thread and event loop of its own, and would start the app's
@@ -11,20 +18,22 @@ lifespan there: a second database pool, and the in-process job loop running `tic
 30 seconds under the other tests of the worker.
 
 Each operation gets fresh data (tables are emptied after each test): an operator with a
-published bus line, fares and a departure, a guest booking with a contact, a partner agency
-on account with a key, and whatever else the operation's path names (an offer, an allotment,
-a second key, a notification, an OCTO booking, a failed webhook event). Most generated
-requests carry valid credentials and real ids, so that they get past 401 and 404; the rest
-keep the generated ones. Which ones is decided by a hash of the generated value, so every
-run sends the same requests but for the ids (`derandomize=True`).
+published bus line, fares and a departure, its admin and a staff member, a guest booking
+with a contact, a partner agency on account with a key, and whatever else the operation's
+path names (an offer, an allotment, a second key, a notification, an OCTO booking, a failed
+webhook event). Most generated requests carry real ids, so that they get past 404, and the
+owner's carry valid credentials; the rest keep the generated ones. Which ones is decided by
+a hash of the generated value, so every run sends the same requests but for the ids
+(`derandomize=True`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import uuid4
 
@@ -36,17 +45,19 @@ import urllib3
 from hypothesis import HealthCheck, settings
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+from schemathesis.generation import GenerationMode
 from schemathesis.generation.hypothesis.builder import ApiOperationMark
 from schemathesis.python.asgi import ASGIClient
 
 from app.asgi import create_app
+from app.core.tables import AttemptCounter
 from app.partners.tables import WebhookDelivery, WebhookStatus
 from tests.assertions import ok
 from tests.conftest import STAFF_PASSWORD, Account
 from tests.factories import published_bus_departure
 
-# Generated requests per operation (plus the schema's own examples): about 2,700 requests
-# for the whole API, a minute or two on 2 cores with the data each operation needs.
+# Generated requests per operation for its owner (plus the schema's own examples): about
+# 2,900 requests for the whole API, and about 2,200 more by the other roles.
 MAX_EXAMPLES = 25
 
 # ---------------------------------------------------------------- the app and its schema
@@ -70,91 +81,6 @@ class WithoutLifespan:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-# The OCTO endpoints read their JSON bodies (and the booking search its query) by hand, so
-# the schema shows none and schemathesis would send none: every request would stop at "not
-# valid JSON". Until the app documents them, the shapes of the README's OCTO flow are added
-# here, loosely (the app must answer any of them with an OCTO error, never a 5xx).
-_TEXT = {"type": "string"}
-_CONTACT = {
-    "type": "object",
-    "properties": {
-        name: _TEXT
-        for name in ("fullName", "firstName", "lastName", "emailAddress", "phoneNumber",
-                     "postalCode", "country", "notes")
-    } | {"locales": {"type": "array", "items": _TEXT}},
-}  # fmt: skip
-_UNITS = {
-    "type": "array",
-    "items": {"type": "object", "properties": {"id": _TEXT, "quantity": {"type": "integer"}}},
-}
-_DAY = {"type": "string", "format": "date"}
-OCTO_BODIES: dict[str, dict[str, Any]] = {
-    "/octo/availability/calendar": {
-        "type": "object",
-        "required": ["productId", "optionId", "localDateStart", "localDateEnd"],
-        "properties": {
-            "productId": _TEXT,
-            "optionId": _TEXT,
-            "localDateStart": _DAY,
-            "localDateEnd": _DAY,
-            "units": _UNITS,
-        },
-    },
-    "/octo/availability": {
-        "type": "object",
-        "required": ["productId", "optionId"],
-        "properties": {
-            "productId": _TEXT,
-            "optionId": _TEXT,
-            "localDateStart": _DAY,
-            "localDateEnd": _DAY,
-            "availabilityIds": {"type": "array", "items": _TEXT},
-            "units": _UNITS,
-            "pickupLocationId": _TEXT,
-        },
-    },
-    "/octo/bookings": {
-        "type": "object",
-        "required": ["uuid", "productId", "optionId", "availabilityId", "unitItems"],
-        "properties": {
-            "uuid": {"type": "string", "maxLength": 64},
-            "productId": _TEXT,
-            "optionId": _TEXT,
-            "availabilityId": _TEXT,
-            "unitItems": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "object", "properties": {"unitId": _TEXT}},
-            },
-            "expirationMinutes": {"type": "integer"},
-            "pickupRequested": {"type": "boolean"},
-            "pickupLocationId": _TEXT,
-            "resellerReference": _TEXT,
-        },
-    },
-    "/octo/bookings/{uuid}/extend": {
-        "type": "object",
-        "properties": {"expirationMinutes": {"type": "integer"}},
-    },
-    "/octo/bookings/{uuid}/confirm": {
-        "type": "object",
-        "required": ["contact"],
-        "properties": {
-            "contact": _CONTACT,
-            "unitItems": {
-                "type": "array",
-                "items": {"type": "object", "properties": {"contact": _CONTACT}},
-            },
-            "resellerReference": _TEXT,
-        },
-    },
-    "/octo/bookings/{uuid}/cancel": {"type": "object", "properties": {"reason": _TEXT}},
-}
-OCTO_BODIES["/octo/bookings/{uuid}/payment"] = OCTO_BODIES["/octo/bookings/{uuid}/confirm"]
-OCTO_SEARCH = ["resellerReference", "supplierReference", "localDate", "localDateStart",
-               "localDateEnd", "productId", "optionId"]  # fmt: skip
 
 
 def _refs(node: Any, found: set[str], components: dict[str, Any]) -> set[str]:
@@ -201,19 +127,6 @@ def before_load_schema(context: schemathesis.HookContext, raw_schema: dict[str, 
     outputs = _refs([op.get("responses") for op in operations], set(), components)
     for name in inputs - outputs:
         _close(components[name])
-    for path, body in OCTO_BODIES.items():
-        operation = paths.get(path, {}).get("post")
-        if operation is not None:
-            operation.setdefault(
-                "requestBody",
-                {"required": True, "content": {"application/json": {"schema": body}}},
-            )
-    search = paths.get("/octo/bookings", {}).get("get")
-    if search is not None and not search.get("parameters"):
-        search["parameters"] = [
-            {"name": name, "in": "query", "required": False, "schema": _DAY if "Date" in name
-             else _TEXT} for name in OCTO_SEARCH
-        ]  # fmt: skip
 
 
 APP = WithoutLifespan(create_app())
@@ -312,15 +225,25 @@ async def session_loop() -> asyncio.AbstractEventLoop:
 
 
 @pytest.fixture
-async def fuzz_client(
+async def fuzz_clients(
     operation: str, session_loop: asyncio.AbstractEventLoop
-) -> AsyncIterator[SessionLoopClient]:
-    # A client address per operation: wrong booking tokens are counted per address in the
-    # process's memory (20 in 10 minutes, then 429), and must not spill into other tests.
-    address = f"192.0.2.{zlib.crc32(operation.encode()) % 254 + 1}"
-    transport = httpx.ASGITransport(app=APP, raise_app_exceptions=False, client=(address, 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield SessionLoopClient(session_loop, client)
+) -> AsyncIterator[dict[str, SessionLoopClient]]:
+    """A client per role, each from its own address: wrong booking tokens are counted per
+    address in the process's memory (20 in 10 minutes, then 429), and must not spill into
+    other tests or other roles."""
+    clients = {}
+    async with contextlib.AsyncExitStack() as stack:
+        for role in ROLES:
+            n = zlib.crc32(f"{operation} {role}".encode()) % (1 << 24)
+            address = f"10.{n >> 16}.{n >> 8 & 255}.{n & 255}"
+            transport = httpx.ASGITransport(
+                app=APP, raise_app_exceptions=False, client=(address, 50000)
+            )
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://testserver")
+            )
+            clients[role] = SessionLoopClient(session_loop, client)
+        yield clients
 
 
 # ---------------------------------------------------------------- the data each operation needs
@@ -340,31 +263,91 @@ BODY_VALUES = {
     "seat_class": "standard",
     "optionId": "standard",
     "passenger_type": "adult",
-    "unitId": "adult",
 }
+
+
+# Who calls: nobody, a tourist with the booking's token, each staff role, an agency's key.
+ROLES = ("anonymous", "tourist", "operator_admin", "operator_staff", "platform_admin", "agency")
+STAFF = ("operator_admin", "operator_staff", "platform_admin")
+# The share of generated requests each other role sends too (about 4 of MAX_EXAMPLES).
+OTHER_ROLE_SHARE = 0.15
+# What an operator's staff (not its admins) may do in the operator API: read most things,
+# check passengers in, resend a notification or a failed webhook event. Everything else is
+# the admins'.
+STAFF_MAY_NOT_READ = {
+    "/api/v1/operator/audit",
+    "/api/v1/operator/agencies/{agency_id}/webhook-secret",
+}
+STAFF_MAY_WRITE = {
+    "POST /api/v1/operator/departures/{departure_id}/check-in",
+    "POST /api/v1/operator/notifications/{notification_id}/resend",
+    "POST /api/v1/operator/agencies/{agency_id}/webhooks/{event_id}/retry",
+}
+# Statuses for a role that may not call an operation: never 2xx, never 5xx.
+REFUSED = (401, 403, 404)
+
+
+def refusals(case: schemathesis.Case, role: str) -> tuple[int, ...]:
+    """What a role that may not call the operation may hear: 401, 403 or 404; and 400
+    for a request refused for what it carries before anyone asks who sends it (text with
+    a NUL character, refused by RejectNulMiddleware; an invalid request), or sent by staff
+    of another role (a staff member's role is checked by the services, after the request is
+    parsed and checked)."""
+    invalid = case.meta is not None and case.meta.generation.mode == GenerationMode.NEGATIVE
+    if role in STAFF or invalid or "\\x00" in repr((case.body, case.query)):
+        return (*REFUSED, 400)
+    return REFUSED
+
+
+def owner(case: schemathesis.Case) -> str:
+    """The role an operation is for, which gets the most requests."""
+    path = case.operation.path
+    if path.startswith(("/octo", "/api/v1/partner")):
+        return "agency"
+    if path.startswith("/api/v1/admin"):
+        return "platform_admin"
+    if path.startswith(("/api/v1/operator", "/api/v1/auth/me")):
+        return "operator_admin"
+    if any(p.name == "X-Booking-Token" for p in case.operation.iter_parameters()):
+        return "tourist"
+    return "anonymous"
+
+
+def may_call(role: str, case: schemathesis.Case) -> bool:
+    """Whether `role` may call the operation (rather than get 401, 403 or 404)."""
+    path, method = case.operation.path, case.method.upper()
+    for_role = owner(case)
+    if for_role in ("anonymous", role):
+        return True
+    if path == "/api/v1/auth/me":
+        return role in STAFF
+    if for_role == "operator_admin" and role == "operator_staff":
+        if method == "GET":
+            return path not in STAFF_MAY_NOT_READ
+        return f"{method} {path}" in STAFF_MAY_WRITE
+    return False
 
 
 class World:
     """Ids and credentials for one operation, and how to put them into a generated case."""
 
-    def __init__(self, operator: Account, admin: Account) -> None:
+    def __init__(self, operator: Account, staff: Account, admin: Account) -> None:
+        self.accounts = {"operator_admin": operator, "operator_staff": staff,
+                         "platform_admin": admin}  # fmt: skip
         self.operator = operator
-        self.admin = admin
         self.ids: dict[str, str] = {}
         self.partner_key = ""
         self.booking_token = ""
 
-    def credentials(self, path: str) -> str | None:
-        if path.startswith(("/octo", "/api/v1/partner")):
+    def credentials(self, role: str) -> str | None:
+        if role == "agency":
             return self.partner_key
-        if path.startswith("/api/v1/admin"):
-            return self.admin.token
-        if path.startswith(("/api/v1/operator", "/api/v1/auth/me")):
-            return self.operator.token
+        if role in self.accounts:
+            return self.accounts[role].token
         return None
 
     def prepare(self, case: schemathesis.Case) -> None:
-        """Real ids, values and credentials in most cases, the generated ones in the rest."""
+        """Real ids and values in most cases, the generated ones in the rest."""
         path = case.operation.path
         octo_capabilities = _share(path, case.body, case.query) < 0.5
         for name, value in list((case.path_parameters or {}).items()):
@@ -378,42 +361,63 @@ class World:
         if login and _share(path, case.body) < 0.5:
             case.body.update(email=self.operator.email, password=STAFF_PASSWORD)
         headers = dict(case.headers or {})
-        token = self.credentials(path)
-        if token is not None:
-            generated = headers.get("Authorization")
-            if generated is None or _share(path, generated) < 0.9:
-                headers["Authorization"] = f"Bearer {token}"
-        if any(p.name == "X-Booking-Token" for p in case.operation.iter_parameters()):
-            generated = headers.get("X-Booking-Token")
-            if generated is None or _share(path, generated) < 0.8:
-                headers["X-Booking-Token"] = self.booking_token
         if path.startswith("/octo") and octo_capabilities:
             headers["Octo-Capabilities"] = OCTO_CAPABILITIES
         case.headers = headers
 
-    def _fill(self, path: str, body: Any, parent: str = "") -> None:
+    def as_role(self, case: schemathesis.Case, role: str) -> schemathesis.Case:
+        """The case as `role` sends it. The owner keeps a generated (wrong) Authorization
+        or X-Booking-Token header now and then; other roles send their own credentials
+        (a tourist its booking token), or none, or the generated token."""
+        path = case.operation.path
+        headers = dict(case.headers or {})
+        mine = role == owner(case)
+        token = self.credentials(role)
+        generated = headers.pop("Authorization", None)
+        if token is not None and (not mine or generated is None or _share(path, generated) < 0.9):
+            headers["Authorization"] = f"Bearer {token}"
+        elif mine and generated is not None:
+            headers["Authorization"] = generated
+        generated = headers.get("X-Booking-Token")
+        if role == "tourist" and (not mine or generated is None or _share(path, generated) < 0.8):
+            headers["X-Booking-Token"] = self.booking_token
+        return case.derive(headers=CaseInsensitiveDict(headers))
+
+    @staticmethod
+    def other_roles(case: schemathesis.Case) -> list[str]:
+        """The roles, but the owner, that send this case too: each a few of them, chosen
+        by the generated values (before `prepare` puts real ids in), so that Hypothesis'
+        replays send the same. A request with nothing generated is sent by every role."""
+        generated = (case.path_parameters, case.query, case.body, case.headers)
+        everyone = not any(generated)
+        return [
+            role
+            for role in ROLES
+            if role != owner(case)
+            and (everyone or _share(role, case.operation.label, generated) < OTHER_ROLE_SHARE)
+        ]
+
+    def _fill(self, path: str, body: Any) -> None:
         """Put the world's ids and values into string fields of the body, most of the time."""
         if isinstance(body, list):
             for item in body:
-                self._fill(path, item, parent)
+                self._fill(path, item)
             return
         if not isinstance(body, dict):
             return
         for name, value in list(body.items()):
             if isinstance(value, str):
                 real = self.ids.get(BODY_IDS.get(name, "")) or BODY_VALUES.get(name)
-                if parent == "units" and name == "id":
-                    real = "adult"
                 if real is not None and _share(path, name, value) < 0.7:
                     body[name] = real
             else:
-                self._fill(path, value, name)
+                self._fill(path, value)
 
 
 async def build_world(
-    client: httpx.AsyncClient, operator: Account, admin: Account, path: str
+    client: httpx.AsyncClient, operator: Account, staff: Account, admin: Account, path: str
 ) -> World:
-    world = World(operator, admin)
+    world = World(operator, staff, admin)
     headers = operator.headers
     route, vehicle, departure = await published_bus_departure(client, headers)
     world.ids.update(
@@ -503,12 +507,14 @@ async def world(
     operation: str,
     client: httpx.AsyncClient,
     operator: Account,
+    make_operator: Callable[..., Awaitable[Account]],
     platform_admin: Account,
 ) -> World:
     path = operation.partition(" ")[2]
     if path.endswith(("/payments", "/payment")):
         request.getfixturevalue("stripe_server")
-    return await build_world(client, operator, platform_admin, path)
+    staff = await make_operator(operator.slug, role="operator_staff")
+    return await build_world(client, operator, staff, platform_admin, path)
 
 
 # ---------------------------------------------------------------- the test
@@ -533,7 +539,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_api(
-    case: schemathesis.Case, operation: str, world: World, fuzz_client: SessionLoopClient
+    case: schemathesis.Case,
+    operation: str,
+    world: World,
+    fuzz_clients: dict[str, SessionLoopClient],
+    session_loop: asyncio.AbstractEventLoop,
 ) -> None:
+    # Wrong booking tokens are counted per client address and per booking (20 and 100 in
+    # 10 minutes, then 429): Hypothesis' replays of a failing example must not reach that.
+    session_loop.run_until_complete(AttemptCounter.delete(force=True).run())
+    others = world.other_roles(case)
     world.prepare(case)
-    case.call_and_validate(session=fuzz_client)
+    mine = owner(case)
+    world.as_role(case, mine).call_and_validate(session=fuzz_clients[mine])
+    for role in others:
+        sent = world.as_role(case, role)
+        response = sent.call(session=fuzz_clients[role])
+        if not may_call(role, case):
+            assert response.status_code in refusals(sent, role), (
+                f"{operation} as {role}: {response.status_code} {response.text[:500]}\n"
+                f"Reproduce with:\n    {sent.as_curl_command()}"
+            )
+        sent.validate_response(response)
