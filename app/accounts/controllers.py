@@ -10,7 +10,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from app.accounts import audit, operators, services
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, STAFF_DEPENDENCIES
+from app.accounts.dependencies import (
+    BEARER_SECURITY,
+    OPERATOR_DEPENDENCIES,
+    OPERATOR_GUARDS,
+    STAFF_DEPENDENCIES,
+    STAFF_GUARDS,
+)
 from app.accounts.schemas import (
     AuditEntryOut,
     AuditFilters,
@@ -51,6 +57,7 @@ class AuthController(Controller):
         "/me",
         summary="The logged-in staff member",
         dependencies=STAFF_DEPENDENCIES,
+        guards=STAFF_GUARDS,
         security=BEARER_SECURITY,
         responses=problem_responses(401),
     )
@@ -62,6 +69,7 @@ class PlatformAdminController(Controller):
     path = "/api/v1/admin"
     tags = ["Platform administration"]
     dependencies = STAFF_DEPENDENCIES
+    guards = STAFF_GUARDS
     security = BEARER_SECURITY
 
     @post(
@@ -102,6 +110,7 @@ class PlatformAdminController(Controller):
 
 class AuditController(Controller):
     tags = ["Audit log"]
+    guards = STAFF_GUARDS
     dependencies = {
         **STAFF_DEPENDENCIES,
         "audit_filters": Provide(audit.provide_filters, sync_to_thread=False),
@@ -142,6 +151,7 @@ class OperatorStaffController(Controller):
     path = "/api/v1/operator/staff"
     tags = ["Operator: staff"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @get("/", summary="List my operator's staff", responses=problem_responses(401, 403))

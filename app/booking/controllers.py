@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, ValidationException
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.schemas import (
     BookingCreate,
@@ -309,6 +309,7 @@ class OperatorBookingController(Controller):
     path = "/api/v1/operator/departures"
     tags = ["Operator: departures"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @get(

@@ -11,7 +11,7 @@ from litestar import Controller, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.services import public_departures, seat_blocks
 from app.catalogue.controllers.common import DateFrom, DateTo
@@ -77,6 +77,7 @@ class OperatorDepartureBlockController(Controller):
     path = "/api/v1/operator/departures"
     tags = ["Operator: departures"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @put(
@@ -97,6 +98,7 @@ class OperatorSeatBlockController(Controller):
     path = "/api/v1/operator/vehicles"
     tags = ["Operator: vehicles and seat maps"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @put(

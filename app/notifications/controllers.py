@@ -8,7 +8,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 from app.accounts.schemas import OperatorPrincipal
 from app.core.errors import problem_responses
 from app.notifications.rows import NotificationRow
@@ -29,6 +29,7 @@ class OperatorNotificationController(Controller):
     path = "/api/v1/operator"
     tags = ["Operator: notifications"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @post(

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.controllers import BookingToken, guarded
 from app.core.errors import problem_responses
@@ -70,6 +70,7 @@ class OperatorPaymentController(Controller):
     path = "/api/v1/operator"
     tags = ["Operator: payments"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @get(

@@ -290,11 +290,14 @@ REFUSED = (401, 403, 404)
 def refusals(case: schemathesis.Case, role: str) -> tuple[int, ...]:
     """What a role that may not call the operation may hear: 401, 403 or 404; and 400
     for a request refused for what it carries before anyone asks who sends it (text with
-    a NUL character, refused by RejectNulMiddleware; an invalid request), or sent by staff
-    of another role (a staff member's role is checked by the services, after the request is
-    parsed and checked)."""
+    a NUL character, refused by the request-input middleware; an invalid request), sent by
+    staff of another role (the guards check the token and that it is an operator's staff
+    before the body is read; whether that staff role may edit is the services' to say,
+    after), or sent to a guest's booking (its token is checked with the booking, after the
+    body: a body's validity says nothing about the booking)."""
     invalid = case.meta is not None and case.meta.generation.mode == GenerationMode.NEGATIVE
-    if role in STAFF or invalid or "\\x00" in repr((case.body, case.query)):
+    guest_booking = owner(case) == "tourist"
+    if role in STAFF or invalid or guest_booking or "\\x00" in repr((case.body, case.query)):
         return (*REFUSED, 400)
     return REFUSED
 

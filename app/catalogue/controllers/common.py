@@ -8,7 +8,7 @@ from typing import Annotated
 from litestar import Controller
 from litestar.params import QueryParameter
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 
 DateFrom = Annotated[
     date | None, QueryParameter(name="from", description="First local date, inclusive (YYYY-MM-DD)")
@@ -20,4 +20,5 @@ DateTo = Annotated[
 
 class _OperatorController(Controller):
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY

@@ -10,7 +10,7 @@ from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 from app.accounts.schemas import OperatorPrincipal
 from app.accounts.services import require_operator_admin
 from app.booking.schemas import AllotmentCreate, AllotmentOut, AllotmentUpdate
@@ -51,6 +51,7 @@ class OperatorAgencyController(Controller):
     path = "/api/v1/operator/agencies"
     tags = ["Operator: partner agencies"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @post("/", summary="Sign a contract with an agency", responses=problem_responses(400, 401, 403))

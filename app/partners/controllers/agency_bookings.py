@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES
+from app.accounts.dependencies import BEARER_SECURITY, OPERATOR_DEPENDENCIES, OPERATOR_GUARDS
 from app.accounts.schemas import OperatorPrincipal
 from app.booking.tables import BookingStatus
 from app.core.errors import problem_responses
@@ -22,6 +22,7 @@ class OperatorAgencyBookingController(Controller):
     path = "/api/v1/operator/agency-bookings"
     tags = ["Operator: partner agencies"]
     dependencies = OPERATOR_DEPENDENCIES
+    guards = OPERATOR_GUARDS
     security = BEARER_SECURITY
 
     @get(

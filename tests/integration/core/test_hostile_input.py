@@ -511,3 +511,15 @@ async def test_openapi_says_request_bodies_refuse_unknown_fields_and_page_limits
     for size, status in (("0", 400), ("100", 200), ("101", 400)):
         response = await client.get(ROUTES, params={"page_size": size}, headers=operator.headers)
         assert response.status_code == status, (size, response.text)
+
+
+async def test_who_calls_is_checked_before_what_the_body_says(
+    client: httpx.AsyncClient, platform_admin: Account
+) -> None:
+    """A caller without a staff token gets 401, and one who is no operator's staff 403,
+    before the body is judged: a wrong body tells them nothing."""
+    bad_body = {"fares": [{"amount": 0.5, "passenger_type": "adult", "seat_class": "x"}]}
+    path = f"/api/v1/operator/routes/{uuid4()}/fares"
+    problem(await client.put(path, json=bad_body), 401)
+    problem(await client.put(path, json=bad_body, headers=platform_admin.headers), 403)
+    problem(await client.post("/api/v1/admin/operators", json={"name": 5}), 401)
