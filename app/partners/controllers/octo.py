@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from app.core import ratelimit
 from app.core.errors import DomainError
 from app.core.i18n import SUPPORTED_LOCALES, content_language
+from app.core.openapi import json_body_operation
 from app.core.settings import Settings
 from app.partners import octo, octo_availability, octo_products, services
 from app.partners.octo_bookings import change, reserve, view
 from app.partners.octo_bookings import confirm as confirmation
+from app.partners.octo_schemas import (
+    OctoAvailabilityBody,
+    OctoAvailabilityCalendarBody,
+    OctoBookingCancellationBody,
+    OctoBookingConfirmationBody,
+    OctoBookingReservationBody,
+    OctoExtendBody,
+)
 from app.partners.schemas import AgencyPrincipal
 
 
@@ -112,6 +121,17 @@ async def _body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return body
 
 
+def _filter(name: str, description: str, *, day: bool = False) -> Any:
+    """A filter of the booking search, as OCTO names it (a date as YYYY-MM-DD); left
+    out or empty, it does not filter."""
+    return QueryParameter(
+        name=name,
+        description=description,
+        required=False,
+        schema_extra={"format": "date"} if day else None,
+    )
+
+
 class OctoController(Controller):
     tags = ["Partners: OCTO"]
 
@@ -143,6 +163,7 @@ class OctoController(Controller):
         summary="Availability per day",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoAvailabilityCalendarBody),
     )
     async def calendar(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
@@ -157,6 +178,7 @@ class OctoController(Controller):
         summary="Departures with vacancies",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoAvailabilityBody),
     )
     async def availability(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
@@ -179,6 +201,7 @@ class OctoBookingController(Controller):
         description="Idempotent by the partner's `uuid`: the same uuid returns the same booking.",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoBookingReservationBody),
     )
     async def hold(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
@@ -191,10 +214,37 @@ class OctoBookingController(Controller):
         responses=octo_responses(400, 401),
     )
     async def search(
-        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        reseller_reference: Annotated[
+            str, _filter("resellerReference", "The agency's own reference")
+        ] = "",
+        supplier_reference: Annotated[
+            str, _filter("supplierReference", "This API's booking reference")
+        ] = "",
+        local_date: Annotated[
+            str, _filter("localDate", "Departing on this local date", day=True)
+        ] = "",
+        local_date_start: Annotated[
+            str, _filter("localDateStart", "Departing on or after", day=True)
+        ] = "",
+        local_date_end: Annotated[
+            str, _filter("localDateEnd", "Departing on or before", day=True)
+        ] = "",
+        product_id: Annotated[str, _filter("productId", "Of this product")] = "",
+        option_id: Annotated[str, _filter("optionId", "Of this option")] = "",
     ) -> Response[Any]:
-        query = {key: str(value) for key, value in request.query_params.items()}
-        return _octo(request, await view.search(agency, query))
+        given = {
+            "resellerReference": reseller_reference,
+            "supplierReference": supplier_reference,
+            "localDate": local_date,
+            "localDateStart": local_date_start,
+            "localDateEnd": local_date_end,
+            "productId": product_id,
+            "optionId": option_id,
+        }
+        return _octo(request, await view.search(agency, given))
 
     @get("/{uuid:str}", summary="A booking", responses=octo_responses(400, 401))
     async def get_booking(
@@ -210,6 +260,7 @@ class OctoBookingController(Controller):
         summary="Extend a hold",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoExtendBody),
     )
     async def extend(
         self,
@@ -225,6 +276,7 @@ class OctoBookingController(Controller):
         description="Within the agency's credit limit.",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoBookingConfirmationBody),
     )
     async def confirm(
         self,
@@ -242,6 +294,7 @@ class OctoBookingController(Controller):
         "Stripe reports the payment (a `booking.confirmed` webhook follows).",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoBookingConfirmationBody),
     )
     async def pay(
         self,
@@ -256,6 +309,7 @@ class OctoBookingController(Controller):
         summary="Cancel (before the contract's cut-off)",
         status_code=200,
         responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoBookingCancellationBody, required=False),
     )
     async def cancel(
         self,
