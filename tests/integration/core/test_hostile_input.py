@@ -482,7 +482,9 @@ async def test_openapi_says_request_bodies_refuse_unknown_fields_and_page_limits
             closed(value, seen)
 
     bodies = 0
-    for operations in schema["paths"].values():
+    for path, operations in schema["paths"].items():
+        if path.startswith("/octo"):
+            continue  # OCTO bodies follow the OCTO spec, which lets clients send more fields.
         for operation in operations.values():
             body = operation.get("requestBody") if isinstance(operation, dict) else None
             if body is not None:
