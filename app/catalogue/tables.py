@@ -53,6 +53,16 @@ class PassengerType(StrEnum):
     senior = "senior"
 
 
+# The ages (in whole years, both ends included) a passenger type's fare is sold for: what a
+# reseller tells its customers (OCTO units' minAge and maxAge). Adults may be any age from
+# 14; seniors from 60 may choose the senior fare.
+PASSENGER_AGES: dict[PassengerType, tuple[int, int]] = {
+    PassengerType.child: (0, 13),
+    PassengerType.adult: (14, 120),
+    PassengerType.senior: (60, 120),
+}
+
+
 class StopKind(StrEnum):
     boarding = "boarding"
     pickup = "pickup"

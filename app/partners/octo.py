@@ -18,7 +18,7 @@ from babel.numbers import get_currency_precision
 from app.catalogue.services.common import as_dict
 from app.catalogue.tables import Departure, DepartureStop, Route, RouteStatus, Seat, StopKind
 from app.core import clock
-from app.core.i18n import localize
+from app.core.i18n import _, localize
 from app.partners.rows import AgencyRow, PickupStop, ProductRoute
 from app.partners.schemas import AgencyPrincipal
 from app.partners.tables import Agency
@@ -99,7 +99,7 @@ async def route_of(principal: AgencyPrincipal, product_id: str) -> ProductRoute:
         if str(route.id) == product_id:
             return route
     raise OctoError(
-        "INVALID_PRODUCT_ID", "The product ID was invalid or missing", productId=product_id
+        "INVALID_PRODUCT_ID", _("The product ID was invalid or missing"), productId=product_id
     )
 
 
@@ -125,7 +125,7 @@ async def _classes(route: ProductRoute) -> list[str]:
 async def check_option(route: ProductRoute, option_id: str) -> None:
     if option_id not in await _classes(route):
         raise OctoError(
-            "INVALID_OPTION_ID", "The option ID was invalid or missing", optionId=option_id
+            "INVALID_OPTION_ID", _("The option ID was invalid or missing"), optionId=option_id
         )
 
 

@@ -53,7 +53,7 @@ def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
 logger = logging.getLogger("tourline.octo")
 
 # Capabilities of the OCTO specification this API implements.
-SUPPORTED_CAPABILITIES = ("octo/content", "octo/pickups", "octo/pricing")
+SUPPORTED_CAPABILITIES = tuple(octo_products.CAPABILITIES)
 
 
 async def provide_agency(
@@ -139,7 +139,13 @@ class OctoController(Controller):
     async def supplier(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
-        return _octo(request, await octo_products.supplier(agency))
+        return _octo(request, await octo_products.supplier(agency, _capabilities(request)))
+
+    @get("/capabilities", summary="The capabilities this API implements")
+    async def capabilities(
+        self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
+    ) -> Response[Any]:
+        return _octo(request, octo_products.capabilities())
 
     @get("/products", summary="Products the agency may sell", responses=octo_responses(400, 401))
     async def products(

@@ -702,8 +702,9 @@ async def test_products_are_published_routes_with_seat_classes_and_passenger_typ
         assert option["restrictions"]["minUnits"] >= 1
         assert option["restrictions"]["maxUnits"] == 10
         assert option["cancellationCutoffUnit"] in {"hour", "minute", "day"}
-        assert [u["id"] for u in option["units"]] == ["adult", "child", "senior"]
-        assert [u["type"] for u in option["units"]] == ["ADULT", "CHILD", "SENIOR"]
+        # The passenger types the route has a fare for (adult and child, no senior).
+        assert [u["id"] for u in option["units"]] == ["adult", "child"]
+        assert [u["type"] for u in option["units"]] == ["ADULT", "CHILD"]
         for unit in option["units"]:
             assert REQUIRED_UNIT_FIELDS - set(unit) == set()
             restrictions = unit["restrictions"]
@@ -1107,8 +1108,10 @@ async def test_unit_pricing_has_retail_and_net_after_the_agencys_commission(
         ({"productId": None}, "INVALID_PRODUCT_ID", {"productId": ""}),
         ({"availabilityIds": ["not-an-id"], "localDateStart": None, "localDateEnd": None},
          "INVALID_AVAILABILITY_ID", {"availabilityId": "not-an-id"}),
-        ({"availabilityIds": ["{departure}", "12345"]},
-         "INVALID_AVAILABILITY_ID", {"availabilityId": "12345"}),
+        # Dates and availabilityIds together are not one of OCTO's combinations.
+        ({"availabilityIds": ["{departure}", "12345"]}, "BAD_REQUEST", {}),
+        ({"availabilityIds": ["{departure}", "12345"], "localDateStart": None,
+          "localDateEnd": None}, "INVALID_AVAILABILITY_ID", {"availabilityId": "12345"}),
         ({"availabilityIds": "{departure}"}, "BAD_REQUEST", {}),
         ({"localDateStart": "2030-02-30"}, "BAD_REQUEST", {}),
         ({"localDateEnd": "tomorrow"}, "BAD_REQUEST", {}),
