@@ -19,7 +19,13 @@ from app.catalogue.tables import PassengerType
 from app.core.database import for_update, write_transaction
 from app.core.errors import DomainError
 from app.partners import octo
-from app.partners.octo_bookings.view import find, get, not_on_hold, unit_item_uuid
+from app.partners.octo_bookings.view import (
+    booking_object,
+    find,
+    get,
+    not_on_hold,
+    unit_item_uuid,
+)
 from app.partners.schemas import AgencyPrincipal
 from app.partners.services import credit_used
 from app.partners.tables import Agency, PaymentTerms
@@ -124,14 +130,18 @@ def contact_of(
 async def confirm(
     principal: AgencyPrincipal, uuid: str, body: dict[str, Any], capabilities: Collection[str]
 ) -> dict[str, Any]:
-    """Confirm on account, within the agency's credit limit. A prepaying agency's booking
-    is confirmed by its card payment (`pay`)."""
+    """Confirm on account, within the agency's credit limit; a second confirm is
+    UNPROCESSABLE_ENTITY. A prepaying agency's booking is confirmed by its card payment
+    (`pay`); its confirm then answers the confirmed booking."""
     found = await find(principal, uuid)
     contact = contact_of(body, found, await agency_booking_lines(found), required=True)
     agency = await octo.agency_row(principal)
     async with write_transaction():
         booking = await lock_agency_booking(found.id)
         if booking.status == BookingStatus.confirmed:
+            if agency.payment_terms == PaymentTerms.prepay:
+                # Its card payment confirmed it: the client's OCTO confirm follows, once.
+                return await booking_object(booking, capabilities)
             raise octo.unprocessable("The booking is already confirmed")
         if not booking.hold_running:
             raise not_on_hold(booking, "confirmed")

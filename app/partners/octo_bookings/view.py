@@ -265,19 +265,20 @@ async def search(
     principal: AgencyPrincipal, query: dict[str, str], capabilities: Collection[str]
 ) -> list[dict[str, Any]]:
     """GET /octo/bookings: filtered by `resellerReference`, `supplierReference`,
-    `localDate`, or `localDateStart` with `localDateEnd`, as OCTO requires (`productId`
-    and `optionId` narrow those further)."""
+    `localDate`, or `localDateStart` with `localDateEnd`, as OCTO requires; this API
+    also takes `productId` and `optionId`."""
     filters = {k: v for k, v in query.items() if v}
     if ("localDateStart" in filters) != ("localDateEnd" in filters):
         raise octo.OctoError(
             "BAD_REQUEST", "localDateStart and localDateEnd must be given together"
         )
-    known = {"resellerReference", "supplierReference", "localDate", "localDateStart"}
+    known = {"resellerReference", "supplierReference", "localDate", "localDateStart",
+             "productId", "optionId"}  # fmt: skip
     if not filters.keys() & known:
         raise octo.OctoError(
             "BAD_REQUEST",
             "Give resellerReference, supplierReference, localDate, or localDateStart "
-            "and localDateEnd",
+            "and localDateEnd (or productId, optionId)",
         )
     days: dict[str, date] = {}
     for name in ("localDate", "localDateStart", "localDateEnd"):
