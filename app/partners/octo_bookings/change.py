@@ -63,6 +63,7 @@ def _past_cutoff(action: str, hours: int, cutoff: Any) -> octo.OctoError:
     return octo.unprocessable(
         f"The booking can no longer be {action}: the cancellation cut-off has passed "
         f"({hours} hours before departure, by the contract)",
+        code="cancellation_cutoff_passed",
         utcCutoffAt=octo.utc_text(cutoff),
     )
 
