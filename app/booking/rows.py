@@ -43,6 +43,8 @@ class BookingRow:
     retail_amount: int | None
     created_at: datetime
     updated_at: datetime
+    notes: str
+    contact_notes: str
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> BookingRow:
@@ -60,6 +62,7 @@ class BookingRow:
             agency_id=row["agency"], partner_uuid=row["partner_uuid"],
             reseller_reference=row["reseller_reference"], retail_amount=row["retail_amount"],
             created_at=row["created_at"], updated_at=row["updated_at"],
+            notes=row["notes"], contact_notes=row["contact_notes"],
         )  # fmt: skip
 
     @property

@@ -74,6 +74,9 @@ class Booking(Table):
     retail_amount = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # The booker's notes for the operator, and notes about its lead contact (e.g. needs).
+    notes = Text(default="")
+    contact_notes = Text(default="")
 
 
 class BookingChangeStatus(StrEnum):

@@ -51,6 +51,12 @@ class OctoError(Exception):
         return {"error": self.error, "errorMessage": self.message, **self.extra}
 
 
+def unprocessable(message: str, **extra: Any) -> OctoError:
+    """OCTO's UNPROCESSABLE_ENTITY: a well-formed request the booking's state or the
+    agency's contract refuses (sold out, confirmed twice, past the cut-off ...)."""
+    return OctoError("UNPROCESSABLE_ENTITY", message, **extra)
+
+
 def text_field(body: dict[str, Any], name: str, default: str = "", *, where: str = "") -> str:
     """A text field of an OCTO request body: absent or null is `default`; any other type
     is a BAD_REQUEST naming the field, never converted (`"productId": 5` is not "5")."""

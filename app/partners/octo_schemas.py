@@ -68,10 +68,10 @@ class OctoReservationUnitItem(msgspec.Struct, kw_only=True, rename="camel"):
 
 class OctoBookingReservationBody(msgspec.Struct, kw_only=True, rename="camel"):
     """POST /octo/bookings: hold seats. `uuid` is the agency's own booking id, which
-    makes the call idempotent (the specification makes it optional; this API requires it).
+    makes the call idempotent; left out, the server makes one (returned as `uuid`).
     `availabilityId` is one of the product's availabilities (POST /octo/availability)."""
 
-    uuid: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    uuid: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     product_id: ProductId
     option_id: OptionId
     availability_id: str
@@ -82,6 +82,8 @@ class OctoBookingReservationBody(msgspec.Struct, kw_only=True, rename="camel"):
     pickup_requested: bool = False
     pickup_location_id: str | None = None
     reseller_reference: str | None = None
+    notes: str | None = None
+    contact: OctoContact | None = None
 
 
 class OctoExtendBody(msgspec.Struct, kw_only=True, rename="camel"):
@@ -112,8 +114,11 @@ class OctoTravellerName(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 class OctoConfirmationUnitItem(msgspec.Struct, kw_only=True, rename="camel"):
-    """A traveller's name, per unit item in the order of the hold."""
+    """A traveller's name, per unit item: by its `uuid` (the booking's), else in the
+    order of the hold; `unitId` must be that unit's (INVALID_UNIT_ID when unknown)."""
 
+    uuid: str | None = None
+    unit_id: PassengerType | None = None
     contact: OctoTravellerName | None = None
 
 
@@ -124,6 +129,20 @@ class OctoBookingConfirmationBody(msgspec.Struct, kw_only=True, rename="camel"):
     contact: OctoContact
     unit_items: list[OctoConfirmationUnitItem] | None = None
     reseller_reference: str | None = None
+
+
+class OctoBookingUpdateBody(msgspec.Struct, kw_only=True, rename="camel"):
+    """PATCH /octo/bookings/{uuid}: what is given replaces what the booking has. The
+    product, option and availability may be named but not changed."""
+
+    contact: OctoContact | None = None
+    notes: str | None = None
+    reseller_reference: str | None = None
+    unit_items: list[OctoConfirmationUnitItem] | None = None
+    expiration_minutes: HoldMinutes | None = None
+    product_id: ProductId | None = None
+    option_id: OptionId | None = None
+    availability_id: str | None = None
 
 
 class OctoBookingCancellationBody(msgspec.Struct, kw_only=True, rename="camel"):

@@ -61,6 +61,8 @@ class AgencyBooking:
     expires_at: datetime | None
     confirmed_at: datetime | None
     cancelled_at: datetime | None
+    notes: str
+    contact_notes: str
 
     @property
     def hold_running(self) -> bool:
@@ -69,7 +71,7 @@ class AgencyBooking:
 
 @dataclass(frozen=True, slots=True)
 class AgencyContact:
-    """The lead contact an agency gives when it confirms or pays its hold."""
+    """The lead contact an agency gives when it confirms, pays or updates its booking."""
 
     name: str
     email: str
@@ -79,6 +81,10 @@ class AgencyContact:
     reseller_reference: str | None
     # Each passenger's name in order ("" where none was given: the lead's name is used).
     traveller_names: tuple[str, ...]
+    # Notes about the lead contact (e.g. needs); None keeps those given before.
+    contact_notes: str | None = None
+    # The agency's notes on the booking; None keeps those given before.
+    notes: str | None = None
 
 
 def _typed(booking: BookingRow) -> AgencyBooking:
@@ -94,7 +100,8 @@ def _typed(booking: BookingRow) -> AgencyBooking:
         retail_amount=booking.retail_amount, refund_amount=booking.refund_amount,
         created_at=booking.created_at, updated_at=booking.updated_at,
         expires_at=booking.expires_at, confirmed_at=booking.confirmed_at,
-        cancelled_at=booking.cancelled_at,
+        cancelled_at=booking.cancelled_at, notes=booking.notes,
+        contact_notes=booking.contact_notes,
     )  # fmt: skip
 
 
@@ -195,42 +202,58 @@ async def record_agency_contact(booking_id: UUID, contact: AgencyContact) -> Non
         booking, _departure = await lock_booking(booking_id)
         if not state.hold_running(booking.status, booking.expires_at):
             raise Conflict(_("Only a booking on hold can be changed."), code="booking_not_on_hold")
-        name = contact.name[:120]
-        await (
-            Booking.update(
-                {
-                    Booking.contact_name: name,
-                    Booking.contact_email: contact.email[:254],
-                    Booking.contact_phone: contact.phone[:32],
-                    Booking.locale: contact.locale,
-                    Booking.reseller_reference: (
-                        contact.reseller_reference or booking.reseller_reference
-                    )[:64],
-                    Booking.updated_at: clock.now(),
-                }
+        await _write_contact(booking, contact)
+
+
+async def update_agency_booking(booking_id: UUID, contact: AgencyContact) -> None:
+    """An agency's change to its running hold or confirmed booking: lead contact, notes,
+    its reference, travellers' names. Its contract's cut-off is the caller's check, made
+    under the same lock (`lock_agency_booking`)."""
+    async with write_transaction():
+        booking, _departure = await lock_booking(booking_id)
+        running = state.hold_running(booking.status, booking.expires_at)
+        if not running and booking.status != BookingStatus.confirmed:
+            raise Conflict(
+                _("Only a booking on hold or confirmed can be changed."),
+                code="booking_not_changeable",
             )
-            .where(Booking.id == booking_id)
-            .run()
+        await _write_contact(booking, contact)
+
+
+async def _write_contact(booking: BookingRow, contact: AgencyContact) -> None:
+    """`contact` onto the locked booking and its lines."""
+    name = contact.name[:120]
+    changes: dict[Any, Any] = {
+        Booking.contact_name: name,
+        Booking.contact_email: contact.email[:254],
+        Booking.contact_phone: contact.phone[:32],
+        Booking.locale: contact.locale,
+        Booking.reseller_reference: (contact.reseller_reference or booking.reseller_reference)[:64],
+        Booking.updated_at: clock.now(),
+    }
+    if contact.contact_notes is not None:
+        changes[Booking.contact_notes] = contact.contact_notes[:2000]
+    if contact.notes is not None:
+        changes[Booking.notes] = contact.notes[:2000]
+    await Booking.update(changes).where(Booking.id == booking.id).run()
+    lines = (
+        await BookingLine.select(BookingLine.id, BookingLine.passenger_name)
+        .where(
+            (BookingLine.booking == booking.id) & (BookingLine.departure == booking.departure_id)
         )
-        lines = (
-            await BookingLine.select(BookingLine.id, BookingLine.passenger_name)
-            .where(
-                (BookingLine.booking == booking_id)
-                & (BookingLine.departure == booking.departure_id)
+        .order_by(BookingLine.position)
+        .run()
+    )
+    names = contact.traveller_names
+    for index, line in enumerate(lines):
+        given = names[index][:120] if index < len(names) else ""
+        traveller = given or line["passenger_name"] or name
+        if traveller != line["passenger_name"]:
+            await (
+                BookingLine.update({BookingLine.passenger_name: traveller})
+                .where(BookingLine.id == line["id"])
+                .run()
             )
-            .order_by(BookingLine.position)
-            .run()
-        )
-        names = contact.traveller_names
-        for index, line in enumerate(lines):
-            given = names[index][:120] if index < len(names) else ""
-            traveller = given or line["passenger_name"] or name
-            if traveller != line["passenger_name"]:
-                await (
-                    BookingLine.update({BookingLine.passenger_name: traveller})
-                    .where(BookingLine.id == line["id"])
-                    .run()
-                )
 
 
 async def cancel_agency_booking(booking_id: UUID, *, actor: str, note: str) -> None:

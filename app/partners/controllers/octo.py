@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, Router, get, post
+from litestar import Controller, Request, Response, Router, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
@@ -26,6 +26,7 @@ from app.partners.octo_schemas import (
     OctoBookingCancellationBody,
     OctoBookingConfirmationBody,
     OctoBookingReservationBody,
+    OctoBookingUpdateBody,
     OctoExtendBody,
 )
 from app.partners.schemas import AgencyPrincipal
@@ -97,8 +98,10 @@ def octo_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     if isinstance(exc, octo.OctoError):
         error = exc
     elif isinstance(exc, DomainError):
-        # Booking rules (sold out, sales closed ...) as OCTO bad requests, with our detail.
-        error = octo.OctoError("BAD_REQUEST", str(exc.detail or exc.code), code=exc.code)
+        # Booking rules: a malformed request is a bad request; a well-formed one the
+        # booking's state refuses (sold out, sales closed ...) cannot be processed.
+        code = "BAD_REQUEST" if exc.status_code == 400 else "UNPROCESSABLE_ENTITY"
+        error = octo.OctoError(code, str(exc.detail or exc.code), code=exc.code)
     elif isinstance(exc, ValidationException):
         error = octo.OctoError("BAD_REQUEST", "The request body is invalid")
     elif isinstance(exc, HTTPException) and exc.status_code < 500:
@@ -212,7 +215,9 @@ class OctoBookingController(Controller):
     async def hold(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
-        return _octo(request, await reserve.hold(agency, await _body(request)))
+        return _octo(
+            request, await reserve.hold(agency, await _body(request), _capabilities(request))
+        )
 
     @get(
         "/",
@@ -250,7 +255,7 @@ class OctoBookingController(Controller):
             "productId": product_id,
             "optionId": option_id,
         }
-        return _octo(request, await view.search(agency, given))
+        return _octo(request, await view.search(agency, given, _capabilities(request)))
 
     @get("/{uuid:str}", summary="A booking", responses=octo_responses(400, 401))
     async def get_booking(
@@ -259,7 +264,27 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await view.get(agency, uuid))
+        return _octo(request, await view.get(agency, uuid, _capabilities(request)))
+
+    @patch(
+        "/{uuid:str}",
+        summary="Update a booking (before the contract's cut-off)",
+        description="The lead contact, notes, the agency's reference and the travellers' "
+        "names of a hold, or of a confirmed booking while it could still be cancelled.",
+        status_code=200,
+        responses=octo_responses(400, 401),
+        operation_class=json_body_operation(OctoBookingUpdateBody),
+    )
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        agency: NamedDependency[AgencyPrincipal],
+        uuid: FromPath[str],
+    ) -> Response[Any]:
+        return _octo(
+            request,
+            await change.update(agency, uuid, await _body(request), _capabilities(request)),
+        )
 
     @post(
         "/{uuid:str}/extend",
@@ -274,7 +299,10 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await change.extend(agency, uuid, await _body(request)))
+        return _octo(
+            request,
+            await change.extend(agency, uuid, await _body(request), _capabilities(request)),
+        )
 
     @post(
         "/{uuid:str}/confirm",
@@ -290,7 +318,10 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await confirmation.confirm(agency, uuid, await _body(request)))
+        return _octo(
+            request,
+            await confirmation.confirm(agency, uuid, await _body(request), _capabilities(request)),
+        )
 
     @post(
         "/{uuid:str}/payment",
@@ -308,7 +339,10 @@ class OctoBookingController(Controller):
         agency: NamedDependency[AgencyPrincipal],
         uuid: FromPath[str],
     ) -> Response[Any]:
-        return _octo(request, await confirmation.pay(agency, uuid, await _body(request)))
+        return _octo(
+            request,
+            await confirmation.pay(agency, uuid, await _body(request), _capabilities(request)),
+        )
 
     @post(
         "/{uuid:str}/cancel",
@@ -325,7 +359,7 @@ class OctoBookingController(Controller):
     ) -> Response[Any]:
         body = await request.body()
         data = await _body(request) if body.strip() else {}
-        return _octo(request, await change.cancel(agency, uuid, data))
+        return _octo(request, await change.cancel(agency, uuid, data, _capabilities(request)))
 
 
 octo_router = Router(

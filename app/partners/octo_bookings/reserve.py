@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import msgspec
 
 from app.booking.schemas import MAX_PARTY, BookingCreate
-from app.booking.services.agency import find_agency_booking, set_reseller_reference
+from app.booking.services.agency import (
+    agency_booking_lines,
+    find_agency_booking,
+    record_agency_contact,
+    set_reseller_reference,
+)
 from app.booking.services.hold import create_booking
 from app.booking.tables import BookingChannel
 from app.partners import octo
+from app.partners.octo_bookings.confirm import contact_of
 from app.partners.octo_bookings.view import booking_object, find, get
 from app.partners.pricing import agency_price_channel
 from app.partners.schemas import AgencyPrincipal
@@ -52,14 +60,25 @@ def _unit_counts(body: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, Any]:
-    """Hold seats; the same `uuid` again returns the same booking (idempotent)."""
+def _uuid(body: dict[str, Any]) -> str:
+    """The agency's uuid for the booking; one is made when the request has none (OCTO
+    makes it optional)."""
+    if body.get("uuid") is None:
+        return str(uuid4())
     uuid = octo.text_field(body, "uuid")
     if not uuid or len(uuid) > 64:
-        raise octo.OctoError("BAD_REQUEST", "uuid is required (at most 64 characters)")
+        raise octo.OctoError("BAD_REQUEST", "uuid must be 1 to 64 characters", field="uuid")
+    return uuid
+
+
+async def hold(
+    principal: AgencyPrincipal, body: dict[str, Any], capabilities: Collection[str]
+) -> dict[str, Any]:
+    """Hold seats; the same `uuid` again returns the same booking (idempotent)."""
+    uuid = _uuid(body)
     existing = await find_agency_booking(principal.agency_id, uuid)
     if existing is not None:
-        return await booking_object(existing)
+        return await booking_object(existing, capabilities)
     route = await octo.route_of(principal, octo.text_field(body, "productId"))
     option_id = octo.text_field(body, "optionId")
     await octo.check_option(route, option_id)
@@ -105,8 +124,11 @@ async def hold(principal: AgencyPrincipal, body: dict[str, Any]) -> dict[str, An
         if not _is_unique_violation(exc):
             raise
         # The same uuid sent twice at once: the other request made the booking.
-        return await get(principal, uuid)
+        return await get(principal, uuid, capabilities)
+    made = await find(principal, uuid)
     if reseller_reference:
-        made = await find(principal, uuid)
         await set_reseller_reference(made.id, reseller_reference)
-    return await get(principal, uuid)
+    if body.get("contact") is not None or body.get("notes") is not None:
+        lines = await agency_booking_lines(made)
+        await record_agency_contact(made.id, contact_of(body, made, lines, required=False))
+    return await get(principal, uuid, capabilities)

@@ -91,7 +91,8 @@ async def booking_event(kind: str, key: str, booking_id: UUID) -> bool:
     booking = await agency_booking(booking_id)
     if booking is None:
         return False
-    body = {"booking": await booking_object(booking)}
+    # Webhook bodies carry the booking's prices, as they always have.
+    body = {"booking": await booking_object(booking, ("octo/pricing",))}
     return await queue_event(
         booking.agency_id, kind, f"webhook:{key}", body, subject=f"booking:{booking_id}"
     )

@@ -402,7 +402,8 @@ async def test_credit_limit_refusal_then_settlements_make_room_to_the_fen(
 
     async def refused() -> None:
         body = octo_error(
-            await client.post("/octo/bookings/cl-2/confirm", json=CONTACT, headers=headers)
+            await client.post("/octo/bookings/cl-2/confirm", json=CONTACT, headers=headers),
+            "UNPROCESSABLE_ENTITY",
         )
         assert body.get("code") == "credit_limit_exceeded", body
         assert ok(await client.get("/octo/bookings/cl-2", headers=headers))["status"] == "ON_HOLD"
@@ -761,7 +762,10 @@ async def test_prepaying_agency_pays_the_net_by_card_and_stripe_confirms(
     assert held["pricing"] == octo_pricing(ADULT + CHILD, ADULT_NET + CHILD_NET)
 
     # Confirming on account is not for this agency: nothing is charged, the hold stays.
-    octo_error(await client.post("/octo/bookings/pp-1/confirm", json=CONTACT, headers=headers))
+    octo_error(
+        await client.post("/octo/bookings/pp-1/confirm", json=CONTACT, headers=headers),
+        "UNPROCESSABLE_ENTITY",
+    )
     octo_error(await client.post("/octo/bookings/pp-1/payment", json={}, headers=headers))
     assert await payments_of("pp-1") == []
     assert ok(await client.get("/octo/bookings/pp-1", headers=headers))["status"] == "ON_HOLD"
@@ -839,7 +843,10 @@ async def test_an_agency_on_account_cannot_pay_by_card(
     route, departure = await bus_line(client, operator)
     _agency_id, headers = await agency(client, operator, credit_limit=100_000)
     await hold(client, headers, route, departure, "oa-1", ["adult"])
-    octo_error(await client.post("/octo/bookings/oa-1/payment", json=CONTACT, headers=headers))
+    octo_error(
+        await client.post("/octo/bookings/oa-1/payment", json=CONTACT, headers=headers),
+        "UNPROCESSABLE_ENTITY",
+    )
     assert await payments_of("oa-1") == []
     await confirm(client, headers, "oa-1")
     assert await payments_of("oa-1") == [("on_account", "succeeded", ADULT)]

@@ -190,10 +190,11 @@ async def octo_hold(
 
 
 def octo_refused(response: httpx.Response, codes: set[str]) -> dict[str, Any]:
-    """An OCTO BAD_REQUEST carrying the booking engine's reason."""
+    """OCTO's UNPROCESSABLE_ENTITY (a well-formed hold the seats left refuse), carrying
+    the booking engine's reason."""
     assert response.status_code == 400, response.text
     body: dict[str, Any] = response.json()
-    assert body["error"] == "BAD_REQUEST", body
+    assert body["error"] == "UNPROCESSABLE_ENTITY", body
     assert body.get("code") in codes, body
     return body
 

@@ -275,7 +275,7 @@ async def test_confirm_beyond_the_credit_limit_fails_cleanly(
     )
     body = _octo_error(
         await client.post("/octo/bookings/c-2/confirm", json=contact, headers=headers),
-        "BAD_REQUEST",
+        "UNPROCESSABLE_ENTITY",
     )
     assert "credit limit" in body["errorMessage"]
     assert _ok(await client.get("/octo/bookings/c-2", headers=headers))["status"] == "ON_HOLD"
@@ -315,7 +315,8 @@ async def test_cancel_after_the_cutoff_is_refused(
     departs_at = datetime.fromisoformat(departure["departs_at"])
     with clock.frozen(departs_at - timedelta(hours=47)):
         body = _octo_error(
-            await client.post("/octo/bookings/late/cancel", json={}, headers=headers), "BAD_REQUEST"
+            await client.post("/octo/bookings/late/cancel", json={}, headers=headers),
+            "UNPROCESSABLE_ENTITY",
         )
         assert "cut-off" in body["errorMessage"]
     assert _ok(await client.get("/octo/bookings/late", headers=headers))["status"] == "CONFIRMED"

@@ -13,7 +13,7 @@ from tests.factories import published_bus_departure
 OCTO_BODIES = {
     "/octo/availability/calendar": {"productId", "optionId", "localDateStart", "localDateEnd"},
     "/octo/availability": {"productId", "optionId"},
-    "/octo/bookings": {"uuid", "productId", "optionId", "availabilityId", "unitItems"},
+    "/octo/bookings": {"productId", "optionId", "availabilityId", "unitItems"},
     "/octo/bookings/{uuid}/extend": set(),
     "/octo/bookings/{uuid}/confirm": {"contact"},
     "/octo/bookings/{uuid}/payment": {"contact"},
@@ -23,9 +23,19 @@ SEARCH_FILTERS = {"resellerReference", "supplierReference", "localDate", "localD
                   "localDateEnd", "productId", "optionId"}  # fmt: skip
 
 
-def _body_schema(schema: dict[str, Any], path: str) -> tuple[bool, dict[str, Any]]:
-    body = schema["paths"][path]["post"]["requestBody"]
-    return body["required"], body["content"]["application/json"]["schema"]
+def _body_schema(
+    schema: dict[str, Any], path: str, method: str = "post"
+) -> tuple[bool, dict[str, Any]]:
+    body = schema["paths"][path][method]["requestBody"]
+    return body["required"], _resolved(schema, body["content"]["application/json"]["schema"])
+
+
+def _resolved(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A schema, or the component its `$ref` names."""
+    if "$ref" not in node:
+        return node
+    found: dict[str, Any] = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return found
 
 
 async def test_octo_request_bodies_and_search_filters_are_documented(
@@ -39,11 +49,18 @@ async def test_octo_request_bodies_and_search_filters_are_documented(
         assert required <= set(body["properties"]), path
         # Only the cancellation may come without a body.
         assert body_required is (not path.endswith("/cancel")), path
-    contact = _body_schema(schema, "/octo/bookings/{uuid}/confirm")[1]["properties"]["contact"]
+    contact = _resolved(
+        schema, _body_schema(schema, "/octo/bookings/{uuid}/confirm")[1]["properties"]["contact"]
+    )
     assert contact["required"] == ["emailAddress"]
     assert {"fullName", "firstName", "lastName", "locales"} <= set(contact["properties"])
     units = _body_schema(schema, "/octo/bookings")[1]["properties"]["unitItems"]
     assert units["items"]["properties"]["unitId"]["enum"] == ["adult", "child", "senior"]
+    # The update (PATCH) documents what it changes, nothing required.
+    required, update = _body_schema(schema, "/octo/bookings/{uuid}", "patch")
+    assert required is True
+    assert not update.get("required")
+    assert {"contact", "notes", "resellerReference", "unitItems"} <= set(update["properties"])
     search = schema["paths"]["/octo/bookings"]["get"]["parameters"]
     assert {p["name"] for p in search if p["in"] == "query"} == SEARCH_FILTERS
 
@@ -68,7 +85,10 @@ async def test_a_hold_needs_each_documented_required_field(
         "unitItems": [{"unitId": "adult"}],
     }
     schema = (await client.get("/schema/openapi.json")).json()
-    for field in _body_schema(schema, "/octo/bookings")[1]["required"]:
+    required = _body_schema(schema, "/octo/bookings")[1]["required"]
+    # As in the specification, the agency's uuid is optional (the server makes one).
+    assert "uuid" not in required
+    for field in required:
         partial = {name: value for name, value in hold.items() if name != field}
         response = await client.post("/octo/bookings", json=partial, headers=headers)
         assert response.status_code == 400, (field, response.text)
@@ -76,6 +96,7 @@ async def test_a_hold_needs_each_documented_required_field(
     response = await client.post("/octo/bookings", json=hold, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ON_HOLD"
+    assert response.json()["uuid"] == "doc-hold-1"
     # A search by a documented filter finds it.
     found = await client.get("/octo/bookings", params={"productId": route["id"]}, headers=headers)
     assert [b["uuid"] for b in found.json()] == ["doc-hold-1"]

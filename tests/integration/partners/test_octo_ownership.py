@@ -140,7 +140,10 @@ async def test_a_hold_that_ran_out_is_not_extended(
             "/octo/bookings/ext-2/extend", json={"expirationMinutes": 90}, headers=headers
         )
     assert response.status_code == 400, response.text
-    assert response.json()["errorMessage"] == "Only a booking on hold can be extended"
+    assert response.json()["error"] == "INVALID_BOOKING_UUID"
+    assert response.json()["errorMessage"] == (
+        "The reservation has expired and can no longer be extended"
+    )
     assert (await _row("ext-2"))["expires_at"] == booking["expires_at"]
     assert await _events(booking["id"]) == events
     assert len(deferred) == 1  # only the hold's own job
