@@ -7,21 +7,18 @@ expired hold, double confirm, cancel and update after the contract's cut-off."""
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 from uuid import UUID
 
 import httpx
-from openapi_schema_validator import OAS30Validator
 
 from app.core import clock
 from tests.assertions import ok
 from tests.conftest import Account
 from tests.factories import published_bus_departure
 from tests.integration.partners.test_octo_spec import spec_error
-from tests.octo_spec import component, octo_spec, response_schema
+from tests.octo_spec import assert_conforms, component, response_schema
 
 AGENCIES = "/api/v1/operator/agencies"
 PRICING = {"Octo-Capabilities": "octo/pricing"}
@@ -52,40 +49,6 @@ async def agency(client: httpx.AsyncClient, operator: Account, **terms: Any) -> 
         201,
     )
     return {"Authorization": f"Bearer {key['key']}"}
-
-
-def _null_allowed(node: Any) -> Any:
-    """`node` with every `nullable: true` beside an `allOf` read as the specification
-    means it: the value may be null. (The specification writes a nullable object as
-    `{nullable: true, allOf: [$ref]}` and its own examples give null there, e.g. an
-    ON_HOLD booking's `cancellation`; a strict OpenAPI 3.0.3 reading refuses null inside
-    the `allOf`.) Nothing else changes."""
-    if isinstance(node, list):
-        return [_null_allowed(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _null_allowed(value) for key, value in node.items()}
-    if node.get("nullable") is True and "allOf" in node:
-        rest = {key: value for key, value in node.items() if key != "nullable"}
-        return {"anyOf": [{"enum": [None], "nullable": True}, rest]}
-    return node
-
-
-@cache
-def _components() -> dict[str, Any]:
-    components: dict[str, Any] = _null_allowed(copy.deepcopy(octo_spec()["components"]))
-    return components
-
-
-def assert_conforms(body: Any, schema: dict[str, Any]) -> None:
-    """`body` validates against `schema` (a schema of the specification, with its
-    components), nullable references read as above."""
-    validator = OAS30Validator({**_null_allowed(schema), "components": _components()})
-    errors = [
-        f"{'/'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
-        for error in sorted(validator.iter_errors(body), key=lambda e: list(e.path))
-    ]
-    assert errors == [], "\n".join(errors[:20])
 
 
 def conforming(response: httpx.Response, path: str, method: str) -> Any:
