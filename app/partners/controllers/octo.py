@@ -144,7 +144,11 @@ class OctoController(Controller):
     ) -> Response[Any]:
         return _octo(request, await octo_products.supplier(agency, _capabilities(request)))
 
-    @get("/capabilities", summary="The capabilities this API implements")
+    @get(
+        "/capabilities",
+        summary="The capabilities this API implements",
+        responses=octo_responses(400, 401),
+    )
     async def capabilities(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
