@@ -58,7 +58,8 @@ async def test_the_agency_cancels_before_its_cutoff_and_not_after(
 
     with clock.frozen(cutoff + timedelta(minutes=1)):
         body = octo_error(
-            await client.post("/octo/bookings/cut-late/cancel", json={}, headers=headers)
+            await client.post("/octo/bookings/cut-late/cancel", json={}, headers=headers),
+            "UNPROCESSABLE_ENTITY",
         )
     assert body["code"] == "cancellation_cutoff_passed"
     assert "48 hours" in body["errorMessage"]
