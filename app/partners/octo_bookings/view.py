@@ -22,6 +22,7 @@ from app.booking.tables import BookingStatus
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure, DepartureStop
 from app.core import clock
+from app.core.links import ticket_url
 from app.partners import octo
 from app.partners.octo_availability import _status as availability_status
 from app.partners.rows import PickupStop
@@ -122,13 +123,17 @@ def _contact(
     }
 
 
-def _ticket(value: str, redeemed_at: datetime | None) -> dict[str, Any]:
+def _ticket(value: str, redeemed_at: datetime | None, pdf_url: str = "") -> dict[str, Any]:
     """An OCTO Ticket shown on the traveller's phone: a QR code of `value`, which the
-    crew's check-in reads (the booking's reference)."""
+    crew's check-in reads (the booking's reference), and where given the printable
+    ticket with the same code (a signed link that needs no login)."""
+    options = [{"deliveryFormat": "QRCODE", "deliveryValue": value}]
+    if pdf_url:
+        options.append({"deliveryFormat": "PDF_URL", "deliveryValue": pdf_url})
     return {
         "redemptionMethod": "DIGITAL",
         "utcRedeemedAt": _utc(redeemed_at),
-        "deliveryOptions": [{"deliveryFormat": "QRCODE", "deliveryValue": value}],
+        "deliveryOptions": options,
     }
 
 
@@ -243,7 +248,11 @@ async def booking_object(booking: AgencyBooking, capabilities: Collection[str]) 
         ),
         "notes": booking.notes or None,
         "deliveryMethods": list(DELIVERY_METHODS),
-        "voucher": _ticket(booking.reference, min(redeemed) if redeemed else None)
+        "voucher": _ticket(
+            booking.reference,
+            min(redeemed) if redeemed else None,
+            ticket_url(booking.reference, booking.locale),
+        )
         if confirmed and "VOUCHER" in DELIVERY_METHODS
         else None,
         "unitItems": unit_items,

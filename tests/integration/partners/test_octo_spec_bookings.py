@@ -7,11 +7,14 @@ expired hold, double confirm, cancel and update after the contract's cut-off."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
+import pypdf
 
 from app.booking.tables import Booking
 from app.core import clock
@@ -194,7 +197,19 @@ async def test_reserve_without_uuid_then_extend_update_confirm_get_list_cancel(
     voucher = done["voucher"]
     assert voucher is not None
     assert voucher["redemptionMethod"] == "DIGITAL"
-    assert voucher["deliveryOptions"], voucher
+    formats = {o["deliveryFormat"]: o["deliveryValue"] for o in voucher["deliveryOptions"]}
+    assert formats["QRCODE"] == done["supplierReference"]
+    # The printable ticket: a link the traveller opens without logging in, in the
+    # contact's language (en-GB), with the same reference and each traveller.
+    pdf_url = urlsplit(formats["PDF_URL"])
+    assert pdf_url.query == "lang=en"
+    ticket = await client.get(f"{pdf_url.path}?{pdf_url.query}")
+    assert ticket.status_code == 200, ticket.text
+    assert ticket.headers["content-type"] == "application/pdf"
+    text = pypdf.PdfReader(io.BytesIO(ticket.content)).pages[0].extract_text()
+    assert done["supplierReference"] in text
+    assert "Xiao Wang" in text
+    assert "child" in text
     assert all(item["ticket"] is None for item in done["unitItems"])  # TICKET not announced
     assert done["cancellable"] is True
 
