@@ -17,7 +17,7 @@ import contextlib
 import io
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -90,6 +90,62 @@ def _outage_is_unavailable(statement: object = None) -> Iterator[None]:
         raise unavailable from exc
 
 
+# Told the text of every statement the engines send, while any is registered: tests pin how
+# many statements a request costs, benchmarks count them (`statements_told_to`). Nothing
+# listens in production, where this costs one check per connection taken.
+StatementListener = Callable[[str], None]
+_statement_listeners: list[StatementListener] = []
+
+
+@contextlib.contextmanager
+def statements_told_to(listener: StatementListener) -> Iterator[None]:
+    """Tell `listener` the text of every statement sent to the database (BEGIN, COMMIT and
+    savepoints included) by connections taken from the engines while this lasts. On
+    PostgreSQL asyncpg tells it a moment after the statement's answer (on the event loop's
+    next turn); on SQLite from the connection's thread as the statement starts."""
+    _statement_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _statement_listeners.remove(listener)
+
+
+def _tell_listeners(statement: str) -> None:
+    for listener in list(_statement_listeners):
+        listener(statement)
+
+
+def _traced_sqlite_statement(statement: str) -> None:
+    # Piccolo sets this before each statement of a transaction: bookkeeping in the same
+    # process, not work sent to a database.
+    if statement != "PRAGMA foreign_keys = 1":
+        _tell_listeners(statement)
+
+
+def _logged_postgres_statement(record: Any) -> None:
+    _tell_listeners(record.query)
+
+
+# PostgreSQL connections (as taken from the pool) reporting to the listeners right now.
+_observed: set[Any] = set()
+
+
+def _observe(connection: Any) -> Any:
+    """The connection, reporting its statements to the listeners if there are any."""
+    if _statement_listeners:
+        connection.add_query_logger(_logged_postgres_statement)
+        _observed.add(connection)
+    return connection
+
+
+def _unobserve(connection: Any) -> None:
+    """Stop a connection given back from reporting (the next to take it may not count)."""
+    if _observed and connection in _observed:
+        _observed.discard(connection)
+        with contextlib.suppress(asyncpg.InterfaceError):  # already closed: nothing left
+            connection.remove_query_logger(_logged_postgres_statement)
+
+
 def _shortened(statement: object, limit: int = 500) -> str:
     """The statement for the log: its text with placeholders, without the values (which
     may be a person's details)."""
@@ -104,6 +160,7 @@ async def _give_back(pool: Any, connection: Any, failure: BaseException | None) 
     outage or interrupted (cancelled) is in an unknown state: it is terminated, at once,
     and the pool opens a fresh one when next needed. Otherwise asyncpg's release rolls back
     an open transaction (bounded by the acquire timeout, then terminated)."""
+    _unobserve(connection)
     if failure is not None and (
         isinstance(failure, asyncio.CancelledError) or unavailable_from(failure) is not None
     ):
@@ -198,8 +255,8 @@ class _PostgresTransaction(_GivesConnectionBack, PostgresTransaction):
     async def get_connection(self) -> Any:
         self.pool = pool = self.engine.pool
         if pool is None:
-            return await self.engine.get_new_connection()
-        return await pool.acquire(timeout=self.engine.acquire_timeout)
+            return _observe(await self.engine.get_new_connection())
+        return _observe(await pool.acquire(timeout=self.engine.acquire_timeout))
 
     async def begin(self) -> None:
         self.transaction = self.connection.transaction()
@@ -234,11 +291,11 @@ class BoundedPostgresEngine(PostgresEngine):
         pool = self.pool
         if pool is None:
             raise ValueError("A pool isn't currently running.")
-        connection = await pool.acquire(timeout=self.acquire_timeout)
+        connection = _observe(await pool.acquire(timeout=self.acquire_timeout))
         return await _fetch_and_give_back(pool, connection, query, args)
 
     async def _run_in_new_connection(self, query: str, args: Sequence[Any] | None = None) -> Any:
-        connection = await self.get_new_connection()
+        connection = _observe(await self.get_new_connection())
         return await _fetch_and_give_back(None, connection, query, args)
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
@@ -281,7 +338,17 @@ class BoundedSQLiteEngine(SQLiteEngine):
             engine=self, transaction_type=transaction_type, allow_nested=allow_nested
         )
 
+    async def get_connection(self) -> Any:
+        connection = await super().get_connection()
+        if _statement_listeners:
+            # Every statement of a transaction's connection, BEGIN and COMMIT included.
+            await connection.set_trace_callback(_traced_sqlite_statement)
+        return connection
+
     async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> Any:
+        if _statement_listeners and self.current_transaction.get() is None:
+            # On a connection of its own, which Piccolo opens without `get_connection`.
+            _tell_listeners(querystring.compile_string(engine_type="sqlite")[0])
         with _outage_is_unavailable():
             return await super().run_querystring(querystring, in_pool)
 
