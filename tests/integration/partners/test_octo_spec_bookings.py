@@ -20,7 +20,7 @@ from app.booking.tables import Booking
 from app.core import clock
 from tests.assertions import ok
 from tests.conftest import Account
-from tests.factories import published_bus_departure
+from tests.factories import create_departure, in_days, published_bus_departure
 from tests.integration.partners.test_octo_spec import spec_error
 from tests.octo_spec import assert_conforms, component, response_schema
 
@@ -392,6 +392,119 @@ async def test_the_resellers_unit_items_are_kept_with_their_own_uuids_and_contac
     unchanged = conforming(await client.get(f"/octo/bookings/{held['uuid']}", headers=headers),
                            "/bookings/{uuid}", "get")  # fmt: skip
     assert unchanged["unitItems"] == done["unitItems"]
+
+
+async def test_a_hold_moves_to_another_availability_and_changes_its_units(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """PATCH with `availabilityId` and `unitItems`: the hold is re-seated and re-priced
+    at once, its travellers keep their details; a confirmed booking cannot do it."""
+    route, vehicle, first = await published_bus_departure(client, operator.headers)
+    second = await create_departure(client, operator.headers, route, vehicle, in_days(12))
+    headers = {**await agency(client, operator, commission_bp=1000), **PRICING}
+    items = [
+        {"uuid": "11111111-1111-4111-8111-111111111111", "unitId": "adult",
+         "contact": {"fullName": "Wang Fang"}},
+        {"uuid": "22222222-2222-4222-8222-222222222222", "unitId": "child"},
+    ]  # fmt: skip
+    held = await reserve(client, headers, reservation(route, first, unitItems=items))
+    uuid = held["uuid"]
+
+    def seats_left(availability: dict[str, Any]) -> int:
+        return int(availability["vacancies"])
+
+    moved = conforming(
+        await client.patch(
+            f"/octo/bookings/{uuid}",
+            json={
+                "availabilityId": second["id"],
+                "unitItems": [
+                    *items,
+                    {
+                        "uuid": "33333333-3333-4333-8333-333333333333",
+                        "unitId": "adult",
+                        "contact": {"fullName": "Li Lei"},
+                    },
+                ],
+            },
+            headers=headers,
+        ),
+        "/bookings/{uuid}",
+        "patch",
+    )
+    assert moved["status"] == "ON_HOLD"
+    assert moved["availabilityId"] == second["id"]
+    assert moved["utcExpiresAt"] == held["utcExpiresAt"]
+    names = {item["uuid"]: item["contact"]["fullName"] for item in moved["unitItems"]}
+    assert names == {
+        "11111111-1111-4111-8111-111111111111": "Wang Fang",
+        "22222222-2222-4222-8222-222222222222": None,
+        "33333333-3333-4333-8333-333333333333": "Li Lei",
+    }
+    assert moved["pricing"]["retail"] == 2 * 6800 + 3800
+    assert moved["pricing"]["net"] == (2 * 6800 + 3800) * 9 // 10
+    assert seats_left(moved["availability"]) == 45 - 3
+    # The first departure has its two seats back.
+    calendar = conforming(
+        await client.post(
+            "/octo/availability",
+            json={
+                "productId": route["id"],
+                "optionId": "standard",
+                "availabilityIds": [first["id"]],
+            },
+            headers=headers,
+        ),
+        "/availability/",
+        "post",
+    )
+    assert calendar[0]["vacancies"] == 45
+
+    # Fewer units on the same availability: the child's seat goes back.
+    shrunk = conforming(
+        await client.patch(
+            f"/octo/bookings/{uuid}", json={"unitItems": [items[0], moved["unitItems"][2]]},
+            headers=headers,
+        ),
+        "/bookings/{uuid}",
+        "patch",
+    )  # fmt: skip
+    assert sorted(item["unitId"] for item in shrunk["unitItems"]) == ["adult", "adult"]
+    assert seats_left(shrunk["availability"]) == 45 - 2
+
+    # Not enough seats there (one of 45 left for two): nothing changes.
+    sold_out = await create_departure(client, operator.headers, route, vehicle, in_days(14))
+    others = await agency(client, operator)
+    for party in (10, 10, 10, 10, 4):
+        units = [{"unitId": "adult"}] * party
+        await reserve(client, others, reservation(route, sold_out, unitItems=units))
+    documented_error(
+        await client.patch(
+            f"/octo/bookings/{uuid}", json={"availabilityId": sold_out["id"]}, headers=headers
+        ),
+        "/bookings/{uuid}",
+        "patch",
+        "UNPROCESSABLE_ENTITY",
+    )
+    same = conforming(await client.get(f"/octo/bookings/{uuid}", headers=headers),
+                      "/bookings/{uuid}", "get")  # fmt: skip
+    assert same["availabilityId"] == second["id"]
+    assert same["unitItems"] == shrunk["unitItems"]
+
+    # Confirmed, the availability and units stay.
+    conforming(
+        await client.post(f"/octo/bookings/{uuid}/confirm", json={"contact": CONTACT},
+                          headers=headers),
+        "/bookings/{uuid}/confirm", "post",
+    )  # fmt: skip
+    documented_error(
+        await client.patch(
+            f"/octo/bookings/{uuid}", json={"availabilityId": first["id"]}, headers=headers
+        ),
+        "/bookings/{uuid}",
+        "patch",
+        "UNPROCESSABLE_ENTITY",
+    )
 
 
 async def test_pricing_appears_only_when_the_capability_is_requested(
