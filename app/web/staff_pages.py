@@ -340,7 +340,7 @@ class StaffPagesController(Controller):
         kept = [
             index
             for index, row in enumerate(rows)
-            if not row["remove"] and any(row[name] for name in ("name", "phone", "coach"))
+            if not row["remove"] and any(row[name] for name in ("name", "phone", "car", "coach"))
         ]
         members = [
             {
