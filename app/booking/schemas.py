@@ -14,7 +14,9 @@ import msgspec
 
 from app.booking.tables import BookingStatus, WaitlistStatus
 from app.catalogue.schemas.common import SeatClass, SeatLabel
+from app.catalogue.schemas.crew import CrewMemberOut
 from app.catalogue.schemas.departures import DepartureOut
+from app.catalogue.schemas.public import TripDay
 from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.tables import PassengerType
 from app.core.money import PriceOut
@@ -143,6 +145,9 @@ class BookingOut(msgspec.Struct, kw_only=True):
     balance_due: PriceOut | None
     created_at: datetime
     pending_change: PendingChangeOut | None = None
+    # The trip day by day on its dates (sights, meals, where the night is spent, when to be
+    # back on board); null in the answer that holds the seats.
+    itinerary: list[TripDay] | None = None
     # Set when an agency made the booking: the agency (or the operator), not its
     # traveller, changes, cancels or pays for it; the traveller can see it and its ticket.
     agency: AgencyContactOut | None = None
@@ -213,6 +218,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     passengers: int
     checked_in: int
     lines: list[ManifestLine]
+    # Who travels with the departure besides its passengers.
+    crew: list[CrewMemberOut] = []
 
 
 class CheckInIn(Input, kw_only=True):

@@ -96,13 +96,28 @@ class RouteTheme(Table):
     theme = Varchar(length=32, index=True)
 
 
+class Meal(StrEnum):
+    """The meals a day of the trip includes, in the order they are eaten."""
+
+    breakfast = "breakfast"
+    lunch = "lunch"
+    dinner = "dinner"
+
+
 class ItineraryDay(Table):
     id = UUID(primary_key=True)
     route = ForeignKey(Route, on_delete=OnDelete.cascade, null=False, index=True)
     day_number = Integer()
     title = JSON()
     description = JSON(null=True, default=None)
+    # Where the night after this day is spent: on the train, in `hotel` (translated name
+    # and address, and a phone), or neither (the trip ends, or the traveller is home).
     night_on_train = Boolean(default=False)
+    hotel = JSON(null=True, default=None)
+    # The meals included this day (`Meal` values, in the order eaten).
+    meals = JSON(default=[])
+    # The local clock time by which travellers must be back on the train.
+    back_on_board_at = Time(null=True, default=None)
 
 
 class ItineraryStop(Table):
@@ -167,6 +182,30 @@ class Departure(Table):
     guide_phone = Varchar(length=32, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class CrewRole(StrEnum):
+    steward = "steward"  # 列车管家: looks after the travellers on board
+    guide = "guide"
+    narrator = "narrator"
+    medical = "medical"
+    driver = "driver"
+    other = "other"
+
+
+class DepartureCrewMember(Table):
+    """One member of a departure's crew: who travels with it, what they do and where."""
+
+    id = UUID(primary_key=True)
+    departure = ForeignKey(Departure, on_delete=OnDelete.cascade, null=False, index=True)
+    # The member's place in the roster as the operator wrote it (1, 2, ...).
+    position = Integer()
+    name = Varchar(length=120)
+    role = Varchar(length=16, choices=CrewRole)
+    phone = Varchar(length=32, default="")
+    # The car of the train they travel in, or the coach they ride (free text for now).
+    car = Integer(null=True, default=None)
+    coach = Varchar(length=60, default="")
 
 
 class DepartureStop(Table):

@@ -47,6 +47,35 @@ _PASSENGER_LABELS = {
 }
 
 
+_MEAL_LABELS = {
+    "breakfast": N_("breakfast"),
+    "lunch": N_("lunch"),
+    "dinner": N_("dinner"),
+}
+
+_CREW_ROLE_LABELS = {
+    "steward": N_("train steward"),
+    "guide": N_("guide"),
+    "narrator": N_("narrator"),
+    "medical": N_("medical staff"),
+    "driver": N_("driver"),
+    "other": N_("crew"),
+}
+
+
+def meal_label(value: str) -> str:
+    return _(_MEAL_LABELS[value]) if value in _MEAL_LABELS else value
+
+
+def meals_text(values: list[str]) -> str:
+    """The meals of a day as one phrase: "breakfast, lunch" / "早餐、午餐"."""
+    return _(", ").join(meal_label(value) for value in values)
+
+
+def crew_role_label(value: str) -> str:
+    return _(_CREW_ROLE_LABELS[value]) if value in _CREW_ROLE_LABELS else value
+
+
 def seat_class_label(value: str) -> str:
     """Known classes by name; an operator's own class shows as written, underscores spaced."""
     return _(_SEAT_CLASS_LABELS[value]) if value in _SEAT_CLASS_LABELS else value.replace("_", " ")

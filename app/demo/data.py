@@ -18,6 +18,7 @@ from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
 from app.booking.schemas import AllotmentCreate
 from app.booking.services import allotments, seat_blocks
+from app.catalogue.schemas.crew import CrewIn
 from app.catalogue.schemas.departures import (
     BulkScheduleIn,
     DepartureBlocksIn,
@@ -27,6 +28,7 @@ from app.catalogue.schemas.departures import (
 from app.catalogue.schemas.routes import ItineraryIn, RouteCreate, SeasonalOfferIn
 from app.catalogue.schemas.vehicles import VehicleCreate
 from app.catalogue.services import (
+    crew,
     departure_edits,
     departure_status,
     fares,
@@ -322,7 +324,55 @@ TRAIN_ITINERARY: list[
 ]
 
 
-def _itinerary(days: list[Any]) -> ItineraryIn:
+ALL_MEALS = ["breakfast", "lunch", "dinner"]
+KANAS_HOTEL = {
+    "name": _t("喀纳斯贾登峪度假山庄", "Jiadengyu Resort, Kanas"),
+    "address": _t(
+        "新疆阿勒泰地区布尔津县喀纳斯景区贾登峪",
+        "Jiadengyu, Kanas Scenic Area, Burqin County, Altay",
+    ),
+    "phone": "+86 906 6326 8899",
+}
+KASHGAR_HOTEL = {
+    "name": _t("喀什古城吾斯塘博依客栈", "Ostangboyi Inn, Kashgar Old Town"),
+    "address": _t("新疆喀什市吾斯塘博依路 128 号", "128 Ostangboyi Road, Kashgar"),
+    "phone": "+86 998 2822 3359",
+}
+# The plan of each day of the Y359 trip: (where the night is spent, meals included, the
+# time to be back on the train after a day of sightseeing).
+TRAIN_DAY_PLANS: dict[int, tuple[Any, list[str], str | None]] = {
+    1: ("train", ["lunch", "dinner"], None),
+    2: ("train", ALL_MEALS, None),
+    3: ("train", ALL_MEALS, "19:30"),
+    4: ("train", ALL_MEALS, "20:00"),
+    5: ("train", ALL_MEALS, "20:30"),
+    6: ("train", ALL_MEALS, None),
+    7: (KANAS_HOTEL, ALL_MEALS, None),
+    8: ("train", ALL_MEALS, "20:30"),
+    9: ("train", ALL_MEALS, None),
+    10: ("train", ALL_MEALS, "18:30"),
+    11: (KASHGAR_HOTEL, ALL_MEALS, None),
+    12: ("train", ALL_MEALS, "20:30"),
+    13: ("train", ALL_MEALS, None),
+    14: ("train", ALL_MEALS, None),
+    15: (None, ["breakfast", "lunch"], None),
+}
+# Who travels with every Y359 run: the train steward (列车管家), the doctor and nurse (in
+# car 3, by the medical berths), guides, a narrator, the lead coach driver and a safety
+# officer.
+TRAIN_CREW = [
+    {"name": "李建华", "role": "steward", "phone": "+86 138 0371 3590", "car": 1},
+    {"name": "王秀兰（随车医生）", "role": "medical", "phone": "+86 138 0371 3591", "car": 3},
+    {"name": "张敏（护士）", "role": "medical", "phone": "+86 138 0371 3592", "car": 3},
+    {"name": "陈晓东", "role": "guide", "phone": "+86 138 0371 3593", "car": 1, "coach": "1号车"},
+    {"name": "阿依古丽", "role": "guide", "phone": "+86 139 9901 3594", "car": 2, "coach": "2号车"},
+    {"name": "刘文博", "role": "narrator", "phone": "+86 138 0371 3595", "car": 4},
+    {"name": "买买提·艾力", "role": "driver", "phone": "+86 139 9902 3596", "coach": "新A·3K591"},
+    {"name": "赵磊（安全员）", "role": "other", "phone": "+86 138 0371 3597", "car": 5},
+]
+
+
+def _itinerary(days: list[Any], plans: dict[int, tuple[Any, list[str], str | None]]) -> ItineraryIn:
     return _convert(
         {
             "days": [
@@ -330,6 +380,9 @@ def _itinerary(days: list[Any]) -> ItineraryIn:
                     "day_number": number,
                     "title": _t(title_zh, title_en),
                     "night_on_train": night,
+                    "overnight": plans[number][0] if number in plans else None,
+                    "meals": plans[number][1] if number in plans else [],
+                    "back_on_board_at": plans[number][2] if number in plans else None,
                     "stops": [
                         {
                             "place": _t(place_zh, place_en),
@@ -395,7 +448,9 @@ async def _load_train(summary: DemoSummary) -> None:
             RouteCreate,
         ),
     )
-    await itineraries.replace_itinerary(principal, route.id, _itinerary(TRAIN_ITINERARY))
+    await itineraries.replace_itinerary(
+        principal, route.id, _itinerary(TRAIN_ITINERARY, TRAIN_DAY_PLANS)
+    )
     await routes.change_route_status(principal, route.id, RouteStatus.published)
     await offers.create_offer(
         principal,
@@ -534,6 +589,7 @@ async def _load_train(summary: DemoSummary) -> None:
             ),
         )
         await seat_blocks.replace_departure_blocks(principal, created.id, blocks)
+        await crew.replace_crew(principal, created.id, _convert({"members": TRAIN_CREW}, CrewIn))
         if status == DepartureStatus.departed:
             # The first run left on 2026-05-10: publish it as of its sales season, then depart it.
             with clock.frozen(departs_at - timedelta(days=30)):
@@ -756,7 +812,7 @@ async def _load_buses(summary: DemoSummary) -> None:
     start, end = _bus_season()
     for line in BUS_LINES:
         route = await routes.create_route(principal, _convert(line["route"], RouteCreate))
-        await itineraries.replace_itinerary(principal, route.id, _itinerary(line["itinerary"]))
+        await itineraries.replace_itinerary(principal, route.id, _itinerary(line["itinerary"], {}))
         await routes.change_route_status(principal, route.id, RouteStatus.published)
         for name, months in line["offers"]:
             await offers.create_offer(

@@ -41,6 +41,15 @@ def _html(subject: str, paragraphs: list[str]) -> str:
     )
 
 
+def _crew_contact(member: dict[str, str]) -> str:
+    """Whom to call on the way: the train steward (列车管家) or the medical staff."""
+    if member["role"] == "steward":
+        text = _("Your train steward: {name}, phone {phone}")
+    else:
+        text = _("Medical staff on board: {name}, phone {phone}")
+    return text.format(name=member["name"], phone=member["phone"])
+
+
 def booking_email(
     kind: str,
     to: str,
@@ -110,6 +119,7 @@ def booking_email(
             body.append(_("What to bring: {items}").format(items=extra["what_to_bring"]))
         if extra.get("guide_phone"):
             body.append(_("Your guide's phone: {phone}").format(phone=extra["guide_phone"]))
+        body.extend(_crew_contact(member) for member in extra.get("crew_contacts") or [])
         attach_calendar = True
     elif kind == "advisory":
         subject = _("Notice about your trip {reference}").format(reference=reference)

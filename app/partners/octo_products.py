@@ -8,7 +8,7 @@ from typing import Any
 
 from app.booking.schemas import MAX_PARTY
 from app.catalogue.rows import OperatorRow
-from app.catalogue.schemas.routes import ItineraryOut
+from app.catalogue.schemas.routes import HotelOut, ItineraryOut
 from app.catalogue.services.common import get_operator_row, in_zone
 from app.catalogue.services.fares import route_fares
 from app.catalogue.services.itineraries import itinerary_of
@@ -17,13 +17,14 @@ from app.catalogue.tables import (
     Departure,
     DepartureStatus,
     DepartureStop,
+    Meal,
     PassengerType,
     Seat,
     StopKind,
 )
 from app.core import clock
 from app.core.i18n import _, content_language, localize, ngettext
-from app.core.labels import passenger_label, seat_class_label
+from app.core.labels import meal_label, meals_text, passenger_label, seat_class_label
 from app.partners.octo import (
     _routes,
     agency_row,
@@ -183,10 +184,16 @@ def _unit(
 
 
 def _itinerary_features(itinerary: ItineraryOut, fallback: str) -> list[dict[str, Any]]:
-    """The itinerary, one feature per day: the day's title, then its stops and times."""
+    """The itinerary, one feature per day: the day's title, its stops and times, the meals,
+    where the night is spent and when to be back on board (OCTO has no itinerary of its
+    own); then what the days include, as INCLUSION features."""
     features = []
     for day in itinerary.days:
-        stops = []
+        parts = [
+            _("Day {number}: {title}").format(
+                number=day.day_number, title=localize(day.title, fallback)
+            )
+        ]
         for stop in day.stops:
             times = "–".join(t for t in (stop.arrive_time, stop.depart_time) if t)
             activities = ", ".join(localize(a, fallback) for a in stop.activities)
@@ -195,14 +202,61 @@ def _itinerary_features(itinerary: ItineraryOut, fallback: str) -> list[dict[str
                 text += f" ({times})"
             if activities:
                 text += f": {activities}"
-            stops.append(text)
-        heading = _("Day {number}: {title}").format(
-            number=day.day_number, title=localize(day.title, fallback)
+            parts.append(text)
+        if day.meals:
+            parts.append(_("Meals included: {meals}").format(meals=meals_text(list(day.meals))))
+        if day.overnight == "train":
+            parts.append(_("Night: on the train"))
+        elif day.overnight is not None:
+            parts.append(
+                _("Night: {hotel}, {address}").format(
+                    hotel=localize(day.overnight.name, fallback),
+                    address=localize(day.overnight.address, fallback),
+                )
+            )
+        if day.back_on_board_at:
+            parts.append(_("Back on board by {time}").format(time=day.back_on_board_at))
+        features.append({"shortDescription": "; ".join(parts), "type": "ADDITIONAL_INFORMATION"})
+    return features + _inclusions(itinerary)
+
+
+def _inclusions(itinerary: ItineraryOut) -> list[dict[str, Any]]:
+    """The meals and nights the trip includes, counted over its days."""
+    found = []
+    for meal in Meal:
+        count = sum(1 for day in itinerary.days if meal in day.meals)
+        if count:
+            found.append(
+                {
+                    "shortDescription": _("{meal}: {count} included").format(
+                        meal=meal_label(meal.value).capitalize(), count=count
+                    ),
+                    "type": "INCLUSION",
+                }
+            )
+    train = sum(1 for day in itinerary.days if day.overnight == "train")
+    hotel = sum(1 for day in itinerary.days if isinstance(day.overnight, HotelOut))
+    if train:
+        found.append(
+            {
+                "shortDescription": ngettext(
+                    "{count} night in a sleeper berth on the train",
+                    "{count} nights in a sleeper berth on the train",
+                    train,
+                ).format(count=train),
+                "type": "INCLUSION",
+            }
         )
-        features.append(
-            {"shortDescription": "; ".join([heading, *stops]), "type": "ADDITIONAL_INFORMATION"}
+    if hotel:
+        found.append(
+            {
+                "shortDescription": ngettext(
+                    "{count} night in a hotel", "{count} nights in hotels", hotel
+                ).format(count=hotel),
+                "type": "INCLUSION",
+            }
         )
-    return features
+    return found
 
 
 def _content(

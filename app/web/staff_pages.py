@@ -11,6 +11,7 @@ operator API and land in the audit log the same way.
 from __future__ import annotations
 
 import hmac
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
@@ -28,11 +29,14 @@ from app.accounts.services import as_operator_principal, login, principal_from_t
 from app.booking.controllers import manifest_csv_response
 from app.booking.schemas import CheckInIn
 from app.booking.services import operations
+from app.catalogue.schemas.crew import CrewIn, CrewMemberOut
+from app.catalogue.services import crew
 from app.catalogue.services.departures import get_departure
 from app.catalogue.services.routes import route_out
+from app.catalogue.tables import CrewRole
 from app.core.errors import DomainError, Forbidden, Unauthorized
 from app.core.http_security import client_ip
-from app.core.i18n import N_, _, localize
+from app.core.i18n import N_, _, localize, ngettext
 from app.core.links import lang_code
 from app.core.pagination import PageParams
 from app.core.security import staff_form_token
@@ -40,11 +44,14 @@ from app.core.settings import Settings
 from app.notifications.schemas import AdvisoryIn
 from app.notifications.services.advisories import post_advisory
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
-from app.web.forms import FormProblems, convert, field_id, text
+from app.web.forms import FormProblems, convert, field_id, small_number, text
 from app.web.templates import page_context
 
 STAFF_COOKIE = "tourline_staff"
 BOARD_PAGE_SIZE = 25
+# Empty rows under the roster's members, to add people (more after saving).
+CREW_BLANK_ROWS = 3
+CREW_FIELDS = ("name", "role", "phone", "car", "coach")
 # The kinds of advisory and their names (as AdvisoryIn has them).
 ADVISORY_KINDS = (
     ("weather", N_("Weather")),
@@ -271,6 +278,100 @@ class StaffPagesController(Controller):
             },
         )
 
+    # ------------------------------------------------------------ the crew
+
+    async def _crew_page(
+        self,
+        request: Request[Any, Any, Any],
+        principal: OperatorPrincipal,
+        token: str,
+        departure_id: UUID,
+        *,
+        problems: FormProblems | None = None,
+        done: str = "",
+        rows: list[dict[str, str]] | None = None,
+        status_code: int = 200,
+    ) -> Response[Any]:
+        departure = await get_departure(principal, departure_id)
+        route = await route_out(departure.route_id)
+        roster = await crew.get_crew(principal, departure_id)
+        if rows is None:
+            rows = [_crew_row(member) for member in roster.members]
+            # A new row most often adds a guide.
+            blank = {**dict.fromkeys(CREW_FIELDS, ""), "role": CrewRole.guide.value}
+            rows += [blank] * CREW_BLANK_ROWS
+        return Template(
+            "staff/crew.html",
+            context={
+                **page_context(request, f"/staff/departures/{departure_id}/crew"),
+                "departure": departure,
+                "route_name": localize(route.name),
+                "crew": roster.members,
+                "rows": rows,
+                "roles": list(CrewRole),
+                "can_edit": principal.can_edit,
+                "csrf": staff_form_token(token),
+                "problems": problems or FormProblems(),
+                "done": done,
+            },
+            status_code=status_code,
+        )
+
+    @get("/departures/{departure_id:uuid}/crew")
+    async def crew_roster(
+        self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
+    ) -> Response[Any]:
+        staff = await _staff(request)
+        if staff is None:
+            return _login_redirect(request)
+        return await self._crew_page(request, *staff, departure_id)
+
+    @post("/departures/{departure_id:uuid}/crew", status_code=200)
+    async def save_crew(
+        self, request: Request[Any, Any, Any], departure_id: FromPath[UUID]
+    ) -> Response[Any]:
+        action = await self._form_action(request)
+        if isinstance(action, Response):
+            return action
+        principal, token, form = action
+        rows = _crew_rows(form)
+        # The roster's members are the rows kept; a problem with member k is shown on the
+        # row it came from.
+        kept = [
+            index
+            for index, row in enumerate(rows)
+            if not row["remove"] and any(row[name] for name in ("name", "phone", "car", "coach"))
+        ]
+        members = [
+            {
+                "name": rows[index]["name"],
+                "role": rows[index]["role"],
+                "phone": rows[index]["phone"],
+                "car": _car(rows[index]["car"]),
+                "coach": rows[index]["coach"],
+            }
+            for index in kept
+        ]
+        problems = FormProblems()
+        data = convert({"members": members}, CrewIn, problems)
+        saved, status_code = None, 400
+        if data is not None:
+            try:
+                saved = await crew.replace_crew(principal, departure_id, data)
+            except DomainError as exc:
+                problems, status_code = FormProblems.of(exc), exc.status_code
+        if saved is None:
+            return await self._crew_page(
+                request, principal, token, departure_id, rows=rows,
+                problems=_on_form_rows(problems, kept), status_code=status_code,
+            )  # fmt: skip
+        done = ngettext(
+            "The crew roster is saved: {count} member.",
+            "The crew roster is saved: {count} members.",
+            len(saved.members),
+        ).format(count=len(saved.members))
+        return await self._crew_page(request, principal, token, departure_id, done=done)
+
     async def _form_action(
         self, request: Request[Any, Any, Any]
     ) -> tuple[OperatorPrincipal, str, FormMultiDict] | Response[Any]:
@@ -404,6 +505,47 @@ class StaffPagesController(Controller):
             "The departure is cancelled: {count} bookings cancelled, {amount} to refund."
         ).format(count=result.bookings_cancelled, amount=result.refunds_total.formatted)
         return await self._departure_page(request, principal, token, departure_id, done=done)
+
+
+def _crew_row(member: CrewMemberOut) -> dict[str, str]:
+    return {
+        "name": member.name,
+        "role": member.role.value,
+        "phone": member.phone,
+        "car": str(member.car) if member.car is not None else "",
+        "coach": member.coach,
+    }
+
+
+def _crew_rows(form: FormMultiDict) -> list[dict[str, str]]:
+    """The roster's rows as sent, in order: `members[i].name` and so on, i from 0."""
+    rows: list[dict[str, str]] = []
+    while f"members[{len(rows)}].name" in form and len(rows) < 200:
+        index = len(rows)
+        row = {name: text(form, f"members[{index}].{name}") for name in CREW_FIELDS}
+        row["remove"] = "yes" if text(form, f"members[{index}].remove") == "yes" else ""
+        rows.append(row)
+    return rows
+
+
+def _car(raw: str) -> int | str | None:
+    """A car number typed in the form, as the API's JSON would carry it (text stays text,
+    so its error names the field)."""
+    if not raw:
+        return None
+    number = small_number(raw)
+    return number if number is not None else raw
+
+
+def _on_form_rows(problems: FormProblems, kept: list[int]) -> FormProblems:
+    """`members[k]...` problems renamed to the form row member k came from."""
+    moved = FormProblems(summary=problems.summary)
+    for name, message in problems.fields.items():
+        found = re.match(r"members\[(\d+)\](.*)", name)
+        if found and int(found.group(1)) < len(kept):
+            name = f"members[{kept[int(found.group(1))]}]{found.group(2)}"
+        moved.add(name, message)
+    return moved
 
 
 def _form_key(form: FormMultiDict) -> UUID | None:

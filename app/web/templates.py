@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from babel.dates import format_date
+from babel.dates import format_date, format_skeleton
 from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -16,7 +16,9 @@ from litestar.template.config import TemplateConfig
 from app.catalogue.services.common import in_zone
 from app.core.i18n import _, current_locale, ngettext
 from app.core.labels import (
+    crew_role_label,
     datetime_text,
+    meals_text,
     passenger_label,
     seat_class_label,
     status_label,
@@ -33,6 +35,11 @@ STATIC = Path(__file__).parent / "static"
 def date_text(moment: datetime, time_zone: str) -> str:
     """A date in the service's zone, as the reader writes dates."""
     return format_date(in_zone(moment, time_zone), "long", locale=current_locale())
+
+
+def day_text(day: date) -> str:
+    """A day of a trip with its weekday, short: "5月12日周三" / "Wed, May 12"."""
+    return format_skeleton("MMMEd", day, locale=current_locale())
 
 
 def kind_label(kind: str) -> str:
@@ -73,6 +80,9 @@ def _setup(engine: JinjaTemplateEngine, settings: Settings) -> None:
         theme_label=theme_label,
         kind_label=kind_label,
         date_text=lambda moment: date_text(moment, settings.time_zone),
+        day_text=day_text,
+        meals_text=meals_text,
+        crew_role_label=crew_role_label,
         datetime_text=datetime_text,
         seat_class_label=seat_class_label,
         passenger_label=passenger_label,

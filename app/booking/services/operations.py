@@ -33,6 +33,7 @@ from app.booking.tables import (
 )
 from app.catalogue.events import DepartureCancelled
 from app.catalogue.services.common import as_dict, get_operator_row, in_zone, owned_departure
+from app.catalogue.services.crew import crew_of
 from app.catalogue.services.departure_status import change_departure_status
 from app.catalogue.services.departures import departure_out, list_departures
 from app.catalogue.tables import DepartureStatus, DepartureStop, PassengerType, Route
@@ -42,6 +43,7 @@ from app.core.database import for_update, write_transaction
 from app.core.errors import Conflict, InvalidInput, NotFound
 from app.core.events import publish
 from app.core.i18n import _, localize
+from app.core.labels import crew_role_label
 from app.core.money import Money, PriceOut
 from app.core.pagination import Page, PageParams, page_of
 
@@ -126,6 +128,7 @@ async def manifest(
         passengers=len(manifest_lines),
         checked_in=sum(1 for line in manifest_lines if line.checked_in_at),
         lines=manifest_lines,
+        crew=await crew_of(departure_id),
     )
 
 
@@ -144,7 +147,7 @@ def manifest_csv(data: Manifest) -> str:
         _("Phone"),
         _("Checked in"),
     ]
-    rows = [
+    rows: list[list[object]] = [
         [
             line.seat_label,
             line.seat_class,
@@ -160,6 +163,25 @@ def manifest_csv(data: Manifest) -> str:
         ]
         for line in data.lines
     ]
+    if data.crew:
+        # The crew below the passengers, after an empty row, every row as wide as the
+        # header: the first row stays the passengers' header for spreadsheets.
+        width = len(header)
+        crew_rows: list[list[object]] = [
+            [""] * width,
+            [_("Crew"), _("Role"), _("Phone"), _("Car"), _("Coach")],
+        ]
+        crew_rows.extend(
+            [
+                member.name,
+                crew_role_label(member.role.value),
+                member.phone,
+                member.car if member.car is not None else "",
+                member.coach,
+            ]
+            for member in data.crew
+        )
+        rows.extend([*row, *[""] * (width - len(row))] for row in crew_rows)
     return csv_text(header, rows)
 
 

@@ -19,6 +19,7 @@ from app.booking.services.access import booking_not_found
 from app.booking.services.state import pending_change
 from app.booking.tables import Booking, BookingLine, BookingStatus
 from app.catalogue.services.common import as_dict, in_zone
+from app.catalogue.services.itineraries import trip_days
 from app.catalogue.tables import Departure, DepartureStop, PassengerType, Route
 from app.core.agency_contacts import agency_contact
 from app.core.i18n import localize
@@ -65,15 +66,19 @@ async def booking_out(booking_id: UUID) -> BookingOut:
             .run()
         )
     row = BookingRow.from_row(booking)
+    fallback = operator["default_locale"] if operator else "zh_Hans"
     out = _booking_view(
         row,
         DepartureRow.from_row(departure),
         route["slug"],
         route["name"],
-        operator["default_locale"] if operator else "zh_Hans",
+        fallback,
         lines,
         stop,
         await agency_contact_out(row),
+    )
+    out.itinerary = await trip_days(
+        departure["route"], departure["departs_at"], departure["time_zone"], fallback
     )
     change = await pending_change(booking_id)
     if change is None:

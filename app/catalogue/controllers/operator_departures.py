@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.accounts.schemas import OperatorPrincipal
 from app.catalogue.controllers.common import DateFrom, DateTo, _OperatorController
+from app.catalogue.schemas.crew import CrewIn, CrewOut
 from app.catalogue.schemas.departures import (
     DepartureCreate,
     DepartureOut,
@@ -20,6 +21,7 @@ from app.catalogue.schemas.departures import (
     FaresIn,
 )
 from app.catalogue.services import (
+    crew,
     departure_edits,
     departure_status,
     departures,
@@ -179,3 +181,31 @@ class OperatorDepartureController(_OperatorController):
         data: JSONBody[FaresIn],
     ) -> list[FareOut]:
         return await fares.replace_departure_fares(operator, departure_id, data)
+
+    @get(
+        "/{departure_id:uuid}/crew",
+        summary="A departure's crew roster",
+        description="The steward (列车管家), guides, narrators, medical staff and drivers "
+        "travelling with the departure: name, role, phone, and the car or coach they are in.",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def get_crew(
+        self, operator: NamedDependency[OperatorPrincipal], departure_id: FromPath[UUID]
+    ) -> CrewOut:
+        return await crew.get_crew(operator, departure_id)
+
+    @put(
+        "/{departure_id:uuid}/crew",
+        summary="Replace a departure's crew roster",
+        description="The whole roster, in the order to list it. A car must be one of the "
+        "departure's vehicle's cars; the steward's and the medical staff's phones are given "
+        "to travellers in their reminders before departure.",
+        responses=problem_responses(400, 401, 403, 404, 409),
+    )
+    async def replace_crew(
+        self,
+        operator: NamedDependency[OperatorPrincipal],
+        departure_id: FromPath[UUID],
+        data: JSONBody[CrewIn],
+    ) -> CrewOut:
+        return await crew.replace_crew(operator, departure_id, data)

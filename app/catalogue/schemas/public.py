@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Literal
 from uuid import UUID
 
 import msgspec
 
 from app.catalogue.schemas.routes import PolicyTierOut
-from app.catalogue.tables import DepartureStatus, PassengerType, RouteKind, StopKind
+from app.catalogue.tables import DepartureStatus, Meal, PassengerType, RouteKind, StopKind
 from app.core.money import PriceOut
 
 # ---------------------------------------------------------------- operators
@@ -50,11 +51,36 @@ class PublicItineraryStop(msgspec.Struct, kw_only=True):
     notes: str | None
 
 
+class PublicHotel(msgspec.Struct, kw_only=True):
+    name: str
+    address: str
+    phone: str | None
+
+
 class PublicItineraryDay(msgspec.Struct, kw_only=True):
     day_number: int
     title: str
     description: str | None
+    # "train", a hotel, or null (the trip ends that day).
+    overnight: Literal["train"] | PublicHotel | None
     night_on_train: bool
+    meals: list[Meal]
+    # Local clock time ("20:30") by which travellers are back on the train.
+    back_on_board_at: str | None
+    stops: list[PublicItineraryStop]
+
+
+class TripDay(msgspec.Struct, kw_only=True):
+    """A day of one departure's trip: the route's day plan on its calendar date."""
+
+    day_number: int
+    date: date
+    title: str
+    description: str | None
+    overnight: Literal["train"] | PublicHotel | None
+    meals: list[Meal]
+    # When travellers must be back on the train, in the departure's time zone.
+    back_on_board_at: datetime | None
     stops: list[PublicItineraryStop]
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.catalogue.schemas.common import Input, Month, ReminderHours, Theme
-from app.catalogue.tables import RouteKind, RouteStatus
+from app.catalogue.tables import Meal, RouteKind, RouteStatus
 from app.core.schemas import (
     ClockTime,
     LocalizedText,
+    Phone,
     ShortLocalizedText,
     Slug,
 )
@@ -91,12 +92,43 @@ class ItineraryStopIn(Input, kw_only=True):
     notes: LocalizedText | None = None
 
 
+class HotelIn(Input, kw_only=True):
+    """The hotel a night is spent in."""
+
+    name: ShortLocalizedText
+    address: ShortLocalizedText
+    phone: Phone | None = None
+
+
+# Where the night after a day is spent: on the train, or in a hotel.
+Overnight = Annotated[
+    Literal["train"] | HotelIn | None,
+    msgspec.Meta(
+        description='"train", a hotel (`name`, `address`, optional `phone`), or null when '
+        "the night is spent neither (the trip ends)"
+    ),
+]
+
+
 class ItineraryDayIn(Input, kw_only=True):
     day_number: Annotated[int, msgspec.Meta(ge=1, le=60)]
     title: ShortLocalizedText
     description: LocalizedText | None = None
+    overnight: Overnight = None
+    # Kept for clients written before `overnight`: true is `"overnight": "train"`.
     night_on_train: bool = False
-    stops: Annotated[list[ItineraryStopIn], msgspec.Meta(max_length=30)] = []
+    meals: Annotated[
+        list[Meal],
+        msgspec.Meta(max_length=3, description="Meals included: breakfast, lunch, dinner"),
+    ] = []
+    back_on_board_at: Annotated[
+        ClockTime | None,
+        msgspec.Meta(description="Local time by which travellers are back on the train"),
+    ] = None
+    stops: Annotated[
+        list[ItineraryStopIn],
+        msgspec.Meta(max_length=30, description="The day's stops and sights, in order"),
+    ] = []
 
 
 class ItineraryIn(Input, kw_only=True):
@@ -112,11 +144,20 @@ class ItineraryStopOut(msgspec.Struct, kw_only=True):
     notes: dict[str, str] | None
 
 
+class HotelOut(msgspec.Struct, kw_only=True):
+    name: dict[str, str]
+    address: dict[str, str]
+    phone: str | None
+
+
 class ItineraryDayOut(msgspec.Struct, kw_only=True):
     day_number: int
     title: dict[str, str]
     description: dict[str, str] | None
+    overnight: Literal["train"] | HotelOut | None
     night_on_train: bool
+    meals: list[Meal]
+    back_on_board_at: str | None
     stops: list[ItineraryStopOut]
 
 

@@ -6,17 +6,12 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from app.catalogue.schemas.public import (
-    PublicItineraryDay,
-    PublicItineraryStop,
-    PublicRouteDetail,
-    PublicRouteSummary,
-)
+from app.catalogue.schemas.public import PublicRouteDetail, PublicRouteSummary
 from app.catalogue.schemas.routes import PolicyTierOut
 from app.catalogue.services.capacity import capacity_by_departure
 from app.catalogue.services.common import as_datetime, as_dict, in_zone, local_day_range
 from app.catalogue.services.fares import effective_fares, lowest_adult_price, route_fares
-from app.catalogue.services.itineraries import itinerary_of
+from app.catalogue.services.itineraries import itinerary_of, public_days
 from app.catalogue.services.offers import offers_of
 from app.catalogue.services.published import operators_by_id, public_offer, published_route
 from app.catalogue.services.routes import themes_by_route
@@ -196,26 +191,7 @@ async def get_route(slug: str) -> PublicRouteDetail:
         meeting_point=localize(meeting_point, fallback) if meeting_point else None,
         cancellation_policy=[PolicyTierOut(**tier) for tier in row.cancellation_policy],
         operator=operator.brief(),
-        itinerary=[
-            PublicItineraryDay(
-                day_number=day.day_number,
-                title=localize(day.title, fallback),
-                description=localize(day.description, fallback) if day.description else None,
-                night_on_train=day.night_on_train,
-                stops=[
-                    PublicItineraryStop(
-                        place=localize(stop.place, fallback),
-                        arrive_time=stop.arrive_time,
-                        depart_time=stop.depart_time,
-                        activities=[localize(activity, fallback) for activity in stop.activities],
-                        coach_transfer=stop.coach_transfer,
-                        notes=localize(stop.notes, fallback) if stop.notes else None,
-                    )
-                    for stop in day.stops
-                ],
-            )
-            for day in itinerary.days
-        ],
+        itinerary=public_days(itinerary, fallback),
         seasonal_offers=[public_offer(offer, fallback) for offer in offers],
         next_departure_at=await _next_departure(row.id, operator.time_zone),
     )

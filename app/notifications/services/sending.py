@@ -17,6 +17,7 @@ from typing import Any
 from app.booking.services.view import booking_out
 from app.booking.tables import Booking
 from app.catalogue.services.common import as_dict
+from app.catalogue.services.crew import traveller_contacts
 from app.catalogue.tables import Departure, Route
 from app.core import clock
 from app.core.delivery import (
@@ -232,6 +233,10 @@ async def render(notification: NotificationRow) -> Any:
                 **payload,
                 "what_to_bring": localize(bring) if bring else None,
                 "guide_phone": departure["guide_phone"] or None,
+                "crew_contacts": [
+                    {"role": member.role.value, "name": member.name, "phone": member.phone}
+                    for member in await traveller_contacts(booking["departure"])
+                ],
             }
         if kind == "booking.link":
             payload = {

@@ -653,14 +653,20 @@ async def test_itinerary_is_replaced_and_read_back(
                 "day_number": 1,
                 "title": {"zh_Hans": "出发", "en": "Departure"},
                 "description": None,
+                "overnight": "train",
                 "night_on_train": True,
+                "meals": [],
+                "back_on_board_at": None,
                 "stops": [],
             },
             {
                 "day_number": 2,
                 "title": {"en": "Lavender fields"},
                 "description": {"en": "A slow day"},
+                "overnight": None,
                 "night_on_train": False,
+                "meals": [],
+                "back_on_board_at": None,
                 "stops": [
                     {
                         "place": {"en": "Lavender farm"},

@@ -201,6 +201,45 @@ async def test_the_train_itinerary_covers_fifteen_days_of_xinjiang(
     assert [tier["refund_percent"] for tier in route["cancellation_policy"]] == [100, 70, 30, 0]
 
 
+async def test_each_train_day_has_its_plan_and_every_run_its_crew(
+    client: httpx.AsyncClient, demo: DemoSummary
+) -> None:
+    route = await get_json(client, f"/api/v1/routes/{TRAIN}", headers={"Accept-Language": "en"})
+    days = route["itinerary"]
+    assert len(days) == 15
+    # Nights on the train but two in hotels (Kanas, Kashgar), and none after the return.
+    overnights = [day["overnight"] for day in days]
+    hotels = [night for night in overnights if isinstance(night, dict)]
+    assert [hotel["name"] for hotel in hotels] == [
+        "Jiadengyu Resort, Kanas",
+        "Ostangboyi Inn, Kashgar Old Town",
+    ]
+    assert all(hotel["address"] and hotel["phone"] for hotel in hotels)
+    assert overnights.count("train") == 12
+    assert overnights[-1] is None
+    # Every day has its meals; sightseeing days from the train say when to be back.
+    assert all(day["meals"] for day in days)
+    back = {day["title"]: day["back_on_board_at"] for day in days if day["back_on_board_at"]}
+    assert back["Tianshan Heavenly Lake"] == "19:30"
+    assert {"Nalati Grassland", "Sayram Lake", "Hemu Village", "Muztagh Ata"} <= set(back)
+    for day in days:
+        if day["back_on_board_at"]:
+            assert day["overnight"] == "train", day["title"]
+
+    headers = await login(client, RAIL)
+    departures = await all_items(client, "/api/v1/operator/departures", headers=headers)
+    for departure in departures:
+        crew = await get_json(
+            client, f"/api/v1/operator/departures/{departure['id']}/crew", headers=headers
+        )
+        roles = Counter(member["role"] for member in crew["members"])
+        assert roles["steward"] == 1
+        assert roles["medical"] == 2
+        assert roles["guide"] >= 2
+        assert {"narrator", "driver"} <= set(roles)
+        assert all(member["phone"] for member in crew["members"])
+
+
 async def test_the_train_has_270_berths_with_crew_and_medical_blocks(
     client: httpx.AsyncClient, demo: DemoSummary
 ) -> None:
