@@ -65,6 +65,7 @@ from app.payments.controllers import (
 from app.system.controllers import SystemController
 from app.web.booking_pages import BookingPagesController
 from app.web.cancel_rebook_pages import CancelRebookPagesController
+from app.web.coach_pages import CoachPagesController
 from app.web.controllers import TouristPagesController
 from app.web.errors import APP_EXCEPTION_HANDLERS
 from app.web.hold_pages import HoldPagesController
@@ -82,6 +83,7 @@ ROUTE_HANDLERS: list[Any] = [
     PaymentPagesController,
     CancelRebookPagesController,
     StaffPagesController,
+    CoachPagesController,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     AuthController,
     AuditController,

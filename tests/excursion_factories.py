@@ -25,11 +25,11 @@ SMALL_TRAIN = {
 TRIP_DAYS = 5
 
 
-async def train_departure(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+async def train_departure(
+    client: httpx.AsyncClient, headers: dict[str, str], slug: str = "xinjiang-train"
+) -> dict[str, Any]:
     """A published five-day train departure leaving in ten days at 08:00 (Asia/Shanghai)."""
-    route = await create_route(
-        client, headers, slug="xinjiang-train", kind="train", duration_days=TRIP_DAYS
-    )
+    route = await create_route(client, headers, slug=slug, kind="train", duration_days=TRIP_DAYS)
     vehicle = ok(
         await client.post(
             "/api/v1/operator/vehicles",
