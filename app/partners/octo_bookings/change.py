@@ -20,7 +20,7 @@ from app.core import clock
 from app.core.database import write_transaction
 from app.core.errors import DomainError
 from app.partners import octo
-from app.partners.octo_bookings.confirm import contact_of
+from app.partners.octo_bookings.contacts import contact_of, parse_contact
 from app.partners.octo_bookings.reserve import hold_minutes
 from app.partners.octo_bookings.view import (
     booking_object,
@@ -101,7 +101,8 @@ async def update(
     contract's cut-off (when it could still be cancelled)."""
     found = await find(principal, uuid)
     await _same_product(principal, body, await booking_object(found, ()))
-    contact = contact_of(body, found, await agency_booking_lines(found), required=False)
+    request = parse_contact(body)
+    contact = contact_of(request, found, await agency_booking_lines(found), required=False)
     hours = await cutoff_hours(principal.agency_id)
     async with write_transaction():
         booking = await lock_agency_booking(found.id)

@@ -105,7 +105,7 @@ def changeable(booking: AgencyBooking, departs_at: datetime, hours: int) -> bool
 
 def _contact(
     name: str, email: str = "", phone: str = "", locales: list[str] | None = None,
-    notes: str = "",
+    notes: str = "", country: str = "", postal_code: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """An OCTO Contact: every field the specification lists, null where unknown."""
     first, _sep, last = name.partition(" ")
@@ -116,8 +116,8 @@ def _contact(
         "emailAddress": email or None,
         "phoneNumber": phone or None,
         "locales": locales or [],
-        "postalCode": None,
-        "country": None,
+        "postalCode": postal_code or None,
+        "country": country or None,
         "notes": notes or None,
     }
 
@@ -182,13 +182,19 @@ async def booking_object(booking: AgencyBooking, capabilities: Collection[str]) 
     unit_items = []
     for line in lines:
         item: dict[str, Any] = {
-            "uuid": unit_item_uuid(booking.id, line.position),
-            "resellerReference": None,
+            "uuid": line.partner_uuid or unit_item_uuid(booking.id, line.position),
+            "resellerReference": line.reseller_reference or None,
             "supplierReference": f"{booking.reference}-{line.seat_label}",
             "unitId": line.passenger_type,
             "status": OCTO_STATUS[status],
             "utcRedeemedAt": _utc(line.checked_in_at),
-            "contact": _contact(line.passenger_name),
+            "contact": _contact(
+                line.passenger_name,
+                line.passenger_email,
+                line.passenger_phone,
+                notes=line.passenger_notes,
+                country=line.passenger_country,
+            ),
             "ticket": _ticket(booking.reference, line.checked_in_at)
             if confirmed and "TICKET" in DELIVERY_METHODS
             else None,
@@ -232,6 +238,8 @@ async def booking_object(booking: AgencyBooking, capabilities: Collection[str]) 
             booking.contact_phone,
             [booking.locale.replace("_", "-")],
             booking.contact_notes,
+            booking.contact_country,
+            booking.contact_postal_code,
         ),
         "notes": booking.notes or None,
         "deliveryMethods": list(DELIVERY_METHODS),

@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 
+from app.booking.tables import Booking
 from app.core import clock
 from tests.assertions import ok
 from tests.conftest import Account
@@ -271,6 +272,111 @@ async def test_reserve_with_uuid_is_idempotent_per_agency(
     other = await reserve(client, await agency(client, operator),
                           reservation(route, departure, uuid=uuid))  # fmt: skip
     assert other["id"] != first["id"]
+
+
+async def test_the_resellers_unit_items_are_kept_with_their_own_uuids_and_contacts(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """A reseller names its unit items with its own uuids, references and contacts, in
+    any order of units; each passenger keeps them, through reserve, confirm and update."""
+    route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    headers = await agency(client, operator)
+    mine = [
+        "3b1bc2ee-3155-4738-9471-f49842a07327",
+        "8d2c0d8e-6c1b-4c71-8b8a-5d1f3c2e9a10",
+        "c0ffee00-0000-4000-8000-000000000003",
+    ]
+    child = {"fullName": "Xiao Wang", "country": "cn", "notes": "Peanut allergy"}
+    items = [
+        {"uuid": mine[0], "unitId": "adult", "resellerReference": "T-1",
+         "contact": {"fullName": "Wang Fang", "emailAddress": "fang@example.cn",
+                     "phoneNumber": "+86 139 0000 0001"}},
+        {"uuid": mine[1], "unitId": "child", "resellerReference": "T-2", "contact": child},
+        {"uuid": mine[2], "unitId": "adult", "resellerReference": "T-3"},
+    ]  # fmt: skip
+    # A contact refused is refused before any seat is held.
+    refused = documented_error(
+        await client.post(
+            "/octo/bookings",
+            json=reservation(
+                route, departure, unitItems=[*items[:2], {**items[2], "contact": {"notes": 5}}]
+            ),
+            headers=headers,
+        ),
+        "/bookings/",
+        "post",
+        "BAD_REQUEST",
+    )
+    assert "unitItems[2].contact.notes" in refused["errorMessage"]
+    assert await Booking.count().run() == 0
+
+    held = await reserve(client, headers, reservation(route, departure, unitItems=items))
+    by_uuid = {item["uuid"]: item for item in held["unitItems"]}
+    assert set(by_uuid) == set(mine)
+    assert {u: by_uuid[u]["unitId"] for u in mine} == dict(
+        zip(mine, ["adult", "child", "adult"], strict=True)
+    )
+    assert [by_uuid[u]["resellerReference"] for u in mine] == ["T-1", "T-2", "T-3"]
+    first = by_uuid[mine[0]]["contact"]
+    assert (first["fullName"], first["emailAddress"], first["phoneNumber"]) == (
+        "Wang Fang", "fang@example.cn", "+86 139 0000 0001",
+    )  # fmt: skip
+    second = by_uuid[mine[1]]["contact"]
+    assert (second["fullName"], second["country"], second["notes"]) == (
+        "Xiao Wang", "CN", "Peanut allergy",
+    )  # fmt: skip
+
+    # Confirming names the items by the reseller's uuids, in yet another order.
+    done = conforming(
+        await client.post(
+            f"/octo/bookings/{held['uuid']}/confirm",
+            json={
+                "contact": CONTACT,
+                "unitItems": [
+                    {"uuid": mine[2], "unitId": "adult", "contact": {"fullName": "Li Lei"}},
+                    {"uuid": mine[0], "unitId": "adult"},
+                    {"uuid": mine[1], "unitId": "child"},
+                ],
+            },
+            headers=headers,
+        ),
+        "/bookings/{uuid}/confirm",
+        "post",
+    )
+    names = {item["uuid"]: item["contact"]["fullName"] for item in done["unitItems"]}
+    assert names == {mine[0]: "Wang Fang", mine[1]: "Xiao Wang", mine[2]: "Li Lei"}
+    assert (done["contact"]["country"], done["contact"]["postalCode"]) == ("CN", "450000")
+    again = conforming(await client.get(f"/octo/bookings/{held['uuid']}", headers=headers),
+                       "/bookings/{uuid}", "get")  # fmt: skip
+    assert again["unitItems"] == done["unitItems"]
+
+    # Errors name the field; nothing changes.
+    for bad, field in (
+        ([{**items[0], "contact": {"country": "China"}}, items[1], items[2]],
+         "unitItems[0].contact.country"),
+        ([items[0], {**items[1], "uuid": mine[0]}, items[2]], "unitItems[1].uuid"),
+    ):  # fmt: skip
+        error = documented_error(
+            await client.patch(
+                f"/octo/bookings/{held['uuid']}", json={"unitItems": bad}, headers=headers
+            ),
+            "/bookings/{uuid}",
+            "patch",
+            "BAD_REQUEST",
+        )
+        assert field in error["errorMessage"], error
+    swapped = [{**items[0], "unitId": "child"}, {**items[1], "unitId": "adult"}, items[2]]
+    documented_error(
+        await client.patch(
+            f"/octo/bookings/{held['uuid']}", json={"unitItems": swapped}, headers=headers
+        ),
+        "/bookings/{uuid}",
+        "patch",
+        "UNPROCESSABLE_ENTITY",
+    )
+    unchanged = conforming(await client.get(f"/octo/bookings/{held['uuid']}", headers=headers),
+                           "/bookings/{uuid}", "get")  # fmt: skip
+    assert unchanged["unitItems"] == done["unitItems"]
 
 
 async def test_pricing_appears_only_when_the_capability_is_requested(
