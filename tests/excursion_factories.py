@@ -76,7 +76,8 @@ async def confirmed_booking(
         await transition(
             BookingRow.from_row(row), BookingStatus.confirmed, actor="test", reason="paid"
         )
-    return dict(created["booking"])
+    # The booking as created, with its access token (a guest's rebooking needs it).
+    return {**created["booking"], "access_token": created["access_token"]}
 
 
 def excursion_body(day: int = 2, **overrides: Any) -> dict[str, Any]:

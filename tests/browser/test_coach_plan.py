@@ -1,8 +1,8 @@
 """The coach plan page in Chromium against a real server on the test database: an operator
 logs in, opens a departure's coach plan, runs the automatic assignment, moves a party to
-another coach with the keyboard only (a select and a button, no script needed), sees a full
-coach refuse a party, and prints the coach manifest. Screenshots at phone and desktop
-widths go to tests/artifacts/screenshots/."""
+another coach with the keyboard only (a select and a button, no script needed) and by
+dragging its row, sees a full coach refuse a party, and prints the coach manifest.
+Screenshots at phone and desktop widths go to tests/artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -80,13 +80,20 @@ async def test_an_operator_assigns_coaches_and_moves_a_party_with_the_keyboard(
     )
     await expect(page.locator("section.coach").nth(1)).to_contain_text(family["reference"])
     await shoot_both_widths(page, "staff-coach-plan-moved-zh")
+    # With a mouse, the couple's row dragged onto coach 1 sends the same move.
+    await page.locator("section.unassigned tbody tr").first.drag_to(
+        page.locator("section.coach").nth(0)
+    )
+    await expect(page.locator(".done")).to_contain_text(
+        f"{couple['reference']}：2 位游客已调至1号车。"
+    )
     plan = (
         await client.get(
             f"/api/v1/operator/excursions/{excursion['id']}/assignments", headers=operator.headers
         )
     ).json()
     assert [[p["reference"] for p in c["parties"]] for c in plan["coaches"]] == [
-        [],
+        [couple["reference"]],
         [family["reference"]],
     ]
 

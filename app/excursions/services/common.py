@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from uuid import UUID
 
 from app.accounts.schemas import OperatorPrincipal
@@ -81,14 +81,20 @@ def excursion_date(departure: DepartureRow, day_number: int) -> date:
     )
 
 
-def excursion_times(excursion: ExcursionRow, departure: DepartureRow) -> tuple[datetime, datetime]:
-    """When the coaches leave and are back, in the departure's zone."""
-    day = excursion_date(departure, excursion.day_number)
+def local_times(
+    departure: DepartureRow, day_number: int, meet_time: time, return_time: time
+) -> tuple[datetime, datetime]:
+    """When the coaches leave and are back on day `day_number`, in the departure's zone."""
+    day = excursion_date(departure, day_number)
     tz = clock.zone(departure.time_zone)
     return (
-        datetime.combine(day, excursion.meet_time, tzinfo=tz),
-        datetime.combine(day, excursion.return_time, tzinfo=tz),
+        datetime.combine(day, meet_time, tzinfo=tz),
+        datetime.combine(day, return_time, tzinfo=tz),
     )
+
+
+def excursion_times(excursion: ExcursionRow, departure: DepartureRow) -> tuple[datetime, datetime]:
+    return local_times(departure, excursion.day_number, excursion.meet_time, excursion.return_time)
 
 
 # ---------------------------------------------------------------- travellers

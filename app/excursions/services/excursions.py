@@ -30,8 +30,8 @@ from app.excursions.schemas import (
 from app.excursions.services.common import (
     coaches_of,
     excursion_out,
-    excursion_times,
     excursion_view,
+    local_times,
     lock_excursion,
     seating_of,
     travellers_of,
@@ -93,12 +93,7 @@ async def _check_schedule(
         raise InvalidInput(
             "return_time", _("The coaches must be back after they leave, on the same day.")
         )
-    probe = ExcursionRow(
-        id=departure.id, operator_id=departure.operator_id, departure_id=departure.id,
-        day_number=day_number, sight={}, meeting_point={}, meet_time=meet_time,
-        return_time=return_time, notes="", created_at=clock.now(), updated_at=clock.now(),
-    )  # fmt: skip
-    meet_at, return_at = excursion_times(probe, departure)
+    meet_at, return_at = local_times(departure, day_number, meet_time, return_time)
     if meet_at < departure.departs_at:
         raise InvalidInput("meet_time", _("This is before the departure leaves."))
     if return_at > departure.returns_at:

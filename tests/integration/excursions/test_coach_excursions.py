@@ -32,6 +32,7 @@ from tests.excursion_factories import (
     excursion_with_coaches,
     train_departure,
 )
+from tests.factories import create_departure, in_days
 
 DEPARTURES = "/api/v1/operator/departures"
 EXCURSIONS = "/api/v1/operator/excursions"
@@ -50,9 +51,9 @@ def plan_of(body: dict[str, Any]) -> dict[str, list[str]]:
 async def assign(
     client: httpx.AsyncClient, account: Account, excursion_id: str, body: dict[str, Any]
 ) -> httpx.Response:
-    return await client.post(
-        f"{EXCURSIONS}/{excursion_id}/assignments", json=body, headers=account.headers
-    )
+    # In English: the tests read the messages.
+    headers = {**account.headers, "Accept-Language": "en"}
+    return await client.post(f"{EXCURSIONS}/{excursion_id}/assignments", json=body, headers=headers)
 
 
 async def cancel(reference: str) -> None:
@@ -483,6 +484,33 @@ async def test_cancelled_bookings_leave_and_new_ones_wait_for_the_next_assignmen
     assert no_coach["outcome"]["message"] == (
         "This excursion has no coach yet: add coaches, then assign."
     )
+
+
+async def test_a_rebooked_party_leaves_the_coaches_of_its_old_departure(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    departure = await train_departure(client, operator.headers)
+    dep = departure["id"]
+    family = await confirmed_booking(client, dep, "soft_sleeper", ["王芳", "王小明"])
+    couple = await confirmed_booking(client, dep, "soft_sleeper", ["赵磊", "钱雪"])
+    excursion, _coaches = await excursion_with_coaches(client, operator.headers, dep, [4])
+    ok(await assign(client, operator, excursion["id"], {"auto": True}))
+    route = {"id": departure["route_id"], "duration_days": 5}
+    later = await create_departure(
+        client, operator.headers, route, {"id": departure["vehicle_id"]}, in_days(12)
+    )
+    moved = await client.post(
+        f"/api/v1/bookings/{family['reference']}/rebook",
+        json={"departure_id": later["id"]},
+        headers={"X-Booking-Token": family["access_token"]},
+    )
+    assert ok(moved)["departure_id"] == later["id"]
+    body = ok(
+        await client.get(f"{EXCURSIONS}/{excursion['id']}/assignments", headers=operator.headers)
+    )
+    assert plan_of(body) == {"1": [couple["reference"]], "-": []}
+    rows = await CoachAssignment.select().where(CoachAssignment.excursion == excursion["id"]).run()
+    assert len(rows) == 2
 
 
 # ---------------------------------------------------------------- the manifest
