@@ -51,6 +51,7 @@ from app.core.openapi import ClosedStructSchemaPlugin
 from app.core.pagination import page_params_provider
 from app.core.request_input import RequestInputMiddleware, StrictJsonRequest
 from app.core.settings import Settings, get_settings
+from app.excursions.controllers import DepartureExcursionController, ExcursionController
 from app.notifications.controllers import OperatorNotificationController
 from app.partners.controllers.agencies import OperatorAgencyController
 from app.partners.controllers.agency_bookings import OperatorAgencyBookingController
@@ -64,6 +65,7 @@ from app.payments.controllers import (
 from app.system.controllers import SystemController
 from app.web.booking_pages import BookingPagesController
 from app.web.cancel_rebook_pages import CancelRebookPagesController
+from app.web.coach_pages import CoachPagesController
 from app.web.controllers import TouristPagesController
 from app.web.errors import APP_EXCEPTION_HANDLERS
 from app.web.hold_pages import HoldPagesController
@@ -81,6 +83,7 @@ ROUTE_HANDLERS: list[Any] = [
     PaymentPagesController,
     CancelRebookPagesController,
     StaffPagesController,
+    CoachPagesController,
     create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     AuthController,
     AuditController,
@@ -98,6 +101,8 @@ ROUTE_HANDLERS: list[Any] = [
     BookingController,
     WaitlistController,
     OperatorBookingController,
+    DepartureExcursionController,
+    ExcursionController,
     BookingPaymentController,
     StripeWebhookController,
     OperatorPaymentController,
@@ -146,6 +151,10 @@ def _openapi_config() -> OpenAPIConfig:
             Tag(name="Operator: routes", description="Publish themed lines"),
             Tag(name="Operator: vehicles and seat maps"),
             Tag(name="Operator: departures"),
+            Tag(
+                name="Operator: coach excursions",
+                description="Coaches that meet the train by day, and who rides which",
+            ),
             Tag(name="Operator: profile"),
             Tag(name="Operator: staff"),
             Tag(name="Platform administration"),

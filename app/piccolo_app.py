@@ -14,6 +14,7 @@ TABLE_MODULES = [
     "app.notifications.tables",
     "app.payments.tables",
     "app.partners.tables",
+    "app.excursions.tables",
 ]
 
 APP_CONFIG = AppConfig(

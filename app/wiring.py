@@ -14,6 +14,7 @@ from app.booking.services.live_bookings import answer_booking_checks
 from app.core import delivery, i18n, links, outbound, security
 from app.core.events import bus
 from app.core.settings import Settings
+from app.excursions import handlers as excursions
 from app.notifications import handlers as notifications
 from app.notifications.services import sending
 from app.partners import handlers as partners
@@ -28,6 +29,7 @@ def wire_domains() -> None:
     answer_booking_checks()
     answer_agency_contacts()
     booking.subscribe(bus)
+    excursions.subscribe(bus)
     notifications.subscribe(bus)
     partners.subscribe(bus)
     payments.subscribe(bus)

@@ -6,9 +6,11 @@ changes nothing: an operator that already exists is left as it is.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 import msgspec
 
@@ -16,8 +18,11 @@ from app.accounts import operators
 from app.accounts.schemas import OperatorCreate, OperatorPrincipal, StaffCreate
 from app.accounts.services import create_staff
 from app.accounts.tables import Staff, StaffRole
-from app.booking.schemas import AllotmentCreate
-from app.booking.services import allotments, seat_blocks
+from app.booking.rows import BookingRow
+from app.booking.schemas import AllotmentCreate, BookingCreate
+from app.booking.services import allotments, hold, seat_blocks
+from app.booking.services.state import transition
+from app.booking.tables import Booking, BookingStatus
 from app.catalogue.schemas.crew import CrewIn
 from app.catalogue.schemas.departures import (
     BulkScheduleIn,
@@ -42,6 +47,8 @@ from app.catalogue.tables import Departure, DepartureStatus, RouteStatus
 from app.core import clock
 from app.core.database import write_transaction
 from app.core.settings import Settings
+from app.excursions.schemas import AssignmentsIn, CoachIn, ExcursionIn
+from app.excursions.services import assignments, excursions
 from app.partners import services as partners
 from app.partners.schemas import AgencyCreate
 
@@ -560,7 +567,7 @@ async def _load_train(summary: DemoSummary) -> None:
         DepartureBlocksIn,
     )
 
-    async def train_departure(local_day: date, status: DepartureStatus) -> None:
+    async def train_departure(local_day: date, status: DepartureStatus) -> UUID:
         departs_at = datetime.combine(
             local_day, datetime.min.time(), tzinfo=clock.zone(TZ)
         ).replace(hour=5, minute=30)
@@ -601,11 +608,160 @@ async def _load_train(summary: DemoSummary) -> None:
             )
         else:
             await departure_status.change_departure_status(principal, created.id, status)
+        return created.id
 
     await train_departure(date(2026, 5, 10), DepartureStatus.departed)
-    for next_run in _next_train_runs():
+    upcoming = [
         await train_departure(next_run, DepartureStatus.published)
+        for next_run in _next_train_runs()
+    ]
+    await _load_coach_plan(principal, upcoming[0])
     summary.created.append("operator zy-rail with the Y359 大河之南号 tourist train")
+    summary.created.append(
+        f"{sum(len(demo_party(p)) for _c, _phone, p in DEMO_TRAVELLERS)} travellers on the next "
+        f"Y359 run, with coaches for its {len(DEMO_EXCURSIONS)} excursion days"
+    )
+
+
+# The next run's travellers: (class, contact phone, party as "name:passenger type,...").
+DEMO_TRAVELLERS: list[tuple[str, str, str]] = [
+    ("soft_sleeper", "+86 138 3710 0001", "张建国:senior,李秀英:senior"),
+    ("soft_sleeper", "+86 139 3710 0002", "王磊:adult,刘洋:adult,王子涵:child"),
+    ("soft_sleeper", "+86 137 2100 0003", "陈静:adult"),
+    ("soft_sleeper", "+86 136 2000 0004", "赵伟:adult,孙丽:adult,赵一诺:child,孙桂兰:senior"),
+    ("soft_sleeper", "+86 135 2900 0005", "周明:senior,吴芳:senior"),
+    ("soft_sleeper", "+86 131 1000 0006", "Emily Carter:adult,James Carter:adult"),
+    ("soft_sleeper", "+86 133 5100 0007",
+     "郑强:adult,冯敏:adult,郑小雨:child,郑浩:child,冯秀兰:senior"),
+    ("hard_sleeper", "+86 138 3720 0008", "何军:adult,高燕:adult,何佳:child"),
+    ("hard_sleeper", "+86 139 3730 0009", "林涛:adult,罗霞:adult"),
+    ("hard_sleeper", "+86 137 3740 0010", "梁平:senior"),
+    ("hard_sleeper", "+86 136 3750 0011", "宋刚:adult,唐丽:adult"),
+    ("hard_sleeper", "+86 135 3760 0012", "许文:adult,韩梅:adult,许晨:child,韩玉珍:senior"),
+    ("hard_sleeper", "+86 150 3770 0013", "邓超:adult,曹颖:adult,邓思:child"),
+    ("hard_sleeper", "+86 151 3780 0014", "彭飞:adult,曾红:adult"),
+    ("hard_sleeper", "+86 152 3710 0015",
+     "黄德明:senior,马淑珍:senior,杨秀梅:senior,朱建华:senior,胡桂英:senior,郭志强:senior"),
+    ("hard_sleeper", "+86 153 3790 0016", "萧然:adult,田甜:adult"),
+    ("hard_sleeper", "+86 155 3700 0017", "董华:adult,袁媛:adult,董乐:child"),
+    ("hard_sleeper", "+86 156 3710 0018", "潘石:adult,蒋琳:adult"),
+    ("hard_sleeper", "+86 157 3720 0019", "蔡磊:adult"),
+    ("hard_sleeper", "+86 158 3730 0020", "余海:adult,杜娟:adult,余欢:child,余乐:child"),
+]  # fmt: skip
+
+
+def demo_party(party: str) -> list[tuple[str, str]]:
+    """ "name:type,name:type" as (name, passenger type) pairs: adults, children, seniors."""
+    order = {"adult": 0, "child": 1, "senior": 2}
+    people = [tuple(person.split(":")) for person in party.split(",")]
+    return sorted(((name, kind) for name, kind in people), key=lambda p: order[p[1]])
+
+
+# The days the coaches meet the train: (day, sight, meeting point, leave, back, coach plates).
+DEMO_EXCURSIONS: list[tuple[int, tuple[str, str], tuple[str, str], str, str, tuple[str, str]]] = [
+    (3, ("天山天池", "Tianshan Heavenly Lake"),
+     ("乌鲁木齐站出站口", "Ürümqi Station, exit"), "07:40", "17:30", ("新A·T3591", "新A·T3592")),
+    (4, ("那拉提草原", "Nalati Grassland"),
+     ("那拉提站站前广场", "Nalati Station, front square"), "07:00", "18:00",
+     ("新F·N3591", "新F·N3592")),
+    (5, ("赛里木湖", "Sayram Lake"),
+     ("博乐站出站口", "Bole Station, exit"), "07:30", "18:30", ("新E·S3591", "新E·S3592")),
+    (7, ("喀纳斯", "Kanas"),
+     ("北屯站出站口", "Beitun Station, exit"), "06:30", "19:00", ("新H·K3591", "新H·K3592")),
+    (8, ("禾木古村落", "Hemu Village"),
+     ("喀纳斯景区酒店门口", "Kanas hotel entrance"), "08:00", "20:00",
+     ("新H·K3591", "新H·K3592")),
+    (10, ("天山神秘大峡谷", "Tianshan Mysterious Grand Canyon"),
+     ("库车站出站口", "Kuqa Station, exit"), "08:00", "16:30", ("新N·Q3591", "新N·Q3592")),
+    (11, ("喀什古城", "Kashgar Old Town"),
+     ("喀什站出站口", "Kashgar Station, exit"), "07:30", "19:00", ("新Q·G3591", "新Q·G3592")),
+    (12, ("慕士塔格峰", "Muztagh Ata"),
+     ("喀什市区酒店门口", "Kashgar hotel entrance"), "07:00", "20:00",
+     ("新Q·G3591", "新Q·G3592")),
+]  # fmt: skip
+DEMO_COACHES = [
+    # (seats, driver, driver's phone, guide, guide's phone)
+    (35, "艾力·买买提", "+86 139 9910 0359", "古丽娜尔", "+86 138 9920 0359"),
+    (25, "马建军", "+86 139 9930 0359", "阿依古丽", "+86 138 9940 0359"),
+]
+
+
+async def _load_coach_plan(principal: OperatorPrincipal, departure_id: UUID) -> None:
+    """The next run's travellers (confirmed, as if paid at the operator's office), and two
+    coaches for each excursion day with everyone assigned."""
+    departure = await Departure.select().where(Departure.id == departure_id).first().run()
+    assert departure is not None
+    # Booked while the run is on sale: now, or (loaded long before) when its sales open.
+    booked_at = max(clock.now(), departure["sales_open_at"] + timedelta(hours=1))
+    with clock.frozen(booked_at):
+        for index, (seat_class, phone, people) in enumerate(DEMO_TRAVELLERS, start=1):
+            party = demo_party(people)
+            kinds = Counter(kind for _name, kind in party)
+            english = party[0][0].isascii()
+            created = await hold.create_booking(
+                _convert(
+                    {
+                        "departure_id": str(departure_id),
+                        "counts": [
+                            {"seat_class": seat_class, "passenger_type": kind, "count": count}
+                            for kind, count in kinds.items()
+                        ],
+                        "contact": {
+                            "name": party[0][0],
+                            "email": f"traveller{index:02d}@example.com",
+                            "phone": phone,
+                            "locale": "en" if english else "zh_Hans",
+                        },
+                        "passengers": [{"name": name} for name, _kind in party],
+                    },
+                    BookingCreate,
+                ),
+                actor="demo",
+            )
+            reference = created.booking.reference
+            row = await Booking.select().where(Booking.reference == reference).first().run()
+            assert row is not None
+            await transition(
+                BookingRow.from_row(row), BookingStatus.confirmed, actor="demo",
+                reason="paid_at_office",
+            )  # fmt: skip
+    for day, sight, meeting_point, leave, back, plates in DEMO_EXCURSIONS:
+        excursion = await excursions.create_excursion(
+            principal,
+            departure_id,
+            _convert(
+                {
+                    "day_number": day,
+                    "sight": _t(*sight),
+                    "meeting_point": _t(*meeting_point),
+                    "meet_time": leave,
+                    "return_time": back,
+                },
+                ExcursionIn,
+            ),
+        )
+        for plate, (seats, driver, driver_phone, guide, guide_phone) in zip(
+            plates, DEMO_COACHES, strict=True
+        ):
+            await excursions.create_coach(
+                principal,
+                excursion.id,
+                _convert(
+                    {
+                        "capacity": seats,
+                        "plate": plate,
+                        "company": "新疆丝路旅游客运",
+                        "driver_name": driver,
+                        "driver_phone": driver_phone,
+                        "guide_name": guide,
+                        "guide_phone": guide_phone,
+                    },
+                    CoachIn,
+                ),
+            )
+        await assignments.change_assignments(
+            principal, excursion.id, _convert({"auto": True}, AssignmentsIn)
+        )
 
 
 def _next_train_runs() -> list[date]:

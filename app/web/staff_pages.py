@@ -94,6 +94,35 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/staff") and not target.startswith("//") else "/staff"
 
 
+async def staff_form_action(
+    request: Request[Any, Any, Any],
+) -> tuple[OperatorPrincipal, str, FormMultiDict] | Response[Any]:
+    """The staff and form of a POST, or the answer when either is missing or forged."""
+    staff = await _staff(request)
+    if staff is None:
+        return _login_redirect(request)
+    principal, token = staff
+    form = await request.form()
+    if not hmac.compare_digest(text(form, "csrf"), staff_form_token(token)):
+        return Template(
+            "staff/forbidden.html",
+            context={
+                **page_context(request, _page_of_form(request)),
+                "message": _("This form has expired; reload the page and try again."),
+            },
+            status_code=403,
+        )
+    return principal, token, form
+
+
+async def staff_page_access(
+    request: Request[Any, Any, Any],
+) -> tuple[OperatorPrincipal, str] | Response[Any]:
+    """The staff behind a page's cookie, or the way to the login page."""
+    staff = await _staff(request)
+    return _login_redirect(request) if staff is None else staff
+
+
 class StaffPagesController(Controller):
     path = "/staff"
     include_in_schema = False
@@ -375,22 +404,7 @@ class StaffPagesController(Controller):
     async def _form_action(
         self, request: Request[Any, Any, Any]
     ) -> tuple[OperatorPrincipal, str, FormMultiDict] | Response[Any]:
-        """The staff and form of a POST, or the answer when either is missing or forged."""
-        staff = await _staff(request)
-        if staff is None:
-            return _login_redirect(request)
-        principal, token = staff
-        form = await request.form()
-        if not hmac.compare_digest(text(form, "csrf"), staff_form_token(token)):
-            return Template(
-                "staff/forbidden.html",
-                context={
-                    **page_context(request, _page_of_form(request)),
-                    "message": _("This form has expired; reload the page and try again."),
-                },
-                status_code=403,
-            )
-        return principal, token, form
+        return await staff_form_action(request)
 
     @post("/departures/{departure_id:uuid}/check-in", status_code=200)
     async def check_in(

@@ -14,7 +14,7 @@ from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 from app.catalogue.services.common import in_zone
-from app.core.i18n import _, current_locale, ngettext
+from app.core.i18n import _, current_locale, localize, ngettext
 from app.core.labels import (
     crew_role_label,
     datetime_text,
@@ -88,6 +88,7 @@ def _setup(engine: JinjaTemplateEngine, settings: Settings) -> None:
         passenger_label=passenger_label,
         status_label=status_label,
         field_id=field_id,
+        localize=localize,
     )
 
 

@@ -61,4 +61,39 @@
     seats.forEach(function (seat) { seat.addEventListener("change", limitSeats); });
     limitSeats();
   }
+
+  // The coach plan: a party's row may be dragged onto another coach (or onto "without a
+  // coach"); the drop sends the row's own move form. The select and button do the same
+  // without this, by keyboard too.
+  var moving = null;
+  document.querySelectorAll("form.move").forEach(function (form) {
+    var row = form.closest("tr");
+    if (!row) { return; }
+    row.setAttribute("draggable", "true");
+    row.addEventListener("dragstart", function (event) {
+      moving = form;
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", form.querySelector("[name=reference]").value);
+    });
+    row.addEventListener("dragend", function () { moving = null; });
+  });
+  document.querySelectorAll("[data-drop-coach]").forEach(function (area) {
+    var coach = area.getAttribute("data-drop-coach");
+    function accepts() {
+      if (!moving) { return false; }
+      var select = moving.querySelector("select[name=coach_id]");
+      return Array.prototype.some.call(select.options, function (o) { return o.value === coach; });
+    }
+    area.addEventListener("dragover", function (event) {
+      if (accepts()) { event.preventDefault(); area.classList.add("drop-target"); }
+    });
+    area.addEventListener("dragleave", function () { area.classList.remove("drop-target"); });
+    area.addEventListener("drop", function (event) {
+      area.classList.remove("drop-target");
+      if (!accepts()) { return; }
+      event.preventDefault();
+      moving.querySelector("select[name=coach_id]").value = coach;
+      moving.requestSubmit();
+    });
+  });
 })();

@@ -13,7 +13,16 @@ import pytest
 from app.accounts.tables import Staff
 from app.core import clock
 from app.core.settings import get_settings
-from app.demo.data import DEMO_LOGINS, DEMO_PARTNER_KEY, DEMO_PASSWORD, DemoSummary, load_demo
+from app.demo.data import (
+    DEMO_EXCURSIONS,
+    DEMO_LOGINS,
+    DEMO_PARTNER_KEY,
+    DEMO_PASSWORD,
+    DEMO_TRAVELLERS,
+    DemoSummary,
+    demo_party,
+    load_demo,
+)
 
 SHANGHAI = clock.zone("Asia/Shanghai")
 TRAIN = "y359-henan-xinjiang"
@@ -275,6 +284,10 @@ async def test_the_train_has_270_berths_with_crew_and_medical_blocks(
     upcoming = await all_items(client, f"/api/v1/routes/{TRAIN}/departures")
     assert len(upcoming) == 2
     now = clock.now()
+    # The next run carries the demo's travellers (its coach plan is below); the other is empty.
+    sold: dict[str, Counter[str]] = {upcoming[0]["id"]: Counter(), upcoming[1]["id"]: Counter()}
+    for booked_class, _phone, party in DEMO_TRAVELLERS:
+        sold[upcoming[0]["id"]][booked_class] += len(demo_party(party))
     for departure in upcoming:
         assert departure["status"] == "published"
         assert datetime.fromisoformat(departure["departs_at"]) > now
@@ -285,8 +298,10 @@ async def test_the_train_has_270_berths_with_crew_and_medical_blocks(
         assert set(classes) == {"soft_sleeper", "hard_sleeper"}
         for name, availability in classes.items():
             assert availability["capacity"] == expected[name], name
-            assert availability["seats_left"] == expected[name], name
-        assert departure["seats_left"] == 270 - len(CREW_BLOCKS) - len(MEDICAL_BLOCKS)
+            assert availability["seats_left"] == expected[name] - sold[departure["id"]][name], name
+        assert departure["seats_left"] == 270 - len(CREW_BLOCKS) - len(MEDICAL_BLOCKS) - sum(
+            sold[departure["id"]].values()
+        )
         # Second Sunday of May or September, 05:30 in Zhengzhou, back 15 days later.
         departs, returns = local(departure["departs_at"]), local(departure["returns_at"])
         assert departs.month in (5, 9)
@@ -328,6 +343,50 @@ async def test_the_first_run_of_2026_05_10_has_departed(
     assert all(local(item["departs_at"]).date() > date(2026, 5, 10) for item in upcoming)
     route = await get_json(client, f"/api/v1/routes/{TRAIN}")
     assert local(route["next_departure_at"]).date() > date(2026, 5, 10)
+
+
+async def test_the_next_run_has_coaches_for_each_excursion_day_with_everyone_assigned(
+    client: httpx.AsyncClient, demo: DemoSummary
+) -> None:
+    headers = await login(client, RAIL)
+    route = await get_json(client, f"/api/v1/routes/{TRAIN}")
+    titles = {day["day_number"]: day["title"] for day in route["itinerary"]}
+    coach_days = {
+        day["day_number"]
+        for day in route["itinerary"]
+        if any(stop["coach_transfer"] for stop in day["stops"])
+    }
+    next_run = (await all_items(client, f"/api/v1/routes/{TRAIN}/departures"))[0]
+    excursions = await get_json(
+        client, f"/api/v1/operator/departures/{next_run['id']}/excursions", headers=headers
+    )
+    travellers = sum(len(demo_party(party)) for _class, _phone, party in DEMO_TRAVELLERS)
+    assert travellers >= 50
+    assert len(excursions) == len(DEMO_EXCURSIONS) == 8
+    # Each sight on its own day of the itinerary, on a day the coaches meet the train.
+    sights = {excursion["day_number"]: excursion["sight"]["zh_Hans"] for excursion in excursions}
+    for sight in ("天山天池", "那拉提草原", "赛里木湖", "喀纳斯", "禾木", "喀什古城", "慕士塔格峰"):
+        day = next(day for day, name in sights.items() if sight in name)
+        assert sight in titles[day], (sight, titles[day])
+        assert day in coach_days
+    departs = local(next_run["departs_at"]).date()
+    for excursion in excursions:
+        assert (
+            excursion["date"] == (departs + timedelta(days=excursion["day_number"] - 1)).isoformat()
+        )
+        assert len(excursion["coaches"]) == 2
+        assert all(coach["plate"].startswith("新") for coach in excursion["coaches"])
+        assert all(coach["driver_phone"] and coach["guide_name"] for coach in excursion["coaches"])
+        assert (excursion["travellers"], excursion["assigned"]) == (travellers, travellers)
+        assert sum(c["assigned"] for c in excursion["coaches"]) == travellers
+        assert all(c["assigned"] <= c["capacity"] for c in excursion["coaches"])
+    # Parties ride together.
+    plan = await get_json(
+        client, f"/api/v1/operator/excursions/{excursions[0]['id']}/assignments", headers=headers
+    )
+    references = [party["reference"] for item in plan["coaches"] for party in item["parties"]]
+    assert len(references) == len(DEMO_TRAVELLERS) == len(set(references))
+    assert plan["unassigned"] == []
 
 
 # ---------------------------------------------------------------- the bus lines
