@@ -543,6 +543,10 @@ def _problems(result: Result) -> list[str]:
 # ---------------------------------------------------------------- main
 
 
+async def _keep_session(_connection: Any) -> None:
+    """asyncpg's default reset sends four statements per release; the app's sends none."""
+
+
 async def main(arguments: argparse.Namespace) -> int:
     import asyncpg
 
@@ -577,7 +581,10 @@ async def main(arguments: argparse.Namespace) -> int:
         server = harness.app_server("uvicorn", WORKERS, env)
         await server.wait_ready("/health")
         connections = WORKERS * pool_max
-        pool = await asyncpg.create_pool(database_url, min_size=connections, max_size=connections)
+        # As the app's pool: connections given back as they are (no reset statements).
+        pool = await asyncpg.create_pool(
+            database_url, min_size=connections, max_size=connections, reset=_keep_session
+        )
         meter = Meter(admin, database_name, server)
         fares = {TRAIN_CLASS: 1_598_000, BUS_CLASS: 6800}
         print(f"# booking rush, {harness.describe_code()}")
