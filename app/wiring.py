@@ -39,7 +39,7 @@ def configure_process(settings: Settings) -> None:
     database engine is made from them in app/piccolo_conf.py."""
     security.configure(settings)
     i18n.configure(settings.locales_dir)
-    links.configure(settings.public_url)
+    links.configure(settings.public_url, settings.secret_key)
     providers.configure(settings)
     delivery.configure(settings)
     outbound.configure(settings)

@@ -45,6 +45,8 @@ class BookingRow:
     updated_at: datetime
     notes: str
     contact_notes: str
+    contact_country: str
+    contact_postal_code: str
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> BookingRow:
@@ -63,6 +65,8 @@ class BookingRow:
             reseller_reference=row["reseller_reference"], retail_amount=row["retail_amount"],
             created_at=row["created_at"], updated_at=row["updated_at"],
             notes=row["notes"], contact_notes=row["contact_notes"],
+            contact_country=row["contact_country"],
+            contact_postal_code=row["contact_postal_code"],
         )  # fmt: skip
 
     @property

@@ -77,6 +77,9 @@ class Booking(Table):
     # The booker's notes for the operator, and notes about its lead contact (e.g. needs).
     notes = Text(default="")
     contact_notes = Text(default="")
+    # The lead contact's country (ISO 3166-1 alpha-2) and postal code, where given.
+    contact_country = Varchar(length=2, default="")
+    contact_postal_code = Varchar(length=16, default="")
 
 
 class BookingChangeStatus(StrEnum):
@@ -128,6 +131,14 @@ class BookingLine(Table):
     position = Integer(default=0)
     passenger_name = Varchar(length=120, default="")
     id_document = Varchar(length=64, default="")
+    # How to reach this passenger, where an agency gave it (OCTO unit item contacts).
+    passenger_email = Varchar(length=254, default="")
+    passenger_phone = Varchar(length=32, default="")
+    passenger_country = Varchar(length=2, default="")
+    passenger_notes = Text(default="")
+    # Agency bookings: the agency's own uuid and reference for this passenger's unit item.
+    partner_uuid = Varchar(length=64, null=True, default=None)
+    reseller_reference = Varchar(length=64, default="")
     # True while the booking holds the seat (on hold or confirmed).
     live = Boolean(default=True)
     checked_in_at = Timestamptz(null=True, default=None)

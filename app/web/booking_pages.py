@@ -22,17 +22,18 @@ from litestar.response import Redirect, Template
 
 from app.booking.controllers import calendar_response, guarded
 from app.booking.schemas import BookingOut
-from app.booking.services import access, guest, public_departures
+from app.booking.services import access, guest, public_departures, tickets
 from app.booking.tables import BookingStatus
 from app.core import clock
 from app.core.errors import DomainError, NotFound
 from app.core.i18n import _
-from app.core.links import booking_path, lang_code
+from app.core.links import booking_path, lang_code, ticket_path
 from app.core.settings import Settings
 from app.web.booking_forms import _details_from_form, _pickups
 from app.web.errors import PAGE_EXCEPTION_HANDLERS
 from app.web.forms import FormProblems, text
 from app.web.templates import page_context
+from app.web.ticket_pdf import render_ticket
 
 Token = Annotated[str | None, QueryParameter(name="token", required=False, max_length=128)]
 # The guest's token for one booking's pages (path /bookings/{reference}).
@@ -99,6 +100,7 @@ async def _booking_page(
             "link": lambda suffix="", **query: booking_link(
                 booking.reference, token, suffix, **query
             ),
+            "ticket_path": ticket_path(booking.reference) + "?lang=" + lang_code(),
             "pickups": pickups,
             "awaiting_payment_confirmation": paid and booking.status == BookingStatus.on_hold,
             "details_complete": details_complete,
@@ -183,6 +185,22 @@ class BookingPagesController(Controller):
         token = _guest_token(request, token)
         content = await guarded(request, lambda: guest.guest_calendar(reference, token))
         return calendar_response(reference, content)
+
+    @get("/tickets/{reference:str}/{signature:str}/ticket.pdf")
+    async def ticket(
+        self, request: Request[Any, Any, Any], reference: FromPath[str], signature: FromPath[str]
+    ) -> Response[bytes]:
+        """The confirmed booking's printable ticket, by its signed link (OCTO vouchers'
+        PDF_URL, the booking page's "Ticket (PDF)")."""
+        booking = await guarded(request, lambda: tickets.ticket_booking(reference, signature))
+        return Response(
+            render_ticket(booking),
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'inline; filename="ticket-{booking.reference}.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @get("/find-booking")
     async def find_form(

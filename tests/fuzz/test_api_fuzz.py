@@ -288,13 +288,16 @@ REFUSED = (401, 403, 404)
 
 
 def refusals(case: schemathesis.Case, role: str) -> tuple[int, ...]:
-    """What a role that may not call the operation may hear: 401, 403 or 404; and 400
-    for a request refused for what it carries before anyone asks who sends it (text with
-    a NUL character, refused by the request-input middleware; an invalid request), sent by
-    staff of another role (the guards check the token and that it is an operator's staff
-    before the body is read; whether that staff role may edit is the services' to say,
-    after), or sent to a guest's booking (its token is checked with the booking, after the
-    body: a body's validity says nothing about the booking)."""
+    """What a role that may not call the operation may hear: 401, 403 or 404 (400 from
+    OCTO); and 400 for a request refused for what it carries before anyone asks who sends it
+    (text with a NUL character, refused by the request-input middleware; an invalid
+    request), sent by staff of another role (the guards check the token and that it is an
+    operator's staff before the body is read; whether that staff role may edit is the
+    services' to say, after), or sent to a guest's booking (its token is checked with the
+    booking, after the body: a body's validity says nothing about the booking)."""
+    if case.operation.path.startswith("/octo"):
+        # OCTO's own refusals, UNAUTHORIZED or FORBIDDEN, have status 400.
+        return (400,)
     invalid = case.meta is not None and case.meta.generation.mode == GenerationMode.NEGATIVE
     guest_booking = owner(case) == "tourist"
     if role in STAFF or invalid or guest_booking or "\\x00" in repr((case.body, case.query)):

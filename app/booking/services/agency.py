@@ -33,6 +33,13 @@ class AgencyBookingLine:
     # The retail price of the seat (None for bookings made before it was recorded).
     retail_amount: int | None
     checked_in_at: datetime | None
+    passenger_email: str
+    passenger_phone: str
+    passenger_country: str
+    passenger_notes: str
+    # The agency's uuid and reference for the passenger's unit item, where it gave them.
+    partner_uuid: str | None
+    reseller_reference: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +70,26 @@ class AgencyBooking:
     cancelled_at: datetime | None
     notes: str
     contact_notes: str
+    contact_country: str
+    contact_postal_code: str
 
     @property
     def hold_running(self) -> bool:
         return state.hold_running(self.status, self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitTraveller:
+    """What an agency says of one passenger (an OCTO unit item); None keeps what the
+    booking line has."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    country: str | None = None
+    notes: str | None = None
+    partner_uuid: str | None = None
+    reseller_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +102,16 @@ class AgencyContact:
     locale: str
     # The agency's own reference; None keeps the one given with the hold.
     reseller_reference: str | None
-    # Each passenger's name in order ("" where none was given: the lead's name is used).
-    traveller_names: tuple[str, ...]
+    # Each passenger in the booking's order (fewer, or none: the rest keep theirs). A
+    # passenger left without a name is given the lead's.
+    travellers: tuple[UnitTraveller, ...] = ()
     # Notes about the lead contact (e.g. needs); None keeps those given before.
     contact_notes: str | None = None
     # The agency's notes on the booking; None keeps those given before.
     notes: str | None = None
+    # The lead's country (ISO 3166-1 alpha-2) and postal code; None keeps them.
+    country: str | None = None
+    postal_code: str | None = None
 
 
 def _typed(booking: BookingRow) -> AgencyBooking:
@@ -101,7 +128,8 @@ def _typed(booking: BookingRow) -> AgencyBooking:
         created_at=booking.created_at, updated_at=booking.updated_at,
         expires_at=booking.expires_at, confirmed_at=booking.confirmed_at,
         cancelled_at=booking.cancelled_at, notes=booking.notes,
-        contact_notes=booking.contact_notes,
+        contact_notes=booking.contact_notes, contact_country=booking.contact_country,
+        contact_postal_code=booking.contact_postal_code,
     )  # fmt: skip
 
 
@@ -157,6 +185,9 @@ def _typed_line(row: dict[str, Any]) -> AgencyBookingLine:
         seat_class=row["seat_class"], passenger_type=row["passenger_type"],
         passenger_name=row["passenger_name"], price_amount=row["price_amount"],
         retail_amount=row["retail_amount"], checked_in_at=row["checked_in_at"],
+        passenger_email=row["passenger_email"], passenger_phone=row["passenger_phone"],
+        passenger_country=row["passenger_country"], passenger_notes=row["passenger_notes"],
+        partner_uuid=row["partner_uuid"], reseller_reference=row["reseller_reference"],
     )  # fmt: skip
 
 
@@ -235,25 +266,39 @@ async def _write_contact(booking: BookingRow, contact: AgencyContact) -> None:
         changes[Booking.contact_notes] = contact.contact_notes[:2000]
     if contact.notes is not None:
         changes[Booking.notes] = contact.notes[:2000]
+    if contact.country is not None:
+        changes[Booking.contact_country] = contact.country[:2]
+    if contact.postal_code is not None:
+        changes[Booking.contact_postal_code] = contact.postal_code[:16]
     await Booking.update(changes).where(Booking.id == booking.id).run()
     lines = (
-        await BookingLine.select(BookingLine.id, BookingLine.passenger_name)
+        await BookingLine.select()
         .where(
             (BookingLine.booking == booking.id) & (BookingLine.departure == booking.departure_id)
         )
         .order_by(BookingLine.position)
         .run()
     )
-    names = contact.traveller_names
     for index, line in enumerate(lines):
-        given = names[index][:120] if index < len(names) else ""
-        traveller = given or line["passenger_name"] or name
-        if traveller != line["passenger_name"]:
-            await (
-                BookingLine.update({BookingLine.passenger_name: traveller})
-                .where(BookingLine.id == line["id"])
-                .run()
-            )
+        given = contact.travellers[index] if index < len(contact.travellers) else UnitTraveller()
+        fields = {
+            BookingLine.passenger_name: (given.name, 120),
+            BookingLine.passenger_email: (given.email, 254),
+            BookingLine.passenger_phone: (given.phone, 32),
+            BookingLine.passenger_country: (given.country, 2),
+            BookingLine.passenger_notes: (given.notes, 2000),
+            BookingLine.reseller_reference: (given.reseller_reference, 64),
+            BookingLine.partner_uuid: (given.partner_uuid, 64),
+        }
+        updates: dict[Any, Any] = {
+            column: value[:limit]
+            for column, (value, limit) in fields.items()
+            if value is not None and value[:limit] != line[column._meta.name]
+        }
+        if not (updates.get(BookingLine.passenger_name) or line["passenger_name"]) and name:
+            updates[BookingLine.passenger_name] = name
+        if updates:
+            await BookingLine.update(updates).where(BookingLine.id == line["id"]).run()
 
 
 async def cancel_agency_booking(booking_id: UUID, *, actor: str, note: str) -> None:

@@ -136,6 +136,12 @@ async def _move(booking: BookingRow, old: DepartureRow, new: DepartureRow) -> No
                 position=line["position"],
                 passenger_name=line["passenger_name"],
                 id_document=line["id_document"],
+                passenger_email=line["passenger_email"],
+                passenger_phone=line["passenger_phone"],
+                passenger_country=line["passenger_country"],
+                passenger_notes=line["passenger_notes"],
+                partner_uuid=line["partner_uuid"],
+                reseller_reference=line["reseller_reference"],
                 live=True,
                 change=change_id,
             )

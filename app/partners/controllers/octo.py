@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from app.core import ratelimit
-from app.core.errors import DomainError
+from app.core.errors import DatabaseUnavailable, DomainError
 from app.core.i18n import SUPPORTED_LOCALES, content_language
 from app.core.openapi import json_body_operation
 from app.core.settings import Settings
@@ -44,7 +44,7 @@ def octo_responses(*statuses: int) -> dict[int, ResponseSpec]:
         status: ResponseSpec(
             data_container=OctoErrorOut,
             description="OCTO error: INVALID_PRODUCT_ID, INVALID_OPTION_ID, "
-            "INVALID_AVAILABILITY_ID, BAD_REQUEST, UNAUTHORIZED, TOO_MANY_REQUESTS ...",
+            "INVALID_AVAILABILITY_ID, BAD_REQUEST, UNAUTHORIZED, FORBIDDEN, TOO_MANY_REQUESTS ...",
         )
         # Every OCTO call counts against the key's rate limit (429).
         for status in sorted({429, *statuses})
@@ -61,9 +61,17 @@ async def provide_agency(
     request: Request[Any, Any, Any], settings: NamedDependency[Settings]
 ) -> AgencyPrincipal:
     scheme, _sep, key = request.headers.get("authorization", "").partition(" ")
-    principal = await services.agency_for_key(key.strip()) if scheme.lower() == "bearer" else None
+    # The specification's answers, both with status 400: no key sent is UNAUTHORIZED; a key
+    # that is not (or no longer) valid, or whose agency is suspended, is FORBIDDEN.
+    if scheme.lower() != "bearer" or not key.strip():
+        raise octo.OctoError(
+            "UNAUTHORIZED", "Send the API key in the Authorization header: Bearer <key>"
+        )
+    principal = await services.agency_for_key(key.strip())
     if principal is None:
-        raise octo.OctoError("UNAUTHORIZED", "The API key is missing or invalid", status=401)
+        raise octo.OctoError(
+            "FORBIDDEN", "The API key is invalid or has been revoked, or the agency is suspended"
+        )
     verdict = await ratelimit.hit(
         settings.redis_url, f"partner-key:{principal.api_key_id}", settings.partner_rate_limit
     )
@@ -106,6 +114,15 @@ def octo_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
         error = octo.OctoError("BAD_REQUEST", "The request body is invalid")
     elif isinstance(exc, HTTPException) and exc.status_code < 500:
         error = octo.OctoError("BAD_REQUEST", str(exc.detail), status=exc.status_code)
+    elif isinstance(exc, DatabaseUnavailable):
+        # An outage, not a bug: OCTO's code for "the backend is down", to retry shortly.
+        logger.warning("database unavailable at %s %s", request.method, request.url.path)
+        error = octo.OctoError(
+            "INTERNAL_SERVER_ERROR",
+            "The service is briefly unavailable; try again in a few seconds",
+            status=503,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     else:
         logger.exception("unhandled error at %s %s", request.method, request.url.path)
         error = octo.OctoError("INTERNAL_SERVER_ERROR", "Something went wrong", status=500)
@@ -138,7 +155,7 @@ def _filter(name: str, description: str, *, day: bool = False) -> Any:
 class OctoController(Controller):
     tags = ["Partners: OCTO"]
 
-    @get("/supplier", summary="The supplier (operator)", responses=octo_responses(400, 401))
+    @get("/supplier", summary="The supplier (operator)", responses=octo_responses(400))
     async def supplier(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
@@ -147,20 +164,20 @@ class OctoController(Controller):
     @get(
         "/capabilities",
         summary="The capabilities this API implements",
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
     )
     async def capabilities(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
         return _octo(request, octo_products.capabilities())
 
-    @get("/products", summary="Products the agency may sell", responses=octo_responses(400, 401))
+    @get("/products", summary="Products the agency may sell", responses=octo_responses(400))
     async def products(
         self, request: Request[Any, Any, Any], agency: NamedDependency[AgencyPrincipal]
     ) -> Response[Any]:
         return _octo(request, await octo_products.products(agency, _capabilities(request)))
 
-    @get("/products/{product_id:str}", summary="A product", responses=octo_responses(400, 401))
+    @get("/products/{product_id:str}", summary="A product", responses=octo_responses(400))
     async def product(
         self,
         request: Request[Any, Any, Any],
@@ -175,7 +192,7 @@ class OctoController(Controller):
         "/availability/calendar",
         summary="Availability per day",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoAvailabilityCalendarBody),
     )
     async def calendar(
@@ -190,7 +207,7 @@ class OctoController(Controller):
         "/availability",
         summary="Departures with vacancies",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoAvailabilityBody),
     )
     async def availability(
@@ -213,7 +230,7 @@ class OctoBookingController(Controller):
         summary="Hold seats (ON_HOLD)",
         description="Idempotent by the partner's `uuid`: the same uuid returns the same booking.",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoBookingReservationBody),
     )
     async def hold(
@@ -226,7 +243,7 @@ class OctoBookingController(Controller):
     @get(
         "/",
         summary="Find bookings (at least one filter)",
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
     )
     async def search(
         self,
@@ -261,7 +278,7 @@ class OctoBookingController(Controller):
         }
         return _octo(request, await view.search(agency, given, _capabilities(request)))
 
-    @get("/{uuid:str}", summary="A booking", responses=octo_responses(400, 401))
+    @get("/{uuid:str}", summary="A booking", responses=octo_responses(400))
     async def get_booking(
         self,
         request: Request[Any, Any, Any],
@@ -276,7 +293,7 @@ class OctoBookingController(Controller):
         description="The lead contact, notes, the agency's reference and the travellers' "
         "names of a hold, or of a confirmed booking while it could still be cancelled.",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoBookingUpdateBody),
     )
     async def update(
@@ -294,7 +311,7 @@ class OctoBookingController(Controller):
         "/{uuid:str}/extend",
         summary="Extend a hold",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoExtendBody),
     )
     async def extend(
@@ -313,7 +330,7 @@ class OctoBookingController(Controller):
         summary="Confirm on account",
         description="Within the agency's credit limit.",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoBookingConfirmationBody),
     )
     async def confirm(
@@ -334,7 +351,7 @@ class OctoBookingController(Controller):
         "PaymentIntent `clientSecret` for the net amount; the booking is confirmed when "
         "Stripe reports the payment (a `booking.confirmed` webhook follows).",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoBookingConfirmationBody),
     )
     async def pay(
@@ -352,7 +369,7 @@ class OctoBookingController(Controller):
         "/{uuid:str}/cancel",
         summary="Cancel (before the contract's cut-off)",
         status_code=200,
-        responses=octo_responses(400, 401),
+        responses=octo_responses(400),
         operation_class=json_body_operation(OctoBookingCancellationBody, required=False),
     )
     async def cancel(
@@ -375,6 +392,7 @@ octo_router = Router(
         Exception: octo_error,
         HTTPException: octo_error,
         DomainError: octo_error,
+        DatabaseUnavailable: octo_error,
         octo.OctoError: octo_error,
     },
     security=[{"PartnerKey": []}],

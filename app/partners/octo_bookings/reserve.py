@@ -20,7 +20,7 @@ from app.booking.services.agency import (
 from app.booking.services.hold import create_booking
 from app.booking.tables import BookingChannel
 from app.partners import octo
-from app.partners.octo_bookings.confirm import contact_of
+from app.partners.octo_bookings.contacts import contact_of, parse_contact
 from app.partners.octo_bookings.view import booking_object, find, get
 from app.partners.pricing import agency_price_channel
 from app.partners.schemas import AgencyPrincipal
@@ -85,6 +85,8 @@ async def hold(
     departure_id = await octo.departure_of(route, octo.text_field(body, "availabilityId"))
     counts = _unit_counts(body)
     minutes = hold_minutes(body)
+    # Checked in full now: nothing is held for a request refused for its contacts.
+    contact = parse_contact(body)
     pickup_stop = None
     requested = body.get("pickupRequested", False)
     if not isinstance(requested, bool):
@@ -128,7 +130,7 @@ async def hold(
     made = await find(principal, uuid)
     if reseller_reference:
         await set_reseller_reference(made.id, reseller_reference)
-    if body.get("contact") is not None or body.get("notes") is not None:
+    if body.get("contact") is not None or body.get("notes") is not None or contact.names_units:
         lines = await agency_booking_lines(made)
-        await record_agency_contact(made.id, contact_of(body, made, lines, required=False))
+        await record_agency_contact(made.id, contact_of(contact, made, lines, required=False))
     return await get(principal, uuid, capabilities)

@@ -22,6 +22,7 @@ from app.booking.tables import BookingStatus
 from app.catalogue.services.common import in_zone
 from app.catalogue.tables import Departure, DepartureStop
 from app.core import clock
+from app.core.links import ticket_url
 from app.partners import octo
 from app.partners.octo_availability import _status as availability_status
 from app.partners.rows import PickupStop
@@ -105,7 +106,7 @@ def changeable(booking: AgencyBooking, departs_at: datetime, hours: int) -> bool
 
 def _contact(
     name: str, email: str = "", phone: str = "", locales: list[str] | None = None,
-    notes: str = "",
+    notes: str = "", country: str = "", postal_code: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """An OCTO Contact: every field the specification lists, null where unknown."""
     first, _sep, last = name.partition(" ")
@@ -116,19 +117,23 @@ def _contact(
         "emailAddress": email or None,
         "phoneNumber": phone or None,
         "locales": locales or [],
-        "postalCode": None,
-        "country": None,
+        "postalCode": postal_code or None,
+        "country": country or None,
         "notes": notes or None,
     }
 
 
-def _ticket(value: str, redeemed_at: datetime | None) -> dict[str, Any]:
+def _ticket(value: str, redeemed_at: datetime | None, pdf_url: str = "") -> dict[str, Any]:
     """An OCTO Ticket shown on the traveller's phone: a QR code of `value`, which the
-    crew's check-in reads (the booking's reference)."""
+    crew's check-in reads (the booking's reference), and where given the printable
+    ticket with the same code (a signed link that needs no login)."""
+    options = [{"deliveryFormat": "QRCODE", "deliveryValue": value}]
+    if pdf_url:
+        options.append({"deliveryFormat": "PDF_URL", "deliveryValue": pdf_url})
     return {
         "redemptionMethod": "DIGITAL",
         "utcRedeemedAt": _utc(redeemed_at),
-        "deliveryOptions": [{"deliveryFormat": "QRCODE", "deliveryValue": value}],
+        "deliveryOptions": options,
     }
 
 
@@ -182,13 +187,19 @@ async def booking_object(booking: AgencyBooking, capabilities: Collection[str]) 
     unit_items = []
     for line in lines:
         item: dict[str, Any] = {
-            "uuid": unit_item_uuid(booking.id, line.position),
-            "resellerReference": None,
+            "uuid": line.partner_uuid or unit_item_uuid(booking.id, line.position),
+            "resellerReference": line.reseller_reference or None,
             "supplierReference": f"{booking.reference}-{line.seat_label}",
             "unitId": line.passenger_type,
             "status": OCTO_STATUS[status],
             "utcRedeemedAt": _utc(line.checked_in_at),
-            "contact": _contact(line.passenger_name),
+            "contact": _contact(
+                line.passenger_name,
+                line.passenger_email,
+                line.passenger_phone,
+                notes=line.passenger_notes,
+                country=line.passenger_country,
+            ),
             "ticket": _ticket(booking.reference, line.checked_in_at)
             if confirmed and "TICKET" in DELIVERY_METHODS
             else None,
@@ -232,10 +243,16 @@ async def booking_object(booking: AgencyBooking, capabilities: Collection[str]) 
             booking.contact_phone,
             [booking.locale.replace("_", "-")],
             booking.contact_notes,
+            booking.contact_country,
+            booking.contact_postal_code,
         ),
         "notes": booking.notes or None,
         "deliveryMethods": list(DELIVERY_METHODS),
-        "voucher": _ticket(booking.reference, min(redeemed) if redeemed else None)
+        "voucher": _ticket(
+            booking.reference,
+            min(redeemed) if redeemed else None,
+            ticket_url(booking.reference, booking.locale),
+        )
         if confirmed and "VOUCHER" in DELIVERY_METHODS
         else None,
         "unitItems": unit_items,

@@ -1297,7 +1297,21 @@ async def test_rebook_a_hold_moves_the_seats_and_reprices(
         )
     )
     assert created["booking"]["total"]["amount"] == 2 * BUS_ADULT + BUS_CHILD
+    # What an agency may have said of a passenger travels with them.
+    details = {
+        BookingLine.passenger_email: "c@example.cn", BookingLine.passenger_phone: "+86 1",
+        BookingLine.passenger_country: "CN", BookingLine.passenger_notes: "Vegetarian",
+        BookingLine.partner_uuid: "unit-c", BookingLine.reseller_reference: "R-C",
+    }  # fmt: skip
+    await BookingLine.update(details).where(BookingLine.passenger_name == "C").run()
     body = ok(await rebook(client, created, second["id"]))
+    moved = (
+        await BookingLine.select(*details)
+        .where((BookingLine.passenger_name == "C") & (BookingLine.departure == second["id"]))
+        .first()
+        .run()
+    )
+    assert moved == {column._meta.name: value for column, value in details.items()}
     assert body["departure_id"] == second["id"]
     assert body["status"] == "on_hold"
     assert body["total"]["amount"] == 2 * 9900 + 5000

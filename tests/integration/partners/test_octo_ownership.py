@@ -12,6 +12,7 @@ import pytest
 
 from app.booking.services.agency import (
     AgencyContact,
+    UnitTraveller,
     agency_booking_lines,
     find_agency_booking,
     record_agency_contact,
@@ -228,7 +229,8 @@ async def test_the_agency_contact_is_recorded_by_the_booking_service(
     assert booking.hold_running
     contact = AgencyContact(
         name="Wang Fang", email="wang@example.cn", phone="+86 139 0000 0000", locale="en",
-        reseller_reference="BJT-9", traveller_names=("Li Lei", ""),
+        reseller_reference="BJT-9",
+        travellers=(UnitTraveller(name="Li Lei"), UnitTraveller()),
     )  # fmt: skip
     await record_agency_contact(booking.id, contact)
     stored = await find_agency_booking(booking.agency_id, "con-1")

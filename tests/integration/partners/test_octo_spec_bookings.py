@@ -7,16 +7,20 @@ expired hold, double confirm, cancel and update after the contract's cut-off."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
+import pypdf
 
+from app.booking.tables import Booking
 from app.core import clock
 from tests.assertions import ok
 from tests.conftest import Account
-from tests.factories import published_bus_departure
+from tests.factories import create_departure, in_days, published_bus_departure
 from tests.integration.partners.test_octo_spec import spec_error
 from tests.octo_spec import assert_conforms, component, response_schema
 
@@ -193,7 +197,19 @@ async def test_reserve_without_uuid_then_extend_update_confirm_get_list_cancel(
     voucher = done["voucher"]
     assert voucher is not None
     assert voucher["redemptionMethod"] == "DIGITAL"
-    assert voucher["deliveryOptions"], voucher
+    formats = {o["deliveryFormat"]: o["deliveryValue"] for o in voucher["deliveryOptions"]}
+    assert formats["QRCODE"] == done["supplierReference"]
+    # The printable ticket: a link the traveller opens without logging in, in the
+    # contact's language (en-GB), with the same reference and each traveller.
+    pdf_url = urlsplit(formats["PDF_URL"])
+    assert pdf_url.query == "lang=en"
+    ticket = await client.get(f"{pdf_url.path}?{pdf_url.query}")
+    assert ticket.status_code == 200, ticket.text
+    assert ticket.headers["content-type"] == "application/pdf"
+    text = pypdf.PdfReader(io.BytesIO(ticket.content)).pages[0].extract_text()
+    assert done["supplierReference"] in text
+    assert "Xiao Wang" in text
+    assert "child" in text
     assert all(item["ticket"] is None for item in done["unitItems"])  # TICKET not announced
     assert done["cancellable"] is True
 
@@ -271,6 +287,224 @@ async def test_reserve_with_uuid_is_idempotent_per_agency(
     other = await reserve(client, await agency(client, operator),
                           reservation(route, departure, uuid=uuid))  # fmt: skip
     assert other["id"] != first["id"]
+
+
+async def test_the_resellers_unit_items_are_kept_with_their_own_uuids_and_contacts(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """A reseller names its unit items with its own uuids, references and contacts, in
+    any order of units; each passenger keeps them, through reserve, confirm and update."""
+    route, _vehicle, departure = await published_bus_departure(client, operator.headers)
+    headers = await agency(client, operator)
+    mine = [
+        "3b1bc2ee-3155-4738-9471-f49842a07327",
+        "8d2c0d8e-6c1b-4c71-8b8a-5d1f3c2e9a10",
+        "c0ffee00-0000-4000-8000-000000000003",
+    ]
+    child = {"fullName": "Xiao Wang", "country": "cn", "notes": "Peanut allergy"}
+    items = [
+        {"uuid": mine[0], "unitId": "adult", "resellerReference": "T-1",
+         "contact": {"fullName": "Wang Fang", "emailAddress": "fang@example.cn",
+                     "phoneNumber": "+86 139 0000 0001"}},
+        {"uuid": mine[1], "unitId": "child", "resellerReference": "T-2", "contact": child},
+        {"uuid": mine[2], "unitId": "adult", "resellerReference": "T-3"},
+    ]  # fmt: skip
+    # A contact refused is refused before any seat is held.
+    refused = documented_error(
+        await client.post(
+            "/octo/bookings",
+            json=reservation(
+                route, departure, unitItems=[*items[:2], {**items[2], "contact": {"notes": 5}}]
+            ),
+            headers=headers,
+        ),
+        "/bookings/",
+        "post",
+        "BAD_REQUEST",
+    )
+    assert "unitItems[2].contact.notes" in refused["errorMessage"]
+    assert await Booking.count().run() == 0
+
+    held = await reserve(client, headers, reservation(route, departure, unitItems=items))
+    by_uuid = {item["uuid"]: item for item in held["unitItems"]}
+    assert set(by_uuid) == set(mine)
+    assert {u: by_uuid[u]["unitId"] for u in mine} == dict(
+        zip(mine, ["adult", "child", "adult"], strict=True)
+    )
+    assert [by_uuid[u]["resellerReference"] for u in mine] == ["T-1", "T-2", "T-3"]
+    first = by_uuid[mine[0]]["contact"]
+    assert (first["fullName"], first["emailAddress"], first["phoneNumber"]) == (
+        "Wang Fang", "fang@example.cn", "+86 139 0000 0001",
+    )  # fmt: skip
+    second = by_uuid[mine[1]]["contact"]
+    assert (second["fullName"], second["country"], second["notes"]) == (
+        "Xiao Wang", "CN", "Peanut allergy",
+    )  # fmt: skip
+
+    # Confirming names the items by the reseller's uuids, in yet another order.
+    done = conforming(
+        await client.post(
+            f"/octo/bookings/{held['uuid']}/confirm",
+            json={
+                "contact": CONTACT,
+                "unitItems": [
+                    {"uuid": mine[2], "unitId": "adult", "contact": {"fullName": "Li Lei"}},
+                    {"uuid": mine[0], "unitId": "adult"},
+                    {"uuid": mine[1], "unitId": "child"},
+                ],
+            },
+            headers=headers,
+        ),
+        "/bookings/{uuid}/confirm",
+        "post",
+    )
+    names = {item["uuid"]: item["contact"]["fullName"] for item in done["unitItems"]}
+    assert names == {mine[0]: "Wang Fang", mine[1]: "Xiao Wang", mine[2]: "Li Lei"}
+    assert (done["contact"]["country"], done["contact"]["postalCode"]) == ("CN", "450000")
+    again = conforming(await client.get(f"/octo/bookings/{held['uuid']}", headers=headers),
+                       "/bookings/{uuid}", "get")  # fmt: skip
+    assert again["unitItems"] == done["unitItems"]
+
+    # Errors name the field; nothing changes.
+    for bad, field in (
+        ([{**items[0], "contact": {"country": "China"}}, items[1], items[2]],
+         "unitItems[0].contact.country"),
+        ([items[0], {**items[1], "uuid": mine[0]}, items[2]], "unitItems[1].uuid"),
+    ):  # fmt: skip
+        error = documented_error(
+            await client.patch(
+                f"/octo/bookings/{held['uuid']}", json={"unitItems": bad}, headers=headers
+            ),
+            "/bookings/{uuid}",
+            "patch",
+            "BAD_REQUEST",
+        )
+        assert field in error["errorMessage"], error
+    swapped = [{**items[0], "unitId": "child"}, {**items[1], "unitId": "adult"}, items[2]]
+    documented_error(
+        await client.patch(
+            f"/octo/bookings/{held['uuid']}", json={"unitItems": swapped}, headers=headers
+        ),
+        "/bookings/{uuid}",
+        "patch",
+        "UNPROCESSABLE_ENTITY",
+    )
+    unchanged = conforming(await client.get(f"/octo/bookings/{held['uuid']}", headers=headers),
+                           "/bookings/{uuid}", "get")  # fmt: skip
+    assert unchanged["unitItems"] == done["unitItems"]
+
+
+async def test_a_hold_moves_to_another_availability_and_changes_its_units(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    """PATCH with `availabilityId` and `unitItems`: the hold is re-seated and re-priced
+    at once, its travellers keep their details; a confirmed booking cannot do it."""
+    route, vehicle, first = await published_bus_departure(client, operator.headers)
+    second = await create_departure(client, operator.headers, route, vehicle, in_days(12))
+    headers = {**await agency(client, operator, commission_bp=1000), **PRICING}
+    items = [
+        {"uuid": "11111111-1111-4111-8111-111111111111", "unitId": "adult",
+         "contact": {"fullName": "Wang Fang"}},
+        {"uuid": "22222222-2222-4222-8222-222222222222", "unitId": "child"},
+    ]  # fmt: skip
+    held = await reserve(client, headers, reservation(route, first, unitItems=items))
+    uuid = held["uuid"]
+
+    def seats_left(availability: dict[str, Any]) -> int:
+        return int(availability["vacancies"])
+
+    moved = conforming(
+        await client.patch(
+            f"/octo/bookings/{uuid}",
+            json={
+                "availabilityId": second["id"],
+                "unitItems": [
+                    *items,
+                    {
+                        "uuid": "33333333-3333-4333-8333-333333333333",
+                        "unitId": "adult",
+                        "contact": {"fullName": "Li Lei"},
+                    },
+                ],
+            },
+            headers=headers,
+        ),
+        "/bookings/{uuid}",
+        "patch",
+    )
+    assert moved["status"] == "ON_HOLD"
+    assert moved["availabilityId"] == second["id"]
+    assert moved["utcExpiresAt"] == held["utcExpiresAt"]
+    names = {item["uuid"]: item["contact"]["fullName"] for item in moved["unitItems"]}
+    assert names == {
+        "11111111-1111-4111-8111-111111111111": "Wang Fang",
+        "22222222-2222-4222-8222-222222222222": None,
+        "33333333-3333-4333-8333-333333333333": "Li Lei",
+    }
+    assert moved["pricing"]["retail"] == 2 * 6800 + 3800
+    assert moved["pricing"]["net"] == (2 * 6800 + 3800) * 9 // 10
+    assert seats_left(moved["availability"]) == 45 - 3
+    # The first departure has its two seats back.
+    calendar = conforming(
+        await client.post(
+            "/octo/availability",
+            json={
+                "productId": route["id"],
+                "optionId": "standard",
+                "availabilityIds": [first["id"]],
+            },
+            headers=headers,
+        ),
+        "/availability/",
+        "post",
+    )
+    assert calendar[0]["vacancies"] == 45
+
+    # Fewer units on the same availability: the child's seat goes back.
+    shrunk = conforming(
+        await client.patch(
+            f"/octo/bookings/{uuid}", json={"unitItems": [items[0], moved["unitItems"][2]]},
+            headers=headers,
+        ),
+        "/bookings/{uuid}",
+        "patch",
+    )  # fmt: skip
+    assert sorted(item["unitId"] for item in shrunk["unitItems"]) == ["adult", "adult"]
+    assert seats_left(shrunk["availability"]) == 45 - 2
+
+    # Not enough seats there (one of 45 left for two): nothing changes.
+    sold_out = await create_departure(client, operator.headers, route, vehicle, in_days(14))
+    others = await agency(client, operator)
+    for party in (10, 10, 10, 10, 4):
+        units = [{"unitId": "adult"}] * party
+        await reserve(client, others, reservation(route, sold_out, unitItems=units))
+    documented_error(
+        await client.patch(
+            f"/octo/bookings/{uuid}", json={"availabilityId": sold_out["id"]}, headers=headers
+        ),
+        "/bookings/{uuid}",
+        "patch",
+        "UNPROCESSABLE_ENTITY",
+    )
+    same = conforming(await client.get(f"/octo/bookings/{uuid}", headers=headers),
+                      "/bookings/{uuid}", "get")  # fmt: skip
+    assert same["availabilityId"] == second["id"]
+    assert same["unitItems"] == shrunk["unitItems"]
+
+    # Confirmed, the availability and units stay.
+    conforming(
+        await client.post(f"/octo/bookings/{uuid}/confirm", json={"contact": CONTACT},
+                          headers=headers),
+        "/bookings/{uuid}/confirm", "post",
+    )  # fmt: skip
+    documented_error(
+        await client.patch(
+            f"/octo/bookings/{uuid}", json={"availabilityId": first["id"]}, headers=headers
+        ),
+        "/bookings/{uuid}",
+        "patch",
+        "UNPROCESSABLE_ENTITY",
+    )
 
 
 async def test_pricing_appears_only_when_the_capability_is_requested(

@@ -448,15 +448,18 @@ async def test_an_unknown_product_is_invalid_product_id_with_its_id(
         ("post", "/availability/"),
     ],
 )
-async def test_without_a_valid_key_it_is_unauthorized(
+async def test_without_a_key_it_is_unauthorized_with_a_wrong_one_forbidden(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
     url = "/octo" + path.replace("{id}", "any").rstrip("/")
-    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+    for headers, code in (
+        ({}, "UNAUTHORIZED"),
+        ({"Authorization": "Bearer not-a-key"}, "FORBIDDEN"),
+    ):
         response = await client.request(
             method, url, headers=headers, json={} if method == "post" else None
         )
-        error = spec_error(response, "UNAUTHORIZED", 401)
+        error = spec_error(response, code, 400)
         assert_conforms(error, response_schema(path, method, "400"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import io
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
+import pypdf
 import pytest
 
 from app.booking.rows import BookingRow
@@ -1001,6 +1003,44 @@ async def test_calendar_from_the_page_and_the_api(
     html_page(await client.get(f"/bookings/{ref(created)}/calendar.ics"), 404)
     html_page(await client.get(f"/bookings/{ref(created)}/calendar.ics?token=bad"), 404)
     problem(await client.get(f"{BOOKINGS}/{ref(created)}/calendar"), 404)
+
+
+async def test_a_confirmed_booking_has_a_printable_ticket_by_a_signed_link(
+    client: httpx.AsyncClient, operator: Account
+) -> None:
+    _trip, created = await confirmed_booking(client, operator)
+    page = html_page(
+        await client.get(f"/bookings/{ref(created)}?token={token(created)}&lang=zh"), 200
+    )
+    [link] = [a["href"] for a in tags(page, "a") if "/ticket.pdf" in a.get("href", "")]
+    assert "token" not in link  # the link is signed: it carries no guest token
+
+    response = await client.get(html.unescape(link))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    assert f'filename="ticket-{ref(created)}.pdf"' in response.headers["content-disposition"]
+    text = pypdf.PdfReader(io.BytesIO(response.content)).pages[0].extract_text()
+    assert ref(created) in text
+    assert "4A" in text
+    assert "4B" in text
+    assert "成人" in text  # in the reader's language
+
+    # Another device, no cookie, no token: the link alone opens it; a forged one does not.
+    client.cookies.clear()
+    assert (await client.get(html.unescape(link))).status_code == 200
+    signature = urlsplit(link).path.split("/")[3]
+    forged = link.replace(signature, signature[:-1] + ("0" if signature[-1] != "0" else "1"))
+    html_page(await client.get(html.unescape(forged)), 404)
+    other = urlsplit(link).path.replace(ref(created), "ZZZZZZZZ")
+    html_page(await client.get(other), 404)
+
+    # Cancelled, the ticket is no longer valid.
+    ok(
+        await client.post(
+            f"{BOOKINGS}/{ref(created)}/cancel", headers={"X-Booking-Token": token(created)}
+        )
+    )
+    html_page(await client.get(html.unescape(link)), 409)
 
 
 # ---------------------------------------------------------------- the waiting list
