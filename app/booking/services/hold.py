@@ -456,7 +456,7 @@ async def _hold_in_one_statement(
         balance_due=0, cancelled_at=None, confirmed_at=None, agency_id=agency_id,
         partner_uuid=partner_uuid, reseller_reference="",
         retail_amount=sum(outcome.retail) if agency_net else None, created_at=now,
-        updated_at=now, notes="", contact_notes="",
+        updated_at=now, notes="", contact_notes="", contact_country="", contact_postal_code="",
     )  # fmt: skip
     await _schedule_expiry(booking_id, outcome.expires_at, job_id=f"expire:{booking_id}")
     out = _booking_view(
