@@ -1,42 +1,45 @@
-"""Booking rush: many tourists holding seats at once, against the real server on PostgreSQL.
+"""Booking rush: Tourline against the raw-SQL floor, the same transaction through asyncpg.
 
-Run: .venv/bin/python bench/booking_rush.py [--clients 200] [--requests 600]
-         [--server uvicorn|granian]
-Builds a catalogue in a fresh PostgreSQL database (``tourline_bench_rush`` on
-127.0.0.1:5432 unless BENCH_ADMIN_URL / --database say otherwise) through the catalogue
-services, serves it with ``tourline serve --server S --workers 2`` (uvicorn unless
-``--server`` says granian; the public API's per-IP request limit raised out of reach, as
-every client here has the same address) and fires POST /api/v1/bookings (1-4 seats each,
-fixed seed) from ``--clients`` concurrent httpx clients:
+Run: .venv/bin/python bench/booking_rush.py [--requests 600] [--repeats 10]
 
-- rush A: every booking on one train departure of 200 berths (one hot row lock);
-- rush B: the same number of bookings spread over 200 departures of a 45-seat bus.
+Starts a PostgreSQL server of its own (initdb in a temporary folder, pg_stat_statements
+loaded: the shared server on 5432 is not touched), builds a catalogue there through the
+catalogue services, serves it with ``tourline serve --workers 2`` (uvicorn; a scratch
+Redis database for the expiry jobs, as in production; the public API's per-IP limit out
+of reach) and fires POST /api/v1/bookings (1-4 seats each, fixed seed) from 1, 16 and 64
+keep-alive clients:
 
-Each rush is first run as plain SQL through asyncpg with the same concurrency and as many
-connections as the server's pools together (per booking, one transaction: lock the departure
-row FOR UPDATE, read its free seats, insert the booking, its lines and its audit event,
-commit), then the bookings are deleted and the same rush goes through the app. The oversold
-count is read from the database after each run: live lines above a departure's capacity plus
-duplicate live (departure, seat) lines. Last, the app's bookings (holds made) per second
-spread over 200 departures are compared with its bookings per second on one departure
-(target: at least 3x). Exits 1 if anything is oversold, a 201 was not kept,
-or the server answered 5xx. These machines are noisy: read the app / raw SQL ratios.
+- one departure: every booking on one train departure of 200 berths (it sells out: most
+  answers are then 409 sold out, as in a real rush);
+- 200 departures: the same bookings spread over 200 departures of a 45-seat bus.
+
+Before each app rush the same bookings go through asyncpg directly, with as many
+connections as the server's pools: the statements the app sends for a hold (its read and
+``booking_hold(...)``, see app/booking/services/hold_statement.py) and nothing else. For
+each: answers and holds per second, p50/p99 latency, server CPU ms per answer (the
+server's processes, from /proc), database CPU ms per answer (its backends), statements
+per answer (pg_stat_statements), and the oversold count read from the database. Then the
+64-client one-departure rush is repeated ``--repeats`` times to show the server's resident
+memory per process does not grow. Exits 1 if anything is oversold, a 201 was not kept, or
+an answer was a 5xx. The machine is shared and noisy: read the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
 import secrets
 import signal
+import statistics
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import harness
@@ -300,55 +303,55 @@ async def reset_bookings(pool: Any) -> None:
 
 # ---------------------------------------------------------------- the load
 
+Job = tuple[uuid.UUID, str, int]
+
 
 @dataclass
 class Result:
-    label: str
+    side: str
+    clients: int
     elapsed: float = 0.0
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     seats_held: int = 0
     errors: list[str] = field(default_factory=list)
-    conflict_codes: dict[str, int] = field(default_factory=dict)
     stock: Inventory | None = None
+    server_cpu: float = 0.0  # seconds
+    db_cpu: float = 0.0
+    statements: int = 0
 
-    def count(self, status: int, latency: float, seats: int = 0) -> None:
+    def count(self, status: int, latency: float, seats: int) -> None:
         self.statuses[status] = self.statuses.get(status, 0) + 1
         self.latencies.append(latency)
         if status == 201:
             self.seats_held += seats
 
     @property
-    def created(self) -> int:
+    def answers(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def holds(self) -> int:
         return self.statuses.get(201, 0)
 
     @property
-    def conflicts(self) -> int:
-        return self.statuses.get(409, 0)
-
-    @property
-    def other(self) -> int:
-        return sum(self.statuses.values()) - self.created - self.conflicts
-
-    @property
-    def server_errors(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status >= 500)
-
-    @property
-    def requests_per_second(self) -> float:
-        return len(self.latencies) / self.elapsed
+    def per_second(self) -> float:
+        return self.answers / self.elapsed
 
     @property
     def holds_per_second(self) -> float:
-        return self.created / self.elapsed
+        return self.holds / self.elapsed
 
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
+    def ms_per_answer(self, seconds: float) -> float:
+        return seconds * 1000 / self.answers
 
-async def run_clients(clients: int, jobs: list[Any], worker: Any) -> float:
-    """Run `worker(job)` for every job from `clients` concurrent tasks; the wall time."""
+
+async def run_clients(clients: int, jobs: list[Job], worker: Any) -> float:
+    """Run `worker(client, job)` for every job from `clients` concurrent tasks."""
     queue = iter(jobs)
     started = time.perf_counter()
 
@@ -360,265 +363,298 @@ async def run_clients(clients: int, jobs: list[Any], worker: Any) -> float:
     return time.perf_counter() - started
 
 
-async def app_rush(
-    label: str, base_url: str, clients: int, jobs: list[tuple[uuid.UUID, str, int]]
-) -> Result:
-    import httpx
+async def app_rush(server: harness.ServerProcess, clients: int, jobs: list[Job]) -> Result:
+    result = Result("tourline", clients)
+    connections = [harness.Connection("127.0.0.1", server.port) for _ in range(clients)]
+    for connection in connections:
+        await connection.open()
+        await asyncio.sleep(0.005)
+    headers = {"Content-Type": "application/json"}
 
-    result = Result(label)
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    sessions = [
-        httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) for _ in range(clients)
-    ]
+    async def book(index: int, job: Job) -> None:
+        departure, seat_class, seats = job
+        body = json.dumps(
+            {"departure_id": str(departure), "counts": [{"seat_class": seat_class, "count": seats}]}
+        ).encode()
+        request = harness.build_request("POST", "/api/v1/bookings", server.port, body, headers)
+        started = time.perf_counter()
+        try:
+            status, answer = await connections[index].send(request)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            connections[index].close()
+            result.count(0, time.perf_counter() - started, 0)
+            result.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        result.count(status, time.perf_counter() - started, seats)
+        if status not in (201, 409) and len(result.errors) < 5:
+            result.errors.append(f"{status}: {answer[:300]!r}")
+
     try:
-        # Open every connection before the clock starts, as a warm browser would have.
-        await asyncio.gather(*(session.get("/health") for session in sessions))
-
-        async def book(index: int, job: tuple[uuid.UUID, str, int]) -> None:
-            departure, seat_class, seats = job
-            body = {
-                "departure_id": str(departure),
-                "counts": [{"seat_class": seat_class, "count": seats}],
-            }
-            started = time.perf_counter()
-            try:
-                response = await sessions[index].post("/api/v1/bookings", json=body)
-            except httpx.HTTPError as exc:
-                result.count(0, time.perf_counter() - started)
-                result.errors.append(f"{type(exc).__name__}: {exc}")
-                return
-            result.count(response.status_code, time.perf_counter() - started, seats)
-            if response.status_code == 409:
-                code = str(response.json().get("code"))
-                result.conflict_codes[code] = result.conflict_codes.get(code, 0) + 1
-            elif response.status_code != 201 and len(result.errors) < 5:
-                result.errors.append(f"{response.status_code}: {response.text[:300]}")
-
         result.elapsed = await run_clients(clients, jobs, book)
     finally:
-        await asyncio.gather(*(session.aclose() for session in sessions))
+        for connection in connections:
+            connection.close()
     return result
 
 
-RAW_LOCK = "SELECT id, operator, vehicle FROM departure WHERE id = $1 FOR UPDATE"
-RAW_FREE = """
-SELECT s.id, s.label FROM seat s
-WHERE s.vehicle = $1 AND s.seat_class = $3 AND s.blocked_reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM departure_seat_block x WHERE x.departure = $2 AND x.seat = s.id)
-  AND NOT EXISTS (
-      SELECT 1 FROM booking_line l WHERE l.departure = $2 AND l.seat = s.id AND l.live
-  )
-ORDER BY s.sort_key
-"""
-RAW_BOOKING = """
-INSERT INTO booking (id, reference, token_hash, operator, departure, channel, status,
-                     expires_at, total_amount, currency, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, 'public', 'on_hold', now() + interval '30 minutes', $6, 'CNY',
-        now(), now())
-"""
-RAW_LINES = """
-INSERT INTO booking_line (booking, departure, seat, seat_label, seat_class, passenger_type,
-                          price_amount, currency, position, live)
-SELECT $1, $2, seat, label, $3, 'adult', $4, 'CNY', position, true
-FROM unnest($5::uuid[], $6::text[]) WITH ORDINALITY AS t(seat, label, position)
-"""
-RAW_EVENT = """
-INSERT INTO booking_event (booking, at, actor, from_status, to_status, reason, details)
-VALUES ($1, now(), 'guest', NULL, 'on_hold', 'created', $2::json)
-"""
+def _placeholders(sql: str) -> str:
+    """Piccolo's `{}` placeholders as asyncpg's $1, $2, ..."""
+    parts = sql.split("{}")
+    return "".join(
+        part + (f"${i + 1}" if i < len(parts) - 1 else "") for i, part in enumerate(parts)
+    )
 
 
-async def raw_rush(
-    label: str, pool: Any, clients: int, jobs: list[tuple[uuid.UUID, str, int]]
-) -> Result:
-    """The booking's SQL and nothing else: the floor the app's figures are measured against."""
+async def raw_rush(pool: Any, clients: int, jobs: list[Job], fares: dict[str, int]) -> Result:
+    """The floor: per booking, the app's two statements through asyncpg, nothing else."""
     import asyncpg
 
-    result = Result(label)
-    price = 100
+    from app.booking.services import hold_statement
 
-    async def book(_index: int, job: tuple[uuid.UUID, str, int]) -> None:
+    context_sql = _placeholders(hold_statement._CONTEXT)
+    hold_sql = _placeholders(hold_statement._HOLD)
+    kinds = ["adult", "child", "senior"]
+    result = Result("raw SQL", clients)
+
+    async def book(_index: int, job: Job) -> None:
         departure_id, seat_class, seats = job
+        retail = fares[seat_class]
         started = time.perf_counter()
         try:
-            async with pool.acquire() as connection, connection.transaction():
-                departure = await connection.fetchrow(RAW_LOCK, departure_id)
-                free = await connection.fetch(
-                    RAW_FREE, departure["vehicle"], departure_id, seat_class
-                )
-                if len(free) < seats:
-                    result.count(409, time.perf_counter() - started)
-                    return
-                chosen = free[:seats]
-                booking_id = uuid.uuid4()
-                await connection.execute(
-                    RAW_BOOKING, booking_id, secrets.token_hex(4).upper(),
-                    secrets.token_hex(32), departure["operator"], departure_id, price * seats,
+            async with pool.acquire() as connection:
+                context = await connection.fetchrow(context_sql, None, departure_id)
+                outcome = json.loads(
+                    await connection.fetchval(
+                        hold_sql, departure_id, datetime.now(UTC), None, uuid.uuid4(),
+                        secrets.token_hex(4).upper(),
+                        hashlib.sha256(secrets.token_bytes(24)).hexdigest(), "public",
+                        context["hold_minutes"], None, "", "", "", "zh_Hans",
+                        context["currency"], None, "guest", [seat_class] * seats,
+                        ["adult"] * seats, None, [""] * seats, [""] * seats,
+                        [seat_class] * 3, kinds, [retail] * 3, [retail] * 3,
+                        [context["currency"]] * 3, False,
+                    )
                 )  # fmt: skip
-                await connection.execute(
-                    RAW_LINES, booking_id, departure_id, seat_class, price,
-                    [s["id"] for s in chosen], [s["label"] for s in chosen],
-                )  # fmt: skip
-                labels = [s["label"] for s in chosen]
-                details = json.dumps({"seats": labels, "channel": "public"})
-                await connection.execute(RAW_EVENT, booking_id, details)
         except (asyncpg.PostgresError, OSError) as exc:
-            result.count(0, time.perf_counter() - started)
+            result.count(0, time.perf_counter() - started, 0)
             result.errors.append(f"{type(exc).__name__}: {exc}")
             return
-        result.count(201, time.perf_counter() - started, seats)
+        held = outcome["outcome"] == "held"
+        result.count(201 if held else 409, time.perf_counter() - started, seats)
 
     result.elapsed = await run_clients(clients, jobs, book)
     return result
 
 
-# ---------------------------------------------------------------- the server
+# ---------------------------------------------------------------- measuring
+
+
+class Meter:
+    """CPU of the server's processes and of the database's backends, and the statements
+    the database ran (pg_stat_statements, read from the admin database)."""
+
+    def __init__(self, admin: Any, database: str, server: harness.ServerProcess) -> None:
+        self.admin = admin
+        self.database = database
+        self.server = server
+
+    async def reset(self) -> tuple[float, float]:
+        await self.admin.execute("SELECT pg_stat_statements_reset()")
+        return self.server.cpu_seconds(), harness.database_cpu_seconds(self.database)
+
+    async def read(self, before: tuple[float, float], result: Result, app: bool) -> None:
+        if app:
+            result.server_cpu = self.server.cpu_seconds() - before[0]
+        result.db_cpu = harness.database_cpu_seconds(self.database) - before[1]
+        result.statements = int(
+            await self.admin.fetchval(
+                "SELECT COALESCE(SUM(s.calls), 0) FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 "
+                "AND s.query NOT LIKE '%pg_stat_statements%'",
+                self.database,
+            )
+        )
+
+
+async def measure(
+    meter: Meter, pool: Any, server: harness.ServerProcess, clients: int, jobs: list[Job],
+    fares: dict[str, int], side: str,
+) -> Result:  # fmt: skip
+    await reset_bookings(pool)
+    before = await meter.reset()
+    if side == "raw":
+        result = await raw_rush(pool, clients, jobs, fares)
+    else:
+        result = await app_rush(server, clients, jobs)
+    # The statements' counts settle once their backends report them.
+    await asyncio.sleep(0.3)
+    await meter.read(before, result, side == "app")
+    # Not counted: the bench's own reads of the stock.
+    result.stock = await inventory(pool)
+    return result
 
 
 # ---------------------------------------------------------------- report
 
 
-def _print_rush(title: str, raw: Result, app: Result, capacity: str) -> None:
-    print(f"\n{title}")
-    header = (
-        f"{'':22} {'req/s':>7} {'holds/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'201':>5} {'409':>5} {'other':>5} {'seats':>6} {'oversold':>8}"
+def _row(scenario: str, result: Result) -> str:
+    stock = result.stock
+    oversold = "?" if stock is None else str(stock.oversold)
+    server = f"{result.ms_per_answer(result.server_cpu):6.2f}" if result.server_cpu else "     -"
+    return (
+        f"| {scenario:14} | {result.clients:3d} | {result.side:8} | {result.per_second:8.1f} | "
+        f"{result.holds_per_second:7.1f} | {result.percentile(0.5) * 1000:7.1f} | "
+        f"{result.percentile(0.99) * 1000:7.1f} | {server} | "
+        f"{result.ms_per_answer(result.db_cpu):5.2f} | "
+        f"{result.statements / result.answers:5.2f} | {result.holds:4d}/{result.answers:<4d} | "
+        f"{oversold:>3} |"
     )
-    print(header)
-    for result in (raw, app):
-        stock = result.stock
-        oversold = "?" if stock is None else str(stock.oversold)
-        seats = "?" if stock is None else str(stock.live_lines)
-        print(
-            f"{result.label:22} {result.requests_per_second:7.1f} {result.holds_per_second:8.1f} "
-            f"{result.percentile(0.5) * 1000:8.1f} {result.percentile(0.99) * 1000:8.1f} "
-            f"{result.created:5d} {result.conflicts:5d} {result.other:5d} {seats:>6} "
-            f"{oversold:>8}"
-        )
-    print(
-        f"app / raw SQL: {app.requests_per_second / raw.requests_per_second:.2f}x throughput, "
-        f"{app.percentile(0.5) / raw.percentile(0.5):.1f}x p50, "
-        f"{app.percentile(0.99) / raw.percentile(0.99):.1f}x p99   ({capacity})"
-    )
-    if app.conflict_codes:
-        codes = ", ".join(f"{code} {n}" for code, n in sorted(app.conflict_codes.items()))
-        print(f"app 409s: {codes}")
-    for result in (raw, app):
-        for error in result.errors[:5]:
-            print(f"  {result.label}: {error}")
+
+
+HEADER = (
+    "| rush           | cl. | side     | answers/s | holds/s | p50 ms | p99 ms | server CPU "
+    "ms/answer | db CPU ms/answer | statements/answer | 201/all | oversold |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+RATIO_HEADER = (
+    "| rush | clients | app/raw answers/s | app/raw p99 | app p99 ms "
+    "| server CPU ms/answer |\n|---|---|---|---|---|---|"
+)
 
 
 def _problems(result: Result) -> list[str]:
     problems = []
+    label = f"{result.side} at {result.clients} clients"
     stock = result.stock
     if stock is not None and stock.oversold:
-        problems.append(
-            f"{result.label}: {stock.oversold} oversold ({stock.over_capacity} above capacity, "
-            f"{stock.duplicates} duplicate seats)"
-        )
+        problems.append(f"{label}: {stock.oversold} oversold")
     if stock is not None and stock.live_lines != result.seats_held:
         problems.append(
-            f"{result.label}: 201s promised {result.seats_held} seats, "
-            f"the database holds {stock.live_lines}"
+            f"{label}: 201s promised {result.seats_held} seats, the db holds {stock.live_lines}"
         )
-    if result.server_errors or result.statuses.get(0):
-        problems.append(
-            f"{result.label}: {result.server_errors} 5xx, {result.statuses.get(0, 0)} failed"
-        )
+    bad = sum(n for status, n in result.statuses.items() if status not in (201, 409))
+    if bad:
+        problems.append(f"{label}: {bad} answers neither 201 nor 409: {result.errors[:3]}")
     return problems
 
 
 # ---------------------------------------------------------------- main
 
 
-async def main(
-    clients: int, requests: int, database_name: str, pool_max: int, server_name: str
-) -> int:
+async def _keep_session(_connection: Any) -> None:
+    """asyncpg's default reset sends four statements per release; the app's sends none."""
+
+
+async def main(arguments: argparse.Namespace) -> int:
     import asyncpg
 
-    database_url = harness.database_url(database_name)
+    postgres = harness.PrivatePostgres()
+    postgres.start()
+    database_name = arguments.database
+    database_url = harness.database_url(database_name, postgres.admin_url)
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("TOURLINE_ENV", "development")
     import app  # noqa: F401  (sets PICCOLO_CONF before the engine is looked up)
 
-    # Stop on SIGTERM as on Ctrl-C: through the finally below, which cleans up.
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     rng = random.Random(SEED)
     server: harness.ServerProcess | None = None
     pool: Any = None
+    admin: Any = None
     problems: list[str] = []
-    await harness.create_database(database_name)
+    redis_url = arguments.redis_url
+    await harness.claim_redis(redis_url)
     try:
-        setup_started = time.perf_counter()
+        await harness.create_database(database_name, postgres.admin_url)
+        admin = await asyncpg.connect(postgres.admin_url)
+        await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         catalogue = await build_catalogue()
-        print(
-            f"catalogue: 1 train departure of {catalogue.train_capacity} berths, "
-            f"{len(catalogue.bus_departures)} bus departures of {catalogue.bus_capacity} seats "
-            f"({time.perf_counter() - setup_started:.1f}s)"
-        )
+        pool_max = arguments.pool_max
         env = harness.app_env(
-            database_url, "", DATABASE_POOL_MIN=str(pool_max), DATABASE_POOL_MAX=str(pool_max)
-        )
-        server = harness.app_server(server_name, WORKERS, env)
+            database_url, redis_url, DATABASE_POOL_MIN=str(pool_max),
+            DATABASE_POOL_MAX=str(pool_max),
+        )  # fmt: skip
+        server = harness.app_server("uvicorn", WORKERS, env)
         await server.wait_ready("/health")
         connections = WORKERS * pool_max
-        pool = await asyncpg.create_pool(database_url, min_size=connections, max_size=connections)
-        print(
-            f"{requests} bookings of 1-4 seats per rush, {clients} concurrent clients; "
-            f"app: {server_name}, {WORKERS} workers x {pool_max} connections; "
-            f"raw SQL: {connections} connections"
+        # As the app's pool: connections given back as they are (no reset statements).
+        pool = await asyncpg.create_pool(
+            database_url, min_size=connections, max_size=connections, reset=_keep_session
         )
-        sizes = [rng.randint(1, 4) for _ in range(requests)]
-        rushes = [
-            (
-                f"rush A: one train departure, {catalogue.train_capacity} berths",
-                [(catalogue.train_departure, TRAIN_CLASS, n) for n in sizes],
-                f"{sum(sizes)} berths asked for {catalogue.train_capacity}",
-            ),
-            (
-                f"rush B: {len(catalogue.bus_departures)} bus departures of "
-                f"{catalogue.bus_capacity} seats",
-                [(rng.choice(catalogue.bus_departures), BUS_CLASS, n) for n in sizes],
-                f"{sum(sizes)} seats asked for "
-                f"{catalogue.bus_capacity * len(catalogue.bus_departures)}",
-            ),
-        ]
-        app_results: list[Result] = []
-        for title, jobs, capacity in rushes:
-            await reset_bookings(pool)
-            raw = await raw_rush("raw SQL (asyncpg)", pool, clients, jobs)
-            raw.stock = await inventory(pool)
-            await reset_bookings(pool)
-            app_result = await app_rush(
-                f"app ({server_name}, {WORKERS} w)", server.base_url, clients, jobs
+        meter = Meter(admin, database_name, server)
+        fares = {TRAIN_CLASS: 1_598_000, BUS_CLASS: 6800}
+        print(f"# booking rush, {harness.describe_code()}")
+        print(f"machine: {harness.describe_machine()}; {postgres.version()} (private instance)")
+        print(
+            f"catalogue: 1 train departure of {catalogue.train_capacity} berths, "
+            f"{len(catalogue.bus_departures)} bus departures of {catalogue.bus_capacity} seats; "
+            f"app: uvicorn, {WORKERS} workers x {pool_max} connections; raw SQL: {connections} "
+            "connections\n"
+        )
+        sizes = [rng.randint(1, 4) for _ in range(arguments.requests)]
+        scenarios = {
+            "one departure": [(catalogue.train_departure, TRAIN_CLASS, n) for n in sizes],
+            "200 departures": [(rng.choice(catalogue.bus_departures), BUS_CLASS, n) for n in sizes],
+        }
+        # Warm both sides (connections, prepared statements), not counted.
+        warm = scenarios["200 departures"][:100]
+        await measure(meter, pool, server, 16, warm, fares, "raw")
+        await measure(meter, pool, server, 16, warm, fares, "app")
+        print(HEADER)
+        ratios: list[str] = []
+        for scenario, jobs in scenarios.items():
+            for clients in (1, 16, 64):
+                run = jobs if clients > 1 else jobs[: max(100, len(jobs) // 3)]
+                raw = await measure(meter, pool, server, clients, run, fares, "raw")
+                app_result = await measure(meter, pool, server, clients, run, fares, "app")
+                print(_row(scenario, raw))
+                print(_row(scenario, app_result), flush=True)
+                problems += _problems(raw) + _problems(app_result)
+                ratios.append(
+                    f"| {scenario} | {clients} | {app_result.per_second / raw.per_second:.2f} | "
+                    f"{app_result.percentile(0.99) / raw.percentile(0.99):.1f} | "
+                    f"{app_result.percentile(0.99) * 1000:.0f} | "
+                    f"{app_result.ms_per_answer(app_result.server_cpu):.2f} |"
+                )
+        print("\n" + RATIO_HEADER)
+        print("\n".join(ratios))
+
+        # Memory: resident size per server process after each of repeated rushes.
+        rss: list[dict[int, int]] = []
+        for _ in range(arguments.repeats):
+            result = await measure(
+                meter, pool, server, 64, scenarios["one departure"], fares, "app"
             )
-            app_result.stock = await inventory(pool)
-            _print_rush(title, raw, app_result, capacity)
-            problems += _problems(raw) + _problems(app_result)
-            app_results.append(app_result)
-        one, spread = app_results
-        # The issue's second target: bookings made per second when the rush is spread over
-        # many departures (no shared row lock) against the rush on one departure.
-        print(
-            f"\napp bookings/s spread over {len(catalogue.bus_departures)} departures / on one: "
-            f"{spread.holds_per_second:.1f} / {one.holds_per_second:.1f} = "
-            f"{spread.holds_per_second / one.holds_per_second:.1f}x (target: at least 3x)"
-        )
+            problems += _problems(result)
+            rss.append(harness.group_rss_bytes(server.process.pid))
+        first, last = rss[0], rss[-1]
+        print(f"\nserver RSS per process (MiB) after rush 1 and rush {len(rss)} of "
+              "64 clients on one departure:")  # fmt: skip
+        for pid in sorted(last):
+            before = first.get(pid, 0) / 2**20
+            after = last[pid] / 2**20
+            print(f"  pid {pid}: {before:.1f} -> {after:.1f} ({after - before:+.1f})")
+        growth = [
+            statistics.mean(r.get(pid, 0) for r in rss[len(rss) // 2 :])
+            - statistics.mean(r.get(pid, 0) for r in rss[: len(rss) // 2])
+            for pid in last
+        ]
+        print(f"  mean growth, second half of the rushes over the first: "
+              f"{max(growth) / 2**20:+.1f} MiB at most")  # fmt: skip
         await reset_bookings(pool)
     finally:
         if pool is not None:
             await pool.close()
+        if admin is not None:
+            await admin.close()
         if server is not None:
-            code = server.stop()
-            if code not in (0, None):
-                problems.append(f"the server exited with {code}")
-            if problems and server.tracebacks():
-                print(f"\nserver log ({server.log}):\n{server.tracebacks()}", file=sys.stderr)
-            else:
-                server.log.unlink(missing_ok=True)
-        await harness.drop_database(database_name)
+            server.finish(problems)
+        await harness.empty_redis(redis_url)
+        postgres.stop()
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)
     return 1 if problems else 0
@@ -628,29 +664,21 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--clients", type=int, default=200, help="concurrent clients")
     parser.add_argument("--requests", type=int, default=600, help="bookings per rush")
-    parser.add_argument("--database", default="tourline_bench_rush", help="created and dropped")
+    parser.add_argument("--repeats", type=int, default=10, help="rushes for the memory figure")
+    parser.add_argument("--database", default="tourline_bench_rush")
     parser.add_argument(
         "--pool-max", type=int, default=10, help="DATABASE_POOL_MAX of each server worker"
     )
     parser.add_argument(
-        "--server", choices=["uvicorn", "granian"], default="uvicorn", help="the ASGI server"
+        "--redis-url", default=harness.REDIS_URL, help="emptied at the end; '' for no Redis"
     )
     arguments = parser.parse_args()
-    if arguments.database in ("postgres", "test", "template0", "template1"):
-        parser.error(f"refusing to drop {arguments.database!r}")
     try:
-        code = asyncio.run(
-            main(
-                arguments.clients,
-                arguments.requests,
-                arguments.database,
-                arguments.pool_max,
-                arguments.server,
-            )
-        )
+        import uvloop
+
+        code = uvloop.run(main(arguments))
     except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted (server stopped, database dropped)", file=sys.stderr)
+        print("interrupted (server and database stopped)", file=sys.stderr)
         code = 130
     sys.exit(code)

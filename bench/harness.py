@@ -41,15 +41,15 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # ---------------------------------------------------------------- PostgreSQL
 
 
-def database_url(name: str) -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
-async def create_database(name: str) -> None:
+async def create_database(name: str, admin_url: str = ADMIN_URL) -> None:
     import asyncpg
 
     assert name not in PROTECTED_DATABASES, name
-    connection = await asyncpg.connect(ADMIN_URL)
+    connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await connection.execute(f'CREATE DATABASE "{name}"')
@@ -57,11 +57,11 @@ async def create_database(name: str) -> None:
         await connection.close()
 
 
-async def drop_database(name: str) -> None:
+async def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
     import asyncpg
 
     assert name not in PROTECTED_DATABASES, name
-    connection = await asyncpg.connect(ADMIN_URL)
+    connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -573,3 +573,91 @@ def run_load_benchmark(
         print("interrupted (servers stopped, database dropped)", file=sys.stderr)
         code = 130
     sys.exit(code)
+
+
+# ---------------------------------------------------------------- a private PostgreSQL
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the bench's own: a fresh cluster (initdb) in a temporary
+    folder on a free loopback port, with pg_stat_statements loaded so that the statements
+    each side sends can be counted, without reconfiguring the shared server. `stop()`
+    shuts it down and deletes the folder. As root, it runs as the `postgres` user."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            raise SystemExit("no PostgreSQL server binaries under /usr/lib/postgresql")
+        self.bin = found[-1].parent
+        self.folder = Path(tempfile.mkdtemp(prefix="tourline-bench-pg-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.folder, "postgres", "postgres")
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *command: str) -> None:
+        subprocess.run([*self._as, *command], check=True, capture_output=True, text=True)
+
+    def start(self) -> None:
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c shared_preload_libraries=pg_stat_statements -c max_connections=200"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
+            "-l", str(self.folder / "server.log"), "-w", "start",
+        )  # fmt: skip
+
+    def version(self) -> str:
+        return subprocess.run(
+            [str(self.bin / "postgres"), "--version"], capture_output=True, text=True
+        ).stdout.strip()
+
+    def stop(self) -> None:
+        import shutil
+
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def group_rss_bytes(group: int) -> dict[int, int]:
+    """Resident memory of each live process of a process group, by pid."""
+    found: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != group:
+                continue
+            with open(f"/proc/{entry.name}/statm", "rb") as statm:
+                found[int(entry.name)] = int(statm.read().split()[1]) * page
+        except OSError:
+            continue
+    return found
+
+
+def describe_machine() -> str:
+    """nproc, CPU model and memory of this machine, for a results note."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
+        memory = int(meminfo.readline().split()[1]) // 1024 // 1024
+    return f"{os.cpu_count()} cores ({model}), {memory} GiB RAM"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +15,7 @@ import msgspec
 from app.booking.events import SeatsFreed
 from app.booking.rows import BookingRow, DepartureRow
 from app.booking.schemas import BookingCreate, BookingCreated
-from app.booking.services import inventory
+from app.booking.services import hold_statement, inventory
 from app.booking.services.access import hash_token, lock_booking, new_reference
 from app.booking.services.availability import class_counts
 from app.booking.services.expiry import expire_overdue
@@ -34,6 +36,7 @@ from app.catalogue.tables import (
 from app.core import clock, jobs
 from app.core.after_commit import after_commit
 from app.core.database import write_transaction
+from app.core.engine import is_sqlite
 from app.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.core.events import publish
 from app.core.i18n import _
@@ -228,10 +231,18 @@ async def create_booking(
     if data.passengers is not None and len(data.passengers) > size:
         raise InvalidInput("passengers", _("More passengers than seats."))
     token = secrets.token_urlsafe(24)
-    if channel != BookingChannel.waitlist:
-        await _refuse_if_plainly_sold_out(data.departure_id, counts, agency_id)
     reference = new_reference()
     note_booking(reference)
+    if channel != BookingChannel.waitlist and not is_sqlite():
+        created = await _hold_in_one_statement(
+            data, counts, labels, token, reference, channel=channel, actor=actor,
+            hold_minutes=hold_minutes, agency_id=agency_id, price_channel=price_channel,
+            partner_uuid=partner_uuid,
+        )  # fmt: skip
+        if created is not None:
+            return created
+    elif channel != BookingChannel.waitlist:
+        await _refuse_if_plainly_sold_out(data.departure_id, counts, agency_id)
     context = await _booking_context(data.departure_id)
     fares = await fares_of(data.departure_id, context["route"])
     async with write_transaction():
@@ -315,6 +326,192 @@ async def create_booking(
         await agency_contact_out(row),
     )
     return BookingCreated(access_token=token, booking=out)
+
+
+def _class_parties(
+    counts: list[tuple[str, PassengerType]],
+) -> dict[str, list[PassengerType]]:
+    """A party asked for by counts, per seat class in the order the classes were asked."""
+    party_by_class: dict[str, list[PassengerType]] = defaultdict(list)
+    for seat_class, kind in counts:
+        party_by_class[seat_class].append(kind)
+    return party_by_class
+
+
+async def _hold_in_one_statement(
+    data: BookingCreate,
+    counts: list[tuple[str, PassengerType]] | None,
+    labels: list[tuple[str, PassengerType]] | None,
+    token: str,
+    reference: str,
+    *,
+    channel: BookingChannel,
+    actor: str,
+    hold_minutes: int | None,
+    agency_id: UUID | None,
+    price_channel: PriceChannel,
+    partner_uuid: str | None,
+) -> BookingCreated | None:
+    """`create_booking` on PostgreSQL as one read and one write (`hold_statement`), with
+    the same answers and errors. None when the departure has run-out holds to expire
+    first, or a request's fares fail after a class whose seats must be looked at first:
+    the caller then takes the multi-statement path, which does both."""
+    context = await hold_statement.read_context(data.departure_id, data.pickup_stop_id)
+    if context is None:
+        raise NotFound(_("Departure not found."), code="departure_not_found")
+    departure, fares = context.departure, context.fares
+    _refuse_unsellable(departure, context.route_status)
+    if data.pickup_stop_id is not None and context.stop is None:
+        raise InvalidInput("pickup_stop_id", _("This departure has no such stop."))
+    party: list[tuple[str | None, str | None, PassengerType]] = []
+    if counts is not None:
+        for position, (seat_class, kinds) in enumerate(_class_parties(counts).items()):
+            # As `assign` checks them: a class's fares before its seats.
+            for kind in set(kinds):
+                try:
+                    retail_fare(fares, PartySeat(seat_class, kind))
+                except InvalidInput:
+                    if position == 0:
+                        raise
+                    return None
+            party += [(seat_class, None, kind) for kind in kinds]
+    else:
+        assert labels is not None
+        party = [(None, label, kind) for label, kind in labels]
+    passengers = data.passengers or []
+    lines = [
+        hold_statement.Line(
+            seat_class=seat_class,
+            label=label,
+            passenger_type=kind.value,
+            name=passengers[index].name if index < len(passengers) else "",
+            id_document=(passengers[index].id_document or "" if index < len(passengers) else ""),
+        )
+        for index, (seat_class, label, kind) in enumerate(party)
+    ]
+    # Every fare as this booker pays it (the pricing seam), for the statement to pick from.
+    keys = [PartySeat(seat_class, PassengerType(kind)) for seat_class, kind in fares]
+    quote = price_party(fares, keys, price_channel)
+    priced = [
+        hold_statement.Fare(
+            seat_class=seat.seat.seat_class,
+            passenger_type=seat.seat.passenger_type.value,
+            retail=seat.retail.amount,
+            charged=seat.charged.amount,
+            currency=seat.retail.currency,
+        )
+        for seat in quote.seats
+    ]
+    contact = data.contact
+    booking_id = uuid.uuid4()
+    token_hash = hash_token(token)
+    minutes = hold_minutes if hold_minutes is not None else context.hold_minutes
+    while True:
+        now = clock.now()
+        outcome = await hold_statement.hold(
+            departure_id=departure.id, now=now, agency_id=agency_id, booking_id=booking_id,
+            reference=reference, token_hash=token_hash, channel=channel.value,
+            hold_minutes=minutes, pickup_stop_id=data.pickup_stop_id,
+            contact=(
+                (contact.name, contact.email, contact.phone, contact.locale)
+                if contact else ("", "", "", "zh_Hans")
+            ),
+            currency=context.currency, partner_uuid=partner_uuid, actor=actor, lines=lines,
+            fares=priced, agency_net=price_channel.agency_net,
+        )  # fmt: skip
+        if outcome.outcome != "reference_taken":
+            break
+        # 40 random bits: a clash is rare, and the unique index finds it.
+        reference = new_reference()
+        note_booking(reference)
+    _refuse_unheld(outcome, departure, context, labels)
+    if outcome.outcome == "overdue":
+        return None
+    assert outcome.expires_at is not None
+    agency_net = price_channel.agency_net
+    line_rows = [
+        {
+            "position": index + 1,
+            "seat_label": outcome.labels[index],
+            "seat_class": outcome.classes[index],
+            "passenger_type": line.passenger_type,
+            "price_amount": outcome.charged[index],
+            "retail_amount": outcome.retail[index] if agency_net else None,
+            "passenger_name": line.name,
+            "id_document": line.id_document,
+            "checked_in_at": None,
+        }
+        for index, line in enumerate(lines)
+    ]
+    row = BookingRow(
+        id=booking_id, reference=reference, token_hash=token_hash,
+        operator_id=departure.operator_id, departure_id=departure.id, channel=channel.value,
+        status=BookingStatus.on_hold, expires_at=outcome.expires_at,
+        pickup_stop_id=data.pickup_stop_id,
+        contact_name=contact.name if contact else "",
+        contact_email=contact.email if contact else "",
+        contact_phone=contact.phone if contact else "",
+        locale=contact.locale if contact else "zh_Hans",
+        total_amount=sum(outcome.charged), currency=context.currency, refund_amount=0,
+        balance_due=0, cancelled_at=None, confirmed_at=None, agency_id=agency_id,
+        partner_uuid=partner_uuid, reseller_reference="",
+        retail_amount=sum(outcome.retail) if agency_net else None, created_at=now,
+        updated_at=now, notes="", contact_notes="", contact_country="", contact_postal_code="",
+    )  # fmt: skip
+    await _schedule_expiry(booking_id, outcome.expires_at, job_id=f"expire:{booking_id}")
+    out = _booking_view(
+        row, departure, context.route_slug, context.route_name, context.default_locale,
+        line_rows, context.stop, await agency_contact_out(row),
+    )  # fmt: skip
+    return BookingCreated(access_token=token, booking=out)
+
+
+def _refuse_unheld(
+    outcome: hold_statement.Outcome,
+    departure: DepartureRow,
+    context: hold_statement.HoldContext,
+    labels: list[tuple[str, PassengerType]] | None,
+) -> None:
+    """The error `booking_hold` answered instead of a hold, as the multi-statement path
+    raises it; nothing for `held` and `overdue`."""
+    match outcome.outcome:
+        case "held" | "overdue":
+            return
+        case "missing":
+            raise NotFound(_("Departure not found."), code="departure_not_found")
+        case "unsellable":
+            assert outcome.status is not None
+            assert outcome.departs_at is not None
+            _refuse_unsellable(
+                dataclasses.replace(
+                    departure, status=DepartureStatus(outcome.status),
+                    departs_at=outcome.departs_at, sales_open_at=outcome.sales_open_at,
+                    sales_close_at=outcome.sales_close_at,
+                ),
+                context.route_status,
+            )  # fmt: skip
+            raise Conflict(_("Sales for this departure have closed."), code="sales_closed")
+        case "short":
+            assert outcome.seat_class is not None
+            assert outcome.free is not None
+            raise _not_enough(outcome.free, outcome.seat_class)
+        case "unavailable":
+            assert labels is not None
+            assert outcome.index is not None
+            index = outcome.index
+            raise Conflict(
+                _("Seat {label} is not available.").format(label=labels[index][0]),
+                code="seat_unavailable",
+                errors=[FieldError(field=f"seats[{index}].label", message=_("Not available."))],
+            )
+        case "no_fare":
+            assert outcome.index is not None
+            assert outcome.seat_class is not None
+            index = outcome.index
+            field = f"seats[{index}].passenger_type" if labels is not None else "counts"
+            kind = labels[index][1] if labels is not None else PassengerType.adult
+            retail_fare(context.fares, PartySeat(outcome.seat_class, kind, field))
+    raise RuntimeError(f"booking_hold answered {outcome.outcome!r}")
 
 
 async def _insert_with_free_reference(booking: Booking) -> None:

@@ -115,14 +115,17 @@ async def effective_fares(
         owners[as_uuid(row["owner"])][(row["seat_class"], row["passenger_type"])] = Money(
             amount=row["amount"], currency=row["currency"]
         )
-    result: dict[UUID, EffectiveFares] = {}
-    for departure_id, route_id in departures:
-        merged = {key: (money, "route") for key, money in by_route[route_id].items()}
-        merged.update(
-            {key: (money, "departure") for key, money in by_departure[departure_id].items()}
-        )
-        result[departure_id] = dict(sorted(merged.items()))
-    return result
+    return {
+        departure_id: merged_fares(by_route[route_id], by_departure[departure_id])
+        for departure_id, route_id in departures
+    }
+
+
+def merged_fares(route: dict[FareKey, Money], departure: dict[FareKey, Money]) -> EffectiveFares:
+    """A departure's fares: its route's, each overridden by the departure's own."""
+    merged = {key: (money, "route") for key, money in route.items()}
+    merged.update({key: (money, "departure") for key, money in departure.items()})
+    return dict(sorted(merged.items()))
 
 
 def lowest_adult_price(

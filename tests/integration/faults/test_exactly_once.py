@@ -543,9 +543,12 @@ async def test_a_server_killed_mid_request_leaves_a_key_the_retry_books_once(
             async def waiting_on_the_lock() -> bool:
                 # Inside a transaction the activity view is a snapshot: take a fresh one.
                 await blocker.execute("SELECT pg_stat_clear_snapshot()")
+                # On PostgreSQL the hold's audit entry is written inside `booking_hold(...)`,
+                # the statement the activity view shows.
                 rows = await blocker.fetch(
                     "SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = "
-                    "'Lock' AND query ILIKE '%insert into%booking_event%'",
+                    "'Lock' AND (query ILIKE '%insert into%booking_event%' "
+                    "OR query ILIKE '%booking_hold(%')",
                     urlparse(url).path.lstrip("/"),
                 )
                 return bool(rows)
