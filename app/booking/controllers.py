@@ -169,13 +169,24 @@ class BookingController(Controller):
     @get(
         "/{reference:str}",
         summary="My booking",
-        description="Needs the booking's token in `X-Booking-Token`; otherwise 404.",
+        description="Needs the booking's token in `X-Booking-Token`; otherwise 404. "
+        "`?include=itinerary` adds the trip day by day on its dates.",
         responses=problem_responses(404, 429),
     )
     async def read(
-        self, request: Request[Any, Any, Any], reference: FromPath[str], token: BookingToken = None
+        self,
+        request: Request[Any, Any, Any],
+        reference: FromPath[str],
+        token: BookingToken = None,
+        include: Annotated[
+            Literal["itinerary"] | None,
+            QueryParameter(description="`itinerary`: the trip day by day on its dates"),
+        ] = None,
     ) -> BookingOut:
-        return await guarded(request, lambda: guest.get_booking(reference, token))
+        with_itinerary = include == "itinerary"
+        return await guarded(
+            request, lambda: guest.get_booking(reference, token, with_itinerary=with_itinerary)
+        )
 
     @patch(
         "/{reference:str}",

@@ -141,7 +141,9 @@ class BookingPagesController(Controller):
         token: Token = None,
     ) -> Template:
         token = _guest_token(request, token)
-        booking = await guarded(request, lambda: guest.get_booking(reference, token))
+        booking = await guarded(
+            request, lambda: guest.get_booking(reference, token, with_itinerary=True)
+        )
         page = await _booking_page(request, booking, token)
         # The browser keeps the token for this booking's pages, so that the way back from
         # Stripe needs none in its address (Stripe stores that address).

@@ -25,9 +25,11 @@ from app.core.events import publish
 from app.core.i18n import _, localize
 
 
-async def get_booking(reference: str, token: str | None) -> BookingOut:
+async def get_booking(
+    reference: str, token: str | None, *, with_itinerary: bool = False
+) -> BookingOut:
     booking = await _guest_booking_now(reference, token, to_view=True)
-    return await booking_out(booking.id)
+    return await booking_out(booking.id, with_itinerary=with_itinerary)
 
 
 async def update_booking(reference: str, token: str | None, data: BookingUpdate) -> BookingOut:
@@ -84,7 +86,7 @@ async def update_booking(reference: str, token: str | None, data: BookingUpdate)
 async def guest_calendar(reference: str, token: str | None) -> bytes:
     """The trip as an iCalendar event, like the one attached to the confirmation."""
     found = await _guest_booking_now(reference, token, to_view=True)
-    out = await booking_out(found.id)
+    out = await booking_out(found.id, with_itinerary=True)
     departure = (
         await Departure.select(Departure.returns_at, Departure.route)
         .where(Departure.id == found.departure_id)

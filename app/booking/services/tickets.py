@@ -28,7 +28,7 @@ async def ticket_booking(reference: str, signature: str) -> BookingOut:
     expected = ticket_signature(row["reference"] if row else normalize_reference(reference))
     if not hmac.compare_digest(expected, signature) or row is None:
         raise booking_not_found()
-    booking = await booking_out(row["id"])
+    booking = await booking_out(row["id"], with_itinerary=True)
     if booking.status != BookingStatus.confirmed:
         raise Conflict(
             _("This booking has no valid ticket: it is not confirmed."), code="ticket_not_valid"

@@ -26,7 +26,10 @@ from app.core.i18n import localize
 from app.core.money import PriceOut
 
 
-async def booking_out(booking_id: UUID) -> BookingOut:
+async def booking_out(booking_id: UUID, *, with_itinerary: bool = False) -> BookingOut:
+    """The booking as its guest sees it; with its trip day by day when asked (the pages,
+    the calendar and the messages show it; an API answer only on request, so that every
+    answer about the booking is the same as the one that held it)."""
     booking = await Booking.select().where(Booking.id == booking_id).first().run()
     if booking is None:
         raise booking_not_found()
@@ -77,9 +80,10 @@ async def booking_out(booking_id: UUID) -> BookingOut:
         stop,
         await agency_contact_out(row),
     )
-    out.itinerary = await trip_days(
-        departure["route"], departure["departs_at"], departure["time_zone"], fallback
-    )
+    if with_itinerary:
+        out.itinerary = await trip_days(
+            departure["route"], departure["departs_at"], departure["time_zone"], fallback
+        )
     change = await pending_change(booking_id)
     if change is None:
         return out

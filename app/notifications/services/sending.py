@@ -209,7 +209,7 @@ async def render(notification: NotificationRow) -> Any:
         )
         if booking is None:
             raise NoLongerRelevant("the booking is gone")
-        out = await booking_out(booking["id"])
+        out = await booking_out(booking["id"], with_itinerary=True)
         departure = (
             await Departure.select(Departure.returns_at, Departure.route, Departure.guide_phone)
             .where(Departure.id == booking["departure"])

@@ -100,7 +100,7 @@ async def test_the_booking_shows_each_day_on_its_date(
     booking = await booked(client, departure, "en", "li@example.com")
     body = ok(
         await client.get(
-            f"/api/v1/bookings/{booking['reference']}",
+            f"/api/v1/bookings/{booking['reference']}?include=itinerary",
             headers={"X-Booking-Token": booking["token"], "Accept-Language": "en"},
         )
     )
